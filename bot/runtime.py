@@ -1,0 +1,49 @@
+"""Wiring, done once per process: settings, database and the services built on them.
+
+Azure imports `function_app` once per worker process and keeps it warm, so the runtime is built
+lazily on first use and reused. Tests build their own with `use_runtime`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from core.settings import Settings, load_settings
+from core.storage import open_database
+from core.storage.database import Database
+from core.telemetry import configure_logging
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    db: Database
+    extras: dict[str, object] = field(default_factory=dict)
+
+    async def aclose(self) -> None:
+        self.db.close()
+
+
+_current: Runtime | None = None
+
+
+def build_runtime(settings: Settings | None = None) -> Runtime:
+    settings = settings or load_settings()
+    return Runtime(settings=settings, db=open_database(settings))
+
+
+def get_runtime() -> Runtime:
+    global _current
+    if _current is None:
+        configure_logging()
+        _current = build_runtime()
+    return _current
+
+
+def use_runtime(runtime: Runtime | None) -> None:
+    """Install (or clear) the process runtime; the local host and tests call this."""
+    global _current
+    _current = runtime

@@ -1,0 +1,63 @@
+"""The project's own errors. Driver errors are translated into these at the storage edge."""
+
+from __future__ import annotations
+
+
+class BotError(Exception):
+    """Base of every error this project raises on purpose."""
+
+
+class SettingsError(BotError):
+    """A missing or malformed setting; `str()` is the one line a host prints."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        self.name = name
+        self.reason = reason
+        super().__init__(f"Configuración inválida: {name} {reason}")
+
+
+class StorageError(BotError):
+    """The database refused or failed an operation."""
+
+
+class TransientDatabaseError(StorageError):
+    """Worth retrying: a busy SQLite file, a deadlock victim, a dropped connection."""
+
+    def __init__(self, message: str, *, reconnect: bool = False) -> None:
+        self.reconnect = reconnect  # the connection is broken: open a new one before retrying
+        super().__init__(message)
+
+
+class DatabaseUnavailable(StorageError):
+    """The database cannot be reached or opened at all."""
+
+
+class SchemaOutdated(StorageError):
+    """The database has not been migrated to the version this code needs."""
+
+
+class ConcurrencyError(BotError):
+    """A versioned session write lost the race (`UPDATE ... WHERE Version = @expected` hit 0 rows)."""
+
+    retryable = True
+
+    def __init__(self, phone: str, expected_version: int, operation: str) -> None:
+        self.phone = phone
+        self.expected_version = expected_version
+        self.operation = operation
+        super().__init__(
+            f"ConcurrencyError: conflicto de concurrencia en {operation}; versión esperada {expected_version}"
+        )
+
+
+class LeaseLost(BotError):
+    """The conversation lease expired or was taken over; the holder must not commit."""
+
+    def __init__(self, key: str, token: int) -> None:
+        self.key = key
+        self.token = token
+        super().__init__(f"lease lost for token {token}")
+
+
+class AlreadyProcessed(BotError):
+    """The inbox row was already handled by someone else; the transition is dropped."""

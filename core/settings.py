@@ -1,0 +1,129 @@
+"""App settings, read once from the environment (app settings on Azure, local.settings.json locally).
+
+A missing or malformed setting raises `SettingsError` naming it; hosts turn that into one clear line.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from core.errors import SettingsError
+
+GRAPH_API_DEFAULT = "https://graph.facebook.com/v23.0"
+AI_PROVIDERS = ("offline", "openai", "gemini")
+
+
+def _text(env: Mapping[str, str], name: str, default: str | None = None, *, required: bool = False) -> str:
+    value = env.get(name, "").strip()
+    if value:
+        return value
+    if required:
+        raise SettingsError(name, "is required and not set")
+    return default or ""
+
+
+def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(name, f"must be an integer, got {raw!r}") from None
+    if value < minimum:
+        raise SettingsError(name, f"must be >= {minimum}, got {value}")
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(name, f"must be true or false, got {raw!r}")
+
+
+def _providers(env: Mapping[str, str]) -> tuple[str, ...]:
+    raw = env.get("AI_PROVIDER", "").strip() or "offline"
+    names = tuple(p.strip().lower() for p in raw.split(",") if p.strip())
+    unknown = [p for p in names if p not in AI_PROVIDERS]
+    if not names or unknown:
+        raise SettingsError("AI_PROVIDER", f"must be a comma list of {', '.join(AI_PROVIDERS)}; got {raw!r}")
+    return names
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    whatsapp_app_secret: str
+    whatsapp_verify_token: str
+    whatsapp_access_token: str = ""
+    whatsapp_phone_number_id: str = "000000000000000"
+    whatsapp_api_base_url: str = GRAPH_API_DEFAULT
+    sql_connection_string: str = ""
+    sqlite_path: str = ".data/bot.sqlite3"
+    ai_providers: tuple[str, ...] = ("offline",)
+    openai_api_key: str = field(default="", repr=False)
+    openai_base_url: str = ""
+    openai_model: str = "gpt-4.1-mini"
+    gemini_api_key: str = field(default="", repr=False)
+    gemini_base_url: str = ""
+    gemini_model: str = "gemini-2.5-flash"
+    lock_timeout_ms: int = 30_000
+    orphaned_run_max_age_ms: int = 300_000
+    webhook_budget_ms: int = 2_500
+    webhook_max_body_bytes: int = 3 * 1024 * 1024
+    session_idle_minutes: int = 30
+    inbox_max_attempts: int = 5
+    max_trabajos_por_ejecucion: int = 50
+    outbox_rate_per_second: int = 80
+    outbox_max_attempts: int = 5
+    outbox_claim_timeout_ms: int = 60_000
+    outbox_at_least_once: bool = False
+    applicationinsights_connection_string: str = field(default="", repr=False)
+    db_pool_size: int = 8
+
+    @property
+    def backend(self) -> str:
+        return "sqlserver" if self.sql_connection_string else "sqlite"
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Build `Settings` from `env` (default: `os.environ`), validating every value."""
+    env = os.environ if env is None else env
+    base_url = _text(env, "WHATSAPP_API_BASE_URL", GRAPH_API_DEFAULT).rstrip("/")
+    if not base_url.startswith(("http://", "https://")):
+        raise SettingsError("WHATSAPP_API_BASE_URL", f"must be an http(s) URL, got {base_url!r}")
+    return Settings(
+        whatsapp_app_secret=_text(env, "WHATSAPP_APP_SECRET", required=True),
+        whatsapp_verify_token=_text(env, "WHATSAPP_VERIFY_TOKEN", required=True),
+        whatsapp_access_token=_text(env, "WHATSAPP_ACCESS_TOKEN"),
+        whatsapp_phone_number_id=_text(env, "WHATSAPP_PHONE_NUMBER_ID", "000000000000000"),
+        whatsapp_api_base_url=base_url,
+        sql_connection_string=_text(env, "SQL_CONNECTION_STRING"),
+        sqlite_path=_text(env, "SQLITE_PATH", ".data/bot.sqlite3"),
+        ai_providers=_providers(env),
+        openai_api_key=_text(env, "OPENAI_API_KEY"),
+        openai_base_url=_text(env, "OPENAI_BASE_URL"),
+        openai_model=_text(env, "OPENAI_MODEL", "gpt-4.1-mini"),
+        gemini_api_key=_text(env, "GEMINI_API_KEY"),
+        gemini_base_url=_text(env, "GEMINI_BASE_URL"),
+        gemini_model=_text(env, "GEMINI_MODEL", "gemini-2.5-flash"),
+        lock_timeout_ms=_int(env, "LOCK_TIMEOUT", 30_000, minimum=100),
+        orphaned_run_max_age_ms=_int(env, "ORPHANED_RUN_MAX_AGE", 300_000, minimum=1_000),
+        webhook_budget_ms=_int(env, "WEBHOOK_BUDGET_MS", 2_500, minimum=100),
+        webhook_max_body_bytes=_int(env, "WEBHOOK_MAX_BODY_BYTES", 3 * 1024 * 1024, minimum=1024),
+        session_idle_minutes=_int(env, "SESSION_IDLE_MINUTES", 30, minimum=1),
+        inbox_max_attempts=_int(env, "INBOX_MAX_ATTEMPTS", 5, minimum=1),
+        max_trabajos_por_ejecucion=_int(env, "MAX_TRABAJOS_POR_EJECUCION", 50, minimum=1),
+        outbox_rate_per_second=_int(env, "OUTBOX_RATE_PER_SECOND", 80, minimum=1),
+        outbox_max_attempts=_int(env, "OUTBOX_MAX_ATTEMPTS", 5, minimum=1),
+        outbox_claim_timeout_ms=_int(env, "OUTBOX_CLAIM_TIMEOUT_MS", 60_000, minimum=1_000),
+        outbox_at_least_once=_bool(env, "OUTBOX_AT_LEAST_ONCE", False),
+        applicationinsights_connection_string=_text(env, "APPLICATIONINSIGHTS_CONNECTION_STRING"),
+        db_pool_size=_int(env, "DB_POOL_SIZE", 8, minimum=1),
+    )

@@ -1,0 +1,174 @@
+"""Transactions on a thread pool, one connection per worker thread, driver errors translated at the edge.
+
+The drivers (sqlite3, pyodbc) block, so every transaction runs on a small dedicated pool and the
+event loop never waits on the database. A transaction is a plain sync function of a `Tx`; it runs
+whole, or not at all, and is retried as a whole on transient errors (its effects rolled back first).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
+
+from core.errors import StorageError, TransientDatabaseError
+from core.storage.queries import Query, load_queries
+
+T = TypeVar("T")
+Row = dict[str, Any]
+log = logging.getLogger(__name__)
+
+
+class Tx:
+    """One open transaction. Only storage modules use it; rows leave as domain values."""
+
+    __slots__ = ("_cursor", "_queries", "dialect")
+
+    def __init__(self, cursor: Any, queries: dict[str, Query], dialect: str) -> None:
+        self._cursor = cursor
+        self._queries = queries
+        self.dialect = dialect
+
+    def _run(self, name: str, params: dict[str, object] | None) -> Any:
+        query = self._queries[name]
+        self._cursor.execute(query.sql, query.bind(params))
+        return self._cursor
+
+    def execute(self, name: str, params: dict[str, object] | None = None) -> int:
+        """Run a statement; answer the number of rows it changed."""
+        return self._run(name, params).rowcount
+
+    def fetch_all(self, name: str, params: dict[str, object] | None = None) -> list[Row]:
+        cursor = self._run(name, params)
+        if cursor.description is None:
+            return []
+        columns = [c[0] for c in cursor.description]
+        return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+
+    def fetch_one(self, name: str, params: dict[str, object] | None = None) -> Row | None:
+        rows = self.fetch_all(name, params)
+        return rows[0] if rows else None
+
+
+class Database:
+    """Base of the two dialect adapters; subclasses know how to connect and what errors mean."""
+
+    dialect: str = ""
+    transient_attempts = 6
+
+    def __init__(self, pool_size: int = 8) -> None:
+        self.queries = load_queries(self.dialect)
+        self._executor = ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix=f"db-{self.dialect}")
+        self._local = threading.local()
+        self._connections: list[Any] = []
+        self._lock = threading.Lock()
+        self.transactions = 0  # committed write transactions, for the benchmarks
+
+    # -- to be provided by each dialect -------------------------------------------------------
+    def _connect(self) -> Any:
+        raise NotImplementedError
+
+    def _begin(self, connection: Any, write: bool) -> Any:
+        raise NotImplementedError
+
+    def _commit(self, connection: Any, cursor: Any) -> None:
+        raise NotImplementedError
+
+    def _rollback(self, connection: Any, cursor: Any) -> None:
+        raise NotImplementedError
+
+    def _translate(self, exc: Exception) -> Exception | None:
+        """Map a driver error to a project error, or None if it is not a driver error."""
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        raise NotImplementedError
+
+    # -- shared machinery ---------------------------------------------------------------------
+    def _connection(self) -> Any:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            self._local.conn = conn
+            with self._lock:
+                self._connections.append(conn)
+        return conn
+
+    def _discard_connection(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        self._local.conn = None
+        if conn is not None:
+            with self._lock:
+                if conn in self._connections:
+                    self._connections.remove(conn)
+            try:
+                conn.close()
+            except Exception:
+                pass
+
+    @contextmanager
+    def _translated(self) -> Iterator[None]:
+        try:
+            yield
+        except StorageError:
+            raise
+        except Exception as exc:
+            mapped = self._translate(exc)
+            if mapped is None:
+                raise
+            if isinstance(mapped, TransientDatabaseError) and mapped.reconnect:
+                self._discard_connection()
+            raise mapped from exc
+
+    def _once(self, fn: Callable[[Tx], T], write: bool) -> T:
+        with self._translated():
+            conn = self._connection()
+            cursor = self._begin(conn, write)
+            try:
+                result = fn(Tx(cursor, self.queries, self.dialect))
+                self._commit(conn, cursor)
+            except BaseException:
+                try:
+                    self._rollback(conn, cursor)
+                except Exception:
+                    self._discard_connection()
+                raise
+            if write:
+                self.transactions += 1
+            return result
+
+    def run_sync(self, fn: Callable[[Tx], T], *, write: bool = True) -> T:
+        """Run `fn` in one transaction on the calling thread, retrying transient failures."""
+        for attempt in Retrying(
+            retry=retry_if_exception_type(TransientDatabaseError),
+            stop=stop_after_attempt(self.transient_attempts),
+            wait=wait_random_exponential(multiplier=0.02, max=0.5),
+            reraise=True,
+        ):
+            with attempt:
+                return self._once(fn, write)
+        raise AssertionError("unreachable")
+
+    async def write(self, fn: Callable[[Tx], T]) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self.run_sync, fn)
+
+    async def read(self, fn: Callable[[Tx], T]) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, lambda: self.run_sync(fn, write=False))
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
+        with self._lock:
+            for conn in self._connections:
+                try:
+                    conn.close()
+                except Exception:
+                    pass
+            self._connections.clear()

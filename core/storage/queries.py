@@ -1,0 +1,73 @@
+"""Named queries, one folder of `.sql` files per dialect (procrastinate's habit).
+
+Each query sits under a `-- name: some_query` header. Queries take named parameters written
+`:name`; the loader turns them into the `?` placeholders both sqlite3 and pyodbc understand and
+remembers the order, so callers always pass a dict and both dialects bind the same names.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+SQL_DIR = Path(__file__).parent / "sql"
+DIALECTS = ("sqlite", "tsql")
+
+_HEADER = re.compile(r"^--\s*name:\s*([a-z_][a-z0-9_]*)\s*$", re.MULTILINE)
+# A `:name` parameter outside string literals; `::` casts and `'...'` literals are skipped.
+_TOKEN = re.compile(r"'(?:[^']|'')*'|(?<!:):([A-Za-z_][A-Za-z0-9_]*)")
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    name: str
+    text: str  # as written, with :name parameters (what a DBA reads)
+    sql: str  # with ? placeholders (what the driver runs)
+    params: tuple[str, ...]
+
+    def bind(self, values: dict[str, object] | None) -> tuple[object, ...]:
+        values = values or {}
+        missing = [p for p in self.params if p not in values]
+        if missing:
+            raise KeyError(f"query {self.name} needs parameters {missing}")
+        return tuple(values[p] for p in self.params)
+
+
+def compile_query(name: str, text: str) -> Query:
+    params: list[str] = []
+
+    def replace(match: re.Match[str]) -> str:
+        if match.group(1) is None:
+            return match.group(0)
+        params.append(match.group(1))
+        return "?"
+
+    sql = _TOKEN.sub(replace, text)
+    return Query(name=name, text=text, sql=sql, params=tuple(params))
+
+
+def parse_queries(source: str) -> dict[str, Query]:
+    parts = _HEADER.split(source)
+    queries: dict[str, Query] = {}
+    for i in range(1, len(parts), 2):
+        name, body = parts[i], parts[i + 1].strip().rstrip(";").strip()
+        if name in queries:
+            raise ValueError(f"query {name} defined twice")
+        queries[name] = compile_query(name, body)
+    return queries
+
+
+@cache
+def load_queries(dialect: str) -> dict[str, Query]:
+    """All named queries of one dialect, read once."""
+    if dialect not in DIALECTS:
+        raise ValueError(f"unknown dialect {dialect!r}")
+    queries: dict[str, Query] = {}
+    for path in sorted((SQL_DIR / dialect).glob("*.sql")):
+        for name, query in parse_queries(path.read_text(encoding="utf-8")).items():
+            if name in queries:
+                raise ValueError(f"query {name} defined twice ({path.name})")
+            queries[name] = query
+    return queries

@@ -1,0 +1,70 @@
+"""SQLite adapter (standard library): the embedded default.
+
+WAL so readers never block the writer; a busy timeout so several processes can share the file;
+`BEGIN IMMEDIATE` for every write transaction, because a deferred one that reads and then writes
+fails at once with SQLITE_BUSY when another writer holds the lock, busy timeout or not.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from core.errors import DatabaseUnavailable, SchemaOutdated, StorageError, TransientDatabaseError
+from core.storage.database import Database
+
+BUSY_TIMEOUT_MS = 10_000
+
+
+class SqliteDatabase(Database):
+    dialect = "sqlite"
+
+    def __init__(self, path: str, pool_size: int = 8) -> None:
+        self.path = path
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        super().__init__(pool_size)
+
+    def describe(self) -> str:
+        return f"sqlite:{self.path}"
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        if conn.execute("PRAGMA journal_mode = WAL").fetchone()[0].lower() != "wal":
+            raise DatabaseUnavailable(f"could not switch {self.path} to WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")  # durable across process crashes in WAL mode
+        conn.execute("PRAGMA foreign_keys = ON")
+        return conn
+
+    def _begin(self, connection: sqlite3.Connection, write: bool) -> sqlite3.Cursor:
+        cursor = connection.cursor()
+        cursor.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+        return cursor
+
+    def _commit(self, connection: sqlite3.Connection, cursor: sqlite3.Cursor) -> None:
+        cursor.execute("COMMIT")
+
+    def _rollback(self, connection: sqlite3.Connection, cursor: sqlite3.Cursor) -> None:
+        if connection.in_transaction:
+            cursor.execute("ROLLBACK")
+
+    def _translate(self, exc: Exception) -> Exception | None:
+        if not isinstance(exc, sqlite3.Error):
+            return None
+        text = str(exc).lower()
+        if isinstance(exc, sqlite3.OperationalError):
+            if "locked" in text or "busy" in text:
+                return TransientDatabaseError(f"sqlite busy: {exc}")
+            if "no such table" in text or "no such column" in text:
+                return SchemaOutdated(f"sqlite schema not migrated: {exc}")
+            if "unable to open" in text or "disk i/o" in text or "readonly" in text:
+                return DatabaseUnavailable(f"sqlite unavailable: {exc}")
+        return StorageError(f"sqlite error: {exc}")
+
+    def executescript(self, script: str) -> None:
+        """Run a whole script (migrations, seeds) on this thread's connection."""
+        conn: Any = self._connection()
+        with self._translated():
+            conn.executescript(script)

@@ -1,0 +1,87 @@
+"""SQL Server / Azure SQL adapter through pyodbc (production).
+
+pyodbc needs the system ODBC library, so it is imported only when this adapter is built: the app and
+its tests start where it is missing. Values always travel as parameters. Deadlock victims, Azure SQL's
+transient codes and dropped connections become `TransientDatabaseError`, and the whole transaction
+is retried with backoff by `Database.run_sync`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from core.errors import DatabaseUnavailable, SchemaOutdated, StorageError, TransientDatabaseError
+from core.storage.database import Database
+
+# Azure SQL transient errors (learn.microsoft.com: "Troubleshoot transient connection errors") and
+# SQL Server's deadlock victim (1205) and lock timeout (1222).
+TRANSIENT_CODES = {
+    1205, 1222, 4060, 4221, 10053, 10054, 10060, 10928, 10929, 18401, 40143, 40197, 40501, 40540,
+    40613, 42108, 42109, 49918, 49919, 49920, 233, 64, 121, 258,
+}
+# ODBC states of a connection that is gone: reconnect before retrying.
+BROKEN_CONNECTION_STATES = {"08S01", "08001", "08003", "08004", "08007", "HYT00", "HYT01"}
+_CODE = re.compile(r"\((\d{2,5})\)")
+
+
+def native_codes(exc: Exception) -> set[int]:
+    """SQL Server error numbers quoted in a pyodbc message, e.g. `... (1205) (SQLExecDirectW)`."""
+    return {int(code) for code in _CODE.findall(" ".join(str(a) for a in exc.args))}
+
+
+class SqlServerDatabase(Database):
+    dialect = "tsql"
+
+    def __init__(self, connection_string: str, pool_size: int = 8, connect_timeout_s: int = 15) -> None:
+        try:
+            import pyodbc
+        except ImportError as exc:  # the ODBC driver manager (unixODBC) is missing
+            raise DatabaseUnavailable(f"pyodbc cannot load: {exc}") from exc
+        self._pyodbc = pyodbc
+        self._connection_string = connection_string
+        self._connect_timeout_s = connect_timeout_s
+        super().__init__(pool_size)
+
+    def describe(self) -> str:
+        server = re.search(r"(?i)server=([^;]+)", self._connection_string)
+        return f"sqlserver:{server.group(1) if server else '?'}"
+
+    def _connect(self) -> Any:
+        conn = self._pyodbc.connect(self._connection_string, autocommit=False, timeout=self._connect_timeout_s)
+        return conn
+
+    def _begin(self, connection: Any, write: bool) -> Any:
+        return connection.cursor()  # pyodbc opens the transaction implicitly (autocommit off)
+
+    def _commit(self, connection: Any, cursor: Any) -> None:
+        connection.commit()
+
+    def _rollback(self, connection: Any, cursor: Any) -> None:
+        connection.rollback()
+
+    def _translate(self, exc: Exception) -> Exception | None:
+        if not isinstance(exc, self._pyodbc.Error):
+            return None
+        state = str(exc.args[0]) if exc.args else ""
+        codes = native_codes(exc)
+        if state in BROKEN_CONNECTION_STATES:
+            return TransientDatabaseError(f"sqlserver connection lost ({state})", reconnect=True)
+        if codes & TRANSIENT_CODES:
+            return TransientDatabaseError(f"sqlserver transient error {sorted(codes & TRANSIENT_CODES)}",
+                                          reconnect=bool(codes - {1205, 1222}))
+        if 208 in codes or 207 in codes:  # invalid object / column name
+            return SchemaOutdated(f"sqlserver schema not migrated: {exc}")
+        if isinstance(exc, self._pyodbc.InterfaceError | self._pyodbc.OperationalError):
+            return DatabaseUnavailable(f"sqlserver unavailable ({state})")
+        return StorageError(f"sqlserver error ({state}): {exc}")
+
+    def execute_batch(self, batch: str) -> None:
+        """Run one T-SQL batch (a migration script split on GO) and commit it."""
+        conn = self._connection()
+        with self._translated():
+            cursor = conn.cursor()
+            cursor.execute(batch)
+            while cursor.nextset():
+                pass
+            conn.commit()

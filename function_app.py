@@ -1,0 +1,8 @@
+"""The Function App: the complete list of what runs. Each blueprint is a thin trigger over `bot/`."""
+
+import azure.functions as func
+
+from bot.functions import health
+
+app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
+app.register_functions(health.bp)

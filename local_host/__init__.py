@@ -1,0 +1,1 @@
+"""A small stand-in for Azure Functions Core Tools, for machines where it cannot be installed."""

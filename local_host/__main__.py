@@ -1,0 +1,81 @@
+"""`python -m local_host`: what `func start` does, without Core Tools.
+
+Reads local.settings.json (or the example), migrates and seeds the embedded SQLite database, then
+serves every function of `function_app.app` at http://127.0.0.1:7071/api/<route>.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from aiohttp import web
+
+from core.errors import BotError, SettingsError
+from local_host.settings_file import load_local_settings
+
+ROOT = Path(__file__).resolve().parents[1]
+log = logging.getLogger("local_host")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Run the Function App locally")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("FUNCTIONS_HTTPWORKER_PORT", "7071")))
+    parser.add_argument("--no-timers", action="store_true", help="do not run timer functions")
+    args = parser.parse_args(argv)
+
+    os.environ["LOCAL_HOST"] = "1"
+    try:
+        settings_path = load_local_settings(ROOT)
+        from bot.runtime import build_runtime, use_runtime
+        from core.settings import load_settings
+        from core.storage.migrate import migrate_sqlite, seed_sqlite
+        from core.storage.sqlite import SqliteDatabase
+        from core.telemetry import configure_logging
+
+        configure_logging()
+        settings = load_settings()
+        runtime = build_runtime(settings)
+        if isinstance(runtime.db, SqliteDatabase):
+            version = migrate_sqlite(runtime.db)
+            seed_sqlite(runtime.db)
+            log.info("SQLite %s en versión de esquema %s", runtime.db.path, version)
+        use_runtime(runtime)
+    except SettingsError as exc:
+        print(f"local_host: {exc}", file=sys.stderr)
+        return 2
+    except BotError as exc:
+        print(f"local_host: no se pudo preparar la base de datos: {exc}", file=sys.stderr)
+        return 2
+
+    from function_app import app
+    from local_host.server import build_web_app
+
+    web_app = build_web_app(app, run_timers=not args.no_timers)
+    try:
+        from local_host.console import mount_console
+    except ImportError:
+        mount_console = None
+    if mount_console is not None:
+        mount_console(web_app, runtime, f"http://{args.host}:{args.port}")
+
+    async def on_cleanup(_: web.Application) -> None:
+        await runtime.aclose()
+
+    web_app.on_cleanup.append(on_cleanup)
+    base = f"http://{args.host}:{args.port}"
+    print(f"local_host: settings from {settings_path.name if settings_path else 'environment'}", flush=True)
+    for function in web_app["functions"]:
+        print(f"  {function.name}: [{','.join(function.methods)}] {base}/api/{function.route}", flush=True)
+    for timer in web_app["timers"]:
+        print(f"  {timer.name}: timer {timer.schedule}", flush=True)
+    web.run_app(web_app, host=args.host, port=args.port, print=lambda *_: None, access_log=None)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,128 @@
+"""Serve `function_app.app` on one asyncio loop: HTTP functions at /api/<route>, timers on schedule.
+
+aiohttp does the HTTP; this module only converts aiohttp requests into `func.HttpRequest` and
+`func.HttpResponse` back, the way the Functions Python worker does. Function keys are not checked
+locally, as with Core Tools.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import azure.functions as func
+from aiohttp import web
+
+from local_host.timers import run_timer
+
+log = logging.getLogger("local_host")
+# Above the webhook's own cap, so the function (not the server) decides about big bodies.
+MAX_BODY_BYTES = 16 * 1024 * 1024
+EXTRA_ROUTES_KEY: web.AppKey[list[Callable[[web.Application], None]]] = web.AppKey("extra_routes", list)
+
+
+@dataclass(frozen=True, slots=True)
+class HttpFunction:
+    name: str
+    route: str
+    methods: tuple[str, ...]
+    arg_name: str
+    fn: Callable[..., Any]
+
+
+@dataclass(frozen=True, slots=True)
+class TimerFunction:
+    name: str
+    schedule: str
+    run_on_startup: bool
+    arg_name: str
+    fn: Callable[..., Any]
+
+
+def discover(app: func.FunctionApp) -> tuple[list[HttpFunction], list[TimerFunction]]:
+    http, timers = [], []
+    for function in app.get_functions():
+        trigger = function.get_trigger()
+        fn = function.get_user_function()
+        name = function.get_function_name()
+        if trigger.type == "httpTrigger":
+            route = trigger.route or name
+            methods = tuple(str(getattr(m, "value", m)).upper() for m in (trigger.methods or ["GET", "POST"]))
+            http.append(HttpFunction(name, route.strip("/"), methods, trigger.name, fn))
+        elif trigger.type == "timerTrigger":
+            timers.append(TimerFunction(name, trigger.schedule, bool(trigger.run_on_startup), trigger.name, fn))
+        else:
+            log.warning("Función %s con trigger %s no soportado localmente; se omite", name, trigger.type)
+    return http, timers
+
+
+def to_http_request(request: web.Request, body: bytes) -> func.HttpRequest:
+    return func.HttpRequest(
+        method=request.method,
+        url=str(request.url),
+        headers=dict(request.headers),
+        params=dict(request.query),
+        route_params=dict(request.match_info),
+        body=body,
+    )
+
+
+def to_web_response(response: func.HttpResponse) -> web.Response:
+    headers = {k: v for k, v in response.headers.items() if k.lower() != "content-type"}
+    return web.Response(
+        status=response.status_code,
+        body=response.get_body(),
+        headers=headers,
+        content_type=response.mimetype or "text/plain",
+        charset=response.charset if (response.mimetype or "").startswith(("text/", "application/json")) else None,
+    )
+
+
+def make_handler(function: HttpFunction) -> Callable[[web.Request], Any]:
+    is_async = inspect.iscoroutinefunction(function.fn)
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        req = to_http_request(request, body)
+        try:
+            if is_async:
+                result = await function.fn(**{function.arg_name: req})
+            else:
+                result = await asyncio.to_thread(function.fn, **{function.arg_name: req})
+        except Exception:
+            log.exception("Función %s falló", function.name)
+            return web.Response(status=500, text="Internal Server Error")
+        if not isinstance(result, func.HttpResponse):
+            return web.Response(status=204)
+        return to_web_response(result)
+
+    return handler
+
+
+def build_web_app(app: func.FunctionApp, *, run_timers: bool = True) -> web.Application:
+    http, timers = discover(app)
+    web_app = web.Application(client_max_size=MAX_BODY_BYTES)
+    for function in http:
+        for method in function.methods:
+            web_app.router.add_route(method, f"/api/{function.route}", make_handler(function))
+    web_app["functions"] = http
+    web_app["timers"] = timers
+
+    if run_timers and timers:
+
+        async def timers_ctx(_: web.Application) -> Any:
+            tasks = [
+                asyncio.create_task(run_timer(t.name, t.fn, t.arg_name, t.schedule, t.run_on_startup), name=t.name)
+                for t in timers
+            ]
+            yield
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        web_app.cleanup_ctx.append(timers_ctx)
+    return web_app

@@ -1,0 +1,94 @@
+"""Shared fixtures: a fresh SQLite database per test copied from a migrated template, settings, runtime."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from core.settings import Settings, load_settings
+from core.storage.database import Database
+from core.storage.migrate import apply_tsql_scripts, migrate_sqlite, seed_sqlite
+from core.storage.sqlite import SqliteDatabase
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = ROOT.parent / "shared" / "fixtures" / "whatsapp"
+if not FIXTURES.exists():
+    FIXTURES = ROOT / "tests" / "fixtures" / "whatsapp"
+APP_SECRET = "test-app-secret"
+VERIFY_TOKEN = "test-verify-token"
+SQLSERVER_ENV = "SQLSERVER_TEST_CONNECTION_STRING"
+
+
+def base_env(db_path: Path, **extra: str) -> dict[str, str]:
+    env = {
+        "WHATSAPP_APP_SECRET": APP_SECRET,
+        "WHATSAPP_VERIFY_TOKEN": VERIFY_TOKEN,
+        "WHATSAPP_ACCESS_TOKEN": "test-access-token",
+        "WHATSAPP_PHONE_NUMBER_ID": "106540352242922",
+        "SQLITE_PATH": str(db_path),
+        "AI_PROVIDER": "offline",
+    }
+    env.update(extra)
+    return env
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "template.sqlite3"
+    db = SqliteDatabase(str(path), pool_size=1)
+    migrate_sqlite(db)
+    seed_sqlite(db)
+    db._connection().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.close()
+    return path
+
+
+@pytest.fixture
+def db_path(tmp_path: Path, sqlite_template: Path) -> Path:
+    path = tmp_path / "bot.sqlite3"
+    shutil.copyfile(sqlite_template, path)
+    return path
+
+
+@pytest.fixture
+def settings(db_path: Path) -> Settings:
+    return load_settings(base_env(db_path))
+
+
+@pytest.fixture
+def sqlite_db(db_path: Path) -> Iterator[SqliteDatabase]:
+    db = SqliteDatabase(str(db_path), pool_size=4)
+    yield db
+    db.close()
+
+
+def _sqlserver_db() -> Database:
+    from core.storage.sqlserver import SqlServerDatabase
+
+    db = SqlServerDatabase(os.environ[SQLSERVER_ENV], pool_size=4)
+    apply_tsql_scripts(db, seed=True)
+    return db
+
+
+@pytest.fixture(params=["sqlite", "sqlserver"])
+def any_db(request: pytest.FixtureRequest, db_path: Path) -> Iterator[Database]:
+    """The storage contract runs on SQLite always and on SQL Server when a connection string is given."""
+    if request.param == "sqlserver":
+        if not os.environ.get(SQLSERVER_ENV):
+            pytest.skip(f"SQL Server contract run is opt-in: set {SQLSERVER_ENV}")
+        db = _sqlserver_db()
+    else:
+        db = SqliteDatabase(str(db_path), pool_size=4)
+    yield db
+    db.close()

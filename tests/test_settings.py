@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+import pytest
+
+from core.errors import SettingsError
+from core.settings import load_settings
+
+BASE = {"WHATSAPP_APP_SECRET": "s", "WHATSAPP_VERIFY_TOKEN": "v"}
+
+
+def test_defaults() -> None:
+    s = load_settings(BASE)
+    assert s.backend == "sqlite"
+    assert s.lock_timeout_ms == 30_000
+    assert s.orphaned_run_max_age_ms == 300_000
+    assert s.ai_providers == ("offline",)
+    assert s.max_trabajos_por_ejecucion == 50
+
+
+@pytest.mark.parametrize(
+    ("env", "name"),
+    [
+        ({"WHATSAPP_VERIFY_TOKEN": "v"}, "WHATSAPP_APP_SECRET"),
+        ({**BASE, "LOCK_TIMEOUT": "abc"}, "LOCK_TIMEOUT"),
+        ({**BASE, "LOCK_TIMEOUT": "5"}, "LOCK_TIMEOUT"),
+        ({**BASE, "AI_PROVIDER": "openai,skynet"}, "AI_PROVIDER"),
+        ({**BASE, "WHATSAPP_API_BASE_URL": "ftp://x"}, "WHATSAPP_API_BASE_URL"),
+        ({**BASE, "OUTBOX_AT_LEAST_ONCE": "maybe"}, "OUTBOX_AT_LEAST_ONCE"),
+    ],
+)
+def test_bad_settings_name_the_setting(env: dict[str, str], name: str) -> None:
+    with pytest.raises(SettingsError) as info:
+        load_settings(env)
+    assert info.value.name == name
+    assert name in str(info.value) and "\n" not in str(info.value)
+
+
+def test_failover_list() -> None:
+    assert load_settings({**BASE, "AI_PROVIDER": "openai, gemini,offline"}).ai_providers == (
+        "openai", "gemini", "offline")
+
+
+def test_sql_server_backend() -> None:
+    assert load_settings({**BASE, "SQL_CONNECTION_STRING": "Driver=x;Server=y"}).backend == "sqlserver"
