@@ -1,0 +1,1 @@
+"""The conversation engine: leases, FIFO drain, pure flows, one transaction per transition."""

@@ -1,0 +1,1 @@
+"""The outbound side: dispatching `ColaEnvios` rows through the WhatsApp Cloud API."""

@@ -1,0 +1,1 @@
+"""AI: intent detection, structured extraction and term interpretation behind one small interface."""

@@ -1,0 +1,1 @@
+"""WhatsApp Cloud API: outgoing message values and the Graph API client."""
