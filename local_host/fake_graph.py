@@ -1,0 +1,128 @@
+"""A fake WhatsApp Cloud API (Graph) server that records every send: for tests, benches and the local console.
+
+Mounted by the local host at `/_fake_graph` (so `WHATSAPP_API_BASE_URL=http://127.0.0.1:7071/_fake_graph/v23.0`),
+or run alone: `python -m local_host.fake_graph --port 9090`.
+
+    POST /{version}/{phone_number_id}/messages   -> records the body, answers a fresh wamid
+    GET  /_sent                                  -> every recorded send, oldest first
+    POST /_fail  {"status": 429, "code": 130429, "count": 2, "delay_ms": 0}  -> the next sends fail (or stall)
+    POST /_reset                                 -> forget sends and injected failures
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+
+@dataclass
+class Injected:
+    status: int
+    code: int
+    count: int
+    delay_ms: int = 0
+    message: str = "injected failure"
+
+
+@dataclass
+class FakeGraph:
+    access_token: str | None = None  # when set, a send without `Authorization: Bearer <token>` gets 401
+    sent: list[dict[str, Any]] = field(default_factory=list)
+    failures: list[Injected] = field(default_factory=list)
+    delay_ms: int = 0
+    _seq: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    def fail_next(self, status: int, code: int, count: int = 1, delay_ms: int = 0, message: str = "injected") -> None:
+        self.failures.append(Injected(status, code, count, delay_ms, message))
+
+    def reset(self) -> None:
+        self.sent.clear()
+        self.failures.clear()
+        self.delay_ms = 0
+
+    async def handle_send(self, request: web.Request) -> web.Response:
+        if self.access_token and request.headers.get("Authorization") != f"Bearer {self.access_token}":
+            return _graph_error(401, 190, "Invalid OAuth access token")
+        try:
+            body = await request.json()
+        except ValueError:
+            return _graph_error(400, 100, "Invalid JSON")
+        if self.delay_ms:
+            await asyncio.sleep(self.delay_ms / 1000)
+        if self.failures:
+            failure = self.failures[0]
+            failure.count -= 1
+            if failure.count <= 0:
+                self.failures.pop(0)
+            if failure.delay_ms:
+                await asyncio.sleep(failure.delay_ms / 1000)
+            return _graph_error(failure.status, failure.code, failure.message)
+        recipient = body.get("to") or body.get("recipient")
+        if not recipient:
+            return _graph_error(400, 100, "Missing recipient")
+        wamid = f"wamid.FAKE{next(self._seq):08d}.{uuid.uuid4().hex[:8]}"
+        self.sent.append(
+            {
+                "wamid": wamid,
+                "recipient": recipient,
+                "phone_number_id": request.match_info["phone_number_id"],
+                "payload": body,
+                "at": time.time(),
+            }
+        )
+        contact: dict[str, str] = {"input": recipient}
+        if "to" in body:
+            contact["wa_id"] = recipient
+        return web.json_response({"messaging_product": "whatsapp", "contacts": [contact], "messages": [{"id": wamid}]})
+
+    async def handle_sent(self, request: web.Request) -> web.Response:
+        recipient = request.query.get("recipient")
+        rows = [s for s in self.sent if recipient is None or s["recipient"] == recipient]
+        return web.json_response(rows)
+
+    async def handle_fail(self, request: web.Request) -> web.Response:
+        data = await request.json()
+        self.fail_next(
+            int(data.get("status", 500)), int(data.get("code", 1)), int(data.get("count", 1)),
+            int(data.get("delay_ms", 0)), str(data.get("message", "injected")),
+        )
+        return web.json_response({"ok": True})
+
+    async def handle_reset(self, request: web.Request) -> web.Response:
+        self.reset()
+        return web.json_response({"ok": True})
+
+    def build_app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/{version}/{phone_number_id}/messages", self.handle_send)
+        app.router.add_get("/_sent", self.handle_sent)
+        app.router.add_post("/_fail", self.handle_fail)
+        app.router.add_post("/_reset", self.handle_reset)
+        return app
+
+
+def _graph_error(status: int, code: int, message: str) -> web.Response:
+    return web.json_response(
+        {"error": {"message": message, "type": "OAuthException", "code": code, "fbtrace_id": uuid.uuid4().hex[:11]}},
+        status=status,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Fake WhatsApp Cloud API server")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=9090)
+    parser.add_argument("--token", default=None)
+    args = parser.parse_args()
+    web.run_app(FakeGraph(access_token=args.token).build_app(), host=args.host, port=args.port, print=None)
+
+
+if __name__ == "__main__":
+    main()
