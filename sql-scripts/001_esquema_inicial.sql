@@ -134,7 +134,8 @@ IF OBJECT_ID(N'dbo.BloqueosConversacion', N'U') IS NULL
         Propietario NVARCHAR(100) NULL,
         ExpiraEn    BIGINT NOT NULL CONSTRAINT DF_BloqueosConversacion_ExpiraEn DEFAULT 0,
         Token       BIGINT NOT NULL CONSTRAINT DF_BloqueosConversacion_Token DEFAULT 0,
-        AdquiridoEn BIGINT NULL
+        AdquiridoEn BIGINT NULL,
+        PropietarioAnterior NVARCHAR(100) NULL
     );
 GO
 IF OBJECT_ID(N'dbo.EjecucionesIA', N'U') IS NULL

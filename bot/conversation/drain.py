@@ -1,12 +1,167 @@
-"""Drain conversations under their lease (issue 4). Until the engine lands, new messages stay pending."""
+"""Drain a conversation's pending inbox rows under its lease, oldest first, within a time budget.
+
+Busy lease -> return at once: the holder drains this message too. After releasing, look once more
+for pending rows: a message registered while we held the lease found it busy and relies on us
+(the lost-wakeup gap). Whatever the budget leaves is picked up by the next delivery or the sweeper.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterable
 
+from bot.conversation.engine import handle_message, now_ms
+from bot.messages import InboundMessage
 from bot.runtime import Runtime
+from core import metrics
+from core.errors import AlreadyProcessed, LeaseLost, StorageError
+from core.storage.conversations import pending_messages, record_inbox_failure
+from core.storage.leases import Lease, acquire_lease, extend_lease, release_lease
+from core.telemetry import mask_phone
+
+log = logging.getLogger("bot.conversation.drain")
+BATCH = 20
+INSTANCE = f"{socket.gethostname()}:{os.getpid()}"
+# Hook run after each committed transition that queued replies (the outbound dispatcher's eager path).
+AfterCommit = Callable[[Runtime, str], Awaitable[object]]
+_after_commit: list[AfterCommit] = []
 
 
-async def drain_conversations(rt: Runtime, keys: Iterable[str], deadline: float) -> None:
-    """Handle the pending inbox rows of each conversation key, within `deadline` (time.monotonic())."""
-    return None
+def on_replies_committed(hook: AfterCommit) -> None:
+    _after_commit.append(hook)
+
+
+async def notify_replies_committed(rt: Runtime, recipient: str) -> None:
+    """Run the after-commit hooks; a failure only delays the send to the outbound sweep."""
+    for hook in _after_commit:
+        try:
+            await hook(rt, recipient)
+        except Exception as exc:
+            log.warning("Envío inmediato falló (%s): %s", mask_phone(recipient), exc)
+
+
+class Heartbeat:
+    """Extends the lease about every third of its TTL while work goes on; flags `lost` if it could not."""
+
+    def __init__(self, rt: Runtime, lease: Lease) -> None:
+        self.rt = rt
+        self.lease = lease
+        self.lost = False
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        ttl = self.rt.settings.lock_timeout_ms
+        while not self.lost:
+            await asyncio.sleep(ttl / 3000)
+            try:
+                extended = await extend_lease(self.rt.db, self.lease, ttl, now_ms())
+            except StorageError as exc:
+                log.warning("No se pudo extender el lock (%s): %s", mask_phone(self.lease.key), exc)
+                continue
+            if extended is None:
+                self.lost = True
+                log.warning("THREAD_LOCK_TIMEOUT: lock perdido durante el proceso (%s)", mask_phone(self.lease.key))
+            else:
+                self.lease = extended
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+
+async def drain_conversations(rt: Runtime, keys: Iterable[str], deadline: float) -> int:
+    """Drain each conversation key (in parallel across keys); answers how many messages were handled."""
+    unique = [k for k in dict.fromkeys(keys) if k]
+    if not unique:
+        return 0
+    counts = await asyncio.gather(*(drain_conversation(rt, key, deadline) for key in unique), return_exceptions=True)
+    total = 0
+    for key, count in zip(unique, counts, strict=True):
+        if isinstance(count, BaseException):
+            log.error("Drenado falló (%s): %r", mask_phone(key), count)
+        else:
+            total += count
+    return total
+
+
+async def drain_conversation(rt: Runtime, key: str, deadline: float) -> int:
+    handled = 0
+    ttl = rt.settings.lock_timeout_ms
+    while time.monotonic() < deadline:
+        owner = f"{INSTANCE}:{uuid.uuid4().hex[:12]}"
+        lease = await acquire_lease(rt.db, key, owner, ttl, now_ms())
+        if lease is None:
+            metrics.race_errors_total.inc()
+            log.info("THREAD_LOCK_BUSY: conversación ya en proceso (%s)", mask_phone(key))
+            return handled
+        if lease.took_over_from:
+            metrics.race_errors_total.inc()
+            log.warning("THREAD_LOCK_TIMEOUT: lock expirado tomado (%s), timeoutMs=%d", mask_phone(key), ttl)
+        log.info("THREAD_LOCK_ACQUIRED: lock adquirido (%s), token=%d, timeoutMs=%d", mask_phone(key), lease.token, ttl)
+        heartbeat = Heartbeat(rt, lease)
+        heartbeat.start()
+        try:
+            count, stopped = await _drain_under_lease(rt, key, heartbeat, deadline)
+            handled += count
+        finally:
+            await heartbeat.stop()
+            with contextlib.suppress(StorageError):
+                await release_lease(rt.db, heartbeat.lease)
+        if stopped or not await pending_messages(rt.db, key, 1):
+            return handled
+    return handled
+
+
+async def _drain_under_lease(rt: Runtime, key: str, hb: Heartbeat, deadline: float) -> tuple[int, bool]:
+    """Handle pending rows oldest first. Answers (handled, stopped early)."""
+    handled = 0
+    while True:
+        batch = await pending_messages(rt.db, key, BATCH)
+        if not batch:
+            return handled, False
+        for row in batch:
+            if time.monotonic() >= deadline or hb.lost:
+                return handled, True
+            try:
+                msg = InboundMessage.from_json(row.payload)
+                result = await handle_message(rt, row.id, msg, hb.lease)
+            except AlreadyProcessed:
+                continue
+            except LeaseLost:
+                log.warning("THREAD_LOCK_TIMEOUT: lock perdido antes de confirmar (%s)", mask_phone(key))
+                return handled, True
+            except Exception as exc:  # counted against the row's attempts, then retried later
+                state = await _record_failure(rt, row.id, exc)
+                metrics.messages_processed_total.labels(outcome="fallo").inc()
+                if state == "error":
+                    log.error("Mensaje %s marcado como error tras %d intentos", row.message_id,
+                              rt.settings.inbox_max_attempts)
+                    continue  # poison message: do not block the conversation behind it
+                return handled, True
+            handled += 1
+            metrics.messages_processed_total.labels(outcome="ok").inc()
+            if result.transition.replies:
+                for hook in _after_commit:
+                    try:
+                        await hook(rt, result.recipient)
+                    except Exception as exc:
+                        log.warning("Envío inmediato falló (%s): %s", mask_phone(key), exc)
+
+
+async def _record_failure(rt: Runtime, inbox_id: int, exc: BaseException) -> str | None:
+    log.warning("Procesamiento falló para el mensaje %d: %r", inbox_id, exc)
+    try:
+        return await record_inbox_failure(rt.db, inbox_id, repr(exc), rt.settings.inbox_max_attempts)
+    except StorageError:
+        return None

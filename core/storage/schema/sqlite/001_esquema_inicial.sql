@@ -105,7 +105,8 @@ CREATE TABLE IF NOT EXISTS BloqueosConversacion (
     Propietario TEXT NULL,
     ExpiraEn    INTEGER NOT NULL DEFAULT 0,
     Token       INTEGER NOT NULL DEFAULT 0,
-    AdquiridoEn INTEGER NULL
+    AdquiridoEn INTEGER NULL,
+    PropietarioAnterior TEXT NULL
 );
 
 CREATE TABLE IF NOT EXISTS EjecucionesIA (

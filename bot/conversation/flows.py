@@ -1,0 +1,242 @@
+"""The conversation as pure functions: (session, message, AI results, lookups) -> transition. No I/O here.
+
+`needs()` tells the engine which AI calls and lookups a message requires in the session's state;
+`decide()` computes the next state, its data, the replies and the report, if any.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from bot.conversation import replies as r
+from bot.messages import InboundMessage, MessageKind
+from core.ai.types import Extraction, Intencion, Intent, TermKind, TipoEquipo
+from core.storage.conversations import Equipment, Session
+from core.whatsapp.outgoing import OutgoingMessage
+
+
+class Estado(StrEnum):
+    INICIO = "INICIO"
+    ESPERA_TIPO_EQUIPO = "ESPERA_TIPO_EQUIPO"
+    REFRI_ESPERA_SAP = "REFRI_ESPERA_SAP"
+    REFRI_CONFIRMA_EQUIPO = "REFRI_CONFIRMA_EQUIPO"
+    REFRI_ESPERA_DESCRIPCION = "REFRI_ESPERA_DESCRIPCION"
+    VEHICULO_ESPERA_EMPLEADO = "VEHICULO_ESPERA_EMPLEADO"
+    VEHICULO_ESPERA_PLACA = "VEHICULO_ESPERA_PLACA"
+    VEHICULO_ESPERA_DESCRIPCION = "VEHICULO_ESPERA_DESCRIPCION"
+    FINALIZADO = "FINALIZADO"
+
+
+IDLE_STATES = (Estado.INICIO, Estado.FINALIZADO)
+MAX_SAP_MISSES = 3
+_SAP = re.compile(r"(?<!\d)(\d{5,10})(?!\d)")
+_EMPLOYEE = re.compile(r"^\D*?(\d{4,10})\D*$")
+_PLATE = re.compile(r"^[A-Z0-9]{5,8}$")
+_CANCEL = re.compile(r"^\s*(cancelar|cancela|cancelo)\b", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class Needs:
+    extraction: bool = False
+    term: TermKind | None = None
+    sap_code: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReportDraft:
+    kind: str
+    equipment_id: int | None
+    description: str
+    data: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    state: Estado
+    data: Mapping[str, Any]
+    equipment_id: int | None
+    replies: tuple[OutgoingMessage, ...]
+    description: str
+    report: ReportDraft | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FlowInput:
+    session: Session
+    message: InboundMessage
+    intent: Intent
+    report_number: str  # the number a report filed by this message gets (known before commit)
+    extraction: Extraction | None = None
+    term: str | None = None
+    equipment: Equipment | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+def sap_candidate(text: str) -> str | None:
+    match = _SAP.search(text)
+    return match.group(1) if match else None
+
+
+def is_cancel(message: InboundMessage) -> bool:
+    return message.kind is MessageKind.TEXT and bool(_CANCEL.match(message.text))
+
+
+def needs(state: str, message: InboundMessage) -> Needs:
+    """Which AI calls and lookups `decide` will need for this message in this state."""
+    if message.kind not in (MessageKind.TEXT, MessageKind.BUTTON_REPLY, MessageKind.LIST_REPLY) or is_cancel(message):
+        return Needs()
+    match Estado(state) if state in Estado.__members__ else Estado.INICIO:
+        case Estado.INICIO | Estado.FINALIZADO:
+            return Needs(extraction=True)
+        case Estado.ESPERA_TIPO_EQUIPO:
+            return Needs(term=TermKind.TIPO_EQUIPO)
+        case Estado.REFRI_CONFIRMA_EQUIPO:
+            return Needs(term=TermKind.SI_NO)
+        case Estado.REFRI_ESPERA_SAP:
+            return Needs(sap_code=sap_candidate(message.text))
+        case _:
+            return Needs()
+
+
+def _stay(inp: FlowInput, *messages: OutgoingMessage, description: str) -> Transition:
+    s = inp.session
+    return Transition(Estado(s.state) if s.state in Estado.__members__ else Estado.INICIO, dict(s.data),
+                      s.equipment_id, tuple(messages), description)
+
+
+def _reset(*messages: OutgoingMessage, description: str) -> Transition:
+    return Transition(Estado.INICIO, {}, None, tuple(messages), description)
+
+
+def _prompt_for(state: str) -> OutgoingMessage | None:
+    """What to ask again when a message could not be used in `state`."""
+    return {
+        Estado.ESPERA_TIPO_EQUIPO: r.MENU_TIPO,
+        Estado.REFRI_ESPERA_SAP: r.text(r.PIDE_SAP_OTRA_VEZ),
+        Estado.REFRI_CONFIRMA_EQUIPO: r.text(r.SI_NO_OTRA_VEZ),
+        Estado.REFRI_ESPERA_DESCRIPCION: r.text(r.PIDE_DESCRIPCION),
+        Estado.VEHICULO_ESPERA_EMPLEADO: r.text(r.PIDE_EMPLEADO),
+        Estado.VEHICULO_ESPERA_PLACA: r.text(r.PIDE_PLACA),
+        Estado.VEHICULO_ESPERA_DESCRIPCION: r.text(r.PIDE_DESCRIPCION),
+    }.get(Estado(state) if state in Estado.__members__ else Estado.INICIO)
+
+
+def _start(tipo: TipoEquipo | None, problem: str | None) -> Transition:
+    data: dict[str, Any] = {"problema": problem} if problem else {}
+    if tipo is TipoEquipo.REFRIGERADOR:
+        return Transition(Estado.REFRI_ESPERA_SAP, {**data, "tipo": tipo.value}, None, (r.text(r.PIDE_SAP),),
+                          "Inicio de reporte de refrigerador")
+    if tipo is TipoEquipo.VEHICULO:
+        return Transition(Estado.VEHICULO_ESPERA_EMPLEADO, {**data, "tipo": tipo.value}, None,
+                          (r.text(r.PIDE_EMPLEADO),), "Inicio de reporte de vehículo")
+    return Transition(Estado.ESPERA_TIPO_EQUIPO, data, None, (r.MENU_TIPO,), "Menú de tipo de equipo")
+
+
+def _file_report(inp: FlowInput, data: Mapping[str, Any], problem: str) -> Transition:
+    kind = data.get("tipo", TipoEquipo.REFRIGERADOR.value)
+    if kind == TipoEquipo.REFRIGERADOR.value:
+        label = f"{data.get('equipo', 'Refrigerador')} ({data.get('codigo_sap', '')})"
+        details = {"codigo_sap": data.get("codigo_sap")}
+        equipment_id = inp.session.equipment_id
+    else:
+        label = f"Vehículo placa {data.get('placa', '')}"
+        details = {"empleado": data.get("empleado"), "placa": data.get("placa")}
+        equipment_id = None
+    report = ReportDraft(kind, equipment_id, problem, details)
+    reply = r.text(r.report_filed(inp.report_number, label, problem))
+    return Transition(Estado.FINALIZADO, {"ultimo_reporte": inp.report_number}, None, (reply,),
+                      f"Reporte {inp.report_number} creado", report)
+
+
+def decide(inp: FlowInput) -> Transition:
+    """The next state of the conversation after `inp.message`."""
+    msg, session = inp.message, inp.session
+    state = session.state if session.state in Estado.__members__ else Estado.INICIO.value
+    data = dict(session.data)
+
+    if msg.kind is MessageKind.REACTION:
+        return _stay(inp, description="Reacción ignorada")
+    if msg.kind not in (MessageKind.TEXT, MessageKind.BUTTON_REPLY, MessageKind.LIST_REPLY):
+        what = r.MEDIA_NAMES.get(msg.kind.value)
+        first = r.text(r.SOLO_TEXTO.format(que=what)) if what else r.text(r.NO_LEIBLE)
+        prompt = _prompt_for(state)
+        return _stay(inp, first, *([prompt] if prompt else []), description=f"Mensaje no textual: {msg.kind.value}")
+
+    if is_cancel(msg) or (inp.intent.intencion is Intencion.CANCELAR and state not in IDLE_STATES):
+        if state in IDLE_STATES:
+            return _reset(r.text(r.NADA_QUE_CANCELAR), description="Cancelar sin reporte en curso")
+        return _reset(r.text(r.CANCELADO), description="Cancelado por el usuario")
+
+    text = msg.text.strip()
+    match Estado(state):
+        case Estado.INICIO | Estado.FINALIZADO:
+            ex = inp.extraction
+            if ex is not None and ex.intencion is Intencion.PREGUNTA and ex.tipo_equipo is None:
+                return _stay(inp, r.text(r.RESPUESTA_PREGUNTA), description="Pregunta respondida")
+            if ex is not None and ex.intencion is Intencion.CANCELAR:
+                return _reset(r.text(r.NADA_QUE_CANCELAR), description="Cancelar sin reporte en curso")
+            return _start(ex.tipo_equipo if ex else None, ex.problema if ex else None)
+
+        case Estado.ESPERA_TIPO_EQUIPO:
+            if inp.term in (TipoEquipo.REFRIGERADOR.value, TipoEquipo.VEHICULO.value):
+                return _start(TipoEquipo(inp.term), data.get("problema"))
+            return _stay(inp, r.MENU_TIPO_OTRA_VEZ, description="Tipo de equipo no reconocido")
+
+        case Estado.REFRI_ESPERA_SAP:
+            eq = inp.equipment
+            if eq is not None and eq.kind == TipoEquipo.REFRIGERADOR.value:
+                data.update(codigo_sap=eq.sap_code, equipo=eq.description, ubicacion=eq.location, fallos_sap=0)
+                return Transition(Estado.REFRI_CONFIRMA_EQUIPO, data, eq.id,
+                                  (r.confirm_equipment(eq.description, eq.location),), "Equipo encontrado")
+            misses = int(data.get("fallos_sap", 0)) + 1
+            if misses >= MAX_SAP_MISSES:
+                return _reset(r.text(r.SAP_AGOTADO), description="Código SAP no encontrado 3 veces")
+            data["fallos_sap"] = misses
+            code = sap_candidate(text)
+            body = r.SAP_NO_ENCONTRADO.format(codigo=code, n=misses) if code else r.SAP_SIN_CODIGO.format(n=misses)
+            return Transition(Estado.REFRI_ESPERA_SAP, data, None, (r.text(body),), "Código SAP no encontrado")
+
+        case Estado.REFRI_CONFIRMA_EQUIPO:
+            if inp.term == "SI":
+                if data.get("problema"):
+                    return _file_report(inp, data, str(data["problema"]))
+                return Transition(Estado.REFRI_ESPERA_DESCRIPCION, data, session.equipment_id,
+                                  (r.text(r.PIDE_DESCRIPCION),), "Equipo confirmado")
+            if inp.term == "NO":
+                for k in ("codigo_sap", "equipo", "ubicacion"):
+                    data.pop(k, None)
+                return Transition(Estado.REFRI_ESPERA_SAP, data, None, (r.text(r.PIDE_SAP_OTRA_VEZ),),
+                                  "Equipo rechazado")
+            return _stay(inp, r.text(r.SI_NO_OTRA_VEZ), description="Confirmación no reconocida")
+
+        case Estado.REFRI_ESPERA_DESCRIPCION | Estado.VEHICULO_ESPERA_DESCRIPCION:
+            if not text:
+                return _stay(inp, r.text(r.PIDE_DESCRIPCION), description="Descripción vacía")
+            return _file_report(inp, data, text)
+
+        case Estado.VEHICULO_ESPERA_EMPLEADO:
+            match_employee = _EMPLOYEE.match(text)
+            if not match_employee:
+                return _stay(inp, r.text(r.EMPLEADO_INVALIDO), description="Número de empleado inválido")
+            data["empleado"] = match_employee.group(1)
+            return Transition(Estado.VEHICULO_ESPERA_PLACA, data, None, (r.text(r.PIDE_PLACA),), "Empleado registrado")
+
+        case Estado.VEHICULO_ESPERA_PLACA:
+            plate = re.sub(r"[\s\-.]", "", text.upper())
+            if not (_PLATE.match(plate) and re.search(r"[A-Z]", plate) and re.search(r"\d", plate)):
+                return _stay(inp, r.text(r.PLACA_INVALIDA), description="Placa inválida")
+            data["placa"] = plate
+            if data.get("problema"):
+                return _file_report(inp, data, str(data["problema"]))
+            return Transition(Estado.VEHICULO_ESPERA_DESCRIPCION, data, None, (r.text(r.PIDE_DESCRIPCION),),
+                              "Placa registrada")
+    raise AssertionError(f"unhandled state {state}")
+
+
+def expire(session: Session) -> Transition:
+    """The idle sweeper's transition: back to INICIO, telling the user why."""
+    return _reset(r.text(r.EXPIRADO), description="Sesión expirada por inactividad")

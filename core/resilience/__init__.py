@@ -1,0 +1,1 @@
+"""Resilience: retries with backoff, timeouts with fallbacks, circuit breakers."""

@@ -1,0 +1,212 @@
+"""Conversation storage: versioned sessions, the inbox read side, and the one-transaction commit of a transition."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from core.errors import AlreadyProcessed, ConcurrencyError, LeaseLost
+from core.storage.database import Database, Tx
+from core.storage.leases import Lease
+
+INITIAL_STATE = "INICIO"
+MAX_DESCRIPTION = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    key: str
+    state: str = INITIAL_STATE
+    data: Mapping[str, Any] = field(default_factory=dict)
+    equipment_id: int | None = None
+    version: int = 0  # 0 = no row yet; the first commit inserts it at version 1
+    last_activity_ms: int = 0
+    ai_conversation_id: str | None = None
+
+    @property
+    def exists(self) -> bool:
+        return self.version > 0
+
+
+@dataclass(frozen=True, slots=True)
+class InboxRow:
+    id: int
+    message_id: str
+    payload: str
+    wa_timestamp: int
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class Equipment:
+    id: int
+    sap_code: str
+    kind: str
+    description: str
+    location: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReportWrite:
+    number: str
+    kind: str
+    equipment_id: int | None
+    description: str
+    data: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyWrite:
+    recipient: str
+    kind: str  # text / buttons / list
+    content: str  # OutgoingMessage JSON
+    text: str  # what goes into MensajesChat
+
+
+@dataclass(frozen=True, slots=True)
+class TransitionWrite:
+    """Everything one transition changes; committed whole by `commit_transition` or not at all."""
+
+    key: str
+    expected_version: int
+    state_from: str
+    state_to: str
+    data: Mapping[str, Any]
+    equipment_id: int | None
+    origin: str  # BOT / USUARIO / SISTEMA
+    description: str
+    now_ms: int
+    inbox_id: int | None = None  # the inbox row this transition handles (None for sweeper transitions)
+    message_id: str | None = None
+    report: ReportWrite | None = None
+    replies: Sequence[ReplyWrite] = ()
+
+
+def _session(key: str, row: Mapping[str, Any] | None) -> Session:
+    if row is None:
+        return Session(key)
+    return Session(
+        key=key,
+        state=row["estado"],
+        data=json.loads(row["datos"] or "{}"),
+        equipment_id=row["equipo_id"],
+        version=int(row["version"]),
+        last_activity_ms=int(row["ultima_actividad"]),
+        ai_conversation_id=row["conversacion_ia"],
+    )
+
+
+async def get_session_with_version(db: Database, key: str) -> Session:
+    return _session(key, await db.read(lambda tx: tx.fetch_one("session_get", {"telefono": key})))
+
+
+def _apply(tx: Tx, t: TransitionWrite, lease: Lease | None) -> int | None:
+    if lease is not None:
+        check = {"clave": lease.key, "propietario": lease.owner, "token": lease.token, "ahora": t.now_ms}
+        if tx.execute("lease_check", check) != 1:
+            raise LeaseLost(lease.key, lease.token)
+    if t.inbox_id is not None and tx.execute("inbox_mark_processed", {"id": t.inbox_id, "ahora": t.now_ms}) != 1:
+        raise AlreadyProcessed(t.message_id or str(t.inbox_id))
+    session = {
+        "telefono": t.key,
+        "estado": t.state_to,
+        "datos": json.dumps(dict(t.data), ensure_ascii=False, sort_keys=True),
+        "equipo_id": t.equipment_id,
+        "ahora": t.now_ms,
+    }
+    if t.expected_version == 0:
+        changed = tx.execute("session_insert", session)
+    else:
+        changed = tx.execute("session_update_versioned", {**session, "version_esperada": t.expected_version})
+    if changed != 1:
+        raise ConcurrencyError(t.key, t.expected_version, "updateSession")
+    report_id = None
+    if t.report is not None:
+        row = tx.fetch_one(
+            "report_insert",
+            {
+                "numero": t.report.number,
+                "telefono": t.key,
+                "tipo_equipo": t.report.kind,
+                "equipo_id": t.report.equipment_id,
+                "descripcion": t.report.description[:MAX_DESCRIPTION],
+                "datos": json.dumps(dict(t.report.data), ensure_ascii=False, sort_keys=True),
+                "mensaje_origen": t.message_id or t.report.number,
+            },
+        )
+        report_id = int(row["id"]) if row else None
+    tx.execute(
+        "history_insert",
+        {
+            "telefono": t.key,
+            "estado_anterior": t.state_from,
+            "estado_nuevo": t.state_to,
+            "origen": t.origin,
+            "descripcion": t.description[:500],
+            "reporte_id": report_id,
+            "message_id": t.message_id,
+        },
+    )
+    for reply in t.replies:
+        tx.execute(
+            "enqueue_outbound",
+            {
+                "destinatario": reply.recipient,
+                "tipo": reply.kind,
+                "contenido": reply.content,
+                "ahora": t.now_ms,
+                "message_id_origen": t.message_id,
+            },
+        )
+        tx.execute("chat_save_bot", {"telefono": t.key, "contenido": reply.text, "message_id": t.message_id})
+    return report_id
+
+
+async def commit_transition(db: Database, transition: TransitionWrite, lease: Lease | None) -> int | None:
+    """One transaction: lease still ours, inbox row processed, versioned session, report, history, replies.
+
+    Raises `LeaseLost`, `AlreadyProcessed` or `ConcurrencyError` (retryable) with nothing written.
+    Answers the report id when a report was filed.
+    """
+    return await db.write(lambda tx: _apply(tx, transition, lease))
+
+
+async def save_user_message(db: Database, key: str, text: str, message_id: str) -> None:
+    params = {"telefono": key, "contenido": text, "message_id": message_id}
+    await db.write(lambda tx: tx.execute("chat_save_user", params))
+
+
+async def touch_last_activity(db: Database, key: str, now_ms: int) -> None:
+    await db.write(lambda tx: tx.execute("session_touch", {"telefono": key, "ahora": now_ms}))
+
+
+async def pending_messages(db: Database, key: str, limit: int) -> list[InboxRow]:
+    rows = await db.read(lambda tx: tx.fetch_all("inbox_pending", {"telefono": key, "n": limit}))
+    return [InboxRow(r["id"], r["message_id"], r["payload"] or "", int(r["wa_timestamp"]), r["intentos"]) for r in rows]
+
+
+async def record_inbox_failure(db: Database, inbox_id: int, error: str, max_attempts: int) -> str | None:
+    """Count a failed attempt; answers the row's new state ('error' once attempts are exhausted)."""
+    params = {"id": inbox_id, "error": error[:1000], "max_intentos": max_attempts}
+    row = await db.write(lambda tx: tx.fetch_one("inbox_record_failure", params))
+    return row["estado"] if row else None
+
+
+async def stalled_conversations(db: Database, now_ms: int, received_before_ms: int, limit: int) -> list[str]:
+    """Conversation keys with pending inbox rows and no live lease (their drain died or ran out of time)."""
+    params = {"ahora": now_ms, "recibido_antes": received_before_ms, "n": limit}
+    return [r["telefono"] for r in await db.read(lambda tx: tx.fetch_all("inbox_stalled_keys", params))]
+
+
+async def idle_sessions(db: Database, idle_before_ms: int, limit: int) -> list[str]:
+    params = {"limite": idle_before_ms, "n": limit}
+    return [r["telefono"] for r in await db.read(lambda tx: tx.fetch_all("sessions_idle", params))]
+
+
+async def find_equipment(db: Database, sap_code: str) -> Equipment | None:
+    row = await db.read(lambda tx: tx.fetch_one("equipo_by_sap", {"codigo": sap_code}))
+    if row is None:
+        return None
+    return Equipment(row["id"], row["codigo_sap"], row["tipo_equipo"], row["descripcion"], row["ubicacion"])

@@ -1,0 +1,59 @@
+"""Conversation leases (`BloqueosConversacion`): acquire without waiting, extend, release; each one statement."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from core.storage.database import Database
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    key: str
+    owner: str
+    token: int  # fencing token: grows on every acquisition, never goes back
+    expires_at_ms: int
+    took_over_from: str | None = None  # set when an expired lease of another owner was taken over
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseInfo:
+    key: str
+    owner: str | None
+    expires_at_ms: int
+    token: int
+
+
+async def acquire_lease(db: Database, key: str, owner: str, ttl_ms: int, now_ms: int) -> Lease | None:
+    """Take the lease if it is free, released or expired; None when someone else holds it."""
+    expires = now_ms + ttl_ms
+    row = await db.write(
+        lambda tx: tx.fetch_one(
+            "lease_acquire", {"clave": key, "propietario": owner, "expira": expires, "ahora": now_ms}
+        )
+    )
+    if row is None:
+        return None
+    return Lease(key, owner, int(row["token"]), expires, row["anterior"])
+
+
+async def extend_lease(db: Database, lease: Lease, ttl_ms: int, now_ms: int) -> Lease | None:
+    """Push the expiry out; None if the lease was lost (expired or taken over)."""
+    expires = now_ms + ttl_ms
+    params = {"clave": lease.key, "propietario": lease.owner, "token": lease.token, "expira": expires, "ahora": now_ms}
+    changed = await db.write(lambda tx: tx.execute("lease_extend", params))
+    if changed != 1:
+        return None
+    return Lease(lease.key, lease.owner, lease.token, expires, lease.took_over_from)
+
+
+async def release_lease(db: Database, lease: Lease) -> bool:
+    params = {"clave": lease.key, "propietario": lease.owner, "token": lease.token}
+    return await db.write(lambda tx: tx.execute("lease_release", params)) == 1
+
+
+async def get_lease(db: Database, key: str) -> LeaseInfo | None:
+    row = await db.read(lambda tx: tx.fetch_one("lease_get", {"clave": key}))
+    if row is None:
+        return None
+    return LeaseInfo(row["clave"], row["propietario"], int(row["expira"]), int(row["token"]))

@@ -1,0 +1,30 @@
+-- BloqueosConversacion: per-conversation leases with an owner, an expiry and a fencing token that only grows.
+-- A released lease keeps its row (Propietario NULL) so the token never goes back.
+
+-- name: lease_acquire
+INSERT INTO BloqueosConversacion (Clave, Propietario, ExpiraEn, Token, AdquiridoEn, PropietarioAnterior)
+VALUES (:clave, :propietario, :expira, 1, :ahora, NULL)
+ON CONFLICT (Clave) DO UPDATE SET
+    PropietarioAnterior = BloqueosConversacion.Propietario,
+    Propietario = excluded.Propietario,
+    ExpiraEn = excluded.ExpiraEn,
+    Token = BloqueosConversacion.Token + 1,
+    AdquiridoEn = excluded.AdquiridoEn
+WHERE BloqueosConversacion.Propietario IS NULL OR BloqueosConversacion.ExpiraEn <= :ahora
+RETURNING Token AS token, PropietarioAnterior AS anterior;
+
+-- name: lease_extend
+UPDATE BloqueosConversacion SET ExpiraEn = :expira
+WHERE Clave = :clave AND Propietario = :propietario AND Token = :token AND ExpiraEn > :ahora;
+
+-- name: lease_release
+UPDATE BloqueosConversacion SET Propietario = NULL, ExpiraEn = 0, PropietarioAnterior = NULL
+WHERE Clave = :clave AND Propietario = :propietario AND Token = :token;
+
+-- name: lease_check
+UPDATE BloqueosConversacion SET ExpiraEn = ExpiraEn
+WHERE Clave = :clave AND Propietario = :propietario AND Token = :token AND ExpiraEn > :ahora;
+
+-- name: lease_get
+SELECT Clave AS clave, Propietario AS propietario, ExpiraEn AS expira, Token AS token
+FROM BloqueosConversacion WHERE Clave = :clave;

@@ -1,0 +1,29 @@
+-- BloqueosConversacion: per-conversation leases with an owner, an expiry and a fencing token that only grows.
+-- A released lease keeps its row (Propietario NULL) so the token never goes back.
+
+-- name: lease_acquire
+MERGE dbo.BloqueosConversacion WITH (HOLDLOCK) AS b
+USING (SELECT :clave AS Clave) AS s ON b.Clave = s.Clave
+WHEN MATCHED AND (b.Propietario IS NULL OR b.ExpiraEn <= :ahora) THEN
+    UPDATE SET PropietarioAnterior = b.Propietario, Propietario = :propietario, ExpiraEn = :expira,
+               Token = b.Token + 1, AdquiridoEn = :ahora
+WHEN NOT MATCHED THEN
+    INSERT (Clave, Propietario, ExpiraEn, Token, AdquiridoEn, PropietarioAnterior)
+    VALUES (:clave, :propietario, :expira, 1, :ahora, NULL)
+OUTPUT inserted.Token AS token, inserted.PropietarioAnterior AS anterior;
+
+-- name: lease_extend
+UPDATE dbo.BloqueosConversacion SET ExpiraEn = :expira
+WHERE Clave = :clave AND Propietario = :propietario AND Token = :token AND ExpiraEn > :ahora;
+
+-- name: lease_release
+UPDATE dbo.BloqueosConversacion SET Propietario = NULL, ExpiraEn = 0, PropietarioAnterior = NULL
+WHERE Clave = :clave AND Propietario = :propietario AND Token = :token;
+
+-- name: lease_check
+UPDATE dbo.BloqueosConversacion SET ExpiraEn = ExpiraEn
+WHERE Clave = :clave AND Propietario = :propietario AND Token = :token AND ExpiraEn > :ahora;
+
+-- name: lease_get
+SELECT Clave AS clave, Propietario AS propietario, ExpiraEn AS expira, Token AS token
+FROM dbo.BloqueosConversacion WHERE Clave = :clave;

@@ -1,0 +1,49 @@
+"""Helpers for conversation tests: build messages, put them in the inbox, read what happened."""
+
+from __future__ import annotations
+
+import itertools
+import sqlite3
+import time
+from pathlib import Path
+
+from bot.messages import InboundMessage, MessageKind
+
+_seq = itertools.count(1)
+
+
+def text_message(phone: str, body: str, ts: int, *, wamid: str | None = None, bsuid: str | None = None,
+                 choice_id: str | None = None) -> InboundMessage:
+    kind = MessageKind.BUTTON_REPLY if choice_id else MessageKind.TEXT
+    return InboundMessage(
+        wamid=wamid or f"wamid.TEST{next(_seq):08d}.{phone}.{ts}",
+        conversation_key=phone,
+        kind=kind, timestamp=ts, phone=None if bsuid else phone, bsuid=bsuid, text=body, choice_id=choice_id,
+    )
+
+
+def put_in_inbox(db_path: Path | str, msg: InboundMessage) -> None:
+    """Insert a pending inbox row the way the webhook's registration does (first delivery)."""
+    with sqlite3.connect(db_path, timeout=30) as conn:
+        conn.execute(
+            "INSERT INTO MensajesProcesados (MessageId, Telefono, Tipo, Payload, Estado, WaTimestamp, RecibidoEn)"
+            " VALUES (?, ?, ?, ?, 'pendiente', ?, ?) ON CONFLICT (MessageId) DO UPDATE SET Reintentos = Reintentos + 1",
+            (msg.wamid, msg.conversation_key, msg.kind.value, msg.to_json(), msg.timestamp, int(time.time() * 1000)),
+        )
+
+
+def query(db_path: Path | str, sql: str, *params: object) -> list[tuple]:
+    with sqlite3.connect(db_path, timeout=30) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+def session_state(db_path: Path | str, key: str) -> tuple[str, int] | None:
+    rows = query(db_path, "SELECT Estado, Version FROM SesionesChat WHERE Telefono = ?", key)
+    return rows[0] if rows else None
+
+
+def replies(db_path: Path | str, recipient: str) -> list[str]:
+    import json
+
+    rows = query(db_path, "SELECT Contenido FROM ColaEnvios WHERE Destinatario = ? ORDER BY Id", recipient)
+    return [json.loads(r[0])["body"] for r in rows]
