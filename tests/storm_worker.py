@@ -1,0 +1,129 @@
+"""Code that runs inside separate OS processes for the storm and crash tests (one process = one instance)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import time
+from pathlib import Path
+
+from bot.messages import InboundMessage
+from core.settings import load_settings
+from tests.conftest import base_env
+
+# The conversations of the storm: each step is the user's answer to the bot's previous question.
+FRIDGE = ["Hola, el refrigerador no enfría", "10004512", "sí"]
+FRIDGE_MENU = ["Buenos días", "1", "10004513", "si", "hace mucho ruido"]
+VEHICLE = ["el camión no arranca", "48213", "XYZ-987-A"]
+
+
+def script_for(i: int) -> list[str]:
+    return (FRIDGE, FRIDGE_MENU, VEHICLE)[i % 3]
+
+
+def phone_for(i: int) -> str:
+    return f"52155{i:08d}" if i % 10 else f"MX.{9000000000 + i}"  # every tenth user is username-only
+
+
+def message_for(i: int, step: int) -> InboundMessage:
+    from tests.conversation_helpers import text_message
+
+    key = phone_for(i)
+    bsuid = key if key.startswith("MX.") else None
+    return text_message(key, script_for(i)[step], 1_763_880_000 + step * 10, wamid=f"wamid.STORM.{i}.{step}",
+                        bsuid=bsuid)
+
+
+Rounds = list[list[tuple[int, tuple[int, ...]]]]
+
+
+def run_instance(db_path: str, rounds: Rounds, barrier, concurrency: int = 8) -> int:
+    """One instance: for each round, deliver its (conversation, step) items concurrently like webhooks do."""
+    return asyncio.run(_run_instance(db_path, rounds, barrier, concurrency))
+
+
+async def _run_instance(db_path: str, rounds: Rounds, barrier, concurrency: int) -> int:
+    from bot.conversation.drain import drain_conversations
+    from bot.runtime import build_runtime
+    from tests.conversation_helpers import put_in_inbox
+
+    rt = build_runtime(load_settings(base_env(Path(db_path), DB_POOL_SIZE="4")))
+    gate = asyncio.Semaphore(concurrency)
+    delivered = 0
+
+    async def deliver(i: int, steps: tuple[int, ...]) -> None:
+        nonlocal delivered
+        async with gate:
+            for step in steps:  # register every message of the POST (the durable inbox) ...
+                await asyncio.to_thread(put_in_inbox, db_path, message_for(i, step))
+            await drain_conversations(rt, [phone_for(i)], time.monotonic() + 2.5)  # ... then the webhook's drain
+            delivered += len(steps)
+
+    for items in rounds:
+        await asyncio.gather(*(deliver(i, s) for i, s in items))
+        await asyncio.to_thread(barrier.wait, 120)
+    await rt.aclose()
+    return delivered
+
+
+class HangOnConfirmation:
+    """An AI provider whose yes/no interpretation never answers: the process is stuck holding the lease."""
+
+    name = "hang"
+
+    def __init__(self, ready_file: str) -> None:
+        from core.ai.offline import OfflineProvider
+
+        self._inner = OfflineProvider()
+        self._ready = ready_file
+
+    async def detect_intent(self, text: str):
+        return await self._inner.detect_intent(text)
+
+    async def extract_structured_data(self, text: str):
+        return await self._inner.extract_structured_data(text)
+
+    async def interpret_term(self, text: str, kind):
+        Path(self._ready).write_text(str(os.getpid()))  # noqa: ASYNC240 - a tiny signal file
+        await asyncio.sleep(3600)
+
+
+def hold_lease_and_hang(db_path: str, key: str, ready_file: str, lock_timeout_ms: int) -> None:
+    """Drain `key` with a provider that hangs mid-message (the test SIGKILLs this process)."""
+
+    async def main() -> None:
+        from bot.conversation.drain import drain_conversation
+        from bot.runtime import build_runtime
+
+        rt = build_runtime(load_settings(base_env(Path(db_path), LOCK_TIMEOUT=str(lock_timeout_ms))))
+        rt.extras["intent"] = HangOnConfirmation(ready_file)
+        await drain_conversation(rt, key, time.monotonic() + 3600)
+
+    asyncio.run(main())
+
+
+def shuffled_rounds(conversations: int, processes: int, seed: int) -> list[list[list[tuple[int, tuple[int, ...]]]]]:
+    """Per process, per round: its share of that round's deliveries, shuffled.
+
+    A round's first deliveries carry two consecutive steps of each conversation in one POST (a user who
+    types two messages quickly; Meta batches them), so the drain must take them in timestamp order.
+    The same round redelivers each message of the previous round 0-2 more times (1-3 deliveries in all),
+    racing with the new ones: a redelivery always comes after its first delivery, as with Meta.
+    """
+    rng = random.Random(seed)
+    steps = max(len(script_for(i)) for i in range(conversations))
+    per_process: list[list[list[tuple[int, tuple[int, ...]]]]] = [[] for _ in range(processes)]
+    previous: list[tuple[int, int]] = []
+    for first in range(0, steps + 2, 2):
+        batch = [(i, tuple(s for s in (first, first + 1) if s < len(script_for(i)))) for i in range(conversations)]
+        batch = [(i, st) for i, st in batch if st]
+        redeliveries = [(i, (s,)) for i, s in previous for _ in range(rng.randint(0, 2))]
+        deliveries = batch + redeliveries
+        if not deliveries:
+            break
+        rng.shuffle(deliveries)
+        for p in range(processes):
+            per_process[p].append(deliveries[p::processes])
+        previous = [(i, s) for i, st in batch for s in st]
+    return per_process
