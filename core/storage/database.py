@@ -69,6 +69,7 @@ class Database:
         self._connections: list[Any] = []
         self._lock = threading.Lock()
         self.transactions = 0  # committed write transactions, for the benchmarks
+        self.reads = 0  # read transactions, for the benchmarks
 
     # -- to be provided by each dialect -------------------------------------------------------
     def _connect(self) -> Any:
@@ -141,6 +142,8 @@ class Database:
                 raise
             if write:
                 self.transactions += 1
+            else:
+                self.reads += 1
             return result
 
     def run_sync(self, fn: Callable[[Tx], T], *, write: bool = True) -> T:

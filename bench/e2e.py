@@ -1,0 +1,123 @@
+"""End-to-end bench, offline AI: N conversations through full flows, 20 % redeliveries, several processes.
+
+Each process is one Function instance sharing the SQLite file. A simulated user sends a step, waits
+for the webhook to answer (the drain handles it within the request), then sends the next one;
+many users run at once. Every delivery goes through the real webhook handler: signature, parsing,
+atomic registration, lease, flow, one-transaction commit.
+
+    python -m bench.e2e --conversations 600 --processes 4
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing as mp
+import random
+import sqlite3
+import tempfile
+import time
+from pathlib import Path
+
+from bench.common import Stopwatch, bench_env, fresh_database, pct, print_table, sign, text_payload
+
+SCRIPTS = (
+    ["Hola, el refrigerador no enfría", "10004512", "sí"],
+    ["Buenos días", "1", "10004513", "si", "hace mucho ruido"],
+    ["el camión no arranca", "48213", "XYZ-987-A"],
+)
+
+
+def phone_for(i: int) -> str:
+    return f"52155{i:08d}"
+
+
+def run_process(db_path: str, conversations: list[int], concurrency: int, redelivery: float, seed: int) -> dict:
+    return asyncio.run(_run(db_path, conversations, concurrency, redelivery, seed))
+
+
+async def _run(db_path: str, conversations: list[int], concurrency: int, redelivery: float, seed: int) -> dict:
+    from bot.runtime import build_runtime
+    from bot.webhook.ingest import handle_webhook_post
+    from core.settings import load_settings
+
+    rt = build_runtime(load_settings(bench_env(Path(db_path))))
+    rng = random.Random(seed)
+    gate = asyncio.Semaphore(concurrency)
+    latencies: list[float] = []
+    errors = 0
+    deliveries = 0
+
+    async def post(body: bytes) -> int:
+        nonlocal deliveries
+        deliveries += 1
+        status, _ = await handle_webhook_post(rt, {"X-Hub-Signature-256": sign(body)}, body)
+        return status
+
+    async def converse(i: int) -> None:
+        nonlocal errors
+        script = SCRIPTS[i % len(SCRIPTS)]
+        async with gate:
+            for step, text in enumerate(script):
+                body = text_payload(phone_for(i), f"wamid.E2E.{i}.{step}", text, 1_763_880_000 + step)
+                started = time.perf_counter()
+                status = await post(body)
+                latencies.append((time.perf_counter() - started) * 1000)
+                errors += status != 200
+                if rng.random() < redelivery:
+                    errors += await post(body) != 200  # Meta redelivers the same event
+
+    clock = Stopwatch()
+    await asyncio.gather(*(converse(i) for i in conversations))
+    elapsed = clock.elapsed()
+    result = {"latencies": latencies, "errors": errors, "deliveries": deliveries, "elapsed": elapsed,
+              "writes": rt.db.transactions, "reads": rt.db.reads}
+    await rt.aclose()
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--conversations", type=int, default=600)
+    parser.add_argument("--processes", type=int, default=4)
+    parser.add_argument("--concurrency", type=int, default=16, help="users talking at once per process")
+    parser.add_argument("--redelivery", type=float, default=0.2)
+    args = parser.parse_args()
+
+    db_path = fresh_database(Path(tempfile.mkdtemp(prefix="bench-e2e-")) / "bot.sqlite3")
+    ids = list(range(args.conversations))
+    shares = [ids[p:: args.processes] for p in range(args.processes)]
+    clock = Stopwatch()
+    with mp.get_context("spawn").Pool(args.processes) as pool:
+        results = pool.starmap(
+            run_process, [(str(db_path), share, args.concurrency, args.redelivery, p) for p, share in enumerate(shares)]
+        )
+    wall = clock.elapsed()
+
+    with sqlite3.connect(db_path) as conn:
+        messages = conn.execute("SELECT COUNT(*) FROM MensajesProcesados").fetchone()[0]
+        handled = conn.execute("SELECT COUNT(*) FROM MensajesProcesados WHERE Estado = 'procesado'").fetchone()[0]
+        reports = conn.execute("SELECT COUNT(*) FROM Reportes").fetchone()[0]
+        duplicates = conn.execute(
+            "SELECT COUNT(*) FROM (SELECT MessageId FROM HistorialSesiones GROUP BY MessageId HAVING COUNT(*) > 1)"
+        ).fetchone()[0]
+        double_reports = conn.execute(
+            "SELECT COUNT(*) FROM (SELECT Telefono FROM Reportes GROUP BY Telefono HAVING COUNT(*) > 1)"
+        ).fetchone()[0]
+    latencies = [v for r in results for v in r["latencies"]]
+    deliveries = sum(r["deliveries"] for r in results)
+    writes = sum(r["writes"] for r in results)
+    reads = sum(r["reads"] for r in results)
+    print_table(
+        f"End to end, offline AI: {args.conversations} conversations, {args.processes} processes, "
+        f"{args.redelivery:.0%} redeliveries",
+        ["messages", "deliveries", "wall s", "messages/s", "p50 ms", "p99 ms", "reports", "duplicates",
+         "lost", "errors", "write tx/msg", "read tx/msg"],
+        [[messages, deliveries, wall, handled / wall, pct(latencies, 50), pct(latencies, 99), reports,
+          duplicates + double_reports, messages - handled, sum(r["errors"] for r in results),
+          writes / max(messages, 1), reads / max(messages, 1)]],
+    )
+
+
+if __name__ == "__main__":
+    main()
