@@ -48,8 +48,14 @@ class SqlServerDatabase(Database):
         return f"sqlserver:{server.group(1) if server else '?'}"
 
     def _connect(self) -> Any:
-        conn = self._pyodbc.connect(self._connection_string, autocommit=False, timeout=self._connect_timeout_s)
-        return conn
+        try:
+            return self._pyodbc.connect(self._connection_string, autocommit=False, timeout=self._connect_timeout_s)
+        except self._pyodbc.Error as exc:
+            mapped = self._translate(exc)
+            if isinstance(mapped, TransientDatabaseError):
+                raise mapped from exc
+            # A missing ODBC driver, a wrong server or login: nothing a retry fixes.
+            raise DatabaseUnavailable(f"sqlserver: cannot connect ({exc.args[-1] if exc.args else exc})") from exc
 
     def _begin(self, connection: Any, write: bool) -> Any:
         return connection.cursor()  # pyodbc opens the transaction implicitly (autocommit off)

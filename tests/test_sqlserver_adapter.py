@@ -1,0 +1,59 @@
+"""The SQL Server adapter's edges that can be checked without an engine: pyodbc loads, errors translate."""
+
+from __future__ import annotations
+
+import ctypes.util
+
+import pytest
+
+from core.errors import DatabaseUnavailable, SchemaOutdated, StorageError, TransientDatabaseError
+
+pytestmark = pytest.mark.skipif(
+    ctypes.util.find_library("odbc") is None, reason="unixODBC is not installed (.ci/run installs it)"
+)
+
+
+def adapter():
+    from core.storage.sqlserver import SqlServerDatabase
+
+    return SqlServerDatabase("Driver={ODBC Driver 18 for SQL Server};Server=tcp:127.0.0.1,1;Database=x", pool_size=1)
+
+
+def test_pyodbc_really_imports() -> None:
+    import pyodbc
+
+    assert pyodbc.version.startswith("5.")
+
+
+@pytest.mark.parametrize(
+    ("args", "expected", "reconnect"),
+    [
+        (("40001", "[40001] Transaction was deadlocked ... victim. (1205) (SQLExecDirectW)"), TransientDatabaseError,
+         False),
+        (("42000", "[42000] Database is not currently available. (40613)"), TransientDatabaseError, True),
+        (("08S01", "[08S01] Communication link failure"), TransientDatabaseError, True),
+        (("42S02", "[42S02] Invalid object name 'dbo.SesionesChat'. (208)"), SchemaOutdated, False),
+        (("23000", "[23000] Violation of UNIQUE KEY constraint (2627)"), StorageError, False),
+    ],
+)
+def test_driver_errors_are_translated(args: tuple[str, str], expected: type, reconnect: bool) -> None:
+    import pyodbc
+
+    db = adapter()
+    try:
+        mapped = db._translate(pyodbc.Error(*args))
+        assert type(mapped) is expected
+        if isinstance(mapped, TransientDatabaseError):
+            assert mapped.reconnect is reconnect
+        assert db._translate(ValueError("not a driver error")) is None
+    finally:
+        db.close()
+
+
+def test_unreachable_server_is_reported_clearly() -> None:
+    db = adapter()
+    try:
+        with pytest.raises(DatabaseUnavailable, match="cannot connect"):
+            db.run_sync(lambda tx: tx.fetch_one("ping"), write=False)
+    finally:
+        db.close()
