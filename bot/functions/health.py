@@ -6,13 +6,16 @@ import azure.functions as func
 
 from bot.health import check_health
 from bot.runtime import get_runtime
+from core.errors import BotError
 
 bp = func.Blueprint()
 
 
 @bp.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 async def health(req: func.HttpRequest) -> func.HttpResponse:
-    result = await check_health(get_runtime().db)
-    return func.HttpResponse(
-        json.dumps(result.as_dict()), status_code=200 if result.ok else 503, mimetype="application/json"
-    )
+    try:
+        result = (await check_health(get_runtime().db)).as_dict()
+        status = 200 if result["status"] == "ok" else 503
+    except BotError as exc:  # bad settings or a database adapter that cannot even be built
+        result, status = {"status": "unavailable", "reason": str(exc)}, 503
+    return func.HttpResponse(json.dumps(result), status_code=status, mimetype="application/json")
