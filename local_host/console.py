@@ -18,6 +18,7 @@ Beside the chat, a read-only state panel (session, lease, inbox, outbox, reports
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import time
@@ -61,6 +62,7 @@ _LOOPBACK = {"127.0.0.1", "localhost", "::1", "0.0.0.0", "::"}
 class Delivery:
     """One POST the console made to the webhook, as the thread shows it."""
 
+    seq: int  # unique per console process: a redelivery shares its wamid, not its place in the thread
     key: str
     wamid: str
     kind: str  # text / button_reply / list_reply
@@ -83,6 +85,7 @@ class Console:
     last: dict[str, tuple[SignedPayload, Delivery]] = field(default_factory=dict)
     names: dict[str, str] = field(default_factory=dict)
     session: aiohttp.ClientSession | None = None
+    _seq: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     async def start(self) -> None:
         self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60))
@@ -121,7 +124,9 @@ class Console:
         msg = body["entry"][0]["changes"][0]["value"]["messages"][0]
         kind = message["interactive"]["type"] if message["type"] == "interactive" else message["type"]
         text = message["text"]["body"] if kind == "text" else message["interactive"][kind]["title"]
-        delivery = Delivery(who.key, wamid, kind, text, int(msg["timestamp"]), time.time(), burst=burst)
+        delivery = Delivery(
+            next(self._seq), who.key, wamid, kind, text, int(msg["timestamp"]), time.time(), burst=burst
+        )
         self.names[who.key] = who.name
         return payload, delivery
 
@@ -135,7 +140,9 @@ class Console:
         if key not in self.last:
             raise PayloadError("no hay un mensaje anterior de esta conversación para reenviar")
         payload, first = self.last[key]
-        again = Delivery(key, first.wamid, first.kind, first.text, first.wa_timestamp, time.time(), redelivery=True)
+        again = Delivery(
+            next(self._seq), key, first.wamid, first.kind, first.text, first.wa_timestamp, time.time(), redelivery=True
+        )
         return await self._post(payload, again)
 
     async def burst(self, who: Identity, texts: list[str]) -> list[Delivery]:

@@ -79,7 +79,9 @@ function selectUser(user, name) {
   current = users.find((u) => u.user === user);
   lastThreadSig = "";
   lastStateSig = "";
+  rendered.clear();
   $("chat-title").textContent = current.name ? `${current.name} · ${current.user}` : current.user;
+  $("avatar").textContent = (current.name || current.user).trim().charAt(0).toUpperCase();
   $("chat-sub").textContent = /^[A-Z]{2}\./.test(user)
     ? "usuario sin número (solo BSUID): las respuestas van con \"recipient\""
     : "teléfono + BSUID, como manda Meta desde 2026";
@@ -128,6 +130,7 @@ function userBubble(item) {
     class: "msg user" + (item.redelivery ? " redelivery" : ""),
     "data-wamid": item.wamid,
     "data-redelivery": item.redelivery ? "1" : "0",
+    "data-burst": item.burst ? "1" : "0",
     "data-status": item.status === null ? "" : item.status,
   }, item.text, el("div", { class: "meta" }, ...tags,
     el("span", { class: "wamid", title: item.wamid, text: shortId(item.wamid) }), status,
@@ -180,6 +183,14 @@ function botBubble(item, origins) {
     el("span", { text: time(item.at) })));
 }
 
+// Bubbles are kept by identity and only rebuilt when their content changes, so a click (or a test's
+// element reference) is never lost to the 0.5 s poll.
+const rendered = new Map(); // item key -> {sig, node}
+
+function itemKey(item) {
+  return item.side === "user" ? "u" + item.seq : "b" + item.wamid;
+}
+
 function renderThread(thread, state) {
   const origins = {};
   for (const row of state.outbox_recent || []) {
@@ -190,14 +201,33 @@ function renderThread(thread, state) {
   lastThreadSig = sig;
   const box = $("thread");
   if (!thread.length) {
+    rendered.clear();
     const hint = config && !config.fake_graph
       ? "Escribe un mensaje. (Las respuestas no se ven aquí: WHATSAPP_API_BASE_URL no apunta a /_fake_graph de este host.)"
       : "Escribe un mensaje, p. ej. «Hola, el refrigerador no enfría».";
     box.replaceChildren(el("div", { class: "empty", text: hint }));
     return;
   }
-  box.replaceChildren(...thread.map((item) => (item.side === "user" ? userBubble(item) : botBubble(item, origins))));
-  box.scrollTop = box.scrollHeight;
+  const keep = new Set();
+  const nodes = thread.map((item) => {
+    const key = itemKey(item);
+    keep.add(key);
+    const itemSig = JSON.stringify([item, item.side === "bot" ? origins[item.wamid] || "" : ""]);
+    const old = rendered.get(key);
+    if (old && old.sig === itemSig) return old.node;
+    const node = item.side === "user" ? userBubble(item) : botBubble(item, origins);
+    if (old) old.node.replaceWith(node);
+    rendered.set(key, { sig: itemSig, node });
+    return node;
+  });
+  for (const key of [...rendered.keys()]) if (!keep.has(key)) rendered.delete(key);
+  const existing = [...box.children];
+  const same = existing.length === nodes.length && nodes.every((n, i) => existing[i] === n);
+  if (!same) {
+    const grew = nodes.length > existing.length;
+    box.replaceChildren(...nodes);
+    if (grew) box.scrollTop = box.scrollHeight;
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
