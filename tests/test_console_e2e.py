@@ -291,6 +291,15 @@ def _state_text(driver: WebDriver, css: str) -> str:
     return found[0].text if found else ""
 
 
+def settled(driver: WebDriver) -> bool:
+    """Nothing open in the inbox, nothing waiting or in flight in the outbox."""
+    outbox_quiet = all(
+        _state_text(driver, f"#st-outbox [data-outbox-estado='{st}']").endswith(": 0")
+        for st in ("pendiente", "procesando")
+    )
+    return outbox_quiet and "Pendientes o con error: 0" in _state_text(driver, "#st-inbox")
+
+
 def test_refrigerator_flow_end_to_end(browser: WebDriver, local_host: str) -> None:
     phone = "5215598765432"
     open_conversation(browser, local_host, phone, "Ana López")
@@ -320,6 +329,7 @@ def test_refrigerator_flow_end_to_end(browser: WebDriver, local_host: str) -> No
     wamid = last_user_wamid(browser)
     wait_for(browser, "el mensaje que cerró el flujo, procesado", lambda: browser.find_elements(
         By.XPATH, f"//*[@data-inbox-wamid='{wamid}']/ancestor::tr//*[contains(@class,'estado-procesado')]"))
+    wait_for(browser, "bandeja y cola en calma antes de reentregar", lambda: settled(browser))
     replies_before = len(bubbles(browser, "bot"))
     browser.find_element(By.ID, "resend-btn").click()
     wait_for(browser, "la reentrega aceptada con 200", lambda: browser.find_elements(
@@ -328,18 +338,10 @@ def test_refrigerator_flow_end_to_end(browser: WebDriver, local_host: str) -> No
     wait_for(browser, "Reintentos = 1 en la bandeja", lambda: browser.find_elements(
         By.CSS_SELECTOR, f"#st-inbox [data-inbox-wamid='{wamid}'][data-reintentos='1']"))
 
-    # Let anything the redelivery might wrongly cause reach the fake Graph API: nothing open in the inbox,
-    # nothing waiting or in flight in the outbox, for a couple of polls in a row.
-    def settled() -> bool:
-        quiet = all(
-            _state_text(browser, f"#st-outbox [data-outbox-estado='{st}']").endswith(": 0")
-            for st in ("pendiente", "procesando")
-        ) and "Pendientes o con error: 0" in _state_text(browser, "#st-inbox")
-        return quiet
-
-    wait_for(browser, "bandeja y cola en calma", settled)
+    # Let anything the redelivery might wrongly cause reach the fake Graph API before counting.
+    wait_for(browser, "bandeja y cola en calma", lambda: settled(browser))
     time.sleep(2)  # a grace period for a wrong second send to show up; not a timing assertion
-    wait_for(browser, "bandeja y cola en calma", settled)
+    wait_for(browser, "bandeja y cola en calma", lambda: settled(browser))
 
     bots = bubbles(browser, "bot")
     with_number = [b for b in bots if numero in b.text]

@@ -59,7 +59,7 @@ function time(seconds) {
 }
 
 function shortId(wamid) {
-  return wamid ? wamid.slice(0, 12) + "…" + wamid.slice(-6) : "";
+  return wamid ? wamid.slice(0, 10) + "…" + wamid.slice(-5) : "";
 }
 
 function ago(ms, now) {
@@ -316,7 +316,8 @@ function updateLeaseClock(s, now) {
     const exp = Number(span.dataset.expira);
     const live = exp > now;
     span.className = "lease-clock " + (live ? "live" : "expired");
-    span.textContent = live ? `activo, vence en ${((exp - now) / 1000).toFixed(1)} s` : `libre (venció ${ago(exp, now)})`;
+    if (live) span.textContent = `activo, vence en ${((exp - now) / 1000).toFixed(1)} s`;
+    else span.textContent = exp > 0 ? `libre (venció ${ago(exp, now)})` : "libre (liberado)";
   }
   for (const span of document.querySelectorAll("#st-session .ago")) span.textContent = ago(Number(span.dataset.ms), now);
 }
