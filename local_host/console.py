@@ -55,7 +55,8 @@ WEBHOOK_PATH = "/api/whatsapp/webhook"
 MAX_BURST = 10
 MAX_THREAD = 500  # deliveries remembered per conversation
 STATE_LIMIT = 25
-_LOOPBACK = {"127.0.0.1", "localhost", "::1", "0.0.0.0", "::"}
+_LOOPBACK = {"127.0.0.1", "localhost", "::1", "0.0.0.0", "::"}  # addresses that reach this machine
+_LOOPBACK_ONLY = {"127.0.0.1", "localhost", "::1"}  # binds no other machine can reach
 
 
 @dataclass
@@ -304,14 +305,21 @@ async def burst(request: web.Request) -> web.Response:
     return web.json_response([asdict(d) for d in deliveries])
 
 
-def mount_console(web_app: web.Application, runtime: Runtime, base_url: str) -> str:
-    """Add the page, its API and (when settings point at it) the fake Graph API; answer the page's URL."""
+def mount_console(web_app: web.Application, runtime: Runtime, base_url: str) -> str | None:
+    """Add the fake Graph API (when settings point at it), the page and its API; answer the page's URL.
+
+    The page signs webhooks with the app secret for whoever asks, so it is only served on a loopback
+    bind; on another address (`--host 0.0.0.0`) only the fake Graph API is mounted.
+    """
     own = loopback_base(base_url)
     fake_graph: FakeGraph | None = None
     if points_at_fake_graph(runtime.settings.whatsapp_api_base_url, own):
         # Checks the bearer token like the real Graph API does, so a sender that forgets it fails here too.
         fake_graph = FakeGraph(access_token=runtime.settings.whatsapp_access_token or None)
         web_app.add_subapp(FAKE_GRAPH_PREFIX, fake_graph.build_app())
+    if urlsplit(base_url).hostname not in _LOOPBACK_ONLY:
+        log.warning("Consola de chat desactivada: solo se sirve en 127.0.0.1/localhost, no en %s", base_url)
+        return None
     console = Console(runtime=runtime, webhook_url=own + WEBHOOK_PATH, fake_graph=fake_graph)
     web_app[CONSOLE_KEY] = console
 

@@ -312,5 +312,11 @@ def test_fake_graph_is_mounted_only_when_replies_go_to_this_host(db_path: Path) 
         assert not any(r.canonical.startswith("/_fake_graph") for r in elsewhere.router.resources())
         mount_console(here, runtime, "http://127.0.0.1:9")
         assert here[CONSOLE_KEY].fake_graph is not None
+        # On a bind other machines can reach, the fake Graph API is served but the signing page is not.
+        exposed = web.Application()
+        assert mount_console(exposed, runtime, "http://0.0.0.0:9") is None
+        assert CONSOLE_KEY not in exposed
+        canonicals = [r.canonical for r in exposed.router.resources()]
+        assert "/_fake_graph" in canonicals and "/" not in canonicals
     finally:
         runtime.db.close()
