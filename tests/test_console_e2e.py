@@ -27,6 +27,7 @@ from typing import TypeVar
 import httpx
 import pytest
 
+from local_host.console import CONSOLE_KEY
 from tests.conftest import ROOT, base_env, free_port
 from tests.console_receiver import console_in_thread
 
@@ -45,6 +46,8 @@ CHROMIUM_FLAGS = (
     "--disable-component-update", "--disable-sync", "--disable-extensions", "--window-size=1500,1000",
 )
 T = TypeVar("T")
+# Replies normally arrive within a second (eager dispatch); the timer sweep is the slow fallback.
+REPLY_WAIT_S = 40
 YES = re.compile(r"^\s*s[ií]\b", re.IGNORECASE)
 
 
@@ -227,6 +230,17 @@ def test_console_page_drives_a_webhook_receiver(browser: WebDriver, db_path: Pat
         assert incierto.get_attribute("data-count") == "1"
         screenshot(browser, "console_receiver_state")
 
+        # "Fallar el próximo envío": the fake Graph API refuses the next send with Meta's throttling error.
+        browser.find_element(By.ID, "fail-btn").click()
+        wait_for(browser, "el fallo quedó programado", lambda: "429" in _state_text(browser, "#graph-status"))
+        fake_graph = server.app[CONSOLE_KEY].fake_graph
+        assert fake_graph is not None and [(f.status, f.code) for f in fake_graph.failures] == [(429, 130429)]
+        sent_before = len(fake_graph.sent)
+        type_and_send(browser, "¿me oyes?")
+        wait_for(browser, "el envío rechazado consumió el fallo", lambda: not fake_graph.failures)
+        assert len(fake_graph.sent) == sent_before
+        assert not any("¿me oyes?" in b.text for b in bubbles(browser, "bot"))
+
         # A second user, known only by a BSUID: no phone in what Meta sends.
         open_conversation(browser, server.base_url, "MX.8812093347712650", "Marta")
         type_and_send(browser, "Hola")
@@ -305,11 +319,11 @@ def test_refrigerator_flow_end_to_end(browser: WebDriver, local_host: str) -> No
     open_conversation(browser, local_host, phone, "Ana López")
 
     type_and_send(browser, "Hola, el refrigerador no enfría")
-    wait_new_bot_bubble(browser, 0, r"\bSAP\b")
+    wait_new_bot_bubble(browser, 0, r"\bSAP\b", REPLY_WAIT_S)
 
     seen = len(bubbles(browser, "bot"))
     type_and_send(browser, "10004512")
-    confirm = wait_new_bot_bubble(browser, seen, r"Refrigerador vertical 2 puertas.*Tienda Centro")
+    confirm = wait_new_bot_bubble(browser, seen, r"Refrigerador vertical 2 puertas.*Tienda Centro", REPLY_WAIT_S)
     plain = re.sub(r"[*_~]", "", confirm.text)  # WhatsApp bold/italic marks aside
     assert re.search(r"¿\s*Es el Refrigerador vertical 2 puertas en Tienda Centro\s*\?", plain, re.I), confirm.text
 
@@ -319,7 +333,7 @@ def test_refrigerator_flow_end_to_end(browser: WebDriver, local_host: str) -> No
         press_choice(browser, confirm.wamid, lambda b: bool(YES.match(b.text)))
     else:
         type_and_send(browser, "sí")
-    report = wait_new_bot_bubble(browser, seen, r"RPT-\d+")
+    report = wait_new_bot_bubble(browser, seen, r"RPT-\d+", REPLY_WAIT_S)
     numero = re.search(r"RPT-\d+", report.text).group(0)  # type: ignore[union-attr]
     wait_for(browser, f"{numero} en el panel de reportes", lambda: numero in _state_text(browser, "#st-reports"))
     wait_for(browser, "la sesión en FINALIZADO",
@@ -329,7 +343,7 @@ def test_refrigerator_flow_end_to_end(browser: WebDriver, local_host: str) -> No
     wamid = last_user_wamid(browser)
     wait_for(browser, "el mensaje que cerró el flujo, procesado", lambda: browser.find_elements(
         By.XPATH, f"//*[@data-inbox-wamid='{wamid}']/ancestor::tr//*[contains(@class,'estado-procesado')]"))
-    wait_for(browser, "bandeja y cola en calma antes de reentregar", lambda: settled(browser))
+    wait_for(browser, "bandeja y cola en calma antes de reentregar", lambda: settled(browser), REPLY_WAIT_S)
     replies_before = len(bubbles(browser, "bot"))
     browser.find_element(By.ID, "resend-btn").click()
     wait_for(browser, "la reentrega aceptada con 200", lambda: browser.find_elements(
@@ -339,9 +353,9 @@ def test_refrigerator_flow_end_to_end(browser: WebDriver, local_host: str) -> No
         By.CSS_SELECTOR, f"#st-inbox [data-inbox-wamid='{wamid}'][data-reintentos='1']"))
 
     # Let anything the redelivery might wrongly cause reach the fake Graph API before counting.
-    wait_for(browser, "bandeja y cola en calma", lambda: settled(browser))
+    wait_for(browser, "bandeja y cola en calma", lambda: settled(browser), REPLY_WAIT_S)
     time.sleep(2)  # a grace period for a wrong second send to show up; not a timing assertion
-    wait_for(browser, "bandeja y cola en calma", lambda: settled(browser))
+    wait_for(browser, "bandeja y cola en calma", lambda: settled(browser), REPLY_WAIT_S)
 
     bots = bubbles(browser, "bot")
     with_number = [b for b in bots if numero in b.text]

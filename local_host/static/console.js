@@ -396,6 +396,15 @@ $("burst-btn").addEventListener("click", async () => {
   poll();
 });
 
+$("fail-btn").addEventListener("click", async () => {
+  try {
+    await api("/_fake_graph/_fail", { status: 429, code: 130429, count: 1, message: "(#130429) Rate limit hit" });
+    $("graph-status").textContent = "El próximo envío fallará con 429.";
+  } catch (err) {
+    $("graph-status").textContent = err.message;
+  }
+});
+
 $("user-form").addEventListener("submit", async (ev) => {
   ev.preventDefault();
   const user = $("user-input").value.trim();
@@ -416,6 +425,7 @@ async function start() {
     config = await api("/_console/api/config");
     const node = $("config");
     if (config.fake_graph) {
+      $("graph-tools").hidden = false;
       node.textContent = `webhook ${config.webhook_url} · respuestas: Graph API falsa en ${config.api_base_url} · base ${config.backend}`;
     } else {
       node.className = "config warn";
