@@ -33,6 +33,7 @@ from local_host.meta_payloads import (
 )
 from tests.conftest import APP_SECRET, FIXTURES, base_env, free_port
 from tests.console_receiver import ConsoleServer, build_console_app, start_site
+from tests.test_local_host import start_host, wait_ready
 
 PHONE = "5215512345678"
 BSUID_ONLY = "MX.8812093347712650"
@@ -320,3 +321,28 @@ def test_fake_graph_is_mounted_only_when_replies_go_to_this_host(db_path: Path) 
         assert "/_fake_graph" in canonicals and "/" not in canonicals
     finally:
         runtime.db.close()
+
+
+def test_local_host_serves_the_console_and_its_fake_graph(tmp_path: Path) -> None:
+    port = free_port()
+    proc = start_host(
+        tmp_path / "bot.sqlite3", port, WHATSAPP_API_BASE_URL=f"http://127.0.0.1:{port}/_fake_graph/v23.0"
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        assert wait_ready(base + "/_console/api/config", proc).json()["fake_graph"] is True
+        page = httpx.get(base + "/")
+        assert page.status_code == 200 and "Enviar dos veces" in page.text
+        assert httpx.get(base + "/_console/static/console.js").status_code == 200
+        send = httpx.post(
+            base + "/_fake_graph/v23.0/106540352242922/messages",
+            json={"messaging_product": "whatsapp", "to": PHONE, "type": "text", "text": {"body": "¡Hola!"}},
+            headers={"Authorization": "Bearer test-access-token"},
+        )
+        assert send.status_code == 200
+        thread = httpx.get(base + "/_console/api/state", params={"user": PHONE}).json()["thread"]
+        assert [(t["side"], t["payload"]["text"]["body"]) for t in thread] == [("bot", "¡Hola!")]
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=15)
+    assert f"consola de chat: {base}/" in out
