@@ -137,6 +137,17 @@ function userBubble(item) {
     el("span", { text: time(item.at) })));
 }
 
+// WhatsApp's own markup: *negrita*, _cursiva_, ~tachado~ (built as DOM nodes, never as HTML).
+const MARKUP = /(\*[^*\n]+\*|_[^_\n]+_|~[^~\n]+~)/;
+const MARKUP_TAG = { "*": "strong", "_": "em", "~": "s" };
+
+function formatted(text) {
+  return text.split(MARKUP).filter(Boolean).map((part) => {
+    const tag = part.length > 2 && MARKUP_TAG[part[0]] && part[0] === part[part.length - 1] ? MARKUP_TAG[part[0]] : null;
+    return tag ? el(tag, { text: part.slice(1, -1) }) : document.createTextNode(part);
+  });
+}
+
 function sendReply(reply) {
   sendMessage({ reply });
 }
@@ -177,7 +188,7 @@ function botBubble(item, origins) {
   return el("div", {
     class: "msg bot", "data-wamid": item.wamid, "data-origin": origins[item.wamid] || "",
     "data-type": p.type === "interactive" ? (p.interactive || {}).type : p.type,
-  }, text, choices.length ? el("div", { class: "choices" }, ...choices) : null,
+  }, el("span", { class: "body" }, ...formatted(text)), choices.length ? el("div", { class: "choices" }, ...choices) : null,
   el("div", { class: "meta" },
     origins[item.wamid] ? el("span", { class: "tag", title: origins[item.wamid], text: "responde a " + shortId(origins[item.wamid]) }) : null,
     el("span", { text: time(item.at) })));
