@@ -106,6 +106,16 @@ def wait_for(driver: WebDriver, what: str, fn: Callable[[], T | None], timeout: 
         raise AssertionError(f"no llegó a pasar: {what} (captura en {shot})") from None
 
 
+def read_stable(fn: Callable[[], T]) -> T:
+    """Read page elements, again if the 0.5 s poll re-rendered them in between."""
+    for _ in range(20):
+        try:
+            return fn()
+        except StaleElementReferenceException:
+            time.sleep(0.1)
+    return fn()
+
+
 def bubbles(driver: WebDriver, side: str) -> list[WebElement]:
     return driver.find_elements(By.CSS_SELECTOR, f"#thread .msg.{side}")
 
@@ -344,7 +354,7 @@ def test_refrigerator_flow_end_to_end(browser: WebDriver, local_host: str) -> No
     wait_for(browser, "el mensaje que cerró el flujo, procesado", lambda: browser.find_elements(
         By.XPATH, f"//*[@data-inbox-wamid='{wamid}']/ancestor::tr//*[contains(@class,'estado-procesado')]"))
     wait_for(browser, "bandeja y cola en calma antes de reentregar", lambda: settled(browser), REPLY_WAIT_S)
-    replies_before = len(bubbles(browser, "bot"))
+    replies_before = read_stable(lambda: len(bubbles(browser, "bot")))
     browser.find_element(By.ID, "resend-btn").click()
     wait_for(browser, "la reentrega aceptada con 200", lambda: browser.find_elements(
         By.CSS_SELECTOR, f"#thread .msg.user[data-redelivery='1'][data-wamid='{wamid}'][data-status='200']"))
@@ -357,10 +367,11 @@ def test_refrigerator_flow_end_to_end(browser: WebDriver, local_host: str) -> No
     time.sleep(2)  # a grace period for a wrong second send to show up; not a timing assertion
     wait_for(browser, "bandeja y cola en calma", lambda: settled(browser), REPLY_WAIT_S)
 
-    bots = bubbles(browser, "bot")
-    with_number = [b for b in bots if numero in b.text]
+    bot_texts = read_stable(lambda: [b.text for b in bubbles(browser, "bot")])
+    errors = read_stable(lambda: browser.find_element(
+        By.CSS_SELECTOR, "#st-outbox [data-outbox-estado='error']").get_attribute("data-count"))
     screenshot(browser, "console_e2e_flow")
-    assert len(with_number) == 1, f"{len(with_number)} respuestas con {numero}"
-    assert len(bots) == replies_before, "la reentrega produjo otra respuesta"
-    assert browser.find_element(By.CSS_SELECTOR, "#st-outbox [data-outbox-estado='error']").get_attribute(
-        "data-count") == "0"
+    with_number = [t for t in bot_texts if numero in t]
+    assert len(with_number) == 1, f"{len(with_number)} respuestas con {numero}: {with_number}"
+    assert len(bot_texts) == replies_before, f"la reentrega produjo otra respuesta: {bot_texts[replies_before:]}"
+    assert errors == "0"
