@@ -60,8 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         from local_host.console import mount_console
     except ImportError:
         mount_console = None
-    if mount_console is not None:
-        mount_console(web_app, runtime, f"http://{args.host}:{args.port}")
+    console_url = mount_console(web_app, runtime, f"http://{args.host}:{args.port}") if mount_console else None
 
     async def on_cleanup(_: web.Application) -> None:
         await runtime.aclose()
@@ -73,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {function.name}: [{','.join(function.methods)}] {base}/api/{function.route}", flush=True)
     for timer in web_app["timers"]:
         print(f"  {timer.name}: timer {timer.schedule}", flush=True)
+    if console_url:
+        print(f"  consola de chat: {console_url}", flush=True)
     web.run_app(web_app, host=args.host, port=args.port, print=lambda *_: None, access_log=None)
     return 0
 

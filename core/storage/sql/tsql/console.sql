@@ -1,0 +1,47 @@
+-- The local chat console's state panel (local host only): read-only views of one conversation.
+
+-- name: console_session
+SELECT Telefono, Estado, Version, DatosTemp, UltimaActividad
+FROM dbo.SesionesChat
+WHERE Telefono = :telefono;
+
+-- name: console_leases
+-- The lease key is the conversation key, possibly with a prefix ("conv:<key>"); Python keeps exact matches.
+SELECT Clave, Propietario, ExpiraEn, Token, AdquiridoEn
+FROM dbo.BloqueosConversacion
+WHERE Clave = :clave OR Clave LIKE :patron;
+
+-- name: console_inbox_open
+SELECT MessageId, Tipo, Estado, Reintentos, Intentos, UltimoError, WaTimestamp, RecibidoEn, ProcesadoEn
+FROM dbo.MensajesProcesados
+WHERE Telefono = :telefono AND Estado IN (N'pendiente', N'error')
+ORDER BY WaTimestamp, Id;
+
+-- name: console_inbox_recent
+SELECT TOP (:limite) MessageId, Tipo, Estado, Reintentos, Intentos, UltimoError, WaTimestamp, RecibidoEn, ProcesadoEn
+FROM dbo.MensajesProcesados
+WHERE Telefono = :telefono
+ORDER BY Id DESC;
+
+-- name: console_outbox_counts
+SELECT Estado, COUNT(*) AS Cantidad
+FROM dbo.ColaEnvios
+WHERE Destinatario = :destinatario
+GROUP BY Estado;
+
+-- name: console_outbox_recent
+SELECT TOP (:limite) Id, Tipo, Estado, Intentos, WamidEnviado, MessageIdOrigen, UltimoError, EnviadoEn
+FROM dbo.ColaEnvios
+WHERE Destinatario = :destinatario
+ORDER BY Id DESC;
+
+-- name: console_reports
+SELECT TOP (:limite) Numero, TipoEquipo, Descripcion, CONVERT(NVARCHAR(30), CreadoEn, 126) AS CreadoEn
+FROM dbo.Reportes
+WHERE Telefono = :telefono
+ORDER BY Id DESC;
+
+-- name: console_conversations
+SELECT TOP (:limite) Telefono, Estado, UltimaActividad
+FROM dbo.SesionesChat
+ORDER BY UltimaActividad DESC;
