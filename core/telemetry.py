@@ -115,6 +115,19 @@ class _RedactedError(Exception):
     """Stands in for an exception whose text carried a secret, so exporters only see the cleaned text."""
 
 
+_redacted_types: dict[tuple[str, str], type[_RedactedError]] = {}
+
+
+def _redacted_type(original: type[BaseException] | None) -> type[_RedactedError]:
+    """A stand-in class named like the original, so `exceptions | summarize by type` still groups right."""
+    name = original.__name__ if original else "Exception"
+    module = original.__module__ if original else __name__
+    key = (module, name)
+    if key not in _redacted_types:
+        _redacted_types[key] = type(name, (_RedactedError,), {"__module__": module})
+    return _redacted_types[key]
+
+
 def _redact_record(record: logging.LogRecord) -> None:
     try:
         message = record.getMessage()
@@ -127,8 +140,13 @@ def _redact_record(record: logging.LogRecord) -> None:
         full = "".join(traceback.format_exception(exc_type, exc, tb))
         clean_full = REDACTOR.redact(full)
         if clean_full != full:
-            text = REDACTOR.redact(f"{exc_type.__name__ if exc_type else 'Exception'}: {exc}")
-            record.exc_info = (_RedactedError, _RedactedError(text), tb)
+            # Same frames, cleaned message; a chained cause cannot be rebuilt, so its cleaned text
+            # travels as a note of the stand-in.
+            stand_in = _redacted_type(exc_type)
+            clean_exc = stand_in(REDACTOR.redact(str(exc)))
+            if exc.__cause__ is not None or exc.__context__ is not None:
+                clean_exc.add_note("Cadena original (depurada):\n" + clean_full.rstrip("\n"))
+            record.exc_info = (stand_in, clean_exc, tb)
             record.exc_text = clean_full.rstrip("\n")
     if record.stack_info:
         record.stack_info = REDACTOR.redact(record.stack_info)
@@ -137,23 +155,64 @@ def _redact_record(record: logging.LogRecord) -> None:
             setattr(record, key, REDACTOR.redact(value))
 
 
-_base_factory: Callable[..., logging.LogRecord] | None = None
+_original_make_record: Callable[..., logging.LogRecord] | None = None
 
 
-def _install_record_factory() -> None:
-    """Clean every record where it is made, before any handler (console, worker, OpenTelemetry) sees it."""
-    global _base_factory
-    if _base_factory is not None:
+def _install_record_redaction() -> None:
+    """Clean every record where it is made, before any handler (console, worker, OpenTelemetry) sees it.
+
+    `Logger.makeRecord` is wrapped rather than the record factory, because `extra=` fields are added
+    after the factory returns and they reach Application Insights as custom dimensions. The wrap is on
+    the class, so loggers created before (the worker's, the SDKs') are covered too.
+    """
+    global _original_make_record
+    if _original_make_record is not None:
         return
-    _base_factory = logging.getLogRecordFactory()
-    base = _base_factory
+    original = logging.Logger.makeRecord
+    _original_make_record = original
 
-    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
-        record = base(*args, **kwargs)
+    def make_record(self: logging.Logger, *args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = original(self, *args, **kwargs)
         _redact_record(record)
         return record
 
-    logging.setLogRecordFactory(factory)
+    logging.Logger.makeRecord = make_record  # type: ignore[method-assign]
+
+
+class RedactingSpanProcessor:
+    """Cleans span attributes (`url.full` of an outbound call, ...) when the span starts.
+
+    The instrumentations set the URL before `on_start`, and the span is still writable there; every
+    processor's `on_start` runs before any export, so the order among processors does not matter.
+    """
+
+    def on_start(self, span: Any, parent_context: Any = None) -> None:
+        attributes = getattr(span, "attributes", None) or {}
+        for key, value in list(attributes.items()):
+            if isinstance(value, str):
+                clean = REDACTOR.redact(value)
+                if clean != value:
+                    span.set_attribute(key, clean)
+
+    def _on_ending(self, span: Any) -> None:
+        return None
+
+    def on_end(self, span: Any) -> None:
+        return None
+
+    def shutdown(self) -> None:
+        return None
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return True
+
+
+def _add_span_redaction() -> None:
+    from opentelemetry import trace
+
+    provider = trace.get_tracer_provider()
+    if hasattr(provider, "add_span_processor"):  # an SDK provider (ours or the worker's), not the no-op proxy
+        provider.add_span_processor(RedactingSpanProcessor())
 
 
 # -- events --------------------------------------------------------------------------------------
@@ -275,7 +334,7 @@ def configure_logging(level: str | None = None) -> None:
     write every line twice.
     """
     global _configured
-    _install_record_factory()
+    _install_record_redaction()
     if _configured:
         return
     _configured = True
@@ -310,6 +369,7 @@ def configure_telemetry(settings: Settings, **azure_monitor_overrides: Any) -> s
         if plan != "off":
             from core.metrics_export import install_metrics_bridge
 
+            _add_span_redaction()
             install_metrics_bridge()
         _azure_monitor_mode = plan
     log.info("Telemetría: Azure Monitor %s", plan)
