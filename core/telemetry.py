@@ -365,7 +365,14 @@ def configure_telemetry(settings: Settings, **azure_monitor_overrides: Any) -> s
         env["APPLICATIONINSIGHTS_CONNECTION_STRING"] = settings.applicationinsights_connection_string
         plan = azure_monitor_plan(env)
         if plan in ("full", "no-logs"):
-            _configure_azure_monitor(settings.applicationinsights_connection_string, plan, **azure_monitor_overrides)
+            try:
+                _configure_azure_monitor(
+                    settings.applicationinsights_connection_string, plan, **azure_monitor_overrides
+                )
+            except Exception as exc:  # telemetry must never take the bot down with it
+                log.error("Telemetría: Azure Monitor no se pudo configurar (%s: %s); sigue sin exportar",
+                          type(exc).__name__, exc)
+                plan = "off"
         if plan != "off":
             from core.metrics_export import install_metrics_bridge
 

@@ -100,3 +100,15 @@ def test_worker_configured_distro_is_not_configured_twice(tmp_path: Path, worker
     assert_metrics_and_dependencies(ingestion)
     assert_no_secret(ingestion)
     json.dumps(ingestion.items)  # every item was valid JSON on the wire
+
+
+def test_a_malformed_connection_string_does_not_stop_the_app(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("WHATSAPP_", "SQL", "APPLICATIONINSIGHTS", "PYTHON_", "FUNCTIONS_", "OTEL_"))}
+    env.update(base_env(tmp_path / "x.sqlite3", APPLICATIONINSIGHTS_CONNECTION_STRING="not-a-connection-string"))
+    code = ("from core.settings import load_settings; from core.telemetry import configure_telemetry;"
+            "print('PLAN=' + configure_telemetry(load_settings(), enable_live_metrics=False))")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "PLAN=off" in proc.stdout
+    assert "Azure Monitor no se pudo configurar (ValueError" in proc.stderr
