@@ -303,3 +303,32 @@ def test_host_json_keeps_what_the_alerts_read(tmp_path) -> None:
     timeout_ms = ((h * 60 + m) * 60 + s) * 1000
     budget = load_settings({"WHATSAPP_APP_SECRET": "x", "WHATSAPP_VERIFY_TOKEN": "y"}).webhook_budget_ms
     assert timeout_ms >= 10 * budget  # a safety net far above the drain budget, never the thing that stops it
+
+
+# -- Prometheus rules -----------------------------------------------------------------------------------
+
+
+def test_prometheus_rules_keep_seed_000_and_use_only_exposed_metrics() -> None:
+    yaml = pytest.importorskip("yaml")
+    from core.metrics import REGISTRY
+    from core.metrics_export import DB_GAUGES
+
+    doc = yaml.safe_load((ROOT / "monitoring" / "prometheus-rules.yml").read_text(encoding="utf-8"))
+    (group,) = doc["groups"]
+    rules = {r["alert"]: r for r in group["rules"]}
+    assert rules["HighRaceErrors"]["expr"] == "rate(race_errors_total[5m]) > 0.1"
+    assert rules["HighRaceErrors"]["for"] == "2m" and rules["HighRaceErrors"]["labels"]["severity"] == "warning"
+    assert rules["HighRaceErrors"]["annotations"]["summary"] == "Alto número de race errors detectados"
+    assert rules["OrphanedRunsDetected"]["expr"] == "orphaned_runs_cancelled_total > 0"
+    assert rules["OrphanedRunsDetected"]["annotations"]["summary"] == "Runs huérfanos cancelados durante recuperación"
+    exposed = {s.name for f in REGISTRY.collect() for s in f.samples} | {f.name for f in REGISTRY.collect()}
+    exposed |= {f"{f.name}_total" for f in REGISTRY.collect() if f.type == "counter"}
+    exposed |= set(DB_GAUGES) | {"metrics_db_up"}
+    functions = {"rate", "increase", "sum", "max", "by", "min", "avg"}
+    for rule in group["rules"]:
+        assert set(rule) <= {"alert", "expr", "for", "labels", "annotations"}
+        assert rule["labels"]["severity"] in ("info", "warning", "critical")
+        assert rule["annotations"]["runbook"].split("#")[1] in {r.name for r in RULES}
+        expr = re.sub(r"\{[^}]*\}|\[[^\]]*\]|\"[^\"]*\"", "", rule["expr"])
+        for name in re.findall(r"\b[a-z_][a-z0-9_]*\b", expr):
+            assert name in exposed or name in functions or name == "provider", f"{rule['alert']}: {name}"
