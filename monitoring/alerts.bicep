@@ -89,7 +89,7 @@ requests
     periods: 1
     query: '''
 requests
-| where url has "/api/whatsapp/webhook"
+| where url contains "/api/whatsapp/webhook" or name contains "webhook"
 | summarize p95=percentile(duration, 95)
 '''
   }
