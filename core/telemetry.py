@@ -10,6 +10,7 @@ modes and why none duplicates a log line.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -17,6 +18,7 @@ import sys
 import threading
 import traceback
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 from core.settings import Settings
@@ -264,17 +266,36 @@ def on_functions_worker(env: Mapping[str, str] | None = None) -> bool:
     return bool(env.get("FUNCTIONS_WORKER_RUNTIME")) and not env.get("LOCAL_HOST")
 
 
-def azure_monitor_plan(env: Mapping[str, str] | None = None) -> str:
-    """Which part of the Azure Monitor export this process owns (docs/operations.md, "Telemetry modes").
+APP_ROOT = Path(__file__).resolve().parents[1]
+
+
+def host_telemetry_mode(env: Mapping[str, str] | None = None) -> str:
+    """`telemetryMode` of the app's host.json, lower-cased (`applicationinsights` when absent)."""
+    env = os.environ if env is None else env
+    root = Path(env.get("AzureWebJobsScriptRoot") or APP_ROOT)
+    try:
+        host = json.loads((root / "host.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return "applicationinsights"
+    mode = host.get("telemetryMode") if isinstance(host, dict) else None
+    return str(mode or "applicationinsights").lower()
+
+
+def azure_monitor_plan(env: Mapping[str, str] | None = None, host_mode: str | None = None) -> str:
+    """Which part of the Azure Monitor export this process owns (docs/operations.md, "Three export modes").
+
+    On Functions the host relays every worker log record to Application Insights unless BOTH host.json
+    says `"telemetryMode": "OpenTelemetry"` AND the worker declares it exports logs itself
+    (PYTHON_ENABLE_OPENTELEMETRY or PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY); the classic host
+    honours only a capability the Python worker never sends.
 
     - `off`: no connection string.
     - `worker`: PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY=true; the Functions worker already called
       configure_azure_monitor before importing the app. Calling it again would export everything twice.
-    - `full`: logs, exceptions, metrics and dependencies from here. Outside Functions (local host,
-      scripts), or on Functions with PYTHON_ENABLE_OPENTELEMETRY=true (the worker tells the host to stop
-      relaying our log records, so the OpenTelemetry handler is their only path).
-    - `no-logs`: classic Functions logging, the host relays every log record to `traces` itself; we
-      export metrics and dependencies only, or each line would arrive twice.
+    - `full`: logs, exceptions, metrics and dependencies from here: outside Functions (local host,
+      scripts), or on Functions with PYTHON_ENABLE_OPENTELEMETRY=true and an OpenTelemetry host.
+    - `no-logs`: the host relays every log record to `traces` itself; we export metrics and
+      dependencies only, or each line would arrive twice.
     """
     env = os.environ if env is None else env
     if not env.get("APPLICATIONINSIGHTS_CONNECTION_STRING", "").strip():
@@ -283,9 +304,24 @@ def azure_monitor_plan(env: Mapping[str, str] | None = None) -> str:
         return "full"
     if _truthy("PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY", env):
         return "worker"
-    if _truthy("PYTHON_ENABLE_OPENTELEMETRY", env):
+    host_mode = host_telemetry_mode(env) if host_mode is None else host_mode.lower()
+    if _truthy("PYTHON_ENABLE_OPENTELEMETRY", env) and host_mode == "opentelemetry":
         return "full"
     return "no-logs"
+
+
+def plan_warning(env: Mapping[str, str], host_mode: str) -> str | None:
+    """A settings combination that duplicates or loses log lines, in one sentence; None when coherent."""
+    if not on_functions_worker(env) or not env.get("APPLICATIONINSIGHTS_CONNECTION_STRING", "").strip():
+        return None
+    worker_otel = _truthy("PYTHON_ENABLE_OPENTELEMETRY", env) or _truthy(
+        "PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY", env
+    )
+    if worker_otel and host_mode != "opentelemetry":
+        return ("PYTHON_ENABLE_OPENTELEMETRY/PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY sin \"telemetryMode\": "
+                "\"OpenTelemetry\" en host.json: el host sigue retransmitiendo los logs (posibles duplicados "
+                "con PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY)")
+    return None
 
 
 # Outbound HTTP (httpx: WhatsApp Graph API, OpenAI, Gemini) becomes `dependencies`. The rest of the
@@ -363,7 +399,11 @@ def configure_telemetry(settings: Settings, **azure_monitor_overrides: Any) -> s
             return _azure_monitor_mode
         env = dict(os.environ)
         env["APPLICATIONINSIGHTS_CONNECTION_STRING"] = settings.applicationinsights_connection_string
-        plan = azure_monitor_plan(env)
+        host_mode = host_telemetry_mode(env)
+        plan = azure_monitor_plan(env, host_mode)
+        warning = plan_warning(env, host_mode)
+        if warning:
+            log.warning("Telemetría: %s", warning)
         if plan in ("full", "no-logs"):
             try:
                 _configure_azure_monitor(

@@ -66,9 +66,22 @@ def assert_metrics_and_dependencies(ingestion: FakeIngestion) -> None:
     assert len(graph) == 1 and "access_token=***" in graph[0]["data"]
 
 
-def test_full_plan_exports_logs_once_with_dimensions(tmp_path: Path) -> None:
+def otel_host(tmp_path: Path) -> str:
+    """A copy of the app's host.json switched to the host's OpenTelemetry mode."""
+    root = tmp_path / "otel-host"
+    root.mkdir()
+    host = json.loads((ROOT / "host.json").read_text(encoding="utf-8"))
+    host["telemetryMode"] = "OpenTelemetry"
+    (root / "host.json").write_text(json.dumps(host), encoding="utf-8")
+    return str(root)
+
+
+@pytest.mark.parametrize("where", ["local", "functions-opentelemetry-host"])
+def test_full_plan_exports_logs_once_with_dimensions(tmp_path: Path, where: str) -> None:
+    extra = {} if where == "local" else {"FUNCTIONS_WORKER_RUNTIME": "python", "PYTHON_ENABLE_OPENTELEMETRY": "true",
+                                         "AzureWebJobsScriptRoot": otel_host(tmp_path)}
     with FakeIngestion() as ingestion:
-        assert run_probe(tmp_path, ingestion) == "full"
+        assert run_probe(tmp_path, ingestion, **extra) == "full"
     busy = traces_with(ingestion, "THREAD_LOCK_BUSY")
     assert len(busy) == 1
     assert busy[0]["properties"]["telefono"] == "*********5678"
@@ -94,7 +107,7 @@ def test_classic_functions_host_gets_the_logs_so_we_export_none(tmp_path: Path) 
 def test_worker_configured_distro_is_not_configured_twice(tmp_path: Path, worker_setting: str) -> None:
     with FakeIngestion() as ingestion:
         plan = run_probe(tmp_path, ingestion, FUNCTIONS_WORKER_RUNTIME="python", PROBE_WORKER_PRECONFIGURE="1",
-                         **{worker_setting: "true"})
+                         AzureWebJobsScriptRoot=otel_host(tmp_path), **{worker_setting: "true"})
     assert plan == "worker"
     assert len(traces_with(ingestion, "THREAD_LOCK_BUSY")) == 1  # one handler, one line
     assert_metrics_and_dependencies(ingestion)

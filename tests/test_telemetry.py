@@ -20,8 +20,10 @@ from core.telemetry import (
     azure_monitor_plan,
     configure_logging,
     configure_telemetry,
+    host_telemetry_mode,
     log_event,
     mask_phone,
+    plan_warning,
     secrets_of,
 )
 from tests.conftest import base_env
@@ -199,23 +201,35 @@ def test_log_event_rejects_a_reserved_key() -> None:
         events.breaker_state_changed("openai", "CLOSED", "BROKEN")
 
 
+CS = {"APPLICATIONINSIGHTS_CONNECTION_STRING": "InstrumentationKey=x"}
+FN = {**CS, "FUNCTIONS_WORKER_RUNTIME": "python"}
+
+
 @pytest.mark.parametrize(
-    ("env", "plan"),
+    ("env", "host_mode", "plan", "warns"),
     [
-        ({}, "off"),
-        ({"APPLICATIONINSIGHTS_CONNECTION_STRING": "InstrumentationKey=x"}, "full"),
-        ({"APPLICATIONINSIGHTS_CONNECTION_STRING": "InstrumentationKey=x", "FUNCTIONS_WORKER_RUNTIME": "python"},
-         "no-logs"),
-        ({"APPLICATIONINSIGHTS_CONNECTION_STRING": "InstrumentationKey=x", "FUNCTIONS_WORKER_RUNTIME": "python",
-          "PYTHON_ENABLE_OPENTELEMETRY": "true"}, "full"),
-        ({"APPLICATIONINSIGHTS_CONNECTION_STRING": "InstrumentationKey=x", "FUNCTIONS_WORKER_RUNTIME": "python",
-          "PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY": "true", "PYTHON_ENABLE_OPENTELEMETRY": "true"}, "worker"),
-        ({"APPLICATIONINSIGHTS_CONNECTION_STRING": "InstrumentationKey=x", "FUNCTIONS_WORKER_RUNTIME": "python",
-          "LOCAL_HOST": "1"}, "full"),
+        ({}, "applicationinsights", "off", False),
+        (CS, "applicationinsights", "full", False),  # local host, scripts
+        ({**FN, "LOCAL_HOST": "1"}, "applicationinsights", "full", False),
+        (FN, "applicationinsights", "no-logs", False),  # the default on Azure
+        (FN, "opentelemetry", "no-logs", False),  # the host's OpenTelemetry relays our records
+        ({**FN, "PYTHON_ENABLE_OPENTELEMETRY": "true"}, "opentelemetry", "full", False),
+        ({**FN, "PYTHON_ENABLE_OPENTELEMETRY": "true"}, "applicationinsights", "no-logs", True),
+        ({**FN, "PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY": "true"}, "opentelemetry", "worker", False),
+        ({**FN, "PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY": "true"}, "applicationinsights", "worker", True),
     ],
 )
-def test_azure_monitor_plan(env: dict[str, str], plan: str) -> None:
-    assert azure_monitor_plan(env) == plan
+def test_azure_monitor_plan(env: dict[str, str], host_mode: str, plan: str, warns: bool) -> None:
+    assert azure_monitor_plan(env, host_mode) == plan
+    assert (plan_warning(env, host_mode) is not None) == warns
+
+
+def test_host_json_telemetry_mode_is_read(tmp_path: Path) -> None:
+    assert host_telemetry_mode({}) == "applicationinsights"  # the shipped host.json: classic
+    (tmp_path / "host.json").write_text('{"version": "2.0", "telemetryMode": "OpenTelemetry"}')
+    assert host_telemetry_mode({"AzureWebJobsScriptRoot": str(tmp_path)}) == "opentelemetry"
+    assert azure_monitor_plan({**FN, "PYTHON_ENABLE_OPENTELEMETRY": "1", "AzureWebJobsScriptRoot": str(tmp_path)}) \
+        == "full"
 
 
 def test_configure_logging_is_idempotent() -> None:
