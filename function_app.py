@@ -2,8 +2,9 @@
 
 import azure.functions as func
 
-from bot.functions import conversation, health
+from bot.functions import conversation, health, metrics
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(health.bp)
 app.register_functions(conversation.bp)
+app.register_functions(metrics.bp)

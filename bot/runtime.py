@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from core.settings import Settings, load_settings
 from core.storage import open_database
 from core.storage.database import Database
-from core.telemetry import configure_logging
+from core.telemetry import configure_logging, configure_telemetry
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,7 @@ _current: Runtime | None = None
 
 def build_runtime(settings: Settings | None = None) -> Runtime:
     settings = settings or load_settings()
+    configure_telemetry(settings)  # secrets known before the first line that could carry them
     return Runtime(settings=settings, db=open_database(settings))
 
 

@@ -1,10 +1,15 @@
 """Process-local counters, in one registry. Gauges that span instances are read from the database
-at scrape time (see `bot/` operations), never from one process's memory.
+at scrape time (`core/storage/stats.py`, rendered by `bot/metrics.py`), never from one process's memory.
+`core/metrics_export.py` mirrors this registry to Application Insights; `core/events.py` is where
+most of these counters move.
 """
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, disable_created_metrics
+
+# `*_created` timestamps double the exposition and no dashboard here reads them.
+disable_created_metrics()
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 

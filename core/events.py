@@ -1,0 +1,111 @@
+"""The operational events of DESIGN.md ("Observability"), each logged and counted in one call.
+
+Every module that meets one of these situations calls the function here instead of writing its own
+line, so the token the KQL and the alerts search for (monitoring/queries.kql), the masked phone, the
+custom dimensions and the Prometheus counter can never drift apart.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from core import metrics
+from core.telemetry import log_event, mask_phone
+
+log = logging.getLogger("reportes_bot.eventos")
+
+BREAKER_STATES = {"CLOSED": 0, "HALF_OPEN": 1, "OPEN": 2}
+_OPERATION = re.compile(r"^\w+$")  # the KQL reads it back with `Timeout\] (\w+)`
+
+
+# -- conversation leases (seed 000) ---------------------------------------------------------------
+
+
+def lock_acquired(clave: str, timeout_ms: int, fencing: int) -> None:
+    log_event(log, logging.INFO, "THREAD_LOCK_ACQUIRED", "Lock adquirido para conversación",
+              telefono=clave, timeoutMs=timeout_ms, fencing=fencing)
+
+
+def lock_busy(clave: str) -> None:
+    """The lease is held by another drain: that holder will handle this message too."""
+    metrics.race_errors_total.inc()
+    log_event(log, logging.WARNING, "THREAD_LOCK_BUSY", "Conversación ya está siendo procesada", telefono=clave)
+
+
+def lock_timeout(clave: str, timeout_ms: int, fencing: int, reason: str = "expirado") -> None:
+    """A lease ran out before its holder released it (holder died, or a heartbeat came too late)."""
+    metrics.race_errors_total.inc()
+    log_event(log, logging.WARNING, "THREAD_LOCK_TIMEOUT", "Lock liberado por timeout",
+              telefono=clave, timeoutMs=timeout_ms, fencing=fencing, motivo=reason)
+
+
+# -- orphaned AI runs (seed 000) ------------------------------------------------------------------
+
+
+def orphaned_runs_recovery_start(max_age_ms: int) -> None:
+    log_event(log, logging.INFO, "ORPHANED_RUNS_RECOVERY_START", "Iniciando recuperación de runs huérfanos",
+              maxAgeMs=max_age_ms)
+
+
+def orphaned_run_cancelled(telefono: str, run_id: str, status: str, age_ms: int, conversation_id: str = "") -> None:
+    metrics.orphaned_runs_cancelled_total.inc()
+    log_event(log, logging.WARNING, "ORPHANED_RUN_CANCELLED", "Run huérfano cancelado",
+              telefono=telefono, threadId=conversation_id or None, runId=run_id, status=status,
+              ageMinutes=age_ms // 60_000)
+
+
+def orphaned_runs_recovery_complete(checked: int, cancelled: int) -> None:
+    log_event(log, logging.INFO, "ORPHANED_RUNS_RECOVERY_COMPLETE", "Recuperación completada",
+              runsChecked=checked, runsCancelled=cancelled)
+
+
+# -- optimistic concurrency (seeds 002, 003) ------------------------------------------------------
+
+
+def concurrency_retry(operation: str, telefono: str, attempt: int, max_attempts: int, delay_ms: int) -> None:
+    """A versioned write lost the race and will be retried; `attempt` is the one that failed (1-based)."""
+    metrics.concurrency_retries_total.labels(operation=operation).inc()
+    log_event(
+        log, logging.WARNING,
+        f"[ConcurrencyRetry] {operation}({mask_phone(telefono)}) - Intento {attempt}/{max_attempts} falló,"
+        f" reintentando en {delay_ms}ms",
+        telefono=telefono, operacion=operation, error="ConcurrencyError",
+    )
+
+
+def concurrency_exhausted(operation: str, telefono: str, attempts: int, expected_version: int) -> None:
+    """Every retry lost: the message stays pending and the next drain tries again."""
+    log_event(log, logging.ERROR, "ConcurrencyError",
+              f"{operation}({mask_phone(telefono)}) perdió {attempts} intentos; versión esperada {expected_version}",
+              telefono=telefono, operacion=operation, intentos=attempts, version=expected_version)
+
+
+# -- AI timeouts and breaker (seed 002) -----------------------------------------------------------
+
+
+def ai_timeout(operation: str, timeout_ms: int, provider: str = "") -> None:
+    if not _OPERATION.match(operation):
+        raise ValueError(f"operation {operation!r} must be one word (the KQL extracts it with \\w+)")
+    metrics.ai_timeouts_total.labels(operation=operation).inc()
+    log_event(log, logging.WARNING, f"[Timeout] {operation} excedió {timeout_ms}ms, usando fallback",
+              operacion=operation, timeoutMs=timeout_ms, proveedor=provider or None)
+
+
+def breaker_state_changed(provider: str, old: str, new: str, failures: int = 0) -> None:
+    if old not in BREAKER_STATES or new not in BREAKER_STATES:
+        raise ValueError(f"breaker states are {sorted(BREAKER_STATES)}, got {old!r} -> {new!r}")
+    metrics.breaker_state.labels(provider=provider).set(BREAKER_STATES[new])
+    level = logging.WARNING if new == "OPEN" else logging.INFO
+    log_event(log, level, f"[CircuitBreaker] State changed {old} -> {new}",
+              proveedor=provider, desde=old, hacia=new, fallos=failures)
+
+
+# -- webhook redeliveries (seed 002) --------------------------------------------------------------
+
+
+def duplicate_delivery(wamid: str, reintento: int, telefono: str | None = None) -> None:
+    """Meta redelivered a message the ledger already holds (MERGE matched); `reintento` = Reintentos."""
+    metrics.duplicate_deliveries_total.inc()
+    log_event(log, logging.INFO, "Mensaje duplicado detectado (MERGE)", f"{wamid}, reintento #{reintento}",
+              wamid=wamid, reintento=reintento, telefono=telefono)
