@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import multiprocessing as mp
 import os
 import signal
@@ -73,7 +74,8 @@ def test_storm_every_conversation_ends_with_exactly_one_report(db_path: Path) ->
     assert query(db_path, "SELECT COUNT(*) FROM ColaEnvios") == [(unique_messages,)]
 
 
-def test_instance_killed_holding_a_lease_mid_message(db_path: Path, tmp_path: Path) -> None:
+def test_instance_killed_holding_a_lease_mid_message(db_path: Path, tmp_path: Path, caplog) -> None:
+    caplog.set_level(logging.INFO)
     phone = "5215599990000"
     script = ["Hola, el refrigerador no enfría", "10004512", "sí"]
     messages = [text_message(phone, body, 100 + i, wamid=f"wamid.CRASH.{i}") for i, body in enumerate(script)]
@@ -115,3 +117,4 @@ def test_instance_killed_holding_a_lease_mid_message(db_path: Path, tmp_path: Pa
     assert query(db_path, "SELECT COUNT(*) FROM HistorialSesiones WHERE MessageId = 'wamid.CRASH.2'") == [(1,)]
     assert query(db_path, "SELECT Reintentos FROM MensajesProcesados WHERE MessageId = 'wamid.CRASH.2'") == [(1,)]
     assert query(db_path, "SELECT Estado FROM SesionesChat") == [("FINALIZADO",)]
+    assert "THREAD_LOCK_TIMEOUT" in caplog.text and "*********0000" in caplog.text and phone not in caplog.text

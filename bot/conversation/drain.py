@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from bot.conversation.engine import handle_message, now_ms
 from bot.messages import InboundMessage
 from bot.runtime import Runtime
-from core import metrics
+from core import events, metrics
 from core.errors import AlreadyProcessed, LeaseLost, StorageError
 from core.storage.conversations import pending_messages, record_inbox_failure
 from core.storage.leases import Lease, acquire_lease, extend_lease, release_lease
@@ -69,7 +69,7 @@ class Heartbeat:
                 continue
             if extended is None:
                 self.lost = True
-                log.warning("THREAD_LOCK_TIMEOUT: lock perdido durante el proceso (%s)", mask_phone(self.lease.key))
+                events.lock_timeout(self.lease.key, ttl, self.lease.token, reason="perdido durante el proceso")
             else:
                 self.lease = extended
 
@@ -102,13 +102,11 @@ async def drain_conversation(rt: Runtime, key: str, deadline: float) -> int:
         owner = f"{INSTANCE}:{uuid.uuid4().hex[:12]}"
         lease = await acquire_lease(rt.db, key, owner, ttl, now_ms())
         if lease is None:
-            metrics.race_errors_total.inc()
-            log.info("THREAD_LOCK_BUSY: conversación ya en proceso (%s)", mask_phone(key))
+            events.lock_busy(key)
             return handled
         if lease.took_over_from:
-            metrics.race_errors_total.inc()
-            log.warning("THREAD_LOCK_TIMEOUT: lock expirado tomado (%s), timeoutMs=%d", mask_phone(key), ttl)
-        log.info("THREAD_LOCK_ACQUIRED: lock adquirido (%s), token=%d, timeoutMs=%d", mask_phone(key), lease.token, ttl)
+            events.lock_timeout(key, ttl, lease.token, reason="tomado tras expirar")
+        events.lock_acquired(key, ttl, lease.token)
         heartbeat = Heartbeat(rt, lease)
         heartbeat.start()
         try:
@@ -139,7 +137,8 @@ async def _drain_under_lease(rt: Runtime, key: str, hb: Heartbeat, deadline: flo
             except AlreadyProcessed:
                 continue
             except LeaseLost:
-                log.warning("THREAD_LOCK_TIMEOUT: lock perdido antes de confirmar (%s)", mask_phone(key))
+                ttl = rt.settings.lock_timeout_ms
+                events.lock_timeout(key, ttl, hb.lease.token, reason="perdido antes de confirmar")
                 return handled, True
             except Exception as exc:  # counted against the row's attempts, then retried later
                 state = await _record_failure(rt, row.id, exc)

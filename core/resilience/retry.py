@@ -18,9 +18,8 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from core import metrics
+from core import events
 from core.errors import ConcurrencyError
-from core.telemetry import mask_phone
 
 T = TypeVar("T")
 log = logging.getLogger("core.resilience.retry")
@@ -39,22 +38,22 @@ async def with_retry(
 
     def before_sleep(state: RetryCallState) -> None:
         delay_ms = round((state.next_action.sleep if state.next_action else 0) * 1000)
-        metrics.concurrency_retries_total.labels(operation=operation).inc()
-        log.warning(
-            "[ConcurrencyRetry] %s(%s) - Intento %d/%d falló, reintentando en %dms",
-            operation, mask_phone(phone), state.attempt_number, attempts, delay_ms,
-        )
+        events.concurrency_retry(operation, phone, state.attempt_number, attempts, delay_ms)
 
-    async for attempt in AsyncRetrying(
-        retry=retry_if_exception_type(ConcurrencyError),
-        stop=stop_after_attempt(attempts),
-        # 50 -> 100 -> 200 ms plus up to 20 ms of jitter, so racing writers do not collide again in step
-        wait=wait_exponential_jitter(initial=base_ms / 1000, exp_base=2, jitter=0.02),
-        before_sleep=before_sleep,
-        reraise=True,
-    ):
-        with attempt:
-            return await fn()
+    try:
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception_type(ConcurrencyError),
+            stop=stop_after_attempt(attempts),
+            # 50 -> 100 -> 200 ms plus up to 20 ms of jitter, so racing writers do not collide again in step
+            wait=wait_exponential_jitter(initial=base_ms / 1000, exp_base=2, jitter=0.02),
+            before_sleep=before_sleep,
+            reraise=True,
+        ):
+            with attempt:
+                return await fn()
+    except ConcurrencyError as exc:
+        events.concurrency_exhausted(operation, phone, attempts, exc.expected_version)
+        raise
     raise AssertionError("unreachable")
 
 
