@@ -52,6 +52,7 @@ class GeminiProvider:
             response_mime_type="application/json",
             response_json_schema=schema,
             temperature=0,
+            automatic_function_calling=genai_types.AutomaticFunctionCallingConfig(disable=True),
         )
         try:
             response = await self._client.aio.models.generate_content(model=self._model, contents=text, config=config)

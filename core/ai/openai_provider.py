@@ -63,8 +63,8 @@ async def _call(aw: Awaitable[T]) -> T:
         ) from exc
     except openai.APIConnectionError as exc:  # includes APITimeoutError
         raise AIProviderError(NAME, f"sin conexión: {type(exc).__name__}") from exc
-    except openai.OpenAIError as exc:  # e.g. a body the SDK could not decode
-        raise AIProviderError(NAME, f"error del SDK: {type(exc).__name__}") from exc
+    except (openai.OpenAIError, ValueError) as exc:  # e.g. a 200 whose body is not JSON
+        raise AIProviderError(NAME, f"respuesta ilegible: {type(exc).__name__}") from exc
 
 
 class OpenAIProvider:
