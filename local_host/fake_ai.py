@@ -151,11 +151,12 @@ class FakeOpenAI(_ScriptedServer):
         return {"error": {"message": f"injected {status}", "type": code, "code": code, "param": None}}
 
     def _refresh(self, stored: StoredResponse) -> None:
-        if stored.status in ("queued", "in_progress") and stored.complete_at is not None:
-            if time.monotonic() >= stored.complete_at:
-                stored.status = "completed"
-            elif stored.status == "queued":
-                stored.status = "in_progress"
+        if stored.status not in ("queued", "in_progress"):
+            return
+        if stored.complete_at is not None and time.monotonic() >= stored.complete_at:
+            stored.status = "completed"
+        else:
+            stored.status = "in_progress"  # picked up after its first look, like the real service
 
     def _body(self, stored: StoredResponse, text: str | None = None) -> dict[str, Any]:
         output = []
@@ -273,7 +274,7 @@ class FakeGemini(_ScriptedServer):
         schema = config.get("responseJsonSchema") or {}
         user_text = "".join(p.get("text", "") for c in body.get("contents", []) for p in c.get("parts", []))
         if behavior.kind == "malformed":
-            text = "```json\n{\"intencion\": \"REPORTAR_FALLA\", \"confianza\": "
+            text = '```json\n{"intencion": "REPORTAR_FALLA", "confianza": '
         elif behavior.text is not None:
             text = behavior.text
         else:
