@@ -3,6 +3,7 @@
 The conversation engine calls (all take the `Runtime`):
     service = get_intent_service(rt)            # detect_intent / extract_structured_data / interpret_term
     await has_active_question(rt, key)          # True -> keep this phone's messages pending
+    await refresh_question(rt, key)             # same, but first checks the provider (delivers if done)
     outcome = await ask_question(rt, key, text, conversation_id, message_id=wamid, budget_ms=...)
     # outcome.answer: queue it as the reply now; None + outcome.pending: the sweeper delivers it later
     # outcome.conversation_id: keep it on the session (SesionesChat.ConversacionIA)
@@ -46,6 +47,28 @@ def get_assistant(rt: Runtime) -> AssistantBackend:
 
 async def has_active_question(rt: Runtime, conversation_key: str) -> bool:
     return await assistant.has_active_response(rt.db, conversation_key)
+
+
+async def refresh_question(rt: Runtime, conversation_key: str) -> bool:
+    """Check this phone's in-flight response now (delivering it if done); True while still active."""
+    return await assistant.refresh_active_response(
+        rt.db,
+        get_assistant(rt),
+        conversation_key,
+        max_age_ms=rt.settings.orphaned_run_max_age_ms,
+        deliver=enqueue_answer,
+    )
+
+
+async def close_ai(rt: Runtime) -> None:
+    """Close the AI clients built for this runtime (call from `Runtime.aclose`)."""
+    service = rt.extras.pop(SERVICE_KEY, None)
+    if isinstance(service, IntentService):
+        await service.aclose()
+    backend = rt.extras.pop(ASSISTANT_KEY, None)
+    close = getattr(backend, "aclose", None)
+    if close is not None:
+        await close()
 
 
 async def ask_question(

@@ -188,6 +188,10 @@ class FakeOpenAI(_ScriptedServer):
         conversation = body.get("conversation")
         if isinstance(conversation, dict):
             conversation = conversation.get("id")
+        if conversation and conversation not in self.conversations:
+            return web.json_response({"error": {"message": f"Conversation {conversation} not found.",
+                                                "type": "invalid_request_error", "param": "conversation",
+                                                "code": None}}, status=404)  # fmt: skip
         if conversation:
             for other in self.responses.values():
                 self._refresh(other)

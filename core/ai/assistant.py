@@ -130,14 +130,16 @@ async def ask(
         return AskOutcome(None, conversation_id, None, "busy")
     try:
         if not conversation_id:
-            conversation_id = await with_timeout(
-                backend.create_conversation(conversation_key), left_ms(), "createConversation"
-            )
-            if backend.name != "offline" and not await ai_runs.set_ai_conversation(
-                db, conversation_key, conversation_id
-            ):
-                log.info("[IA] conversación %s creada para %s sin sesión aún", conversation_id, who)
-        started = await with_timeout(backend.start_response(conversation_id, question), left_ms(), "startResponse")
+            conversation_id = await _new_conversation(db, backend, conversation_key, left_ms())
+        try:
+            started = await with_timeout(backend.start_response(conversation_id, question), left_ms(), "startResponse")
+        except AIProviderError as exc:
+            if exc.status != 404:
+                raise
+            # The provider no longer knows the conversation (expired, deleted, another account): start afresh.
+            log.info("[IA] conversación %s desconocida para el proveedor; se crea otra", conversation_id)
+            conversation_id = await _new_conversation(db, backend, conversation_key, left_ms())
+            started = await with_timeout(backend.start_response(conversation_id, question), left_ms(), "startResponse")
     except (OperationTimeout, AIProviderError) as exc:
         level = logging.WARNING if not isinstance(exc, ConversationBusy) else logging.INFO
         log.log(level, "[IA] pregunta de %s sin iniciar: %s", who, exc)
@@ -161,6 +163,13 @@ async def ask(
                 return AskOutcome(text, conversation_id, started.id, _outcome_status(current))
             return AskOutcome(None, conversation_id, started.id, "pending")  # the sweeper won and delivers it
     return AskOutcome(None, conversation_id, started.id, "pending")
+
+
+async def _new_conversation(db: Database, backend: AssistantBackend, conversation_key: str, limit_ms: int) -> str:
+    conversation_id = await with_timeout(backend.create_conversation(conversation_key), limit_ms, "createConversation")
+    if backend.name != "offline" and not await ai_runs.set_ai_conversation(db, conversation_key, conversation_id):
+        log.info("[IA] conversación %s creada para %s sin sesión aún", conversation_id, mask_phone(conversation_key))
+    return conversation_id
 
 
 def _answer_text(response: RemoteResponse) -> str:
@@ -208,51 +217,90 @@ async def recover_orphaned_runs(
     cancelled = 0
     delivered: list[tuple[str, str]] = []
     for run in runs:
-        age_ms = now_ms() - run.creado_en
-        remote: RemoteResponse | None
-        try:
-            remote = await with_timeout(backend.retrieve_response(run.id), call_timeout_ms, "retrieveResponse")
-        except (OperationTimeout, AIProviderError) as exc:
-            log.warning("[IA] no se pudo consultar la respuesta %s: %s", run.id, exc)
-            remote = None
-        if remote is not None and remote.status in TERMINAL_STATUSES:
-            text = _answer_text(remote)
-            if await _settle(db, run, remote.status, text, now_ms(), deliver):
-                delivered.append((run.telefono, text))
-            continue
-        if age_ms <= max_age_ms:
-            if remote is not None and remote.status != run.estado:
-                await ai_runs.update_active_ai_run_status(db, run.id, remote.status, now_ms())
-            continue
-        try:
-            after = await with_timeout(backend.cancel_response(run.id), call_timeout_ms, "cancelResponse")
-        except (OperationTimeout, AIProviderError) as exc:
-            log.warning("[IA] no se pudo cancelar la respuesta huérfana %s: %s", run.id, exc)
-            continue
-        if after.status == "completed":  # it finished meanwhile: use it
-            text = _answer_text(after)
-            if await _settle(db, run, "completed", text, now_ms(), deliver):
-                delivered.append((run.telefono, text))
-            continue
-        status_before = remote.status if remote is not None else run.estado
-        if await _settle(db, run, "cancelled", ANSWER_ABANDONED, now_ms(), deliver):
-            delivered.append((run.telefono, ANSWER_ABANDONED))
-        cancelled += 1
-        orphaned_runs_cancelled_total.inc()
-        log.warning(
-            "ORPHANED_RUN_CANCELLED: Respuesta IA huérfana cancelada telefono=%s conversacion=%s respuesta=%s "
-            "estado=%s edadMinutos=%d",
-            mask_phone(run.telefono),
-            run.conversacion_id,
-            run.id,
-            status_before,
-            age_ms // 60_000,
-        )
+        outcome = await _check_run(db, backend, run, max_age_ms, now_ms, deliver, call_timeout_ms)
+        cancelled += outcome.cancelled
+        if outcome.delivered is not None:
+            delivered.append((run.telefono, outcome.delivered))
     if runs or always_log:
         log.info(
             "ORPHANED_RUNS_RECOVERY_COMPLETE: Recuperación completada revisadas=%d canceladas=%d", len(runs), cancelled
         )
     return RecoveryReport(checked=len(runs), cancelled=cancelled, delivered=tuple(delivered))
+
+
+@dataclass(frozen=True, slots=True)
+class _RunCheck:
+    active: bool  # still in flight after the check
+    cancelled: int = 0
+    delivered: str | None = None  # the text this caller settled (and handed to `deliver`)
+
+
+async def _check_run(
+    db: Database,
+    backend: AssistantBackend,
+    run: AiRun,
+    max_age_ms: int,
+    now_ms: Callable[[], int],
+    deliver: Deliver | None,
+    call_timeout_ms: int,
+) -> _RunCheck:
+    """Look at one active run: settle it if it finished, cancel it if it is an orphan, else follow it."""
+    age_ms = now_ms() - run.creado_en
+    remote: RemoteResponse | None
+    try:
+        remote = await with_timeout(backend.retrieve_response(run.id), call_timeout_ms, "retrieveResponse")
+    except (OperationTimeout, AIProviderError) as exc:
+        log.warning("[IA] no se pudo consultar la respuesta %s: %s", run.id, exc)
+        remote = None
+    if remote is not None and remote.status in TERMINAL_STATUSES:
+        text = _answer_text(remote)
+        won = await _settle(db, run, remote.status, text, now_ms(), deliver)
+        return _RunCheck(active=False, delivered=text if won else None)
+    if age_ms <= max_age_ms:
+        if remote is not None and remote.status != run.estado:
+            await ai_runs.update_active_ai_run_status(db, run.id, remote.status, now_ms())
+        return _RunCheck(active=True)
+    try:
+        after = await with_timeout(backend.cancel_response(run.id), call_timeout_ms, "cancelResponse")
+    except (OperationTimeout, AIProviderError) as exc:
+        log.warning("[IA] no se pudo cancelar la respuesta huérfana %s: %s", run.id, exc)
+        return _RunCheck(active=True)  # tried again on the next sweep
+    if after.status == "completed":  # it finished meanwhile: use it
+        text = _answer_text(after)
+        won = await _settle(db, run, "completed", text, now_ms(), deliver)
+        return _RunCheck(active=False, delivered=text if won else None)
+    won = await _settle(db, run, "cancelled", ANSWER_ABANDONED, now_ms(), deliver)
+    orphaned_runs_cancelled_total.inc()
+    log.warning(
+        "ORPHANED_RUN_CANCELLED: Respuesta IA huérfana cancelada telefono=%s conversacion=%s respuesta=%s "
+        "estado=%s edadMinutos=%d",
+        mask_phone(run.telefono),
+        run.conversacion_id,
+        run.id,
+        remote.status if remote is not None else run.estado,
+        age_ms // 60_000,
+    )
+    return _RunCheck(active=False, cancelled=1, delivered=ANSWER_ABANDONED if won else None)
+
+
+async def refresh_active_response(
+    db: Database,
+    backend: AssistantBackend,
+    conversation_key: str,
+    *,
+    max_age_ms: int,
+    deliver: Deliver | None = None,
+    call_timeout_ms: int = 1_000,
+    now_ms: Callable[[], int] = _now_ms,
+) -> bool:
+    """For the engine when a phone with a response in flight writes again: check that phone's runs now
+    (settling and delivering the finished ones, cancelling orphans) rather than wait for the sweeper.
+    True while one is still active: keep the new message pending."""
+    still_active = False
+    for run in await ai_runs.list_active_ai_runs_for_phone(db, conversation_key):
+        check = await _check_run(db, backend, run, max_age_ms, now_ms, deliver, call_timeout_ms)
+        still_active = still_active or check.active
+    return still_active
 
 
 async def _settle(db: Database, run: AiRun, estado: str, text: str, ahora: int, deliver: Deliver | None) -> bool:

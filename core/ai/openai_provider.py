@@ -82,8 +82,7 @@ class OpenAIProvider:
                 model=self._model,
                 instructions=instructions,
                 input=text,
-                store=False,
-                temperature=0,
+                store=False,  # no temperature: reasoning models reject it
                 text={"format": {"type": "json_schema", "name": schema_name, "schema": schema, "strict": True}},
             )
         )

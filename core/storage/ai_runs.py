@@ -73,6 +73,11 @@ async def list_active_ai_runs(db: Database, limit: int = 100) -> list[AiRun]:
     return [AiRun.from_row(r) for r in rows]
 
 
+async def list_active_ai_runs_for_phone(db: Database, telefono: str) -> list[AiRun]:
+    rows = await db.read(lambda tx: tx.fetch_all("list_active_ai_runs_for_phone", {"telefono": telefono}))
+    return [AiRun.from_row(r) for r in rows]
+
+
 async def update_active_ai_run_status(db: Database, run_id: str, estado: str, ahora: int) -> bool:
     """Follow the provider's status while active (queued -> in_progress); False if already settled."""
     params = {"id": run_id, "estado": estado, "ahora": ahora}

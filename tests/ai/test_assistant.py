@@ -26,6 +26,7 @@ from core.ai.assistant import (
     finish_active_responses,
     has_active_response,
     recover_orphaned_runs,
+    refresh_active_response,
 )
 from core.metrics import orphaned_runs_cancelled_total
 from core.storage import ai_runs
@@ -283,3 +284,31 @@ def test_recovery_timer_is_registered_to_run_on_startup() -> None:
     _, timers = discover(function_app.app)
     (timer,) = [t for t in timers if t.name == "ai_recovery"]
     assert timer.run_on_startup and len(timer.schedule.split()) == 6
+
+
+async def test_refresh_delivers_a_finished_response_for_that_phone_only(
+    sqlite_db: SqliteDatabase, db_path: Path, openai_server: Served
+) -> None:
+    fake: FakeOpenAI = openai_server.fake  # type: ignore[assignment]
+    fake.background_completes_after = None
+    backend = openai_assistant(openai_server.base_url)
+    mine = await ask(sqlite_db, backend, PHONE, "¿uno?", None, budget_ms=100, message_id="m1")
+    other = await ask(sqlite_db, backend, BSUID, "¿dos?", None, budget_ms=100, message_id="m2")
+    assert await refresh_active_response(sqlite_db, backend, PHONE, max_age_ms=300_000, deliver=enqueue_answer)
+    for outcome in (mine, other):
+        fake.responses[outcome.response_id or ""].complete_at = 0.0
+    still = await refresh_active_response(sqlite_db, backend, PHONE, max_age_ms=300_000, deliver=enqueue_answer)
+    assert still is False
+    assert outbox(db_path) == [(PHONE, fake.background_answer, "m1")]
+    assert await has_active_response(sqlite_db, BSUID)  # another phone's run is left to its own turn
+
+
+async def test_a_conversation_the_provider_forgot_is_replaced(
+    sqlite_db: SqliteDatabase, db_path: Path, openai_server: Served
+) -> None:
+    add_session(db_path, PHONE)
+    fake: FakeOpenAI = openai_server.fake  # type: ignore[assignment]
+    outcome = await ask(sqlite_db, openai_assistant(openai_server.base_url), PHONE, "¿hola?", "conv_gone")
+    assert outcome.status == "completed"
+    assert outcome.conversation_id != "conv_gone" and outcome.conversation_id in fake.conversations
+    assert await ai_runs.get_ai_conversation(sqlite_db, PHONE) == outcome.conversation_id

@@ -23,6 +23,12 @@ WHERE Estado IN ('queued', 'in_progress')
 ORDER BY CreadoEn, Id
 LIMIT :limite;
 
+-- name: list_active_ai_runs_for_phone
+SELECT Id, Telefono, ConversacionId, Estado, MessageId, Resultado, CreadoEn, ActualizadoEn
+FROM EjecucionesIA
+WHERE Telefono = :telefono AND Estado IN ('queued', 'in_progress')
+ORDER BY CreadoEn, Id;
+
 -- name: update_active_ai_run_status
 UPDATE EjecucionesIA SET Estado = :estado, ActualizadoEn = :ahora
 WHERE Id = :id AND Estado IN ('queued', 'in_progress');

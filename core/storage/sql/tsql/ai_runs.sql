@@ -21,6 +21,12 @@ FROM dbo.EjecucionesIA
 WHERE Estado IN (N'queued', N'in_progress')
 ORDER BY CreadoEn, Id;
 
+-- name: list_active_ai_runs_for_phone
+SELECT Id, Telefono, ConversacionId, Estado, MessageId, Resultado, CreadoEn, ActualizadoEn
+FROM dbo.EjecucionesIA
+WHERE Telefono = :telefono AND Estado IN (N'queued', N'in_progress')
+ORDER BY CreadoEn, Id;
+
 -- name: update_active_ai_run_status
 UPDATE dbo.EjecucionesIA SET Estado = :estado, ActualizadoEn = :ahora
 WHERE Id = :id AND Estado IN (N'queued', N'in_progress');
