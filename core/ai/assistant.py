@@ -36,6 +36,9 @@ log = logging.getLogger(__name__)
 
 DEFAULT_ASK_BUDGET_MS = 2_000
 DEFAULT_CALL_TIMEOUT_MS = 5_000
+# An orphan that still cannot be cancelled at this many times the max age is given up locally,
+# so a provider that can no longer be reached never blocks a phone for good.
+ABANDON_FACTOR = 3
 
 OFFLINE_ANSWER = (
     "Soy el asistente de reportes de fallas. Puedo ayudarte a reportar una falla de un refrigerador o de "
@@ -118,7 +121,14 @@ async def ask(
     poll_interval_ms: int = 200,
     now_ms: Callable[[], int] = _now_ms,
 ) -> AskOutcome:
-    """Answer `question` within `budget_ms` if the provider can; never raises (caller cancellation aside)."""
+    """Answer `question` within `budget_ms` if the provider can.
+
+    Provider trouble never raises (it becomes a `failed` outcome with an apology); storage errors do,
+    like any storage call in the engine. Every provider wait is bounded by `budget_ms`; the few local
+    statements (check, record, settle) are not. Give `ask` less than the webhook's own budget and do
+    not cancel it from outside: a cancellation between the provider accepting the response and our
+    insert leaves a response we do not know about.
+    """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + budget_ms / 1000
 
@@ -263,8 +273,21 @@ async def _check_run(
     try:
         after = await with_timeout(backend.cancel_response(run.id), call_timeout_ms, "cancelResponse")
     except (OperationTimeout, AIProviderError) as exc:
-        log.warning("[IA] no se pudo cancelar la respuesta huérfana %s: %s", run.id, exc)
-        return _RunCheck(active=True)  # tried again on the next sweep
+        if age_ms <= ABANDON_FACTOR * max_age_ms:
+            log.warning("[IA] no se pudo cancelar la respuesta huérfana %s: %s", run.id, exc)
+            return _RunCheck(active=True)  # tried again on the next sweep
+        # The provider cannot be asked any more (key revoked, provider switched off): stop blocking the phone.
+        won = await _settle(db, run, "abandonado", ANSWER_ABANDONED, now_ms(), deliver)
+        log.error(
+            "ORPHANED_RUN_ABANDONED: Respuesta IA huérfana abandonada sin cancelar telefono=%s conversacion=%s "
+            "respuesta=%s edadMinutos=%d error=%s",
+            mask_phone(run.telefono),
+            run.conversacion_id,
+            run.id,
+            age_ms // 60_000,
+            exc,
+        )
+        return _RunCheck(active=False, delivered=ANSWER_ABANDONED if won else None)
     if after.status == "completed":  # it finished meanwhile: use it
         text = _answer_text(after)
         won = await _settle(db, run, "completed", text, now_ms(), deliver)

@@ -199,11 +199,14 @@ async def test_unreachable_provider_leaves_runs_for_the_next_sweep(
     fake.background_completes_after = None
     backend = openai_assistant(openai_server.base_url)
     outcome = await ask(sqlite_db, backend, PHONE, "¿x?", None, budget_ms=100)
+    run = await ai_runs.get_ai_run(sqlite_db, outcome.response_id or "")
+    assert run is not None
     dead = openai_assistant("http://127.0.0.1:9/v1")
-    report = await recover_orphaned_runs(sqlite_db, dead, max_age_ms=1_000, now_ms=lambda: 10**15)
+    later = run.creado_en + 2_000  # an orphan (over 1 s) but not yet given up on (3 s)
+    report = await recover_orphaned_runs(sqlite_db, dead, max_age_ms=1_000, now_ms=lambda: later)
     assert report.checked == 1 and report.cancelled == 0
     assert await has_active_response(sqlite_db, PHONE)
-    report = await recover_orphaned_runs(sqlite_db, backend, max_age_ms=1_000, now_ms=lambda: 10**15)
+    report = await recover_orphaned_runs(sqlite_db, backend, max_age_ms=1_000, now_ms=lambda: later)
     assert report.cancelled == 1 and fake.cancelled == [outcome.response_id]
 
 
@@ -312,3 +315,24 @@ async def test_a_conversation_the_provider_forgot_is_replaced(
     assert outcome.status == "completed"
     assert outcome.conversation_id != "conv_gone" and outcome.conversation_id in fake.conversations
     assert await ai_runs.get_ai_conversation(sqlite_db, PHONE) == outcome.conversation_id
+
+
+async def test_an_orphan_the_provider_cannot_cancel_is_abandoned_later_so_the_phone_is_freed(
+    sqlite_db: SqliteDatabase, db_path: Path, openai_server: Served
+) -> None:
+    fake: FakeOpenAI = openai_server.fake  # type: ignore[assignment]
+    fake.background_completes_after = None
+    outcome = await ask(sqlite_db, openai_assistant(openai_server.base_url), PHONE, "¿x?", None, budget_ms=100)
+    run = await ai_runs.get_ai_run(sqlite_db, outcome.response_id or "")
+    assert run is not None
+    offline = OfflineAssistant()  # e.g. AI_PROVIDER switched to offline with a response in flight
+    max_age = 10_000
+    report = await recover_orphaned_runs(sqlite_db, offline, max_age_ms=max_age, now_ms=lambda: run.creado_en + 20_000)
+    assert report.cancelled == 0 and await has_active_response(sqlite_db, PHONE)
+    report = await recover_orphaned_runs(
+        sqlite_db, offline, max_age_ms=max_age, now_ms=lambda: run.creado_en + 30_001, deliver=enqueue_answer
+    )
+    assert report.delivered == ((PHONE, ANSWER_ABANDONED),)
+    assert not await has_active_response(sqlite_db, PHONE)
+    settled = await ai_runs.get_ai_run(sqlite_db, run.id)
+    assert settled is not None and settled.estado == "abandonado"
