@@ -13,29 +13,9 @@ GREETINGS = ("hola", "buenos dias", "buenas tardes", "buenas noches", "buen dia"
 CANCEL_WORDS = ("cancelar", "cancela", "cancelo", "salir", "olvidalo")
 REPORT_WORDS = ("falla", "problema", "reportar", "reporte", "averia")
 FAILURE_WORDS = (
-    "no enfria",
-    "no funciona",
-    "no prende",
-    "no enciende",
-    "no arranca",
-    "descompuesto",
-    "roto",
-    "se rompio",
-    "fuga",
-    "gotea",
-    "ruido",
-    "no frena",
-    "llanta",
-    "ponchada",
-    "no congela",
-    "caliente",
-    "danado",
-    "humo",
-    "bateria",
-    "no sirve",
-    "se apago",
-    "tira agua",
-    "hielo",
+    "no enfria", "no funciona", "no prende", "no enciende", "no arranca", "descompuesto", "roto", "se rompio",
+    "fuga", "gotea", "ruido", "no frena", "llanta", "ponchada", "no congela", "caliente", "danado", "humo",
+    "bateria", "no sirve", "se apago", "tira agua", "hielo",
 )
 YES = ("si", "sí", "s", "claro", "correcto", "afirmativo", "exacto", "asi es", "ok", "confirmar_si", "yes", "1")
 NO = ("no", "n", "negativo", "incorrecto", "no es", "confirmar_no", "2")
