@@ -1,1 +1,1 @@
-"""Timeouts with fallbacks and a circuit breaker: what keeps a slow or failing dependency from holding a webhook."""
+"""Resilience: retries with backoff, timeouts with fallbacks, circuit breakers."""
