@@ -20,16 +20,18 @@ from core.ai import assistant
 from core.ai.assistant import AskOutcome, RecoveryReport
 from core.ai.remote import AssistantBackend
 from core.ai.service import IntentService, build_assistant_backend, build_intent_service
+from core.ai.types import IntentProvider
 from core.storage.ai_runs import AiRun
 from core.storage.database import Tx
 from core.whatsapp.outgoing import OutgoingMessage
 
 log = logging.getLogger(__name__)
-SERVICE_KEY = "intent_service"
+SERVICE_KEY = "intent"  # the key the conversation engine reads (bot/conversation/engine.py on main)
 ASSISTANT_KEY = "assistant"
 
 
-def get_intent_service(rt: Runtime) -> IntentService:
+def get_intent_service(rt: Runtime) -> IntentProvider:
+    """The intent service for this runtime (built from settings once); tests may pre-seed `rt.extras["intent"]`."""
     service = rt.extras.get(SERVICE_KEY)
     if service is None:
         service = build_intent_service(rt.settings)

@@ -61,6 +61,10 @@ class BreakerConfig:
 
 
 class IntentService:
+    """Satisfies `IntentProvider` itself, so the engine can hold either a bare provider or this service."""
+
+    name = "service"
+
     def __init__(
         self,
         providers: Sequence[IntentProvider],
