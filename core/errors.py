@@ -61,3 +61,21 @@ class LeaseLost(BotError):
 
 class AlreadyProcessed(BotError):
     """The inbox row was already handled by someone else; the transition is dropped."""
+
+
+class AIProviderError(BotError):
+    """An AI provider failed a call: HTTP error, unreachable, or an answer that is not the JSON we asked for.
+
+    The intent service turns it into the next provider or a fallback; it never reaches a webhook.
+    """
+
+    def __init__(self, provider: str, reason: str, *, status: int | None = None, code: str | None = None) -> None:
+        self.provider = provider
+        self.reason = reason
+        self.status = status
+        self.code = code
+        super().__init__(f"{provider}: {reason}")
+
+
+class ConversationBusy(AIProviderError):
+    """The provider refused new work on a conversation that has a response in flight (`conversation_locked`)."""

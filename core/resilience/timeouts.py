@@ -1,0 +1,98 @@
+"""Hard time limits on awaitables, with fallbacks (seed 002, "Timeouts explícitos en IA").
+
+Built on `asyncio.timeout`: when the limit passes, the awaited task is cancelled, so an HTTP call in
+flight is aborted and its connection closed rather than left running in the background. A timeout
+that falls back logs `[Timeout] <operation> excedió <ms>ms, usando fallback` (the seeds' KQL searches
+that text) and counts `ai_timeouts_total{operation}`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+from core.metrics import ai_timeouts_total
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+
+class OperationTimeout(TimeoutError):
+    """An operation ran past its limit; it was cancelled."""
+
+    def __init__(self, operation: str, timeout_ms: int) -> None:
+        self.operation = operation
+        self.timeout_ms = timeout_ms
+        super().__init__(f"{operation} excedió {timeout_ms}ms")
+
+
+def _close_unawaited(aw: Awaitable[Any]) -> None:
+    # A coroutine that never ran would warn "was never awaited"; close it quietly.
+    if asyncio.iscoroutine(aw):
+        aw.close()
+
+
+async def with_timeout(aw: Awaitable[T], timeout_ms: int, operation: str = "operation") -> T:
+    """Await `aw` for at most `timeout_ms`; past that it is cancelled and `OperationTimeout` raised."""
+    if timeout_ms <= 0:
+        _close_unawaited(aw)
+        raise OperationTimeout(operation, timeout_ms)
+    cm = asyncio.timeout(timeout_ms / 1000)
+    try:
+        async with cm:
+            return await aw
+    except TimeoutError:
+        if not cm.expired():
+            raise  # raised by `aw` itself (e.g. an inner limit): not ours to rename
+        raise OperationTimeout(operation, timeout_ms) from None
+
+
+def _log_timeout(operation: str, timeout_ms: int) -> None:
+    log.warning("[Timeout] %s excedió %dms, usando fallback", operation, timeout_ms)
+    ai_timeouts_total.labels(operation=operation).inc()
+
+
+async def with_timeout_and_fallback(aw: Awaitable[T], timeout_ms: int, fallback: T, operation: str) -> T:
+    """Await `aw` for at most `timeout_ms`; on timeout cancel it, log and count, and answer `fallback`.
+
+    Only the timeout falls back: any other error raised by `aw` propagates.
+    """
+    try:
+        return await with_timeout(aw, timeout_ms, operation)
+    except OperationTimeout:
+        _log_timeout(operation, timeout_ms)
+        return fallback
+
+
+async def with_timeout_and_fallback_fn(
+    aw: Awaitable[T], timeout_ms: int, fallback_fn: Callable[[], T | Awaitable[T]], operation: str
+) -> T:
+    """Like `with_timeout_and_fallback`, but the fallback is computed (sync or async) only when needed."""
+    try:
+        return await with_timeout(aw, timeout_ms, operation)
+    except OperationTimeout:
+        _log_timeout(operation, timeout_ms)
+        value = fallback_fn()
+        if asyncio.iscoroutine(value) or isinstance(value, asyncio.Future):
+            return await value
+        return value  # type: ignore[return-value]
+
+
+async def all_with_timeout(
+    items: Sequence[tuple[Awaitable[T], int, T, str]],
+) -> list[T]:
+    """Run `(awaitable, timeout_ms, fallback, operation)` items concurrently, each under its OWN limit.
+
+    A slow item falls back alone; the others keep their results. Errors other than timeouts propagate
+    (the remaining items are cancelled), as `asyncio.gather` does.
+    """
+    tasks = [asyncio.ensure_future(with_timeout_and_fallback(aw, ms, fb, op)) for aw, ms, fb, op in items]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()  # gather leaves siblings running on error; nothing may outlive this call
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
