@@ -24,6 +24,9 @@ class Runtime:
     extras: dict[str, object] = field(default_factory=dict)
 
     async def aclose(self) -> None:
+        from bot.assistant import close_ai
+
+        await close_ai(self)
         self.db.close()
 
 

@@ -16,7 +16,7 @@ from core.telemetry import log_event, mask_phone
 log = logging.getLogger("reportes_bot.eventos")
 
 BREAKER_STATES = {"CLOSED": 0, "HALF_OPEN": 1, "OPEN": 2}
-_OPERATION = re.compile(r"^\w+$")  # the KQL reads it back with `Timeout\] (\w+)`
+_OPERATION_PART = re.compile(r"\w*")
 
 
 # -- conversation leases (seed 000) ---------------------------------------------------------------
@@ -85,8 +85,8 @@ def concurrency_exhausted(operation: str, telefono: str, attempts: int, expected
 
 
 def ai_timeout(operation: str, timeout_ms: int, provider: str = "") -> None:
-    if not _OPERATION.match(operation):
-        raise ValueError(f"operation {operation!r} must be one word (the KQL extracts it with \\w+)")
+    # The KQL reads the operation back with `Timeout\] (\w+)`: one word (detectIntent.openai -> detectIntent).
+    operation = _OPERATION_PART.match(operation).group(0) or "operacion"  # type: ignore[union-attr]
     metrics.ai_timeouts_total.labels(operation=operation).inc()
     log_event(log, logging.WARNING, f"[Timeout] {operation} excedió {timeout_ms}ms, usando fallback",
               operacion=operation, timeoutMs=timeout_ms, proveedor=provider or None)
@@ -96,8 +96,7 @@ def breaker_state_changed(provider: str, old: str, new: str, failures: int = 0) 
     if old not in BREAKER_STATES or new not in BREAKER_STATES:
         raise ValueError(f"breaker states are {sorted(BREAKER_STATES)}, got {old!r} -> {new!r}")
     metrics.breaker_state.labels(provider=provider).set(BREAKER_STATES[new])
-    level = logging.WARNING if new == "OPEN" else logging.INFO
-    log_event(log, level, f"[CircuitBreaker] State changed {old} -> {new}",
+    log_event(log, logging.WARNING, f"[CircuitBreaker] State changed {old} -> {new}",
               proveedor=provider, desde=old, hacia=new, fallos=failures)
 
 

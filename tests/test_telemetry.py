@@ -192,11 +192,12 @@ def test_secrets_of_takes_the_secret_parts_of_connection_strings(secret_settings
     assert set(SECRET_VALUES) <= set(REDACTOR.secrets)
 
 
-def test_log_event_rejects_a_reserved_key() -> None:
+def test_log_event_rejects_a_reserved_key(caplog: pytest.LogCaptureFixture) -> None:
     with pytest.raises(ValueError, match="message"):
         log_event(logging.getLogger("x"), logging.INFO, "EVENTO", message="boom")
-    with pytest.raises(ValueError):
-        events.ai_timeout("extract structured", 4000)  # the KQL reads the operation back with \w+
+    caplog.set_level(logging.WARNING)
+    events.ai_timeout("detectIntent.openai", 3000, provider="openai")  # the KQL reads the operation back with \w+
+    assert "[Timeout] detectIntent excedió 3000ms, usando fallback" in caplog.text
     with pytest.raises(ValueError):
         events.breaker_state_changed("openai", "CLOSED", "BROKEN")
 

@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
 
+from bot.assistant import has_active_question, refresh_question
 from bot.conversation.engine import handle_message, now_ms
 from bot.messages import InboundMessage
 from bot.runtime import Runtime
@@ -124,6 +125,10 @@ async def drain_conversation(rt: Runtime, key: str, deadline: float) -> int:
 async def _drain_under_lease(rt: Runtime, key: str, hb: Heartbeat, deadline: float) -> tuple[int, bool]:
     """Handle pending rows oldest first. Answers (handled, stopped early)."""
     handled = 0
+    if await has_active_question(rt, key) and await refresh_question(rt, key):
+        # An assistant response is running on this conversation: later messages wait, in order,
+        # until it completes or is cancelled (the AI sweep drains them then).
+        return handled, True
     while True:
         batch = await pending_messages(rt.db, key, BATCH)
         if not batch:

@@ -7,10 +7,10 @@ import logging
 import time
 from dataclasses import dataclass
 
-from bot.conversation.flows import FlowInput, Transition, decide, needs
+from bot.assistant import ask_question, get_intent_service
+from bot.conversation.flows import Answer, FlowInput, Transition, decide, is_question, needs
 from bot.messages import InboundMessage, MessageKind
 from bot.runtime import Runtime
-from core.ai.offline import OfflineProvider
 from core.ai.types import FALLBACK_INTENT, Intent, IntentProvider
 from core.resilience.retry import with_session_retry
 from core.storage.conversations import (
@@ -29,6 +29,7 @@ from core.telemetry import mask_phone
 
 log = logging.getLogger("bot.conversation")
 TEXTUAL = (MessageKind.TEXT, MessageKind.BUTTON_REPLY, MessageKind.LIST_REPLY)
+ASK_BUDGET_MS = 1_500  # well inside the webhook's budget; a slower answer is delivered by the AI sweep
 
 
 def now_ms() -> int:
@@ -41,10 +42,7 @@ def report_number(inbox_id: int) -> str:
 
 
 def intent_service(rt: Runtime) -> IntentProvider:
-    service = rt.extras.get("intent")
-    if service is None:
-        service = rt.extras["intent"] = OfflineProvider()
-    return service  # type: ignore[return-value]
+    return get_intent_service(rt)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +109,13 @@ async def handle_message(rt: Runtime, inbox_id: int, msg: InboundMessage, lease:
         extraction = await ai.extract_structured_data(msg.text) if need.extraction else None
         term = await ai.interpret_term(term_text, need.term) if need.term else None
         equipment = await find_equipment(db, need.sap_code) if need.sap_code else None
-        tr = decide(FlowInput(current, msg, intent, report_number(inbox_id), extraction, term, equipment))
+        answer = None
+        if is_question(extraction):
+            # Free-form question: the assistant answers inline, or later through the AI sweep.
+            outcome = await ask_question(rt, key, msg.text, current.ai_conversation_id, message_id=msg.wamid,
+                                         budget_ms=ASK_BUDGET_MS)
+            answer = Answer(outcome.status, outcome.answer)
+        tr = decide(FlowInput(current, msg, intent, report_number(inbox_id), extraction, term, equipment, answer))
         report_id = await commit_transition(db, to_write(current, msg, inbox_id, tr, now_ms()), lease)
         return Handled(tr, report_id, msg.recipient)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -65,6 +65,14 @@ class Transition:
 
 
 @dataclass(frozen=True, slots=True)
+class Answer:
+    """The assistant's outcome for a free-form question: completed / failed / pending / busy."""
+
+    status: str
+    text: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class FlowInput:
     session: Session
     message: InboundMessage
@@ -73,12 +81,17 @@ class FlowInput:
     extraction: Extraction | None = None
     term: str | None = None
     equipment: Equipment | None = None
-    extra: Mapping[str, Any] = field(default_factory=dict)
+    answer: Answer | None = None
 
 
 def sap_candidate(text: str) -> str | None:
     match = _SAP.search(text)
     return match.group(1) if match else None
+
+
+def is_question(extraction: Extraction | None) -> bool:
+    """A question rather than a report: the assistant answers it."""
+    return extraction is not None and extraction.intencion is Intencion.PREGUNTA and extraction.tipo_equipo is None
 
 
 def is_cancel(message: InboundMessage) -> bool:
@@ -175,7 +188,14 @@ def decide(inp: FlowInput) -> Transition:
     match Estado(state):
         case Estado.INICIO | Estado.FINALIZADO:
             ex = inp.extraction
-            if ex is not None and ex.intencion is Intencion.PREGUNTA and ex.tipo_equipo is None:
+            if is_question(ex):
+                answer = inp.answer
+                if answer is not None and answer.text:
+                    return _stay(inp, r.text(answer.text), description=f"Pregunta respondida ({answer.status})")
+                if answer is not None and answer.status == "busy":
+                    return _stay(inp, r.text(r.PREGUNTA_EN_CURSO), description="Pregunta anterior en curso")
+                if answer is not None:
+                    return _stay(inp, r.text(r.PREGUNTA_PENDIENTE), description="Pregunta en proceso")
                 return _stay(inp, r.text(r.RESPUESTA_PREGUNTA), description="Pregunta respondida")
             if ex is not None and ex.intencion is Intencion.CANCELAR:
                 return _reset(r.text(r.NADA_QUE_CANCELAR), description="Cancelar sin reporte en curso")

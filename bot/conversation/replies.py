@@ -40,6 +40,8 @@ RESPUESTA_PREGUNTA = (
     "Puedo ayudarte a reportar fallas de refrigeradores y vehículos. Escribe *hola* para empezar un reporte, "
     "o describe la falla directamente (por ejemplo: *el refrigerador no enfría*)."
 )
+PREGUNTA_PENDIENTE = "Estoy revisando tu pregunta; te respondo en un momento."
+PREGUNTA_EN_CURSO = "Todavía estoy respondiendo tu pregunta anterior; dame un momento."
 MEDIA_NAMES = {
     "image": "imagen",
     "audio": "audio",

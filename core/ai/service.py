@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
+from core import events
 from core.ai.assistant import OfflineAssistant
 from core.ai.offline import OfflineProvider
 from core.ai.remote import AssistantBackend
@@ -30,7 +31,6 @@ from core.ai.types import (
     TermKind,
 )
 from core.errors import SettingsError
-from core.metrics import ai_timeouts_total
 from core.resilience.breaker import BreakerState, CircuitBreaker
 from core.resilience.timeouts import OperationTimeout, with_timeout, with_timeout_and_fallback
 from core.settings import Settings
@@ -148,8 +148,7 @@ class IntentService:
                     result = await with_timeout(call(provider), int(limit_ms), f"{operation}.{provider.name}")
             except OperationTimeout as exc:
                 breaker.record_failure(permit)
-                ai_timeouts_total.labels(operation=exc.operation).inc()
-                log.warning("[Timeout] %s excedió %dms, probando el siguiente proveedor", exc.operation, exc.timeout_ms)
+                events.ai_timeout(exc.operation, exc.timeout_ms, provider=provider.name)  # then the next provider
                 continue
             except asyncio.CancelledError:
                 # The overall budget ran out (a failure of this provider) or our caller went away (no verdict).

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
+from core import events
 from core.metrics import breaker_state
 
 log = logging.getLogger(__name__)
@@ -96,8 +97,8 @@ class CircuitBreaker:
             self.failures = 0  # seed 002's fix: a reopened breaker starts counting afresh
         elif to is BreakerState.CLOSED:
             self.failures = 0
-        breaker_state.labels(provider=self.name).set(_GAUGE[to])
-        log.warning("[CircuitBreaker] State changed %s -> %s (proveedor=%s, motivo=%s)", before, to, self.name, reason)
+        events.breaker_state_changed(self.name, before.value, to.value, self.failures)
+        log.debug("CircuitBreaker %s: %s", self.name, reason)
 
     # -- calls ---------------------------------------------------------------------------------
     def acquire(self) -> Permit | None:

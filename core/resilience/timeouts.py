@@ -13,7 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
-from core.metrics import ai_timeouts_total
+from core import events
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -50,8 +50,7 @@ async def with_timeout(aw: Awaitable[T], timeout_ms: int, operation: str = "oper
 
 
 def _log_timeout(operation: str, timeout_ms: int) -> None:
-    log.warning("[Timeout] %s excedió %dms, usando fallback", operation, timeout_ms)
-    ai_timeouts_total.labels(operation=operation).inc()
+    events.ai_timeout(operation, timeout_ms)
 
 
 async def with_timeout_and_fallback(aw: Awaitable[T], timeout_ms: int, fallback: T, operation: str) -> T:
