@@ -2,10 +2,11 @@
 
 import azure.functions as func
 
-from bot.functions import ai_recovery, conversation, health, metrics
+from bot.functions import ai_recovery, conversation, health, metrics, outbound
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(health.bp)
 app.register_functions(conversation.bp)
+app.register_functions(outbound.bp)
 app.register_functions(ai_recovery.bp)
 app.register_functions(metrics.bp)

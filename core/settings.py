@@ -59,9 +59,9 @@ def _providers(env: Mapping[str, str]) -> tuple[str, ...]:
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    whatsapp_app_secret: str
-    whatsapp_verify_token: str
-    whatsapp_access_token: str = ""
+    whatsapp_app_secret: str = field(repr=False)
+    whatsapp_verify_token: str = field(repr=False)
+    whatsapp_access_token: str = field(default="", repr=False)  # a repr lands in tracebacks and logs
     whatsapp_phone_number_id: str = "000000000000000"
     whatsapp_api_base_url: str = GRAPH_API_DEFAULT
     sql_connection_string: str = ""

@@ -3,3 +3,97 @@
 -- name: enqueue_outbound
 INSERT INTO ColaEnvios (Destinatario, Tipo, Contenido, Estado, ProximoIntento, MessageIdOrigen, Campana)
 VALUES (:destinatario, :tipo, :contenido, 'pendiente', :ahora, :message_id_origen, NULL);
+
+-- Claims are head-of-line per recipient: a row is claimable only when no earlier row of the same
+-- recipient is still open ('pendiente' or 'procesando'). So one claim takes at most one row per
+-- recipient, and a user's reply 2 cannot be claimed (by anyone) until reply 1 is settled: sent,
+-- failed for good, or 'incierto'. The subquery sees only committed rows, which can only make it
+-- more cautious, never less.
+
+-- name: claim_outbound
+UPDATE ColaEnvios
+SET Estado = 'procesando', TokenReclamo = :token, ReclamadoEn = :ahora, Intentos = Intentos + 1
+WHERE Id IN (
+    SELECT c.Id FROM ColaEnvios AS c
+    WHERE c.Estado = 'pendiente' AND c.ProximoIntento <= :ahora
+      AND NOT EXISTS (
+          SELECT 1 FROM ColaEnvios AS p
+          WHERE p.Destinatario = c.Destinatario AND p.Id < c.Id AND p.Estado IN ('pendiente', 'procesando')
+      )
+    ORDER BY c.Id
+    LIMIT :n
+)
+RETURNING Id, Destinatario, Tipo, Contenido, Intentos, Campana, MessageIdOrigen, TokenReclamo;
+
+-- name: claim_outbound_recipient
+UPDATE ColaEnvios
+SET Estado = 'procesando', TokenReclamo = :token, ReclamadoEn = :ahora, Intentos = Intentos + 1
+WHERE Id IN (
+    SELECT c.Id FROM ColaEnvios AS c
+    WHERE c.Destinatario = :destinatario AND c.Estado = 'pendiente' AND c.ProximoIntento <= :ahora
+      AND NOT EXISTS (
+          SELECT 1 FROM ColaEnvios AS p
+          WHERE p.Destinatario = c.Destinatario AND p.Id < c.Id AND p.Estado IN ('pendiente', 'procesando')
+      )
+    ORDER BY c.Id
+    LIMIT :n
+)
+RETURNING Id, Destinatario, Tipo, Contenido, Intentos, Campana, MessageIdOrigen, TokenReclamo;
+
+-- name: mark_outbound_sent
+UPDATE ColaEnvios
+SET Estado = 'enviado', WamidEnviado = :wamid, EnviadoEn = :ahora, UltimoError = NULL
+WHERE Id = :id AND TokenReclamo = :token AND Estado = 'procesando';
+
+-- name: mark_outbound_retry
+UPDATE ColaEnvios
+SET Estado = CASE WHEN Intentos >= :max_intentos THEN 'error' ELSE 'pendiente' END,
+    ProximoIntento = :proximo_intento, UltimoError = :error
+WHERE Id = :id AND TokenReclamo = :token AND Estado = 'procesando';
+
+-- name: mark_outbound_failed
+UPDATE ColaEnvios
+SET Estado = 'error', UltimoError = :error
+WHERE Id = :id AND TokenReclamo = :token AND Estado = 'procesando';
+
+-- name: mark_outbound_uncertain
+UPDATE ColaEnvios
+SET Estado = 'incierto', UltimoError = :error
+WHERE Id = :id AND TokenReclamo = :token AND Estado = 'procesando';
+
+-- name: settle_outbound_uncertain
+UPDATE ColaEnvios
+SET Estado = 'incierto', UltimoError = :error
+WHERE Estado = 'procesando' AND ReclamadoEn < :limite;
+
+-- name: settle_outbound_requeue
+UPDATE ColaEnvios
+SET Estado = CASE WHEN Intentos >= :max_intentos THEN 'incierto' ELSE 'pendiente' END,
+    ProximoIntento = :ahora, UltimoError = :error
+WHERE Estado = 'procesando' AND ReclamadoEn < :limite;
+
+-- name: mark_outbound_delivery
+UPDATE ColaEnvios
+SET EstadoEntrega = :estado_entrega
+WHERE WamidEnviado = :wamid;
+
+-- name: enqueue_campaign
+INSERT INTO ColaEnvios (Destinatario, Tipo, Contenido, Estado, ProximoIntento, MessageIdOrigen, Campana)
+VALUES (:destinatario, :tipo, :contenido, 'pendiente', :ahora, NULL, :campana)
+ON CONFLICT DO NOTHING;
+
+-- name: count_outbound
+SELECT Estado AS estado, COUNT(*) AS total FROM ColaEnvios GROUP BY Estado;
+
+-- name: count_outbound_campaign
+SELECT Estado AS estado, COUNT(*) AS total FROM ColaEnvios WHERE Campana = :campana GROUP BY Estado;
+
+-- name: get_outbound
+SELECT Id, Destinatario, Tipo, Contenido, Estado, Intentos, ProximoIntento, TokenReclamo, ReclamadoEn,
+       WamidEnviado, EstadoEntrega, UltimoError, Campana, MessageIdOrigen, EnviadoEn
+FROM ColaEnvios WHERE Id = :id;
+
+-- name: list_outbound_recipient
+SELECT Id, Destinatario, Tipo, Contenido, Estado, Intentos, ProximoIntento, TokenReclamo, ReclamadoEn,
+       WamidEnviado, EstadoEntrega, UltimoError, Campana, MessageIdOrigen, EnviadoEn
+FROM ColaEnvios WHERE Destinatario = :destinatario ORDER BY Id;

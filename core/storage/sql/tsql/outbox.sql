@@ -3,3 +3,106 @@
 -- name: enqueue_outbound
 INSERT INTO dbo.ColaEnvios (Destinatario, Tipo, Contenido, Estado, ProximoIntento, MessageIdOrigen, Campana)
 VALUES (:destinatario, :tipo, :contenido, N'pendiente', :ahora, :message_id_origen, NULL);
+
+-- Claims are head-of-line per recipient: a row is claimable only when no earlier row of the same
+-- recipient is still open (N'pendiente' or N'procesando'). So one claim takes at most one row per
+-- recipient, and a user's reply 2 cannot be claimed (by anyone) until reply 1 is settled. Under
+-- read-committed snapshot the NOT EXISTS reads the last committed versions, in which an earlier
+-- row being claimed right now is still 'pendiente': that only makes the claim more cautious.
+-- `UPDATE TOP (n)` cannot take ORDER BY and sqlglot cannot read it, so the claim updates an
+-- ordered TOP CTE instead, which SQL Server treats the same way (DESIGN.md, "Facts").
+
+-- name: claim_outbound
+WITH next AS (
+    SELECT TOP (:n) c.Id, c.Destinatario, c.Tipo, c.Contenido, c.Estado, c.Intentos, c.Campana,
+           c.MessageIdOrigen, c.TokenReclamo, c.ReclamadoEn
+    FROM dbo.ColaEnvios AS c WITH (UPDLOCK, READPAST, ROWLOCK, READCOMMITTEDLOCK)
+    WHERE c.Estado = N'pendiente' AND c.ProximoIntento <= :ahora
+      AND NOT EXISTS (
+          SELECT 1 FROM dbo.ColaEnvios AS p
+          WHERE p.Destinatario = c.Destinatario AND p.Id < c.Id AND p.Estado IN (N'pendiente', N'procesando')
+      )
+    ORDER BY c.Id
+)
+UPDATE next
+SET Estado = N'procesando', TokenReclamo = :token, ReclamadoEn = :ahora, Intentos = Intentos + 1
+OUTPUT inserted.Id, inserted.Destinatario, inserted.Tipo, inserted.Contenido, inserted.Intentos,
+       inserted.Campana, inserted.MessageIdOrigen, inserted.TokenReclamo;
+
+-- name: claim_outbound_recipient
+WITH next AS (
+    SELECT TOP (:n) c.Id, c.Destinatario, c.Tipo, c.Contenido, c.Estado, c.Intentos, c.Campana,
+           c.MessageIdOrigen, c.TokenReclamo, c.ReclamadoEn
+    FROM dbo.ColaEnvios AS c WITH (UPDLOCK, READPAST, ROWLOCK, READCOMMITTEDLOCK)
+    WHERE c.Destinatario = :destinatario AND c.Estado = N'pendiente' AND c.ProximoIntento <= :ahora
+      AND NOT EXISTS (
+          SELECT 1 FROM dbo.ColaEnvios AS p
+          WHERE p.Destinatario = c.Destinatario AND p.Id < c.Id AND p.Estado IN (N'pendiente', N'procesando')
+      )
+    ORDER BY c.Id
+)
+UPDATE next
+SET Estado = N'procesando', TokenReclamo = :token, ReclamadoEn = :ahora, Intentos = Intentos + 1
+OUTPUT inserted.Id, inserted.Destinatario, inserted.Tipo, inserted.Contenido, inserted.Intentos,
+       inserted.Campana, inserted.MessageIdOrigen, inserted.TokenReclamo;
+
+-- name: mark_outbound_sent
+UPDATE dbo.ColaEnvios
+SET Estado = N'enviado', WamidEnviado = :wamid, EnviadoEn = :ahora, UltimoError = NULL
+WHERE Id = :id AND TokenReclamo = :token AND Estado = N'procesando';
+
+-- name: mark_outbound_retry
+UPDATE dbo.ColaEnvios
+SET Estado = CASE WHEN Intentos >= :max_intentos THEN N'error' ELSE N'pendiente' END,
+    ProximoIntento = :proximo_intento, UltimoError = :error
+WHERE Id = :id AND TokenReclamo = :token AND Estado = N'procesando';
+
+-- name: mark_outbound_failed
+UPDATE dbo.ColaEnvios
+SET Estado = N'error', UltimoError = :error
+WHERE Id = :id AND TokenReclamo = :token AND Estado = N'procesando';
+
+-- name: mark_outbound_uncertain
+UPDATE dbo.ColaEnvios
+SET Estado = N'incierto', UltimoError = :error
+WHERE Id = :id AND TokenReclamo = :token AND Estado = N'procesando';
+
+-- name: settle_outbound_uncertain
+UPDATE dbo.ColaEnvios
+SET Estado = N'incierto', UltimoError = :error
+WHERE Estado = N'procesando' AND ReclamadoEn < :limite;
+
+-- name: settle_outbound_requeue
+UPDATE dbo.ColaEnvios
+SET Estado = CASE WHEN Intentos >= :max_intentos THEN N'incierto' ELSE N'pendiente' END,
+    ProximoIntento = :ahora, UltimoError = :error
+WHERE Estado = N'procesando' AND ReclamadoEn < :limite;
+
+-- name: mark_outbound_delivery
+UPDATE dbo.ColaEnvios
+SET EstadoEntrega = :estado_entrega
+WHERE WamidEnviado = :wamid;
+
+-- name: enqueue_campaign
+MERGE dbo.ColaEnvios WITH (HOLDLOCK) AS t
+USING (SELECT :campana AS Campana, :destinatario AS Destinatario) AS s
+    ON t.Campana = s.Campana AND t.Destinatario = s.Destinatario
+WHEN NOT MATCHED THEN
+    INSERT (Destinatario, Tipo, Contenido, Estado, ProximoIntento, MessageIdOrigen, Campana)
+    VALUES (s.Destinatario, :tipo, :contenido, N'pendiente', :ahora, NULL, s.Campana);
+
+-- name: count_outbound
+SELECT Estado AS estado, COUNT(*) AS total FROM dbo.ColaEnvios GROUP BY Estado;
+
+-- name: count_outbound_campaign
+SELECT Estado AS estado, COUNT(*) AS total FROM dbo.ColaEnvios WHERE Campana = :campana GROUP BY Estado;
+
+-- name: get_outbound
+SELECT Id, Destinatario, Tipo, Contenido, Estado, Intentos, ProximoIntento, TokenReclamo, ReclamadoEn,
+       WamidEnviado, EstadoEntrega, UltimoError, Campana, MessageIdOrigen, EnviadoEn
+FROM dbo.ColaEnvios WHERE Id = :id;
+
+-- name: list_outbound_recipient
+SELECT Id, Destinatario, Tipo, Contenido, Estado, Intentos, ProximoIntento, TokenReclamo, ReclamadoEn,
+       WamidEnviado, EstadoEntrega, UltimoError, Campana, MessageIdOrigen, EnviadoEn
+FROM dbo.ColaEnvios WHERE Destinatario = :destinatario ORDER BY Id;

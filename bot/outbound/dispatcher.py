@@ -1,0 +1,236 @@
+"""Send what `ColaEnvios` holds: eagerly per recipient after a transition commits, and by a timer sweep.
+
+Safety with many dispatchers at once (instances, processes, the eager path, the sweep) comes from the
+storage layer: a row is claimed by one atomic statement, only the head of each recipient's queue is
+claimable (so a user's replies go out in Id order), and every write-back is fenced by the claim token.
+A send whose outcome is unknown (no answer, or a worker that died mid-send) becomes `incierto`, never
+a blind resend, unless `OUTBOX_AT_LEAST_ONCE` is set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Protocol
+
+from bot.runtime import Runtime
+from core.metrics import outbound_sends_total
+from core.storage.outbox import (
+    ClaimedSend,
+    OutboxState,
+    Outcome,
+    claim_outbound,
+    claim_outbound_recipient,
+    record_outcomes,
+    settle_stuck,
+)
+from core.telemetry import mask_phone
+from core.whatsapp.client import WhatsAppClient
+from core.whatsapp.errors import (
+    PermanentWhatsAppError,
+    SendOutcomeUnknown,
+    ThrottlingError,
+    TransientWhatsAppError,
+    WhatsAppError,
+)
+from core.whatsapp.outgoing import OutgoingMessage
+
+log = logging.getLogger(__name__)
+
+WHATSAPP_KEY = "whatsapp"
+SWEEP_BUDGET_S = 8.0  # the timer fires every 10 s; leave room so runs do not pile up
+SWEEP_BATCH = 50  # rows per claim statement
+SEND_CONCURRENCY = 16  # sends in flight per dispatcher (the rate limiter still applies)
+EAGER_MAX_ROUNDS = 10  # replies one transition can queue, sent one after another
+BACKOFF_BASE_MS = 2_000
+BACKOFF_CAP_MS = 5 * 60_000
+PAIR_RATE_MIN_MS = 6_000  # 131056: one recipient gets about one message every 6 s
+
+
+class MessageSender(Protocol):
+    async def send(self, recipient: str, message: OutgoingMessage) -> str: ...
+
+
+def epoch_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def get_whatsapp(rt: Runtime) -> MessageSender:
+    """The process's one WhatsApp client (one pooled HTTP client), built on first use."""
+    client = rt.extras.get(WHATSAPP_KEY)
+    if client is None:
+        client = rt.extras[WHATSAPP_KEY] = WhatsAppClient.from_settings(rt.settings)
+    return client  # type: ignore[return-value]
+
+
+async def close_whatsapp(rt: Runtime) -> None:
+    client = rt.extras.pop(WHATSAPP_KEY, None)
+    if isinstance(client, WhatsAppClient):
+        await client.aclose()
+
+
+@dataclass(frozen=True, slots=True)
+class SweepResult:
+    settled: int = 0  # stuck claims turned `incierto` (or requeued) before claiming
+    claimed: int = 0
+    sent: int = 0
+    retried: int = 0  # back to `pendiente` with a backoff
+    failed: int = 0  # `error`: permanent, or out of attempts
+    uncertain: int = 0  # `incierto`: no answer from Meta
+    lost: int = 0  # claims that were no longer ours when we went to mark them
+    stopped_early: bool = False  # the time budget ran out with work possibly left
+
+    def as_dict(self) -> dict[str, int | bool]:
+        return asdict(self)
+
+
+def backoff_ms(attempt: int, error: WhatsAppError | None = None) -> int:
+    """Exponential backoff with jitter (half to full of 2 s * 2^(attempt-1), capped at 5 min)."""
+    ceiling = min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** max(attempt - 1, 0))
+    delay = int(random.uniform(ceiling / 2, ceiling))
+    if isinstance(error, ThrottlingError) and error.code == 131056:
+        delay = max(delay, PAIR_RATE_MIN_MS)
+    return delay
+
+
+async def _deliver(rt: Runtime, sender: MessageSender, claim: ClaimedSend, clock: Callable[[], int]) -> Outcome:
+    """Send one claimed row and say how it ended; never raises for a send failure."""
+    settings = rt.settings
+    try:
+        message = OutgoingMessage.from_json(claim.content)
+    except (ValueError, KeyError, TypeError) as exc:
+        return Outcome(claim, OutboxState.ERROR, error=f"contenido inválido: {type(exc).__name__}: {exc}")
+    try:
+        wamid = await sender.send(claim.recipient, message)
+    except TransientWhatsAppError as exc:
+        return Outcome(
+            claim, OutboxState.PENDIENTE, error=str(exc), next_attempt_ms=clock() + backoff_ms(claim.attempts, exc)
+        )
+    except SendOutcomeUnknown as exc:
+        if settings.outbox_at_least_once:
+            return Outcome(claim, OutboxState.PENDIENTE, error=str(exc),
+                           next_attempt_ms=clock() + backoff_ms(claim.attempts))
+        return Outcome(claim, OutboxState.INCIERTO, error=str(exc))
+    except PermanentWhatsAppError as exc:
+        return Outcome(claim, OutboxState.ERROR, error=str(exc))
+    except WhatsAppError as exc:  # unclassified: do not hammer Meta with it
+        return Outcome(claim, OutboxState.ERROR, error=str(exc))
+    except Exception as exc:
+        # A bug or a broken client after the request may have left: the outcome is unknown.
+        log.exception("OUTBOX_FALLO_INESPERADO id=%s destinatario=%s", claim.id, mask_phone(claim.recipient))
+        return Outcome(claim, OutboxState.INCIERTO, error=f"fallo inesperado: {type(exc).__name__}")
+    return Outcome(claim, OutboxState.ENVIADO, wamid=wamid)
+
+
+@dataclass
+class _Tally:
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    uncertain: int = 0
+    lost: int = 0
+
+
+async def _write_back(rt: Runtime, outcomes: list[Outcome], clock: Callable[[], int], tally: _Tally) -> None:
+    max_attempts = rt.settings.outbox_max_attempts
+    applied = await record_outcomes(rt.db, outcomes, now_ms=clock(), max_attempts=max_attempts)
+    for outcome, ok in zip(outcomes, applied, strict=True):
+        claim, who = outcome.claim, mask_phone(outcome.claim.recipient)
+        if not ok:
+            # Settled as `incierto` (claim timed out) or re-claimed: someone else owns the row now.
+            tally.lost += 1
+            outbound_sends_total.labels("reclamo_perdido").inc()
+            log.warning("OUTBOX_RECLAMO_PERDIDO id=%s destinatario=%s estado=%s: la fila ya no es nuestra; se omite",
+                        claim.id, who, outcome.state)
+        elif outcome.state is OutboxState.ENVIADO:
+            tally.sent += 1
+            outbound_sends_total.labels("enviado").inc()
+            log.info("OUTBOX_ENVIADO id=%s destinatario=%s wamid=%s", claim.id, who, outcome.wamid)
+        elif outcome.state is OutboxState.PENDIENTE and claim.attempts < max_attempts:
+            tally.retried += 1
+            outbound_sends_total.labels("reintento").inc()
+            log.warning("OUTBOX_REINTENTO id=%s destinatario=%s intento=%s/%s: %s",
+                        claim.id, who, claim.attempts, max_attempts, outcome.error)
+        elif outcome.state is OutboxState.INCIERTO:
+            tally.uncertain += 1
+            outbound_sends_total.labels("incierto").inc()
+            log.error("OUTBOX_INCIERTO id=%s destinatario=%s: %s", claim.id, who, outcome.error)
+        else:
+            tally.failed += 1
+            outbound_sends_total.labels("error").inc()
+            log.error("OUTBOX_ERROR id=%s destinatario=%s intento=%s: %s", claim.id, who, claim.attempts, outcome.error)
+
+
+async def _send_all(rt: Runtime, claims: list[ClaimedSend], clock: Callable[[], int]) -> list[Outcome]:
+    sender = get_whatsapp(rt)
+    gate = asyncio.Semaphore(SEND_CONCURRENCY)
+
+    async def one(claim: ClaimedSend) -> Outcome:
+        async with gate:
+            return await _deliver(rt, sender, claim, clock)
+
+    # One claim holds at most one row per recipient, so sending them in parallel keeps each user's order.
+    return list(await asyncio.gather(*(one(c) for c in claims)))
+
+
+async def dispatch_recipient(rt: Runtime, recipient: str, *, clock: Callable[[], int] = epoch_ms) -> int:
+    """The eager path: send this recipient's due replies, oldest first; answers how many were sent.
+
+    Claims one row at a time (the head of the recipient's queue) and stops at the first row that
+    must wait (retry later, unknown outcome) or that another dispatcher holds.
+    """
+    tally = _Tally()
+    for _ in range(EAGER_MAX_ROUNDS):
+        claims = await claim_outbound_recipient(rt.db, recipient, now_ms=clock())
+        if not claims:
+            break
+        outcomes = await _send_all(rt, claims, clock)
+        before = tally.sent + tally.failed
+        await _write_back(rt, outcomes, clock, tally)
+        if tally.sent + tally.failed == before:  # retried, uncertain or lost: the queue head must wait
+            break
+    return tally.sent
+
+
+async def sweep_outbox(
+    rt: Runtime, *, budget_s: float = SWEEP_BUDGET_S, clock: Callable[[], int] = epoch_ms
+) -> SweepResult:
+    """Settle stuck claims, then send up to MAX_TRABAJOS_POR_EJECUCION rows, stopping before the budget ends."""
+    settings = rt.settings
+    started = time.monotonic()
+    deadline = started + budget_s
+    settled = await settle_stuck(
+        rt.db, now_ms=clock(), claim_timeout_ms=settings.outbox_claim_timeout_ms,
+        at_least_once=settings.outbox_at_least_once, max_attempts=settings.outbox_max_attempts,
+    )
+    if settled:
+        log.warning("OUTBOX_RECLAMOS_VENCIDOS %s filas %s", settled,
+                    "devueltas a pendiente" if settings.outbox_at_least_once else "marcadas incierto")
+    remaining = settings.max_trabajos_por_ejecucion
+    tally, claimed, stopped_early = _Tally(), 0, False
+    slowest_batch = 0.0
+    while remaining > 0:
+        # Do not start a batch the budget cannot cover; its rows would finish past the deadline.
+        if time.monotonic() + slowest_batch > deadline:
+            stopped_early = True
+            break
+        batch_started = time.monotonic()
+        claims = await claim_outbound(rt.db, limit=min(SWEEP_BATCH, remaining), now_ms=clock())
+        if not claims:
+            break
+        claimed += len(claims)
+        remaining -= len(claims)
+        outcomes = await _send_all(rt, claims, clock)
+        await _write_back(rt, outcomes, clock, tally)
+        slowest_batch = max(slowest_batch, time.monotonic() - batch_started)
+    result = SweepResult(
+        settled=settled, claimed=claimed, sent=tally.sent, retried=tally.retried, failed=tally.failed,
+        uncertain=tally.uncertain, lost=tally.lost, stopped_early=stopped_early,
+    )
+    if claimed or settled:
+        log.info("OUTBOX_SWEEP_COMPLETE %s en %.0f ms", result.as_dict(), (time.monotonic() - started) * 1000)
+    return result

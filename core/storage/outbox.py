@@ -1,0 +1,250 @@
+"""The outbound queue (`ColaEnvios`): claim, settle and count, as domain values.
+
+Every state change after a claim is fenced by the claim token and `Estado = 'procesando'`, so a worker
+whose claim was settled (declared `incierto`) or re-claimed cannot overwrite what happened since.
+The SQL and the per-recipient ordering rule live in `sql/<dialect>/outbox.sql`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from core.storage.database import Database, Tx
+
+ERROR_MAX_CHARS = 1000  # UltimoError is NVARCHAR(1000) on SQL Server
+
+
+class OutboxState(StrEnum):
+    PENDIENTE = "pendiente"
+    PROCESANDO = "procesando"
+    ENVIADO = "enviado"
+    ERROR = "error"
+    INCIERTO = "incierto"
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedSend:
+    """A row this worker owns until it marks it (or the claim times out)."""
+
+    id: int
+    recipient: str
+    kind: str
+    content: str  # OutgoingMessage.to_json()
+    attempts: int  # including this one
+    campaign: str | None
+    origin_message_id: str | None
+    token: str
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> ClaimedSend:
+        return cls(
+            id=int(row["Id"]),
+            recipient=row["Destinatario"],
+            kind=row["Tipo"],
+            content=row["Contenido"],
+            attempts=int(row["Intentos"]),
+            campaign=row["Campana"],
+            origin_message_id=row["MessageIdOrigen"],
+            token=row["TokenReclamo"],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    """A row as operators and tests see it."""
+
+    id: int
+    recipient: str
+    kind: str
+    content: str
+    state: str
+    attempts: int
+    next_attempt_ms: int
+    claim_token: str | None
+    claimed_at_ms: int | None
+    wamid: str | None
+    delivery_state: str | None
+    last_error: str | None
+    campaign: str | None
+    origin_message_id: str | None
+    sent_at_ms: int | None
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> OutboxRow:
+        return cls(
+            id=int(row["Id"]),
+            recipient=row["Destinatario"],
+            kind=row["Tipo"],
+            content=row["Contenido"],
+            state=row["Estado"],
+            attempts=int(row["Intentos"]),
+            next_attempt_ms=int(row["ProximoIntento"]),
+            claim_token=row["TokenReclamo"],
+            claimed_at_ms=row["ReclamadoEn"],
+            wamid=row["WamidEnviado"],
+            delivery_state=row["EstadoEntrega"],
+            last_error=row["UltimoError"],
+            campaign=row["Campana"],
+            origin_message_id=row["MessageIdOrigen"],
+            sent_at_ms=row["EnviadoEn"],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How one claimed send ended, to be written back with `record_outcomes`."""
+
+    claim: ClaimedSend
+    state: OutboxState  # ENVIADO, PENDIENTE (retry later), ERROR or INCIERTO
+    wamid: str | None = None
+    error: str | None = None
+    next_attempt_ms: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class StateCounts:
+    counts: dict[str, int]
+
+    def get(self, state: OutboxState | str) -> int:
+        return self.counts.get(str(state), 0)
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def as_dict(self) -> dict[str, int]:
+        return {str(s): self.counts.get(str(s), 0) for s in OutboxState} | {"total": self.total}
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignEnqueue:
+    queued: int  # new rows
+    existing: int  # already queued for this campaign: left alone
+
+
+def new_claim_token() -> str:
+    return uuid.uuid4().hex
+
+
+def _claimed(rows: list[dict[str, Any]]) -> list[ClaimedSend]:
+    # RETURNING/OUTPUT order is unspecified; callers rely on Id order.
+    return sorted((ClaimedSend.from_row(r) for r in rows), key=lambda c: c.id)
+
+
+async def claim_outbound(db: Database, *, limit: int, now_ms: int, token: str | None = None) -> list[ClaimedSend]:
+    """Atomically take up to `limit` due `pendiente` rows, at most one per recipient (its oldest open row)."""
+    params = {"token": token or new_claim_token(), "ahora": now_ms, "n": limit}
+    return await db.write(lambda tx: _claimed(tx.fetch_all("claim_outbound", params)))
+
+
+async def claim_outbound_recipient(
+    db: Database, recipient: str, *, now_ms: int, limit: int = 1, token: str | None = None
+) -> list[ClaimedSend]:
+    """The eager path: the recipient's oldest open row, if it is due and nobody else holds an earlier one."""
+    params = {"token": token or new_claim_token(), "ahora": now_ms, "n": limit, "destinatario": recipient}
+    return await db.write(lambda tx: _claimed(tx.fetch_all("claim_outbound_recipient", params)))
+
+
+def _truncate(text: str | None) -> str | None:
+    return None if text is None else text[:ERROR_MAX_CHARS]
+
+
+def _record(tx: Tx, outcome: Outcome, now_ms: int, max_attempts: int) -> int:
+    fence = {"id": outcome.claim.id, "token": outcome.claim.token}
+    if outcome.state is OutboxState.ENVIADO:
+        return tx.execute("mark_outbound_sent", fence | {"wamid": outcome.wamid, "ahora": now_ms})
+    if outcome.state is OutboxState.PENDIENTE:
+        return tx.execute(
+            "mark_outbound_retry",
+            fence | {"max_intentos": max_attempts, "proximo_intento": outcome.next_attempt_ms,
+                     "error": _truncate(outcome.error)},
+        )
+    if outcome.state is OutboxState.ERROR:
+        return tx.execute("mark_outbound_failed", fence | {"error": _truncate(outcome.error)})
+    if outcome.state is OutboxState.INCIERTO:
+        return tx.execute("mark_outbound_uncertain", fence | {"error": _truncate(outcome.error)})
+    raise ValueError(f"not a final outcome: {outcome.state}")
+
+
+async def record_outcomes(
+    db: Database, outcomes: Sequence[Outcome], *, now_ms: int, max_attempts: int
+) -> list[bool]:
+    """Write back several outcomes in one transaction; False where the claim was no longer ours."""
+    if not outcomes:
+        return []
+    return await db.write(lambda tx: [_record(tx, o, now_ms, max_attempts) == 1 for o in outcomes])
+
+
+async def settle_stuck(
+    db: Database, *, now_ms: int, claim_timeout_ms: int, at_least_once: bool = False, max_attempts: int = 5
+) -> int:
+    """Rows `procesando` past their claim timeout: their worker died mid-send, so the outcome is unknown.
+
+    By default they become `incierto` (never resent blindly); with at-least-once they go back to
+    `pendiente` until their attempts run out.
+    """
+    limit = now_ms - claim_timeout_ms
+    reason = f"reclamo vencido tras {claim_timeout_ms} ms: resultado del envío desconocido"
+    if at_least_once:
+        params = {"limite": limit, "ahora": now_ms, "max_intentos": max_attempts, "error": reason}
+        return await db.write(lambda tx: tx.execute("settle_outbound_requeue", params))
+    return await db.write(lambda tx: tx.execute("settle_outbound_uncertain", {"limite": limit, "error": reason}))
+
+
+async def enqueue_campaign(
+    db: Database, campaign: str, recipients: Sequence[str], *, kind: str, content: str, now_ms: int
+) -> CampaignEnqueue:
+    """Queue one message per recipient, once per (campaign, recipient), in one transaction."""
+
+    def run(tx: Tx) -> CampaignEnqueue:
+        queued = 0
+        for recipient in recipients:
+            queued += tx.execute(
+                "enqueue_campaign",
+                {"campana": campaign, "destinatario": recipient, "tipo": kind, "contenido": content, "ahora": now_ms},
+            )
+        return CampaignEnqueue(queued=queued, existing=len(recipients) - queued)
+
+    return await db.write(run)
+
+
+async def mark_delivery_status(db: Database, wamid: str, status: str) -> bool:
+    """A status webhook (sent/delivered/read/failed) for a message we sent; False if the wamid is not ours."""
+    return await db.write(
+        lambda tx: tx.execute("mark_outbound_delivery", {"wamid": wamid, "estado_entrega": status}) > 0
+    )
+
+
+def _counts(rows: list[dict[str, Any]]) -> StateCounts:
+    return StateCounts({r["estado"]: int(r["total"]) for r in rows})
+
+
+async def count_by_state(db: Database) -> StateCounts:
+    return await db.read(lambda tx: _counts(tx.fetch_all("count_outbound")))
+
+
+async def count_campaign(db: Database, campaign: str) -> StateCounts:
+    return await db.read(lambda tx: _counts(tx.fetch_all("count_outbound_campaign", {"campana": campaign})))
+
+
+async def get_outbound(db: Database, row_id: int) -> OutboxRow | None:
+    row = await db.read(lambda tx: tx.fetch_one("get_outbound", {"id": row_id}))
+    return None if row is None else OutboxRow.from_row(row)
+
+
+async def list_recipient(db: Database, recipient: str) -> list[OutboxRow]:
+    rows = await db.read(lambda tx: tx.fetch_all("list_outbound_recipient", {"destinatario": recipient}))
+    return [OutboxRow.from_row(r) for r in rows]
+
+
+def queue_reply(tx: Tx, recipient: str, *, kind: str, content: str, now_ms: int, origin_message_id: str | None) -> None:
+    """Queue one reply inside the caller's transaction (the engine commits it with the session change)."""
+    tx.execute(
+        "enqueue_outbound",
+        {"destinatario": recipient, "tipo": kind, "contenido": content, "ahora": now_ms,
+         "message_id_origen": origin_message_id},
+    )

@@ -1,0 +1,51 @@
+"""The WhatsApp client the app uses: `send(recipient, OutgoingMessage) -> wamid`, rate limited per number."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from core.settings import Settings
+from core.whatsapp.errors import SendOutcomeUnknown
+from core.whatsapp.graph import GraphApi
+from core.whatsapp.outgoing import OutgoingMessage
+from core.whatsapp.ratelimit import RateLimiter
+
+
+class WhatsAppClient:
+    def __init__(self, api: GraphApi, phone_number_id: str, *, rate_per_second: float = 80) -> None:
+        self.api = api
+        self.phone_number_id = phone_number_id
+        self.rate_per_second = rate_per_second
+        self._limiters: dict[str, RateLimiter] = {}
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> WhatsAppClient:
+        api = GraphApi(settings.whatsapp_api_base_url, settings.whatsapp_access_token)
+        return cls(api, settings.whatsapp_phone_number_id, rate_per_second=settings.outbox_rate_per_second)
+
+    def __repr__(self) -> str:
+        return f"WhatsAppClient(phone_number_id={self.phone_number_id!r}, rate={self.rate_per_second}/s)"
+
+    def _limiter(self, phone_number_id: str) -> RateLimiter:
+        limiter = self._limiters.get(phone_number_id)
+        if limiter is None:
+            limiter = self._limiters[phone_number_id] = RateLimiter(self.rate_per_second)
+        return limiter
+
+    async def send(self, recipient: str, message: OutgoingMessage, *, phone_number_id: str | None = None) -> str:
+        """Send one message; answers its wamid. Raises the typed errors of `core.whatsapp.errors`."""
+        sender = phone_number_id or self.phone_number_id
+        await self._limiter(sender).acquire()
+        body = await self.api.send_message(sender, message.to_graph_payload(recipient))
+        return _wamid(body)
+
+    async def aclose(self) -> None:
+        await self.api.aclose()
+
+
+def _wamid(body: dict[str, Any]) -> str:
+    messages = body.get("messages")
+    if isinstance(messages, list) and messages and isinstance(messages[0], dict) and messages[0].get("id"):
+        return str(messages[0]["id"])
+    # Accepted (2xx) without an id: it may well be on its way, so it must not be resent blindly.
+    raise SendOutcomeUnknown("Graph API aceptó el envío sin devolver un wamid")

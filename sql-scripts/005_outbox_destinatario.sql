@@ -1,0 +1,12 @@
+-- Issue 5: the outbound claim only takes the head of each recipient's queue (replies to one user go out
+-- in Id order), so it looks up "an earlier open row for this recipient" once per candidate row.
+IF NOT EXISTS (SELECT 1 FROM sys.indexes WHERE name = N'IX_ColaEnvios_Destinatario')
+    CREATE INDEX IX_ColaEnvios_Destinatario ON dbo.ColaEnvios (Destinatario, Id)
+        WHERE Estado IN (N'pendiente', N'procesando');
+GO
+-- Operators list stuck and uncertain sends, and the settle pass scans 'procesando' by claim time.
+IF NOT EXISTS (SELECT 1 FROM sys.indexes WHERE name = N'IX_ColaEnvios_Reclamo')
+    CREATE INDEX IX_ColaEnvios_Reclamo ON dbo.ColaEnvios (ReclamadoEn) WHERE Estado = N'procesando';
+GO
+IF NOT EXISTS (SELECT 1 FROM dbo.SchemaVersion WHERE Version = 5)
+    INSERT INTO dbo.SchemaVersion (Version, Nombre) VALUES (5, N'005_outbox_destinatario');

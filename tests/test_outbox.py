@@ -1,0 +1,376 @@
+"""The outbound queue in one process: real SQLite, a real fake Graph server on loopback, the real client."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from bot.outbound.campaigns import campaign_status, queue_campaign
+from bot.outbound.dispatcher import (
+    WHATSAPP_KEY,
+    close_whatsapp,
+    dispatch_recipient,
+    epoch_ms,
+    get_whatsapp,
+    sweep_outbox,
+)
+from bot.runtime import Runtime
+from core.settings import load_settings
+from core.storage.outbox import (
+    OutboxState,
+    Outcome,
+    claim_outbound,
+    claim_outbound_recipient,
+    count_by_state,
+    get_outbound,
+    list_recipient,
+    mark_delivery_status,
+    record_outcomes,
+    settle_stuck,
+)
+from core.storage.sqlite import SqliteDatabase
+from core.whatsapp.client import WhatsAppClient
+from core.whatsapp.errors import (
+    AuthorizationError,
+    InvalidParameterError,
+    PermanentWhatsAppError,
+    RecipientError,
+    ServerError,
+    ThrottlingError,
+    error_from_response,
+)
+from core.whatsapp.graph import GraphApi
+from core.whatsapp.outgoing import Choice, OutgoingMessage
+from core.whatsapp.ratelimit import RateLimiter
+from tests.conftest import base_env, free_port
+from tests.outbox_support import InProcessGraph, queue_texts
+
+TOKEN = "EAAG-secret-token-do-not-log-123"
+LATER = 3_600_000  # one hour: far past any backoff
+
+
+@pytest.fixture
+async def graph() -> AsyncIterator[InProcessGraph]:
+    server = await InProcessGraph(free_port(), access_token=TOKEN).start()
+    yield server
+    await server.stop()
+
+
+def make_runtime(db_path: Path, graph: InProcessGraph, **extra: str) -> Runtime:
+    env = base_env(db_path, WHATSAPP_API_BASE_URL=graph.base_url, WHATSAPP_ACCESS_TOKEN=TOKEN,
+                   OUTBOX_RATE_PER_SECOND="10000", **extra)
+    return Runtime(settings=load_settings(env), db=SqliteDatabase(str(db_path), pool_size=2))
+
+
+@pytest.fixture
+async def rt(db_path: Path, graph: InProcessGraph) -> AsyncIterator[Runtime]:
+    runtime = make_runtime(db_path, graph, OUTBOX_MAX_ATTEMPTS="3")
+    yield runtime
+    await close_whatsapp(runtime)
+    runtime.db.close()
+
+
+def clock_at(offset_ms: int):
+    return lambda: epoch_ms() + offset_ms
+
+
+# -- claims, ordering and fencing (storage) --------------------------------------------------------
+
+
+async def test_claim_takes_only_the_head_of_each_recipients_queue(rt: Runtime) -> None:
+    queue_texts(rt.db, [("5215500000001", "a1"), ("5215500000001", "a2"), ("5215500000002", "b1")])
+    now = epoch_ms()
+    first = await claim_outbound(rt.db, limit=10, now_ms=now)
+    assert [(c.recipient, json.loads(c.content)["body"]) for c in first] == [
+        ("5215500000001", "a1"), ("5215500000002", "b1")]
+    # a2 stays unclaimable while a1 is 'procesando', for the sweep and for the eager path alike.
+    assert await claim_outbound(rt.db, limit=10, now_ms=now) == []
+    assert await claim_outbound_recipient(rt.db, "5215500000001", now_ms=now) == []
+    a1 = first[0]
+    assert await record_outcomes(rt.db, [Outcome(a1, OutboxState.ENVIADO, wamid="wamid.A1")], now_ms=now,
+                                 max_attempts=3) == [True]
+    second = await claim_outbound_recipient(rt.db, "5215500000001", now_ms=now)
+    assert [json.loads(c.content)["body"] for c in second] == ["a2"]
+    assert second[0].attempts == 1 and second[0].token != a1.token
+
+
+async def test_a_reply_waits_while_the_earlier_one_backs_off(rt: Runtime) -> None:
+    queue_texts(rt.db, [("5215500000001", "a1"), ("5215500000001", "a2")])
+    now = epoch_ms()
+    [a1] = await claim_outbound(rt.db, limit=10, now_ms=now)
+    await record_outcomes(rt.db, [Outcome(a1, OutboxState.PENDIENTE, error="throttled", next_attempt_ms=now + 5000)],
+                          now_ms=now, max_attempts=3)
+    assert await claim_outbound(rt.db, limit=10, now_ms=now) == []  # a2 is due but must not overtake a1
+    [again] = await claim_outbound(rt.db, limit=10, now_ms=now + 5000)
+    assert again.id == a1.id and again.attempts == 2
+
+
+async def test_marks_are_fenced_by_claim_token_and_state(rt: Runtime) -> None:
+    queue_texts(rt.db, [("5215500000001", "a1")])
+    now = epoch_ms()
+    [claim] = await claim_outbound(rt.db, limit=1, now_ms=now)
+    stale = Outcome(claim.__class__(**{**{s: getattr(claim, s) for s in claim.__slots__}, "token": "other"}),
+                    OutboxState.ENVIADO, wamid="wamid.X")
+    assert await record_outcomes(rt.db, [stale], now_ms=now, max_attempts=3) == [False]
+    # The worker "dies": past the claim timeout the row becomes 'incierto' and the late mark is refused.
+    assert await settle_stuck(rt.db, now_ms=now + 61_000, claim_timeout_ms=60_000) == 1
+    late = Outcome(claim, OutboxState.ENVIADO, wamid="wamid.LATE")
+    assert await record_outcomes(rt.db, [late], now_ms=now, max_attempts=3) == [False]
+    row = await get_outbound(rt.db, claim.id)
+    assert row is not None and row.state == "incierto" and row.wamid is None and "desconocido" in row.last_error
+    assert await claim_outbound(rt.db, limit=10, now_ms=now + LATER) == []  # never resent blindly
+
+
+async def test_error_rows_are_never_claimed_and_free_the_next_reply(rt: Runtime) -> None:
+    queue_texts(rt.db, [("5215500000001", "a1"), ("5215500000001", "a2")])
+    now = epoch_ms()
+    [a1] = await claim_outbound(rt.db, limit=10, now_ms=now)
+    await record_outcomes(rt.db, [Outcome(a1, OutboxState.ERROR, error="131026")], now_ms=now, max_attempts=3)
+    [a2] = await claim_outbound(rt.db, limit=10, now_ms=now + LATER)
+    assert json.loads(a2.content)["body"] == "a2"
+
+
+async def test_at_least_once_requeues_stuck_rows_until_attempts_run_out(db_path: Path, graph: InProcessGraph) -> None:
+    runtime = make_runtime(db_path, graph, OUTBOX_AT_LEAST_ONCE="true", OUTBOX_MAX_ATTEMPTS="2")
+    try:
+        queue_texts(runtime.db, [("5215500000001", "a1")])
+        now = epoch_ms()
+        for step, expected in enumerate(("pendiente", "incierto")):
+            [claim] = await claim_outbound(runtime.db, limit=1, now_ms=now + step * 61_000)
+            await settle_stuck(runtime.db, now_ms=now + (step + 1) * 61_000, claim_timeout_ms=60_000,
+                               at_least_once=True, max_attempts=2)
+            row = await get_outbound(runtime.db, claim.id)
+            assert row is not None and row.state == expected
+    finally:
+        runtime.db.close()
+
+
+# -- the dispatcher against the fake Graph API -------------------------------------------------------
+
+
+async def test_sweep_sends_text_buttons_list_and_bsuid(rt: Runtime, graph: InProcessGraph) -> None:
+    messages = [
+        ("5215500000001", OutgoingMessage("hola")),
+        ("5215500000002", OutgoingMessage("¿Es el equipo?", buttons=(Choice("si", "Sí"), Choice("no", "No")))),
+        ("MX.AbC123xyz", OutgoingMessage("Elige", list_button="Ver", rows=(Choice("1", "Refrigerador"),))),
+    ]
+
+    def run(tx) -> None:
+        from core.storage.outbox import queue_reply
+
+        for recipient, message in messages:
+            queue_reply(tx, recipient, kind=message.kind, content=message.to_json(), now_ms=0,
+                        origin_message_id="wamid.IN")
+
+    rt.db.run_sync(run)
+    result = await sweep_outbox(rt)
+    assert (result.claimed, result.sent, result.failed) == (3, 3, 0)
+    sent = {s["recipient"]: s["payload"] for s in graph.fake.sent}
+    assert sent["5215500000001"]["to"] == "5215500000001" and sent["5215500000001"]["type"] == "text"
+    assert sent["5215500000002"]["interactive"]["type"] == "button"
+    assert "to" not in sent["MX.AbC123xyz"] and sent["MX.AbC123xyz"]["recipient"] == "MX.AbC123xyz"
+    rows = [r for rec, _ in messages for r in await list_recipient(rt.db, rec)]
+    assert all(r.state == "enviado" and r.wamid and r.attempts == 1 for r in rows)
+    assert {r.wamid for r in rows} == {s["wamid"] for s in graph.fake.sent}
+    assert await mark_delivery_status(rt.db, rows[0].wamid or "", "delivered") is True
+    assert (await get_outbound(rt.db, rows[0].id)).delivery_state == "delivered"  # type: ignore[union-attr]
+    assert await mark_delivery_status(rt.db, "wamid.unknown", "read") is False
+
+
+async def test_throttled_then_sent_once_after_backoff(rt: Runtime, graph: InProcessGraph) -> None:
+    queue_texts(rt.db, [("5215500000001", "a1")])
+    graph.fake.fail_next(429, 130429, count=1, message="Rate limit hit")
+    before = epoch_ms()
+    first = await sweep_outbox(rt)
+    assert (first.claimed, first.retried, first.sent) == (1, 1, 0)
+    [row] = await list_recipient(rt.db, "5215500000001")
+    assert row.state == "pendiente" and row.attempts == 1 and "130429" in (row.last_error or "")
+    assert row.next_attempt_ms >= before + 1000  # half of the 2 s base, at least
+    assert (await sweep_outbox(rt)).claimed == 0  # not due yet
+    later = await sweep_outbox(rt, clock=clock_at(LATER))
+    assert (later.claimed, later.sent) == (1, 1)
+    assert [s["recipient"] for s in graph.fake.sent] == ["5215500000001"]
+    [row] = await list_recipient(rt.db, "5215500000001")
+    assert row.state == "enviado" and row.attempts == 2 and row.last_error is None
+
+
+async def test_permanent_error_is_kept_and_not_retried(rt: Runtime, graph: InProcessGraph) -> None:
+    queue_texts(rt.db, [("5215500000001", "a1")])
+    graph.fake.fail_next(400, 131026, count=1, message="Message undeliverable")
+    result = await sweep_outbox(rt)
+    assert (result.failed, result.sent) == (1, 0)
+    [row] = await list_recipient(rt.db, "5215500000001")
+    assert row.state == "error" and row.attempts == 1
+    assert "RecipientError" in row.last_error and "code=131026" in row.last_error and "fbtrace_id=" in row.last_error
+    assert (await sweep_outbox(rt, clock=clock_at(LATER))).claimed == 0
+    assert graph.fake.sent == []
+
+
+async def test_5xx_storm_is_bounded_by_max_attempts(rt: Runtime, graph: InProcessGraph) -> None:
+    queue_texts(rt.db, [("5215500000001", "a1")])
+    graph.fake.fail_next(503, 131016, count=100, message="Service unavailable")
+    for step in range(6):
+        await sweep_outbox(rt, clock=clock_at(step * LATER))
+    [row] = await list_recipient(rt.db, "5215500000001")
+    assert row.state == "error" and row.attempts == 3 and "131016" in (row.last_error or "")
+    assert graph.fake.failures[0].count == 97  # exactly 3 requests reached the server
+    assert graph.fake.sent == []
+
+
+async def test_no_answer_means_incierto_not_a_resend(rt: Runtime, graph: InProcessGraph) -> None:
+    queue_texts(rt.db, [("5215500000001", "a1")])
+    short = GraphApi(graph.base_url, TOKEN, timeout=httpx.Timeout(0.3, connect=2.0))
+    rt.extras[WHATSAPP_KEY] = WhatsAppClient(short, rt.settings.whatsapp_phone_number_id, rate_per_second=1000)
+    graph.fake.delay_ms = 800
+    result = await sweep_outbox(rt)
+    assert result.uncertain == 1
+    graph.fake.delay_ms = 0
+    assert (await sweep_outbox(rt, clock=clock_at(LATER))).claimed == 0
+    [row] = await list_recipient(rt.db, "5215500000001")
+    assert row.state == "incierto" and "ReadTimeout" in (row.last_error or "")
+
+
+async def test_dispatch_recipient_sends_replies_in_order(rt: Runtime, graph: InProcessGraph) -> None:
+    queue_texts(rt.db, [("5215500000001", f"a{i}") for i in range(4)] + [("5215500000002", "b0")])
+    assert await dispatch_recipient(rt, "5215500000001") == 4
+    assert [s["payload"]["text"]["body"] for s in graph.fake.sent] == ["a0", "a1", "a2", "a3"]
+    assert await dispatch_recipient(rt, "5215500000001") == 0
+    # A throttled head stops the eager path; the reply behind it waits for the sweep.
+    queue_texts(rt.db, [("5215500000002", "b1")])
+    graph.fake.fail_next(400, 131056, count=1, message="pair rate limit")
+    assert await dispatch_recipient(rt, "5215500000002") == 0
+    [b0, b1] = await list_recipient(rt.db, "5215500000002")
+    assert (b0.state, b1.state) == ("pendiente", "pendiente") and b0.next_attempt_ms >= epoch_ms() + 5000
+
+
+async def test_sweep_respects_max_jobs_and_time_budget(db_path: Path, graph: InProcessGraph) -> None:
+    runtime = make_runtime(db_path, graph, MAX_TRABAJOS_POR_EJECUCION="7")
+    try:
+        queue_texts(runtime.db, [(f"52155000{i:05d}", "x") for i in range(20)])
+        assert (await sweep_outbox(runtime)).claimed == 7
+        exhausted = await sweep_outbox(runtime, budget_s=0)
+        assert exhausted.claimed == 0 and exhausted.stopped_early
+        counts = await count_by_state(runtime.db)
+        assert (counts.get("enviado"), counts.get("pendiente")) == (7, 13)
+    finally:
+        await close_whatsapp(runtime)
+        runtime.db.close()
+
+
+# -- the Graph client ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "kind", "transient"),
+    [
+        (429, 130429, ThrottlingError, True),
+        (400, 131056, ThrottlingError, True),
+        (400, 80007, ThrottlingError, True),
+        (403, 4, ThrottlingError, True),
+        (500, 1, ServerError, True),
+        (503, 999999, ServerError, True),
+        (400, 131026, RecipientError, False),
+        (400, 131047, RecipientError, False),
+        (400, 100, InvalidParameterError, False),
+        (401, 190, AuthorizationError, False),
+        (400, 123456, PermanentWhatsAppError, False),
+    ],
+)
+def test_errors_classified_by_graph_code(status: int, code: int, kind: type, transient: bool) -> None:
+    body = {"error": {"message": "m", "code": code, "fbtrace_id": "Axyz", "error_data": {"details": "d"}}}
+    error = error_from_response(status, body)
+    assert type(error) is kind and error.transient is transient
+    assert (error.code, error.status, error.fbtrace_id, error.details) == (code, status, "Axyz", "d")
+    assert type(error_from_response(502, "<html>bad gateway</html>")) is ServerError
+
+
+async def test_token_is_never_logged(rt: Runtime, graph: InProcessGraph, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    queue_texts(rt.db, [("5215500000001", "ok"), ("5215500000002", "denied")])
+    assert await dispatch_recipient(rt, "5215500000001") == 1
+    graph.fake.access_token = "a-different-token"  # our token is now refused: 401 / code 190
+    assert await dispatch_recipient(rt, "5215500000002") == 0
+    [row] = await list_recipient(rt.db, "5215500000002")
+    assert row.state == "error" and "code=190" in (row.last_error or "")
+    client = get_whatsapp(rt)
+    assert "HTTP Request: POST" in caplog.text  # httpx did log, at DEBUG/INFO, without headers
+    for text in (caplog.text, row.last_error or "", repr(client), repr(rt.settings)):
+        assert TOKEN not in text
+    assert "5215500000001" not in caplog.text  # phones masked too
+
+
+async def test_rate_limiter_spaces_sends_without_real_time() -> None:
+    now = [0.0]
+    slept: list[float] = []
+
+    async def fake_sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    limiter = RateLimiter(80, clock=lambda: now[0], sleep=fake_sleep)
+    for _ in range(240):
+        await limiter.acquire()
+    # 80 go at once (one second of burst), the next 160 at 80/s: two more seconds.
+    assert slept[:1] and abs(now[0] - 2.0) < 1e-6
+    with pytest.raises(ValueError):
+        RateLimiter(0)
+
+
+# -- campaigns -------------------------------------------------------------------------------------
+
+
+def _body(**data: object) -> bytes:
+    return json.dumps(data).encode()
+
+
+@pytest.mark.parametrize(
+    ("campaign", "body", "fragment"),
+    [
+        ("bad name!", _body(mensaje="x", destinatarios=["5215500000001"]), "nombre de campaña"),
+        ("c1", b"{not json", "JSON"),
+        ("c1", b"[]", "objeto"),
+        ("c1", _body(destinatarios=["5215500000001"]), "'mensaje'"),
+        ("c1", _body(mensaje="   ", destinatarios=["5215500000001"]), "'mensaje'"),
+        ("c1", _body(mensaje="x" * 5000, destinatarios=["5215500000001"]), "4096"),
+        ("c1", _body(mensaje="x", destinatarios=[]), "'destinatarios'"),
+        ("c1", _body(mensaje="x", destinatarios="5215500000001"), "'destinatarios'"),
+        ("c1", _body(mensaje="x", destinatarios=["5215500000001", "12ab", 7]), "destinatarios inválidos"),
+        ("c1", _body(mensaje="x", destinatarios=["5215500000001"], extra=1), "campos desconocidos"),
+    ],
+)
+async def test_campaign_rejects_bad_input_and_queues_nothing(
+    rt: Runtime, campaign: str, body: bytes, fragment: str
+) -> None:
+    response = await queue_campaign(rt, campaign, body, now_ms=epoch_ms())
+    assert response.status == 400 and fragment in response.body["error"]
+    assert (await count_by_state(rt.db)).total == 0
+
+
+async def test_campaign_is_idempotent_per_recipient_even_concurrently(rt: Runtime) -> None:
+    recipients = [f"+52155{i:08d}" for i in range(27)]
+    body = _body(mensaje="Aviso de mantenimiento", destinatarios=[*recipients, recipients[0], "MX.Bsuid01"])
+    responses = await asyncio.gather(*(queue_campaign(rt, "mantenimiento-01", body, now_ms=epoch_ms())
+                                       for _ in range(3)))
+    assert sorted(r.body["encolados"] for r in responses) == [0, 0, 28]
+    assert all(r.status == 202 and r.body["destinatarios"] == 28 for r in responses)
+    status = await campaign_status(rt, "mantenimiento-01")
+    assert status.status == 200 and status.body["estados"]["pendiente"] == 28
+    assert (await campaign_status(rt, "otra")).status == 404
+    # The same recipients in another campaign are another message.
+    other = await queue_campaign(rt, "mantenimiento-02", body, now_ms=epoch_ms())
+    assert other.body["encolados"] == 28
+
+
+def test_functions_are_registered() -> None:
+    from function_app import app
+
+    triggers = {f.get_function_name(): f.get_trigger() for f in app.get_functions()}
+    assert len(triggers["outbox_sweep"].schedule.split()) == 6
+    assert triggers["campaign_queue"].route == triggers["campaign_counts"].route == "campanas/{campana}"
+    assert str(getattr(triggers["campaign_queue"].auth_level, "value", "")).lower() == "function"

@@ -1,0 +1,204 @@
+"""The outbound queue under real concurrency: several OS processes, one SQLite file, a fake Graph server process.
+
+Each test is bounded (message count and a per-process time cap) and asserts outcomes, never timings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import pytest
+
+from bot.outbound.dispatcher import close_whatsapp, sweep_outbox
+from bot.runtime import Runtime
+from core.settings import load_settings
+from core.storage.outbox import count_by_state, count_campaign, list_recipient
+from core.storage.sqlite import SqliteDatabase
+from tests.conftest import ROOT, base_env, free_port
+from tests.outbox_support import queue_texts, sent_by_graph, start_graph_process, worker_env
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def graph_port() -> int:
+    port = free_port()
+    proc = start_graph_process(port)
+    yield port
+    proc.terminate()
+    proc.wait(10)
+
+
+def _env(db_path: Path, graph_port: int, **extra: str) -> dict[str, str]:
+    return worker_env(base_env(
+        db_path, WHATSAPP_API_BASE_URL=f"http://127.0.0.1:{graph_port}/v23.0", OUTBOX_RATE_PER_SECOND="100000",
+        **extra,
+    ))
+
+
+async def _worker(env: dict[str, str], *args: str) -> dict:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.outbox_worker", *args, cwd=ROOT, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
+    assert proc.returncode == 0, err.decode()[-2000:]
+    return json.loads(out.decode().strip().splitlines()[-1])
+
+
+def _runtime(env: dict[str, str], db_path: Path) -> Runtime:
+    return Runtime(settings=load_settings(env), db=SqliteDatabase(str(db_path), pool_size=2))
+
+
+async def test_thousand_messages_four_dispatchers_and_the_sweep_send_each_once(
+    db_path: Path, graph_port: int, tmp_path: Path
+) -> None:
+    recipients = [f"52155{i:08d}" for i in range(250)]
+    # 4 replies per user, queued interleaved as several conversations would queue them.
+    queue_texts(SqliteDatabase(str(db_path), pool_size=1), [(r, f"{r}#{k}") for k in range(4) for r in recipients])
+    listing = tmp_path / "recipients.txt"
+    listing.write_text("\n".join(recipients), encoding="utf-8")
+    env = _env(db_path, graph_port, MAX_TRABAJOS_POR_EJECUCION="100")
+    rt = _runtime(env, db_path)
+
+    async def in_process_sweeps() -> int:
+        sent = 0
+        for _ in range(2000):
+            result = await sweep_outbox(rt)
+            sent += result.sent
+            counts = await count_by_state(rt.db)
+            if counts.get("pendiente") + counts.get("procesando") == 0:
+                break
+            await asyncio.sleep(0.02)
+        return sent
+
+    try:
+        results = await asyncio.gather(
+            _worker(env, "eager", "--recipients", str(listing), "--seconds", "40"),
+            _worker(env, "eager", "--recipients", str(listing), "--seconds", "40"),
+            _worker(env, "sweep", "--seconds", "40"),
+            _worker(env, "sweep", "--seconds", "40"),
+            in_process_sweeps(),
+        )
+        counts = await count_by_state(rt.db)
+    finally:
+        await close_whatsapp(rt)
+        rt.db.close()
+
+    sent = sent_by_graph(graph_port)
+    bodies = Counter(s["payload"]["text"]["body"] for s in sent)
+    assert len(sent) == 1000 and max(bodies.values()) == 1, bodies.most_common(3)
+    assert counts.get("enviado") == 1000 and counts.total == 1000
+    # Every dispatcher did some of the work, and together exactly all of it.
+    per_worker = [r["sent"] for r in results[:4]] + [results[4]]
+    assert sum(per_worker) == 1000
+    # Per-recipient order: each user's replies reached Meta in the order they were queued.
+    for recipient in recipients:
+        order = [s["payload"]["text"]["body"] for s in sent if s["recipient"] == recipient]
+        assert order == [f"{recipient}#{k}" for k in range(4)], order
+
+
+async def test_dispatcher_killed_after_meta_accepted_leaves_the_row_incierto(
+    db_path: Path, graph_port: int
+) -> None:
+    queue_texts(SqliteDatabase(str(db_path), pool_size=1),
+                [("5215500000001", "a1"), ("5215500000002", "b1"), ("5215500000001", "a2")])
+    env = _env(db_path, graph_port, MAX_TRABAJOS_POR_EJECUCION="1", OUTBOX_CLAIM_TIMEOUT_MS="1000")
+    hang = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.outbox_worker", "hang", cwd=ROOT, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        line = (await asyncio.wait_for(hang.stdout.readline(), timeout=30)).decode()  # type: ignore[union-attr]
+        assert line.startswith("ACEPTADO wamid."), line
+        os.kill(hang.pid, signal.SIGKILL)  # after Meta accepted, before the row was marked
+    finally:
+        if hang.returncode is None:
+            hang.kill()
+        await hang.wait()
+    assert hang.returncode == -signal.SIGKILL
+    assert [s["payload"]["text"]["body"] for s in sent_by_graph(graph_port)] == ["a1"]
+    # Meta has a1, our database does not know it: it stays 'procesando' until the claim times out.
+    rt = _runtime(env, db_path)
+    try:
+        [a1, a2] = await list_recipient(rt.db, "5215500000001")
+        assert a1.state == "procesando" and a2.state == "pendiente"
+        await asyncio.sleep(1.1)
+        more = _env(db_path, graph_port, OUTBOX_CLAIM_TIMEOUT_MS="1000")
+        await asyncio.gather(*(_worker(more, "sweep", "--seconds", "20") for _ in range(3)))
+        [a1, a2] = await list_recipient(rt.db, "5215500000001")
+        [b1] = await list_recipient(rt.db, "5215500000002")
+    finally:
+        rt.db.close()
+    assert a1.state == "incierto" and a1.wamid is None and "desconocido" in (a1.last_error or "")
+    assert (a2.state, b1.state) == ("enviado", "enviado")
+    sent = [s["payload"]["text"]["body"] for s in sent_by_graph(graph_port)]
+    assert Counter(sent) == {"a1": 1, "b1": 1, "a2": 1}
+    assert sent.index("a1") < sent.index("a2")
+
+
+def _start_host(env: dict[str, str], port: int) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "local_host", "--port", str(port), "--no-timers"], cwd=ROOT, env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+
+
+async def _wait_up(client: httpx.AsyncClient, url: str, proc: subprocess.Popen[str]) -> None:
+    for _ in range(300):
+        if proc.poll() is not None:
+            raise AssertionError(f"host exited: {proc.stderr.read() if proc.stderr else ''}")
+        try:
+            await client.get(url)
+            return
+        except httpx.TransportError:
+            await asyncio.sleep(0.1)
+    raise AssertionError("host did not start")
+
+
+async def test_seed_004_three_instances_queue_and_sweep_a_campaign_once(db_path: Path, graph_port: int) -> None:
+    """Seed 004: 27 companies, three instances at once, 90+ sends. Here: exactly 27."""
+    env = _env(db_path, graph_port)
+    ports = [free_port() for _ in range(3)]
+    hosts = [_start_host(env, port) for port in ports]
+    recipients = [f"5255{i:08d}" for i in range(27)]
+    body = {"mensaje": "Recordatorio: su pago vence mañana", "destinatarios": recipients}
+    try:
+        async with httpx.AsyncClient(timeout=30) as client:
+            await asyncio.gather(*(_wait_up(client, f"http://127.0.0.1:{p}/api/health", h)
+                                   for p, h in zip(ports, hosts, strict=True)))
+            answers = await asyncio.gather(*(client.post(f"http://127.0.0.1:{p}/api/campanas/sesion-28", json=body)
+                                             for p in ports))
+            assert [a.status_code for a in answers] == [202, 202, 202]
+            assert sorted(a.json()["encolados"] for a in answers) == [0, 0, 27]
+            await asyncio.gather(*(_worker(env, "sweep", "--seconds", "20") for _ in range(3)))
+            # Calling it again after the sends queues nothing and sends nothing.
+            again = await asyncio.gather(*(client.post(f"http://127.0.0.1:{p}/api/campanas/sesion-28", json=body)
+                                           for p in ports))
+            assert [a.json()["encolados"] for a in again] == [0, 0, 0]
+            await asyncio.gather(*(_worker(env, "sweep", "--seconds", "5") for _ in range(3)))
+            status = await client.get(f"http://127.0.0.1:{ports[0]}/api/campanas/sesion-28")
+            bad = await client.post(f"http://127.0.0.1:{ports[1]}/api/campanas/sesion-28", content=b"{")
+    finally:
+        for host in hosts:
+            host.terminate()
+        for host in hosts:
+            host.wait(10)
+    sent = sent_by_graph(graph_port)
+    assert len(sent) == 27 and sorted(s["recipient"] for s in sent) == recipients
+    assert status.status_code == 200 and status.json()["estados"]["enviado"] == 27
+    assert status.json()["estados"]["total"] == 27
+    assert bad.status_code == 400 and "JSON" in bad.json()["error"]
+    db = SqliteDatabase(str(db_path), pool_size=1)
+    try:
+        assert (await count_campaign(db, "sesion-28")).get("enviado") == 27
+    finally:
+        db.close()
