@@ -292,6 +292,8 @@ def test_errors_classified_by_graph_code(status: int, code: int, kind: type, tra
 
 async def test_token_is_never_logged(rt: Runtime, graph: InProcessGraph, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
+    for name in ("httpx", "httpcore"):  # configure_logging quiets them; here we want every line they can write
+        caplog.set_level(logging.DEBUG, logger=name)
     queue_texts(rt.db, [("5215500000001", "ok"), ("5215500000002", "denied")])
     assert await dispatch_recipient(rt, "5215500000001") == 1
     graph.fake.access_token = "a-different-token"  # our token is now refused: 401 / code 190

@@ -14,11 +14,12 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 
 from bot.assistant import has_active_question, refresh_question
 from bot.conversation.engine import handle_message, now_ms
 from bot.messages import InboundMessage
+from bot.outbound.dispatcher import dispatch_recipient
 from bot.runtime import Runtime
 from core import events, metrics
 from core.errors import AlreadyProcessed, LeaseLost, StorageError
@@ -29,22 +30,14 @@ from core.telemetry import mask_phone
 log = logging.getLogger("bot.conversation.drain")
 BATCH = 20
 INSTANCE = f"{socket.gethostname()}:{os.getpid()}"
-# Hook run after each committed transition that queued replies (the outbound dispatcher's eager path).
-AfterCommit = Callable[[Runtime, str], Awaitable[object]]
-_after_commit: list[AfterCommit] = []
-
-
-def on_replies_committed(hook: AfterCommit) -> None:
-    _after_commit.append(hook)
 
 
 async def notify_replies_committed(rt: Runtime, recipient: str) -> None:
-    """Run the after-commit hooks; a failure only delays the send to the outbound sweep."""
-    for hook in _after_commit:
-        try:
-            await hook(rt, recipient)
-        except Exception as exc:
-            log.warning("Envío inmediato falló (%s): %s", mask_phone(recipient), exc)
+    """Eager dispatch right after the commit that queued replies; a failure only delays them to the sweep."""
+    try:
+        await dispatch_recipient(rt, recipient)
+    except Exception as exc:
+        log.warning("Envío inmediato falló (%s): %s", mask_phone(recipient), exc)
 
 
 class Heartbeat:
@@ -156,11 +149,7 @@ async def _drain_under_lease(rt: Runtime, key: str, hb: Heartbeat, deadline: flo
             handled += 1
             metrics.messages_processed_total.labels(outcome="ok").inc()
             if result.transition.replies:
-                for hook in _after_commit:
-                    try:
-                        await hook(rt, result.recipient)
-                    except Exception as exc:
-                        log.warning("Envío inmediato falló (%s): %s", mask_phone(key), exc)
+                await notify_replies_committed(rt, result.recipient)
 
 
 async def _record_failure(rt: Runtime, inbox_id: int, exc: BaseException) -> str | None:
