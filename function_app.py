@@ -2,7 +2,8 @@
 
 import azure.functions as func
 
-from bot.functions import health
+from bot.functions import health, webhook
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(health.bp)
+app.register_functions(webhook.bp)

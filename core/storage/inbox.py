@@ -1,0 +1,167 @@
+"""The inbound ledger (`MensajesProcesados`): every webhook delivery registered with ONE atomic statement.
+
+A first delivery is inserted (messages as `pendiente`: the durable inbox; statuses directly as
+`procesado`); a redelivery bumps `Reintentos` and `UltimoReintento`. SQLite does it with
+`INSERT ... ON CONFLICT ... DO UPDATE ... RETURNING`, SQL Server with `MERGE ... WITH (HOLDLOCK)
+... OUTPUT $action`, so N concurrent deliveries of one wamid leave one row with `Reintentos = N-1`
+whatever the interleaving.
+
+`core/` never imports `bot/`: messages arrive as anything shaped like `bot.messages.InboundMessage`
+(the `InboxMessage` protocol below). Logs and metrics about duplicates are emitted only after the
+transaction commits, because SQL Server can hand back OUTPUT rows of a statement later rolled back.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from core.metrics import duplicate_deliveries_total, webhook_deliveries_total
+from core.storage.database import Database, Tx
+from core.whatsapp.status import StatusUpdate
+
+log = logging.getLogger(__name__)
+
+PENDING = "pendiente"
+PROCESSED = "procesado"
+STATUS_KIND = "status"
+
+
+class InboxMessage(Protocol):
+    @property
+    def wamid(self) -> str: ...
+    @property
+    def conversation_key(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def timestamp(self) -> int: ...
+    def to_json(self) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Registration:
+    is_duplicate: bool
+    retry_count: int  # Reintentos after this delivery: 0 for a first delivery
+
+
+@dataclass(frozen=True, slots=True)
+class StatusRegistration:
+    is_duplicate: bool
+    retry_count: int
+    outbound_updated: bool  # a ColaEnvios row named by the wamid moved forward
+
+
+@dataclass(frozen=True, slots=True)
+class BatchRegistration:
+    messages: tuple[Registration, ...]  # in the order given
+    statuses: tuple[StatusRegistration, ...]
+
+
+def _register(tx: Tx, message_id: str, telefono: str | None, tipo: str, payload: str, estado: str,
+              wa_timestamp: int, now_ms: int) -> Registration:
+    row = tx.fetch_one("register_delivery", {
+        "message_id": message_id,
+        "telefono": telefono,
+        "tipo": tipo,
+        "payload": payload,
+        "estado": estado,
+        "wa_timestamp": wa_timestamp,
+        "ahora": now_ms,
+        "procesado_en": now_ms if estado == PROCESSED else None,
+    })
+    if row is None:  # both statements always answer one row; anything else is a broken schema
+        raise AssertionError(f"register_delivery returned no row for {message_id}")
+    return Registration(is_duplicate=str(row["Accion"]).upper() != "INSERT", retry_count=int(row["Reintentos"]))
+
+
+def register_message_tx(tx: Tx, msg: InboxMessage, now_ms: int) -> Registration:
+    return _register(tx, msg.wamid, msg.conversation_key, str(msg.kind), msg.to_json(), PENDING,
+                     msg.timestamp, now_ms)
+
+
+def register_status_tx(tx: Tx, status: StatusUpdate, now_ms: int) -> StatusRegistration:
+    reg = _register(tx, status.dedup_key, status.recipient, STATUS_KIND, status.to_json(), PROCESSED,
+                    status.timestamp, now_ms)
+    updated = False
+    # Only a first delivery touches the outbound row, so a redelivered old `sent` cannot race a `read`.
+    if not reg.is_duplicate and status.rank is not None:
+        updated = tx.execute("record_delivery_status", {
+            "estado_entrega": status.status,
+            "ultimo_error": status.error_text if status.status == "failed" else None,
+            "wamid": status.wamid,
+            "rango": status.rank,
+        }) > 0
+    return StatusRegistration(reg.is_duplicate, reg.retry_count, updated)
+
+
+def _after_commit(wamid: str, reg: Registration | StatusRegistration, kind: str) -> None:
+    if reg.is_duplicate:
+        duplicate_deliveries_total.inc()
+        log.info("Mensaje duplicado detectado (MERGE): %s, reintento #%d", wamid, reg.retry_count)
+    else:
+        webhook_deliveries_total.labels(kind=kind).inc()
+
+
+async def register_delivery(db: Database, msg: InboxMessage, now_ms: int) -> Registration:
+    """Register one inbound message: inserted as pending, or counted as a redelivery."""
+    reg = await db.write(lambda tx: register_message_tx(tx, msg, now_ms))
+    _after_commit(msg.wamid, reg, str(msg.kind))
+    return reg
+
+
+async def register_status(db: Database, status: StatusUpdate, now_ms: int) -> StatusRegistration:
+    """Register one status delivery (deduplicated on wamid + status) and move its outbound row forward."""
+    reg = await db.write(lambda tx: register_status_tx(tx, status, now_ms))
+    _after_commit(status.dedup_key, reg, STATUS_KIND)
+    return reg
+
+
+async def register_batch(db: Database, messages: Sequence[InboxMessage], statuses: Sequence[StatusUpdate],
+                         now_ms: int) -> BatchRegistration:
+    """Register every delivery of one webhook POST in one transaction (still one statement each).
+
+    One commit per POST instead of one per item: Meta batches, and the write lock is the bottleneck.
+    """
+
+    def work(tx: Tx) -> BatchRegistration:
+        return BatchRegistration(
+            messages=tuple(register_message_tx(tx, m, now_ms) for m in messages),
+            statuses=tuple(register_status_tx(tx, s, now_ms) for s in statuses),
+        )
+
+    if not messages and not statuses:
+        return BatchRegistration((), ())
+    result = await db.write(work)
+    for msg, reg in zip(messages, result.messages, strict=True):
+        _after_commit(msg.wamid, reg, str(msg.kind))
+    for status, sreg in zip(statuses, result.statuses, strict=True):
+        _after_commit(status.dedup_key, sreg, STATUS_KIND)
+    return result
+
+
+@dataclass(frozen=True, slots=True)
+class InboxRow:
+    message_id: str
+    telefono: str | None
+    tipo: str
+    payload: str | None
+    estado: str
+    reintentos: int
+    ultimo_reintento: int | None
+    wa_timestamp: int
+    recibido_en: int
+    procesado_en: int | None
+
+
+async def get_inbox_row(db: Database, message_id: str) -> InboxRow | None:
+    row = await db.read(lambda tx: tx.fetch_one("inbox_get", {"message_id": message_id}))
+    if row is None:
+        return None
+    return InboxRow(
+        message_id=row["MessageId"], telefono=row["Telefono"], tipo=row["Tipo"], payload=row["Payload"],
+        estado=row["Estado"], reintentos=int(row["Reintentos"]), ultimo_reintento=row["UltimoReintento"],
+        wa_timestamp=int(row["WaTimestamp"]), recibido_en=int(row["RecibidoEn"]), procesado_en=row["ProcesadoEn"],
+    )
