@@ -1,0 +1,104 @@
+"""One wamid delivered 100 times at once, from threads of this process and from two other OS
+processes, each on its own connection: exactly one ledger row, Reintentos = 99, one pending message,
+and every delivery got a distinct retry number (the statement is atomic, not read-then-write)."""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing as mp
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.messages import InboundMessage, MessageKind
+from core.storage.database import Database
+from core.storage.inbox import get_inbox_row, register_delivery, register_status
+from core.storage.sqlite import SqliteDatabase
+from core.whatsapp.status import StatusUpdate
+
+WAMID = "wamid.STORM0001"
+IN_PROCESS = 40
+PER_CHILD = 30
+CHILDREN = 2
+
+
+def _message(wamid: str = WAMID) -> InboundMessage:
+    return InboundMessage(wamid=wamid, conversation_key="5215512345678", kind=MessageKind.TEXT,
+                          timestamp=1763880000, phone="5215512345678", text="no enfría")
+
+
+async def _storm(db: Database, n: int) -> list[tuple[bool, int]]:
+    now = int(time.time() * 1000)
+    regs = await asyncio.gather(*(register_delivery(db, _message(), now) for _ in range(n)))
+    return [(r.is_duplicate, r.retry_count) for r in regs]
+
+
+def _child(path: str, n: int, barrier: Any, results: Any) -> None:
+    db = SqliteDatabase(path, pool_size=n)  # n worker threads, one connection each
+    try:
+        barrier.wait(timeout=60)
+        results.put(asyncio.run(_storm(db, n)))
+    except BaseException as exc:
+        results.put(repr(exc))
+        raise
+    finally:
+        db.close()
+
+
+@pytest.mark.timeout(120)
+def test_hundred_concurrent_deliveries_from_threads_and_processes(db_path: Path) -> None:
+    ctx = mp.get_context("spawn")
+    barrier = ctx.Barrier(CHILDREN + 1)
+    results = ctx.Queue()
+    children = [ctx.Process(target=_child, args=(str(db_path), PER_CHILD, barrier, results)) for _ in range(CHILDREN)]
+    for child in children:
+        child.start()
+    db = SqliteDatabase(str(db_path), pool_size=IN_PROCESS)
+    try:
+        barrier.wait(timeout=60)  # everyone starts together once the children have imported
+        outcomes = asyncio.run(_storm(db, IN_PROCESS))
+        for _ in children:
+            got = results.get(timeout=60)
+            assert isinstance(got, list), got
+            outcomes += got
+        for child in children:
+            child.join(30)
+            assert child.exitcode == 0
+        row = asyncio.run(get_inbox_row(db, WAMID))
+    finally:
+        db.close()
+        for child in children:
+            if child.is_alive():
+                child.kill()
+
+    assert len(outcomes) == 100
+    assert sum(not dup for dup, _ in outcomes) == 1
+    assert sorted(n for _, n in outcomes) == list(range(100))  # each delivery saw its own increment
+    with sqlite3.connect(db_path) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM MensajesProcesados").fetchone()[0] == 1
+        assert conn.execute("SELECT COUNT(*) FROM MensajesProcesados WHERE Estado = 'pendiente'").fetchone()[0] == 1
+    assert row is not None and row.reintentos == 99 and row.estado == "pendiente" and row.ultimo_reintento
+
+
+async def test_register_contract(any_db: Database) -> None:
+    """The same answers from both dialects (SQL Server when SQLSERVER_TEST_CONNECTION_STRING is set)."""
+    now = int(time.time() * 1000)
+    wamid = f"wamid.CONTRACT{now}"
+    first = await register_delivery(any_db, _message(wamid), now)
+    second = await register_delivery(any_db, _message(wamid), now + 5)
+    assert (first.is_duplicate, first.retry_count) == (False, 0)
+    assert (second.is_duplicate, second.retry_count) == (True, 1)
+    row = await get_inbox_row(any_db, wamid)
+    assert row is not None and (row.estado, row.reintentos, row.ultimo_reintento) == ("pendiente", 1, now + 5)
+    assert InboundMessage.from_json(row.payload or "") == _message(wamid)
+
+    status = StatusUpdate(wamid=wamid, status="delivered", timestamp=1763880011, recipient="5215512345678")
+    s1 = await register_status(any_db, status, now)
+    s2 = await register_status(any_db, status, now)
+    assert (s1.is_duplicate, s1.retry_count, s1.outbound_updated) == (False, 0, False)  # no outbound row
+    assert (s2.is_duplicate, s2.retry_count) == (True, 1)
+    srow = await get_inbox_row(any_db, f"{wamid}:delivered")
+    assert srow is not None and srow.estado == "procesado" and srow.tipo == "status" and srow.procesado_en == now
