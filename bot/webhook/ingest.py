@@ -22,13 +22,22 @@ from bot.runtime import Runtime
 from bot.webhook.parse import parse_payload
 from bot.webhook.signature import SIGNATURE_HEADER, verify_signature
 from core.errors import StorageError
-from core.storage.inbox import register_batch
+from core.storage.inbox import InboxRegistrar
 
 log = logging.getLogger(__name__)
 
 ACK = "EVENT_RECEIVED"
 # Slack over the drain's own deadline before the ingress stops waiting for it (it should stop itself).
 DRAIN_GRACE_S = 1.0
+
+
+def get_registrar(rt: Runtime) -> InboxRegistrar:
+    """One group-commit registrar per runtime (process)."""
+    registrar = rt.extras.get("inbox_registrar")
+    if not isinstance(registrar, InboxRegistrar):
+        registrar = InboxRegistrar(rt.db)
+        rt.extras["inbox_registrar"] = registrar
+    return registrar
 
 
 def _content_length(value: object) -> int | None:
@@ -78,7 +87,7 @@ async def handle_webhook_post(rt: Runtime, headers: Mapping[str, str], body: byt
         return 200, ACK  # unknown shapes, errors and other fields: acknowledged (a non-200 is redelivered forever)
 
     try:
-        result = await register_batch(rt.db, batch.messages, batch.statuses, int(time.time() * 1000))
+        result = await get_registrar(rt).register(batch.messages, batch.statuses, int(time.time() * 1000))
     except StorageError as exc:
         log.error("Webhook: no se pudo registrar la entrega (%s); 503 para que Meta la reenvíe", exc)
         return 503, "Service Unavailable"
@@ -96,7 +105,8 @@ async def _drain(rt: Runtime, keys: list[str]) -> None:
     budget_s = rt.settings.webhook_budget_ms / 1000
     deadline = time.monotonic() + budget_s
     try:
-        await asyncio.wait_for(drain.drain_conversations(rt, keys, deadline), timeout=budget_s + DRAIN_GRACE_S)
+        async with asyncio.timeout(budget_s + DRAIN_GRACE_S):  # no extra task per request, unlike wait_for
+            await drain.drain_conversations(rt, keys, deadline)
     except TimeoutError:
         log.warning("[Timeout] drain_conversations excedió %dms, los mensajes quedan pendientes",
                     int((budget_s + DRAIN_GRACE_S) * 1000))

@@ -13,6 +13,7 @@ transaction commits, because SQL Server can hand back OUTPUT rows of a statement
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -119,27 +120,111 @@ async def register_status(db: Database, status: StatusUpdate, now_ms: int) -> St
     return reg
 
 
-async def register_batch(db: Database, messages: Sequence[InboxMessage], statuses: Sequence[StatusUpdate],
-                         now_ms: int) -> BatchRegistration:
-    """Register every delivery of one webhook POST in one transaction (still one statement each).
+def _register_all_tx(tx: Tx, messages: Sequence[InboxMessage], statuses: Sequence[StatusUpdate],
+                     now_ms: int) -> BatchRegistration:
+    return BatchRegistration(
+        messages=tuple(register_message_tx(tx, m, now_ms) for m in messages),
+        statuses=tuple(register_status_tx(tx, s, now_ms) for s in statuses),
+    )
 
-    One commit per POST instead of one per item: Meta batches, and the write lock is the bottleneck.
-    """
 
-    def work(tx: Tx) -> BatchRegistration:
-        return BatchRegistration(
-            messages=tuple(register_message_tx(tx, m, now_ms) for m in messages),
-            statuses=tuple(register_status_tx(tx, s, now_ms) for s in statuses),
-        )
-
-    if not messages and not statuses:
-        return BatchRegistration((), ())
-    result = await db.write(work)
+def _report(messages: Sequence[InboxMessage], statuses: Sequence[StatusUpdate], result: BatchRegistration) -> None:
     for msg, reg in zip(messages, result.messages, strict=True):
         _after_commit(msg.wamid, reg, str(msg.kind))
     for status, sreg in zip(statuses, result.statuses, strict=True):
         _after_commit(status.dedup_key, sreg, STATUS_KIND)
+
+
+async def register_batch(db: Database, messages: Sequence[InboxMessage], statuses: Sequence[StatusUpdate],
+                         now_ms: int) -> BatchRegistration:
+    """Register every delivery of one webhook POST in one transaction (still one statement each)."""
+    if not messages and not statuses:
+        return BatchRegistration((), ())
+    result = await db.write(lambda tx: _register_all_tx(tx, messages, statuses, now_ms))
+    _report(messages, statuses, result)
     return result
+
+
+@dataclass(slots=True)
+class _Pending:
+    messages: Sequence[InboxMessage]
+    statuses: Sequence[StatusUpdate]
+    now_ms: int
+    future: asyncio.Future[BatchRegistration]
+
+
+class InboxRegistrar:
+    """Group commit for webhook POSTs: the registrations of concurrent requests share one transaction.
+
+    SQLite has one writer; eight pool threads each opening `BEGIN IMMEDIATE` for a one-row write mostly
+    wait on each other (the busy handler sleeps). One flusher per event loop takes everything queued,
+    runs it as one transaction (each delivery still ONE atomic statement, each POST's items together),
+    then answers every caller after the commit. If that shared transaction fails, each POST is retried
+    in its own transaction, so one bad delivery cannot fail its neighbours.
+    """
+
+    def __init__(self, db: Database, max_posts: int = 256) -> None:
+        self._db = db
+        self._max_posts = max_posts
+        self._queue: list[_Pending] = []
+        self._flusher: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def register(self, messages: Sequence[InboxMessage], statuses: Sequence[StatusUpdate],
+                       now_ms: int) -> BatchRegistration:
+        if not messages and not statuses:
+            return BatchRegistration((), ())
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:  # a new loop (tests, a restarted worker): nothing queued survives it
+            self._loop, self._queue, self._flusher = loop, [], None
+        pending = _Pending(messages, statuses, now_ms, loop.create_future())
+        self._queue.append(pending)
+        if self._flusher is None or self._flusher.done():
+            self._flusher = loop.create_task(self._flush(), name="inbox-group-commit")
+        return await asyncio.shield(pending.future)  # a cancelled caller must not cancel its neighbours
+
+    async def _flush(self) -> None:
+        while self._queue:
+            batch, self._queue = self._queue[: self._max_posts], self._queue[self._max_posts:]
+            try:
+                results = await self._db.write(
+                    lambda tx, batch=batch: [_register_all_tx(tx, p.messages, p.statuses, p.now_ms) for p in batch])
+            except asyncio.CancelledError:
+                for pending in batch + self._queue:
+                    pending.future.cancel()
+                self._queue = []
+                raise
+            except Exception as exc:
+                if len(batch) == 1:
+                    _settle(batch[0], exc)
+                else:
+                    log.warning("Registro agrupado de %d entregas falló (%s); se reintenta una por una",
+                                len(batch), type(exc).__name__)
+                    await self._one_by_one(batch)
+                continue
+            for pending, result in zip(batch, results, strict=True):
+                _report(pending.messages, pending.statuses, result)
+                _settle(pending, result)
+
+    async def _one_by_one(self, batch: list[_Pending]) -> None:
+        for pending in batch:
+            try:
+                result = await register_batch(self._db, pending.messages, pending.statuses, pending.now_ms)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                _settle(pending, exc)
+            else:
+                _settle(pending, result)
+
+
+def _settle(pending: _Pending, outcome: BatchRegistration | Exception) -> None:
+    if pending.future.done():
+        return
+    if isinstance(outcome, Exception):
+        pending.future.set_exception(outcome)
+    else:
+        pending.future.set_result(outcome)
 
 
 @dataclass(frozen=True, slots=True)
