@@ -102,3 +102,54 @@ async def test_register_contract(any_db: Database) -> None:
     assert (s2.is_duplicate, s2.retry_count) == (True, 1)
     srow = await get_inbox_row(any_db, f"{wamid}:delivered")
     assert srow is not None and srow.estado == "procesado" and srow.tipo == "status" and srow.procesado_en == now
+
+
+async def test_group_commit_answers_each_post_its_own_registrations(sqlite_db: Database) -> None:
+    """Concurrent POSTs share transactions in the registrar; each still gets exactly its own answers."""
+    from core.storage.inbox import InboxRegistrar
+
+    registrar = InboxRegistrar(sqlite_db, max_posts=7)  # small groups: several flushes, some partial
+    now = int(time.time() * 1000)
+    posts = [[_message(f"wamid.G{i % 20}"), _message(f"wamid.H{i}")] for i in range(60)]
+    results = await asyncio.gather(*(registrar.register(p, [], now) for p in posts))
+    firsts = [r.messages[0] for r in results]
+    assert sum(not r.is_duplicate for r in firsts) == 20  # 20 distinct G wamids, each new exactly once
+    for g in range(20):
+        counts = sorted(firsts[i].retry_count for i in range(60) if i % 20 == g)
+        assert counts == [0, 1, 2]
+    assert all(not r.messages[1].is_duplicate and r.messages[1].retry_count == 0 for r in results)
+    row = await get_inbox_row(sqlite_db, "wamid.G5")
+    assert row is not None and row.reintentos == 2
+
+
+class _Broken:
+    """A message whose serialisation fails: a programming error inside a shared transaction."""
+
+    wamid, conversation_key, kind, timestamp = "wamid.BROKEN", "5215512345678", "text", 1
+
+    def to_json(self) -> str:
+        raise RuntimeError("cannot serialise")
+
+
+async def test_one_failing_post_does_not_fail_its_group(sqlite_db: Database) -> None:
+    from core.storage.inbox import InboxRegistrar
+
+    registrar = InboxRegistrar(sqlite_db)
+    now = int(time.time() * 1000)
+    good = [registrar.register([_message(f"wamid.OK{i}")], [], now) for i in range(5)]
+    bad = registrar.register([_message("wamid.WITHBAD"), _Broken()], [], now)
+    outcomes = await asyncio.gather(*good, bad, return_exceptions=True)
+    assert isinstance(outcomes[-1], RuntimeError)
+    assert all(not isinstance(o, BaseException) and not o.messages[0].is_duplicate for o in outcomes[:-1])
+    for i in range(5):
+        assert await get_inbox_row(sqlite_db, f"wamid.OK{i}") is not None
+    assert await get_inbox_row(sqlite_db, "wamid.WITHBAD") is None  # its POST rolled back whole
+
+
+def test_merge_keeps_its_terminating_semicolon() -> None:
+    """SQL Server rejects a MERGE without `;` (error 10713); the loader strips it from everything else."""
+    from core.storage.queries import load_queries
+
+    assert load_queries("tsql")["register_delivery"].sql.rstrip().endswith(";")
+    assert not load_queries("tsql")["record_delivery_status"].sql.rstrip().endswith(";")
+    assert not load_queries("sqlite")["register_delivery"].sql.rstrip().endswith(";")

@@ -3,6 +3,7 @@ write nothing, limits hold, redeliveries are counted, statuses move outbound row
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator, Iterable
@@ -301,3 +302,29 @@ def test_verification_rejects(params: dict[str, str], settings: Settings, db_pat
     rt = Runtime(settings=settings, db=None)  # type: ignore[arg-type]
     assert handle_verification(rt, params) == (403, "Forbidden")
     assert ledger(db_path) == []
+
+
+async def test_slow_drain_is_cut_at_the_budget(db_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                               caplog: pytest.LogCaptureFixture) -> None:
+    rt = build_runtime(load_settings(base_env(db_path, WEBHOOK_BUDGET_MS="100")))
+
+    async def hang(rt: Runtime, keys: Iterable[str], deadline: float) -> None:
+        await asyncio.sleep(60)
+
+    monkeypatch.setattr(drain, "drain_conversations", hang)
+    try:
+        assert (await post(rt, encode(text_payload("wamid.SLOW", ANA, "hola"))))[0] == 200
+    finally:
+        await rt.aclose()
+    assert ledger(db_path)[0]["Estado"] == "pendiente"
+    assert "[Timeout] drain_conversations excedió" in caplog.text
+
+
+async def test_concurrent_posts_from_many_senders(rt: Runtime, db_path: Path, drained: list[list[str]]) -> None:
+    bodies = [encode(text_payload(f"wamid.C{i % 30}", f"52155000000{i % 7:02d}", f"mensaje {i % 30}"))
+              for i in range(90)]
+    answers = await asyncio.gather(*(post(rt, b) for b in bodies))
+    assert {a[0] for a in answers} == {200}
+    rows = ledger(db_path)
+    assert len(rows) == 30 and all(r["Reintentos"] == 2 for r in rows)
+    assert sum(len(keys) for keys in drained) == 30  # each new message's sender handed to the drain once
