@@ -108,7 +108,7 @@ async def test_group_commit_answers_each_post_its_own_registrations(sqlite_db: D
     """Concurrent POSTs share transactions in the registrar; each still gets exactly its own answers."""
     from core.storage.inbox import InboxRegistrar
 
-    registrar = InboxRegistrar(sqlite_db, max_posts=7)  # small groups: several flushes, some partial
+    registrar = InboxRegistrar(sqlite_db, max_posts=7, max_in_flight=3)  # small groups, flushed side by side
     now = int(time.time() * 1000)
     posts = [[_message(f"wamid.G{i % 20}"), _message(f"wamid.H{i}")] for i in range(60)]
     results = await asyncio.gather(*(registrar.register(p, [], now) for p in posts))
@@ -153,3 +153,21 @@ def test_merge_keeps_its_terminating_semicolon() -> None:
     assert load_queries("tsql")["register_delivery"].sql.rstrip().endswith(";")
     assert not load_queries("tsql")["record_delivery_status"].sql.rstrip().endswith(";")
     assert not load_queries("sqlite")["register_delivery"].sql.rstrip().endswith(";")
+
+
+async def test_caller_arriving_as_a_flusher_finishes_is_not_stranded(sqlite_db: Database) -> None:
+    """Probe every loop step around the end of a flush: no registration may wait forever."""
+    from core.storage.inbox import InboxRegistrar
+
+    registrar = InboxRegistrar(sqlite_db)
+    now = int(time.time() * 1000)
+
+    async def late(i: int, steps: int) -> None:
+        for _ in range(steps):
+            await asyncio.sleep(0)
+        await registrar.register([_message(f"wamid.LATE{i}")], [], now)
+
+    async with asyncio.timeout(20):
+        for i in range(120):
+            await asyncio.gather(registrar.register([_message(f"wamid.EARLY{i}")], [], now), late(i, i % 12))
+    assert await get_inbox_row(sqlite_db, "wamid.LATE119") is not None

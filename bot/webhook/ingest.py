@@ -32,10 +32,11 @@ DRAIN_GRACE_S = 1.0
 
 
 def get_registrar(rt: Runtime) -> InboxRegistrar:
-    """One group-commit registrar per runtime (process)."""
+    """One group-commit registrar per runtime (process); on SQL Server half the pool may register at once."""
     registrar = rt.extras.get("inbox_registrar")
     if not isinstance(registrar, InboxRegistrar):
-        registrar = InboxRegistrar(rt.db)
+        in_flight = 1 if rt.db.dialect == "sqlite" else max(1, rt.settings.db_pool_size // 2)
+        registrar = InboxRegistrar(rt.db, max_in_flight=in_flight)
         rt.extras["inbox_registrar"] = registrar
     return registrar
 

@@ -157,17 +157,19 @@ class InboxRegistrar:
     """Group commit for webhook POSTs: the registrations of concurrent requests share one transaction.
 
     SQLite has one writer; eight pool threads each opening `BEGIN IMMEDIATE` for a one-row write mostly
-    wait on each other (the busy handler sleeps). One flusher per event loop takes everything queued,
-    runs it as one transaction (each delivery still ONE atomic statement, each POST's items together),
-    then answers every caller after the commit. If that shared transaction fails, each POST is retried
-    in its own transaction, so one bad delivery cannot fail its neighbours.
+    wait on each other (the busy handler sleeps). A flusher takes everything queued, runs it as one
+    transaction (each delivery still ONE atomic statement, each POST's items together), then answers
+    every caller after the commit. If that shared transaction fails, each POST is retried in its own
+    transaction, so one bad delivery cannot fail its neighbours. `max_in_flight` flushers run at once:
+    1 for SQLite (one writer anyway); more for SQL Server, where round trips, not the lock, bound a batch.
     """
 
-    def __init__(self, db: Database, max_posts: int = 256) -> None:
+    def __init__(self, db: Database, *, max_posts: int = 256, max_in_flight: int = 1) -> None:
         self._db = db
         self._max_posts = max_posts
+        self._max_in_flight = max(1, max_in_flight)
         self._queue: list[_Pending] = []
-        self._flusher: asyncio.Task[None] | None = None
+        self._flushers: set[asyncio.Task[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
 
     async def register(self, messages: Sequence[InboxMessage], statuses: Sequence[StatusUpdate],
@@ -176,35 +178,43 @@ class InboxRegistrar:
             return BatchRegistration((), ())
         loop = asyncio.get_running_loop()
         if loop is not self._loop:  # a new loop (tests, a restarted worker): nothing queued survives it
-            self._loop, self._queue, self._flusher = loop, [], None
+            self._loop, self._queue, self._flushers = loop, [], set()
         pending = _Pending(messages, statuses, now_ms, loop.create_future())
         self._queue.append(pending)
-        if self._flusher is None or self._flusher.done():
-            self._flusher = loop.create_task(self._flush(), name="inbox-group-commit")
+        if len(self._flushers) < self._max_in_flight:
+            task = loop.create_task(self._flush(), name="inbox-group-commit")
+            self._flushers.add(task)
         return await asyncio.shield(pending.future)  # a cancelled caller must not cancel its neighbours
 
     async def _flush(self) -> None:
-        while self._queue:
-            batch, self._queue = self._queue[: self._max_posts], self._queue[self._max_posts:]
-            try:
-                results = await self._db.write(
-                    lambda tx, batch=batch: [_register_all_tx(tx, p.messages, p.statuses, p.now_ms) for p in batch])
-            except asyncio.CancelledError:
-                for pending in batch + self._queue:
-                    pending.future.cancel()
-                self._queue = []
-                raise
-            except Exception as exc:
-                if len(batch) == 1:
-                    _settle(batch[0], exc)
-                else:
-                    log.warning("Registro agrupado de %d entregas falló (%s); se reintenta una por una",
-                                len(batch), type(exc).__name__)
-                    await self._one_by_one(batch)
-                continue
-            for pending, result in zip(batch, results, strict=True):
-                _report(pending.messages, pending.statuses, result)
-                _settle(pending, result)
+        try:
+            while self._queue:
+                batch, self._queue = self._queue[: self._max_posts], self._queue[self._max_posts:]
+                await self._commit(batch)
+        finally:
+            # In the same step as the last empty-queue check: a caller arriving later starts a new flusher.
+            self._flushers.discard(asyncio.current_task())  # type: ignore[arg-type]
+
+    async def _commit(self, batch: list[_Pending]) -> None:
+        try:
+            results = await self._db.write(
+                lambda tx: [_register_all_tx(tx, p.messages, p.statuses, p.now_ms) for p in batch])
+        except asyncio.CancelledError:
+            for pending in batch + self._queue:
+                pending.future.cancel()
+            self._queue = []
+            raise
+        except Exception as exc:
+            if len(batch) == 1:
+                _settle(batch[0], exc)
+            else:
+                log.warning("Registro agrupado de %d entregas falló (%s); se reintenta una por una",
+                            len(batch), type(exc).__name__)
+                await self._one_by_one(batch)
+            return
+        for pending, result in zip(batch, results, strict=True):
+            _report(pending.messages, pending.statuses, result)
+            _settle(pending, result)
 
     async def _one_by_one(self, batch: list[_Pending]) -> None:
         for pending in batch:
