@@ -171,3 +171,22 @@ async def test_caller_arriving_as_a_flusher_finishes_is_not_stranded(sqlite_db: 
         for i in range(120):
             await asyncio.gather(registrar.register([_message(f"wamid.EARLY{i}")], [], now), late(i, i % 12))
     assert await get_inbox_row(sqlite_db, "wamid.LATE119") is not None
+
+
+async def test_status_that_beat_the_send_is_applied_when_the_wamid_is_stored(sqlite_db: Database,
+                                                                             db_path: Path) -> None:
+    """`delivered` arrives before the send's answer is committed; storing the wamid catches it up."""
+    from core.storage.inbox import apply_recorded_status_tx
+
+    now = int(time.time() * 1000)
+    for name in ("sent", "delivered"):
+        reg = await register_status(sqlite_db, StatusUpdate("wamid.EARLY", name, 1763880011), now)
+        assert not reg.outbound_updated  # no outbound row names that wamid yet
+    with sqlite3.connect(db_path) as conn:
+        conn.execute("INSERT INTO ColaEnvios (Destinatario, Contenido, Estado, WamidEnviado) "
+                     "VALUES ('5215512345678', '{}', 'enviado', 'wamid.EARLY')")
+    assert await sqlite_db.write(lambda tx: apply_recorded_status_tx(tx, "wamid.EARLY")) == "delivered"
+    assert await sqlite_db.write(lambda tx: apply_recorded_status_tx(tx, "wamid.NONE")) is None
+    with sqlite3.connect(db_path) as conn:
+        assert conn.execute("SELECT EstadoEntrega FROM ColaEnvios WHERE WamidEnviado = 'wamid.EARLY'"
+                            ).fetchone()[0] == "delivered"

@@ -328,3 +328,12 @@ async def test_concurrent_posts_from_many_senders(rt: Runtime, db_path: Path, dr
     rows = ledger(db_path)
     assert len(rows) == 30 and all(r["Reintentos"] == 2 for r in rows)
     assert sum(len(keys) for keys in drained) == 30  # each new message's sender handed to the drain once
+
+
+async def test_same_second_messages_keep_payload_order(rt: Runtime, db_path: Path, drained: list[list[str]]) -> None:
+    """The inbox Id breaks WaTimestamp ties when draining, so it must follow the payload, not the wamid."""
+    payload = text_payload("wamid.ZZZ", ANA, "primero")
+    value = payload["entry"][0]["changes"][0]["value"]
+    value["messages"].append(dict(value["messages"][0], id="wamid.AAA", text={"body": "segundo"}))
+    assert (await post(rt, encode(payload)))[0] == 200
+    assert [r["MessageId"] for r in ledger(db_path)] == ["wamid.ZZZ", "wamid.AAA"]

@@ -19,9 +19,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from core.errors import StorageError
 from core.metrics import duplicate_deliveries_total, webhook_deliveries_total
 from core.storage.database import Database, Tx
-from core.whatsapp.status import StatusUpdate
+from core.whatsapp.status import STATUS_RANK, StatusUpdate
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ def _register(tx: Tx, message_id: str, telefono: str | None, tipo: str, payload:
         "procesado_en": now_ms if estado == PROCESSED else None,
     })
     if row is None:  # both statements always answer one row; anything else is a broken schema
-        raise AssertionError(f"register_delivery returned no row for {message_id}")
+        raise StorageError(f"register_delivery returned no row for {message_id}")
     return Registration(is_duplicate=str(row["Accion"]).upper() != "INSERT", retry_count=int(row["Reintentos"]))
 
 
@@ -96,6 +97,28 @@ def register_status_tx(tx: Tx, status: StatusUpdate, now_ms: int) -> StatusRegis
             "rango": status.rank,
         }) > 0
     return StatusRegistration(reg.is_duplicate, reg.retry_count, updated)
+
+
+def apply_recorded_status_tx(tx: Tx, wamid: str) -> str | None:
+    """Catch an outbound row up with statuses that arrived before its wamid was stored.
+
+    Meta can POST `sent` (even `delivered`) before the send call's answer is committed; then
+    `record_delivery_status` found no row. The outbound side calls this in the same transaction that
+    sets `ColaEnvios.WamidEnviado`; it applies the furthest registered status. Answers the status applied.
+    """
+    keys = {f"clave_{name}": f"{wamid}:{name}" for name in STATUS_RANK}
+    rows = tx.fetch_all("recorded_delivery_statuses", keys)
+    statuses = [StatusUpdate.from_json(r["Payload"]) for r in rows if r["Payload"]]
+    if not statuses:
+        return None
+    best = max(statuses, key=lambda st: st.rank or 0)
+    tx.execute("record_delivery_status", {
+        "estado_entrega": best.status,
+        "ultimo_error": best.error_text if best.status == "failed" else None,
+        "wamid": wamid,
+        "rango": best.rank,
+    })
+    return best.status
 
 
 def _after_commit(wamid: str, reg: Registration | StatusRegistration, kind: str) -> None:
@@ -120,12 +143,21 @@ async def register_status(db: Database, status: StatusUpdate, now_ms: int) -> St
     return reg
 
 
-def _register_all_tx(tx: Tx, messages: Sequence[InboxMessage], statuses: Sequence[StatusUpdate],
-                     now_ms: int) -> BatchRegistration:
-    return BatchRegistration(
-        messages=tuple(register_message_tx(tx, m, now_ms) for m in messages),
-        statuses=tuple(register_status_tx(tx, s, now_ms) for s in statuses),
-    )
+def _register_posts_tx(tx: Tx, posts: Sequence[tuple[Sequence[InboxMessage], Sequence[StatusUpdate], int]]
+                       ) -> list[BatchRegistration]:
+    """Register several POSTs in one transaction, each item in arrival order.
+
+    Arrival order is kept on purpose (not, say, MessageId order, which would give every transaction
+    one lock order): the inbox `Id` breaks WaTimestamp ties when a conversation is drained. SQL Server
+    deadlocks between overlapping batches are transient errors, retried whole by `Database`.
+    """
+    return [
+        BatchRegistration(
+            messages=tuple(register_message_tx(tx, m, now_ms) for m in messages),
+            statuses=tuple(register_status_tx(tx, st, now_ms) for st in statuses),
+        )
+        for messages, statuses, now_ms in posts
+    ]
 
 
 def _report(messages: Sequence[InboxMessage], statuses: Sequence[StatusUpdate], result: BatchRegistration) -> None:
@@ -140,7 +172,7 @@ async def register_batch(db: Database, messages: Sequence[InboxMessage], statuse
     """Register every delivery of one webhook POST in one transaction (still one statement each)."""
     if not messages and not statuses:
         return BatchRegistration((), ())
-    result = await db.write(lambda tx: _register_all_tx(tx, messages, statuses, now_ms))
+    (result,) = await db.write(lambda tx: _register_posts_tx(tx, [(messages, statuses, now_ms)]))
     _report(messages, statuses, result)
     return result
 
@@ -198,7 +230,7 @@ class InboxRegistrar:
     async def _commit(self, batch: list[_Pending]) -> None:
         try:
             results = await self._db.write(
-                lambda tx: [_register_all_tx(tx, p.messages, p.statuses, p.now_ms) for p in batch])
+                lambda tx: _register_posts_tx(tx, [(p.messages, p.statuses, p.now_ms) for p in batch]))
         except asyncio.CancelledError:
             for pending in batch + self._queue:
                 pending.future.cancel()

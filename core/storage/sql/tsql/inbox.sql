@@ -31,3 +31,9 @@ SELECT MessageId, Telefono, Tipo, Payload, Estado, Reintentos, UltimoReintento, 
        ProcesadoEn
 FROM dbo.MensajesProcesados
 WHERE MessageId = :message_id;
+
+-- name: recorded_delivery_statuses
+-- Statuses already registered for one outbound wamid (each keyed wamid + status), by the unique index.
+SELECT MessageId, Payload
+FROM dbo.MensajesProcesados
+WHERE MessageId IN (:clave_sent, :clave_delivered, :clave_read, :clave_failed);
