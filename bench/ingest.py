@@ -169,80 +169,125 @@ def ledger_summary(db: Path, sent: list[Delivery]) -> dict[str, int]:
     }
 
 
+class Host:
+    """`python -m bench.noop_host` on a free port with a fresh SQLite file (and its log) under `tmp`."""
+
+    def __init__(self, tmp: Path, name: str, **env_extra: str) -> None:
+        self.db = tmp / f"{name}.sqlite3"
+        self.log = tmp / f"{name}.log"
+        port = free_port()
+        self.base = f"http://127.0.0.1:{port}"
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("WHATSAPP_", "SQL", "BENCH_"))}
+        env.update({"WHATSAPP_APP_SECRET": SECRET, "WHATSAPP_VERIFY_TOKEN": "bench", "SQLITE_PATH": str(self.db),
+                    "AI_PROVIDER": "offline", "WHATSAPP_ACCESS_TOKEN": "bench-token"}, **env_extra)
+        with open(self.log, "wb") as log_file:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "bench.noop_host", "--port", str(port), "--no-timers"],
+                cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT)
+        wait_ready(self.base, self.proc)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def start_fake_graph() -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "local_host.fake_graph", "--port", str(port)], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return proc, f"http://127.0.0.1:{port}/v23.0"
+
+
+async def measure(host: Host, deliveries: list[Delivery], warm: list[Delivery], args: argparse.Namespace,
+                  with_noop: bool) -> tuple[list[Result], list[Result]]:
+    webhook, noop = f"{host.base}/api/whatsapp/webhook", f"{host.base}/api/bench/noop"
+    await drive("warm-up", noop, warm, args.concurrency, 10)
+    await drive("warm-up", webhook, warm, args.concurrency, 10)
+    noops: list[Result] = []
+    hooks: list[Result] = []
+    for i in range(args.rounds):
+        # Rounds alternate which target goes first, so both see the same share of machine noise.
+        part = deliveries[i * args.count:(i + 1) * args.count]
+        order = ("noop", "webhook") if i % 2 == 0 else ("webhook", "noop")
+        for target in order:
+            if target == "noop" and with_noop:
+                noops.append(await drive("no-op function", noop, part, args.concurrency, args.max_seconds))
+            elif target == "webhook":
+                hooks.append(await drive("webhook", webhook, part, args.concurrency, args.max_seconds))
+    return noops, hooks
+
+
+def sent_part(deliveries: list[Delivery], rounds: list[Result], count: int) -> list[Delivery]:
+    return [d for i, r in enumerate(rounds) for d in deliveries[i * count:i * count + r.sent]]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--count", type=int, default=3000, help="deliveries per target and round")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--max-seconds", type=float, default=30, help="time bound per target")
+    parser.add_argument("--max-seconds", type=float, default=30, help="time bound per target and round")
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--redeliveries", type=float, default=0.2)
     parser.add_argument("--senders", type=int, default=300)
     parser.add_argument("--warmup", type=int, default=300)
+    parser.add_argument("--no-drain-run", action="store_true",
+                        help="skip the second run with the in-request conversation drain switched on")
     args = parser.parse_args(argv)
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
-    db = tmp / "bot.sqlite3"
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("WHATSAPP_", "SQL"))}
-    env.update({"WHATSAPP_APP_SECRET": SECRET, "WHATSAPP_VERIFY_TOKEN": "bench", "SQLITE_PATH": str(db),
-                "AI_PROVIDER": "offline", "WHATSAPP_API_BASE_URL": "http://127.0.0.1:9/v23.0"})
-    log_path = tmp / "host.log"
-    with open(log_path, "wb") as log_file:
-        proc = subprocess.Popen([sys.executable, "-m", "bench.noop_host", "--port", str(port), "--no-timers"],
-                                cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT)
+    warm = make_deliveries(args.warmup, args.redeliveries, args.senders, seed=1, prefix="WARM")
+    deliveries = make_deliveries(args.count * args.rounds, args.redeliveries, args.senders, seed=2, prefix="BENCH")
+
+    # Run 1: ingest alone (drain off in the host) next to the no-op function: the issue's figure.
+    host = Host(tmp, "ingest", BENCH_INLINE_DRAIN="0")
     try:
-        wait_ready(base, proc)
-        warm = make_deliveries(args.warmup, args.redeliveries, args.senders, seed=1, prefix="WARM")
-        deliveries = make_deliveries(args.count * args.rounds, args.redeliveries, args.senders, seed=2,
-                                     prefix="BENCH")
-        webhook, noop = f"{base}/api/whatsapp/webhook", f"{base}/api/bench/noop"
-
-        async def run() -> tuple[list[Result], list[Result]]:
-            await drive("warm-up", noop, warm, args.concurrency, 10)
-            await drive("warm-up", webhook, warm, args.concurrency, 10)
-            noops, hooks = [], []
-            for i in range(args.rounds):
-                # Rounds alternate which target goes first, so both see the same share of machine noise.
-                part = deliveries[i * args.count:(i + 1) * args.count]
-                for target in (("noop", "webhook") if i % 2 == 0 else ("webhook", "noop")):
-                    if target == "noop":
-                        noops.append(await drive("no-op function", noop, part, args.concurrency, args.max_seconds))
-                    else:
-                        hooks.append(await drive("webhook ingest", webhook, part, args.concurrency,
-                                                 args.max_seconds))
-            return noops, hooks
-
-        noop_rounds, webhook_rounds = asyncio.run(run())
+        noop_rounds, ingest_rounds = asyncio.run(measure(host, deliveries, warm, args, with_noop=True))
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        host.stop()
+    ingest_summary = ledger_summary(host.db, sent_part(deliveries, ingest_rounds, args.count))
 
-    sent_webhook = [d for i, r in enumerate(webhook_rounds)
-                    for d in deliveries[i * args.count:i * args.count + r.sent]]
-    summary = ledger_summary(db, sent_webhook)
-    noop_result, webhook_result = merge("no-op function", noop_rounds), merge("webhook ingest", webhook_rounds)
+    # Run 2: the production path, each request also draining its conversations (against a fake Graph API).
+    drain_rounds: list[Result] = []
+    drain_summary: dict[str, int] | None = None
+    if not args.no_drain_run:
+        graph, graph_url = start_fake_graph()
+        host2 = Host(tmp, "drain", WHATSAPP_API_BASE_URL=graph_url)
+        try:
+            _, drain_rounds = asyncio.run(measure(host2, deliveries, warm, args, with_noop=False))
+        finally:
+            host2.stop()
+            graph.terminate()
+            graph.wait(10)
+        drain_summary = ledger_summary(host2.db, sent_part(deliveries, drain_rounds, args.count))
+
+    noop_result = merge("no-op function", noop_rounds)
+    rows = [noop_result, merge("webhook, ingest only", ingest_rounds)]
+    if drain_rounds:
+        rows.append(merge("webhook + drain", drain_rounds))
     print(f"\nWebhook ingest benchmark — {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
           f"{platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}, SQLite (WAL), "
           f"concurrency {args.concurrency}, {int(args.redeliveries * 100)} % redeliveries, loopback HTTP, "
-          f"{args.rounds} alternating rounds")
-    header = f"| {'target':<16} | {'deliveries':>10} | {'deliveries/s':>12} | {'p50 ms':>7} | {'p99 ms':>7} | " \
-             f"{'max ms':>7} | {'errors':>6} |"
+          f"{args.rounds} alternating rounds of {args.count}")
+    header = f"| {'target':<20} | {'deliveries':>10} | {'deliveries/s':>12} | {'vs no-op':>8} | {'p50 ms':>7} | " \
+             f"{'p99 ms':>7} | {'max ms':>7} | {'errors':>6} |"
     print(header)
     print("|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|")
-    for r in (noop_result, webhook_result):
-        print(f"| {r.name:<16} | {r.sent:>10} | {r.rate:>12.0f} | {r.pct(0.5):>7.1f} | {r.pct(0.99):>7.1f} | "
-              f"{max(r.latencies_ms, default=float('nan')):>7.1f} | {r.errors:>6} |")
-    ratio = webhook_result.rate / noop_result.rate if noop_result.rate else float("nan")
-    per_round = ", ".join(f"{w.rate / n.rate:.2f}" for n, w in zip(noop_rounds, webhook_rounds, strict=True))
-    print(f"\nwebhook / no-op throughput ratio: {ratio:.2f} (per round: {per_round})")
-    print(f"ledger: {summary['rows']} rows for {summary['rows'] + summary['lost']} distinct wamids sent, "
-          f"{summary['duplicate_rows']} duplicate rows, {summary['lost']} lost; Reintentos total "
-          f"{summary['reintentos']} for {summary['redeliveries_sent']} redeliveries sent")
-    print(f"host log: {log_path}")
+    for r in rows:
+        ratio = r.rate / noop_result.rate if noop_result.rate else float("nan")
+        print(f"| {r.name:<20} | {r.sent:>10} | {r.rate:>12.0f} | {ratio:>8.2f} | {r.pct(0.5):>7.1f} | "
+              f"{r.pct(0.99):>7.1f} | {max(r.latencies_ms, default=float('nan')):>7.1f} | {r.errors:>6} |")
+    per_round = ", ".join(f"{w.rate / n.rate:.2f}" for n, w in zip(noop_rounds, ingest_rounds, strict=True))
+    print(f"\ningest-only / no-op throughput ratio per round: {per_round}")
+    for label, summary in (("ingest only", ingest_summary), ("with drain", drain_summary)):
+        if summary is None:
+            continue
+        print(f"ledger ({label}): {summary['rows']} rows for {summary['rows'] + summary['lost']} distinct wamids "
+              f"sent, {summary['duplicate_rows']} duplicate rows, {summary['lost']} lost; Reintentos total "
+              f"{summary['reintentos']} for {summary['redeliveries_sent']} redeliveries sent")
+    print(f"host logs: {tmp}")
     return 0
 
 
