@@ -190,3 +190,21 @@ async def test_status_that_beat_the_send_is_applied_when_the_wamid_is_stored(sql
     with sqlite3.connect(db_path) as conn:
         assert conn.execute("SELECT EstadoEntrega FROM ColaEnvios WHERE WamidEnviado = 'wamid.EARLY'"
                             ).fetchone()[0] == "delivered"
+
+
+async def test_cancelled_caller_does_not_cancel_its_group(sqlite_db: Database) -> None:
+    from core.storage.inbox import InboxRegistrar
+
+    registrar = InboxRegistrar(sqlite_db)
+    now = int(time.time() * 1000)
+    first = asyncio.ensure_future(registrar.register([_message("wamid.CAN1")], [], now))
+    second = asyncio.ensure_future(registrar.register([_message("wamid.CAN2")], [], now))
+    await asyncio.sleep(0)
+    first.cancel()
+    assert not (await second).messages[0].is_duplicate
+    assert first.cancelled()
+    for _ in range(50):  # the shared transaction commits the cancelled caller's row too: it was queued
+        if await get_inbox_row(sqlite_db, "wamid.CAN1") is not None:
+            break
+        await asyncio.sleep(0.01)
+    assert await get_inbox_row(sqlite_db, "wamid.CAN1") is not None

@@ -216,7 +216,9 @@ class InboxRegistrar:
         if len(self._flushers) < self._max_in_flight:
             task = loop.create_task(self._flush(), name="inbox-group-commit")
             self._flushers.add(task)
-        return await asyncio.shield(pending.future)  # a cancelled caller must not cancel its neighbours
+        # Each caller owns its future: a cancelled caller cancels only its own wait; the shared
+        # transaction still commits for everyone and `_settle` skips the cancelled future.
+        return await pending.future
 
     async def _flush(self) -> None:
         try:
