@@ -208,3 +208,44 @@ async def test_cancelled_caller_does_not_cancel_its_group(sqlite_db: Database) -
             break
         await asyncio.sleep(0.01)
     assert await get_inbox_row(sqlite_db, "wamid.CAN1") is not None
+
+
+def _hold_write_lock(path: Path, started: Any, release: Any, outcome: list[bool]) -> None:
+    conn = sqlite3.connect(path, isolation_level=None, timeout=10)
+    conn.execute("BEGIN IMMEDIATE")
+    started.set()
+    outcome.append(release.wait(20))  # False: nobody released us, i.e. the caller blocked on the lock
+    conn.execute("COMMIT")
+    conn.close()
+
+
+async def test_inline_write_never_waits_for_another_writer(sqlite_db: Database, db_path: Path) -> None:
+    """`try_write_now` runs on the loop thread only when the lock is free; else the pool path waits instead."""
+    import threading
+
+    from core.storage.inbox import InboxRegistrar, register_message_tx
+
+    now = int(time.time() * 1000)
+    done, reg = sqlite_db.try_write_now(lambda tx: register_message_tx(tx, _message("wamid.INL1"), now))
+    assert done and reg is not None and not reg.is_duplicate
+
+    started, release, outcome = threading.Event(), threading.Event(), []
+    holder = threading.Thread(target=_hold_write_lock, args=(db_path, started, release, outcome))
+    holder.start()
+    try:
+        assert started.wait(10)
+        # Returns while the other writer still holds the lock (it is released only afterwards).
+        done, reg = sqlite_db.try_write_now(lambda tx: register_message_tx(tx, _message("wamid.INL2"), now))
+        assert (done, reg) == (False, None)
+        # The registrar falls back to the pool, which waits for the lock and then registers.
+        pending = asyncio.ensure_future(InboxRegistrar(sqlite_db).register([_message("wamid.INL2")], [], now))
+        await asyncio.sleep(0.05)
+        assert not pending.done()
+        release.set()
+        result = await pending
+        assert not result.messages[0].is_duplicate
+    finally:
+        release.set()
+        holder.join()
+    assert outcome == [True]
+    assert await get_inbox_row(sqlite_db, "wamid.INL2") is not None

@@ -196,8 +196,9 @@ class InboxRegistrar:
     1 for SQLite (one writer anyway); more for SQL Server, where round trips, not the lock, bound a batch.
     """
 
-    def __init__(self, db: Database, *, max_posts: int = 256, max_in_flight: int = 1) -> None:
+    def __init__(self, db: Database, *, max_posts: int = 256, max_in_flight: int = 1, inline: bool = True) -> None:
         self._db = db
+        self._inline = inline
         self._max_posts = max_posts
         self._max_in_flight = max(1, max_in_flight)
         self._queue: list[_Pending] = []
@@ -230,9 +231,13 @@ class InboxRegistrar:
             self._flushers.discard(asyncio.current_task())  # type: ignore[arg-type]
 
     async def _commit(self, batch: list[_Pending]) -> None:
+        def work(tx: Tx) -> list[BatchRegistration]:
+            return _register_posts_tx(tx, [(p.messages, p.statuses, p.now_ms) for p in batch])
+
         try:
-            results = await self._db.write(
-                lambda tx: _register_posts_tx(tx, [(p.messages, p.statuses, p.now_ms) for p in batch]))
+            # Inline when the write lock is free right now (SQLite): a few statements, no thread hop.
+            done, inline = self._db.try_write_now(work) if self._inline else (False, None)
+            results = inline if done else await self._db.write(work)
         except asyncio.CancelledError:
             for pending in batch + self._queue:
                 pending.future.cancel()
