@@ -229,6 +229,10 @@ async def test_oversized_body_is_refused_unread(rt: Runtime, db_path: Path) -> N
     small = encode(text_payload("wamid.SMALL", ANA, "hola"))
     assert (await post(rt, small, {**signed_headers(small), "Content-Length": str(limit + 1)}))[0] == 413
     assert ledger(db_path) == []
+    # A declared length that is not a plain number is ignored; the body itself decides.
+    for declared in ("²", "12abc", "-5", " "):
+        assert (await post(rt, small, {**signed_headers(small), "Content-Length": declared}))[0] == 200
+    assert ledger(db_path)[0]["MessageId"] == "wamid.SMALL"
 
 
 async def test_signed_non_json_is_400(rt: Runtime, db_path: Path) -> None:

@@ -42,9 +42,10 @@ def get_registrar(rt: Runtime) -> InboxRegistrar:
 
 
 def _content_length(value: object) -> int | None:
-    if not isinstance(value, str) or not value.strip().isdigit():
+    text = value.strip() if isinstance(value, str) else ""
+    if not (text.isascii() and text.isdigit()):  # str.isdigit() also accepts "²", which int() refuses
         return None
-    return int(value.strip())
+    return int(text)
 
 
 def _reject_constant(name: str) -> float:
