@@ -26,7 +26,8 @@ FUZZ = settings(max_examples=150, deadline=None,
 _text = st.text(st.characters(exclude_categories=()), max_size=30)
 any_text = _text | st.tuples(_text, st.integers(0xD800, 0xDFFF).map(chr), _text).map("".join)
 finite = st.floats(allow_nan=False, allow_infinity=False)
-leaf = st.none() | st.booleans() | st.integers(-(2**70), 2**70) | finite | any_text
+huge = st.sampled_from([10**400, -(10**400), 2**63, -(2**63) - 1, 2**64])  # beyond float, BIGINT, uint64
+leaf = st.none() | st.booleans() | st.integers(-(2**70), 2**70) | huge | finite | any_text
 json_values = st.recursive(
     leaf, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(any_text, inner, max_size=4), max_leaves=20)
 
@@ -55,8 +56,8 @@ message = st.fixed_dictionaries({
         "list_reply": maybe(st.fixed_dictionaries({"id": maybe(any_text), "title": maybe(any_text)})),
     })),
     "image": maybe(st.fixed_dictionaries({"id": maybe(digits), "caption": maybe(any_text)})),
-    "location": maybe(st.fixed_dictionaries({"latitude": maybe(finite),
-                                             "longitude": maybe(finite)})),
+    "location": maybe(st.fixed_dictionaries({"latitude": maybe(finite | huge),
+                                             "longitude": maybe(finite | huge)})),
     "reaction": maybe(st.fixed_dictionaries({"emoji": maybe(any_text)})),
     "errors": maybe(st.lists(st.fixed_dictionaries({"code": maybe(st.integers()), "title": maybe(any_text)}))),
 })

@@ -88,7 +88,10 @@ def _timestamp(value: object) -> int:
 def _coordinate(value: object) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # JSON integers have no size limit; 1e400 is not a coordinate
+        return None
     return number if math.isfinite(number) else None
 
 
