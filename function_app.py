@@ -2,9 +2,10 @@
 
 import azure.functions as func
 
-from bot.functions import ai_recovery, conversation, health, metrics, outbound
+from bot.functions import ai_recovery, conversation, health, metrics, outbound, webhook
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
+app.register_functions(webhook.bp)
 app.register_functions(health.bp)
 app.register_functions(conversation.bp)
 app.register_functions(outbound.bp)

@@ -158,6 +158,15 @@ class Database:
                 return self._once(fn, write)
         raise AssertionError("unreachable")
 
+    def try_write_now(self, fn: Callable[[Tx], T]) -> tuple[bool, T | None]:
+        """Run `fn` in one write transaction on the calling thread if that needs no waiting at all.
+
+        For tiny transactions issued from the event loop: no hop to the pool (and no GIL ping-pong
+        with it). Answers (False, None) without running anything when the dialect cannot promise a
+        wait-free start (the default) or the write lock is taken; the caller then uses `write`.
+        """
+        return False, None
+
     async def write(self, fn: Callable[[Tx], T]) -> T:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self.run_sync, fn)

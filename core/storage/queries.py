@@ -16,6 +16,7 @@ SQL_DIR = Path(__file__).parent / "sql"
 DIALECTS = ("sqlite", "tsql")
 
 _HEADER = re.compile(r"^--\s*name:\s*([a-z_][a-z0-9_]*)\s*$", re.MULTILINE)
+_MERGE = re.compile(r"^(?:\s*--[^\n]*\n)*\s*MERGE\b", re.IGNORECASE)
 # A `:name` parameter outside string literals; `::` casts and `'...'` literals are skipped.
 _TOKEN = re.compile(r"'(?:[^']|'')*'|(?<!:):([A-Za-z_][A-Za-z0-9_]*)")
 
@@ -52,7 +53,10 @@ def parse_queries(source: str) -> dict[str, Query]:
     parts = _HEADER.split(source)
     queries: dict[str, Query] = {}
     for i in range(1, len(parts), 2):
-        name, body = parts[i], parts[i + 1].strip().rstrip(";").strip()
+        name, body = parts[i], parts[i + 1].strip()
+        # SQL Server rejects a MERGE without its terminating semicolon (error 10713); others lose it.
+        if not _MERGE.match(body):
+            body = body.rstrip(";").strip()
         if name in queries:
             raise ValueError(f"query {name} defined twice")
         queries[name] = compile_query(name, body)

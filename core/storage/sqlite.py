@@ -8,11 +8,15 @@ fails at once with SQLITE_BUSY when another writer holds the lock, busy timeout 
 from __future__ import annotations
 
 import sqlite3
+import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from core.errors import DatabaseUnavailable, SchemaOutdated, StorageError, TransientDatabaseError
-from core.storage.database import Database
+from core.storage.database import Database, Tx
+
+T = TypeVar("T")
 
 BUSY_TIMEOUT_MS = 10_000
 
@@ -22,6 +26,7 @@ class SqliteDatabase(Database):
 
     def __init__(self, path: str, pool_size: int = 8) -> None:
         self.path = path
+        self._now_local = threading.local()  # try_write_now's connections (no busy timeout), one per thread
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         super().__init__(pool_size)
@@ -29,9 +34,9 @@ class SqliteDatabase(Database):
     def describe(self) -> str:
         return f"sqlite:{self.path}"
 
-    def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
-        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    def _connect(self, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=busy_timeout_ms / 1000, isolation_level=None)
+        conn.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
         if conn.execute("PRAGMA journal_mode = WAL").fetchone()[0].lower() != "wal":
             raise DatabaseUnavailable(f"could not switch {self.path} to WAL")
         conn.execute("PRAGMA synchronous = NORMAL")  # durable across process crashes in WAL mode
@@ -62,6 +67,37 @@ class SqliteDatabase(Database):
             if "unable to open" in text or "disk i/o" in text or "readonly" in text:
                 return DatabaseUnavailable(f"sqlite unavailable: {exc}")
         return StorageError(f"sqlite error: {exc}")
+
+    def try_write_now(self, fn: Callable[[Tx], T]) -> tuple[bool, T | None]:
+        """`BEGIN IMMEDIATE` on a per-thread connection with no busy timeout: the write lock now, or not at all.
+
+        A held lock (another process, or a pool thread mid-transaction) answers (False, None) at once,
+        so an event loop calling this never blocks on another writer; its own work is a few statements.
+        """
+        local = self._now_local
+        conn: sqlite3.Connection | None = getattr(local, "conn", None)
+        with self._translated():
+            if conn is None:
+                conn = self._connect(busy_timeout_ms=0)
+                local.conn = conn
+                with self._lock:
+                    self._connections.append(conn)
+            cursor = conn.cursor()
+            try:
+                cursor.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                if "locked" in str(exc).lower() or "busy" in str(exc).lower():
+                    return False, None
+                raise
+            try:
+                result = fn(Tx(cursor, self.queries, self.dialect))
+                cursor.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        self.transactions += 1
+        return True, result
 
     def executescript(self, script: str) -> None:
         """Run a whole script (migrations, seeds) on this thread's connection."""

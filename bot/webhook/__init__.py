@@ -1,0 +1,1 @@
+"""WhatsApp Cloud API webhook ingress: signature check, parsing, atomic registration, drain hand-off."""

@@ -1,0 +1,137 @@
+"""`/api/whatsapp/webhook`: Meta's verification handshake (GET) and webhook deliveries (POST).
+
+POST, in order: size cap (413) -> signature on the raw bytes (401, nothing written) -> JSON (400) ->
+parse every entry/change/message/status -> register the whole delivery in one transaction (one
+atomic statement per item) -> drain the conversations of NEW messages within the time budget ->
+200. Once the registration commits, the pending rows are the durable inbox, so a failing drain is
+logged and the answer is still 200 (the rows are retried by the next drain or the sweeper). If the
+registration itself fails, nothing was kept, so the answer is 503 and Meta delivers again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import time
+from collections.abc import Mapping
+
+from bot.conversation import drain
+from bot.runtime import Runtime
+from bot.webhook.parse import parse_payload
+from bot.webhook.signature import SIGNATURE_HEADER, verify_signature
+from core.errors import StorageError
+from core.storage.inbox import InboxRegistrar
+
+log = logging.getLogger(__name__)
+
+ACK = "EVENT_RECEIVED"
+# Slack over the drain's own deadline before the ingress stops waiting for it (it should stop itself).
+DRAIN_GRACE_S = 1.0
+
+
+def get_registrar(rt: Runtime) -> InboxRegistrar:
+    """One group-commit registrar per runtime (process); on SQL Server half the pool may register at once."""
+    registrar = rt.extras.get("inbox_registrar")
+    if not isinstance(registrar, InboxRegistrar):
+        in_flight = 1 if rt.db.dialect == "sqlite" else max(1, rt.settings.db_pool_size // 2)
+        registrar = InboxRegistrar(rt.db, max_in_flight=in_flight)
+        rt.extras["inbox_registrar"] = registrar
+    return registrar
+
+
+def _content_length(value: object) -> int | None:
+    text = value.strip() if isinstance(value, str) else ""
+    if not (text.isascii() and text.isdigit()):  # str.isdigit() also accepts "²", which int() refuses
+        return None
+    return int(text)
+
+
+def _reject_constant(name: str) -> float:
+    raise ValueError(f"{name} is not JSON")  # json.loads accepts NaN/Infinity by default; Meta never sends them
+
+
+def decode_json(body: bytes) -> object:
+    """The JSON value of `body`; ValueError for anything that is not strict JSON (including too deep)."""
+    try:
+        return json.loads(body, parse_constant=_reject_constant)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+
+
+async def handle_webhook_post(rt: Runtime, headers: Mapping[str, str], body: bytes) -> tuple[int, str]:
+    """Answer one webhook POST with (HTTP status, plain-text body). Only programming errors raise."""
+    settings = rt.settings
+    lowered = {str(k).lower(): v for k, v in headers.items()}
+    limit = settings.webhook_max_body_bytes
+    declared = _content_length(lowered.get("content-length"))
+    if (declared is not None and declared > limit) or len(body) > limit:
+        log.warning("Webhook: cuerpo de %d bytes excede el límite de %d; rechazado (413)",
+                    max(declared or 0, len(body)), limit)
+        return 413, "Payload Too Large"
+
+    signature = lowered.get(SIGNATURE_HEADER)
+    if not verify_signature(settings.whatsapp_app_secret, body, signature):
+        # The body is never logged: it is unauthenticated input and may carry personal data.
+        log.warning("Webhook: firma X-Hub-Signature-256 %s; rechazado (401), %d bytes sin leer",
+                    "ausente" if not signature else "inválida", len(body))
+        return 401, "Unauthorized"
+
+    try:
+        payload = decode_json(body)
+    except ValueError as exc:
+        log.warning("Webhook: cuerpo firmado que no es JSON (%s); rechazado (400)", type(exc).__name__)
+        return 400, "Bad Request: body is not JSON"
+
+    batch = parse_payload(payload)
+    if not batch.messages and not batch.statuses:
+        return 200, ACK  # unknown shapes, errors and other fields: acknowledged (a non-200 is redelivered forever)
+
+    try:
+        result = await get_registrar(rt).register(batch.messages, batch.statuses, int(time.time() * 1000))
+    except StorageError as exc:
+        log.error("Webhook: no se pudo registrar la entrega (%s); 503 para que Meta la reenvíe", exc)
+        return 503, "Service Unavailable"
+
+    keys: list[str] = []
+    for msg, reg in zip(batch.messages, result.messages, strict=True):
+        if not reg.is_duplicate and msg.conversation_key not in keys:
+            keys.append(msg.conversation_key)
+    if keys:
+        await _drain(rt, keys)
+    return 200, ACK
+
+
+async def _drain(rt: Runtime, keys: list[str]) -> None:
+    budget_s = rt.settings.webhook_budget_ms / 1000
+    deadline = time.monotonic() + budget_s
+    try:
+        async with asyncio.timeout(budget_s + DRAIN_GRACE_S):  # no extra task per request, unlike wait_for
+            await drain.drain_conversations(rt, keys, deadline)
+    except TimeoutError:
+        log.warning("[Timeout] drain_conversations excedió %dms, los mensajes quedan pendientes",
+                    int((budget_s + DRAIN_GRACE_S) * 1000))
+    except Exception:
+        log.exception("Webhook: el drenado falló; los mensajes quedan pendientes para el barrido")
+
+
+def handle_verification(rt: Runtime, params: Mapping[str, str]) -> tuple[int, str]:
+    """Meta's subscription handshake: echo `hub.challenge` when the verify token matches, else 403."""
+    mode = params.get("hub.mode")
+    token = params.get("hub.verify_token")
+    challenge = params.get("hub.challenge")
+    expected = rt.settings.whatsapp_verify_token
+    ok = (
+        mode == "subscribe"
+        and isinstance(token, str)
+        and bool(expected)
+        and hmac.compare_digest(token.encode("utf-8", "replace"), expected.encode("utf-8"))
+        and isinstance(challenge, str)
+    )
+    if not ok:
+        log.warning("Webhook: verificación rechazada (modo %r, token %s)", str(mode)[:20],
+                    "ausente" if not token else "incorrecto")
+        return 403, "Forbidden"
+    log.info("Webhook: verificación de suscripción aceptada")
+    return 200, str(challenge)
