@@ -37,6 +37,7 @@ class FakeGraph:
     sent: list[dict[str, Any]] = field(default_factory=list)
     failures: list[Injected] = field(default_factory=list)
     delay_ms: int = 0
+    next_wamid: str | None = None  # the wamid the next accepted send gets (tests of early statuses)
     _seq: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def fail_next(self, status: int, code: int, count: int = 1, delay_ms: int = 0, message: str = "injected") -> None:
@@ -67,7 +68,8 @@ class FakeGraph:
         recipient = body.get("to") or body.get("recipient")
         if not recipient:
             return _graph_error(400, 100, "Missing recipient")
-        wamid = f"wamid.FAKE{next(self._seq):08d}.{uuid.uuid4().hex[:8]}"
+        wamid = self.next_wamid or f"wamid.FAKE{next(self._seq):08d}.{uuid.uuid4().hex[:8]}"
+        self.next_wamid = None
         self.sent.append(
             {
                 "wamid": wamid,

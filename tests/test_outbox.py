@@ -22,6 +22,7 @@ from bot.outbound.dispatcher import (
 )
 from bot.runtime import Runtime
 from core.settings import load_settings
+from core.storage.inbox import register_status
 from core.storage.outbox import (
     OutboxState,
     Outcome,
@@ -30,7 +31,6 @@ from core.storage.outbox import (
     count_by_state,
     get_outbound,
     list_recipient,
-    mark_delivery_status,
     record_outcomes,
     settle_stuck,
 )
@@ -48,6 +48,7 @@ from core.whatsapp.errors import (
 from core.whatsapp.graph import GraphApi
 from core.whatsapp.outgoing import Choice, OutgoingMessage
 from core.whatsapp.ratelimit import RateLimiter
+from core.whatsapp.status import StatusUpdate
 from tests.conftest import base_env, free_port
 from tests.outbox_support import InProcessGraph, queue_texts
 
@@ -178,9 +179,23 @@ async def test_sweep_sends_text_buttons_list_and_bsuid(rt: Runtime, graph: InPro
     rows = [r for rec, _ in messages for r in await list_recipient(rt.db, rec)]
     assert all(r.state == "enviado" and r.wamid and r.attempts == 1 for r in rows)
     assert {r.wamid for r in rows} == {s["wamid"] for s in graph.fake.sent}
-    assert await mark_delivery_status(rt.db, rows[0].wamid or "", "delivered") is True
+    # Status webhooks move the sent row forward, through the webhook's own registration.
+    delivered = await register_status(rt.db, StatusUpdate(rows[0].wamid or "", "delivered", 1), epoch_ms())
+    assert delivered.outbound_updated
     assert (await get_outbound(rt.db, rows[0].id)).delivery_state == "delivered"  # type: ignore[union-attr]
-    assert await mark_delivery_status(rt.db, "wamid.unknown", "read") is False
+    assert not (await register_status(rt.db, StatusUpdate("wamid.unknown", "read", 1), epoch_ms())).outbound_updated
+
+
+async def test_status_that_beats_the_send_is_applied_when_the_wamid_is_stored(
+    rt: Runtime, graph: InProcessGraph
+) -> None:
+    queue_texts(rt.db, [("5215500000001", "hola")])
+    early = "wamid.FAKE00000001"  # Meta can post `delivered` before our send's answer is committed
+    graph.fake.next_wamid = early
+    await register_status(rt.db, StatusUpdate(early, "delivered", 1), epoch_ms())
+    assert await dispatch_recipient(rt, "5215500000001") == 1
+    [row] = await list_recipient(rt.db, "5215500000001")
+    assert row.wamid == early and row.delivery_state == "delivered"
 
 
 async def test_throttled_then_sent_once_after_backoff(rt: Runtime, graph: InProcessGraph) -> None:

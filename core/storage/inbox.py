@@ -19,8 +19,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from core import events
 from core.errors import StorageError
-from core.metrics import duplicate_deliveries_total, webhook_deliveries_total
+from core.metrics import webhook_deliveries_total
 from core.storage.database import Database, Tx
 from core.whatsapp.status import STATUS_RANK, StatusUpdate
 
@@ -123,8 +124,7 @@ def apply_recorded_status_tx(tx: Tx, wamid: str) -> str | None:
 
 def _after_commit(wamid: str, reg: Registration | StatusRegistration, kind: str) -> None:
     if reg.is_duplicate:
-        duplicate_deliveries_total.inc()
-        log.info("Mensaje duplicado detectado (MERGE): %s, reintento #%d", wamid, reg.retry_count)
+        events.duplicate_delivery(wamid, reg.retry_count)
     else:
         webhook_deliveries_total.labels(kind=kind).inc()
 

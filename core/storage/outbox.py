@@ -14,6 +14,7 @@ from enum import StrEnum
 from typing import Any
 
 from core.storage.database import Database, Tx
+from core.storage.inbox import apply_recorded_status_tx
 
 ERROR_MAX_CHARS = 1000  # UltimoError is NVARCHAR(1000) on SQL Server
 
@@ -156,7 +157,10 @@ def _truncate(text: str | None) -> str | None:
 def _record(tx: Tx, outcome: Outcome, now_ms: int, max_attempts: int) -> int:
     fence = {"id": outcome.claim.id, "token": outcome.claim.token}
     if outcome.state is OutboxState.ENVIADO:
-        return tx.execute("mark_outbound_sent", fence | {"wamid": outcome.wamid, "ahora": now_ms})
+        marked = tx.execute("mark_outbound_sent", fence | {"wamid": outcome.wamid, "ahora": now_ms})
+        if marked and outcome.wamid:
+            apply_recorded_status_tx(tx, outcome.wamid)  # statuses Meta posted before this commit
+        return marked
     if outcome.state is OutboxState.PENDIENTE:
         return tx.execute(
             "mark_outbound_retry",
@@ -210,13 +214,6 @@ async def enqueue_campaign(
         return CampaignEnqueue(queued=queued, existing=len(recipients) - queued)
 
     return await db.write(run)
-
-
-async def mark_delivery_status(db: Database, wamid: str, status: str) -> bool:
-    """A status webhook (sent/delivered/read/failed) for a message we sent; False if the wamid is not ours."""
-    return await db.write(
-        lambda tx: tx.execute("mark_outbound_delivery", {"wamid": wamid, "estado_entrega": status}) > 0
-    )
 
 
 def _counts(rows: list[dict[str, Any]]) -> StateCounts:

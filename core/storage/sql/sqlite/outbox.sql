@@ -72,11 +72,6 @@ SET Estado = CASE WHEN Intentos >= :max_intentos THEN 'incierto' ELSE 'pendiente
     ProximoIntento = :ahora, UltimoError = :error
 WHERE Estado = 'procesando' AND ReclamadoEn < :limite;
 
--- name: mark_outbound_delivery
-UPDATE ColaEnvios
-SET EstadoEntrega = :estado_entrega
-WHERE WamidEnviado = :wamid;
-
 -- name: enqueue_campaign
 INSERT INTO ColaEnvios (Destinatario, Tipo, Contenido, Estado, ProximoIntento, MessageIdOrigen, Campana)
 VALUES (:destinatario, :tipo, :contenido, 'pendiente', :ahora, NULL, :campana)

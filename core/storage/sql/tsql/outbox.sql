@@ -78,11 +78,6 @@ SET Estado = CASE WHEN Intentos >= :max_intentos THEN N'incierto' ELSE N'pendien
     ProximoIntento = :ahora, UltimoError = :error
 WHERE Estado = N'procesando' AND ReclamadoEn < :limite;
 
--- name: mark_outbound_delivery
-UPDATE dbo.ColaEnvios
-SET EstadoEntrega = :estado_entrega
-WHERE WamidEnviado = :wamid;
-
 -- name: enqueue_campaign
 MERGE dbo.ColaEnvios WITH (HOLDLOCK) AS t
 USING (SELECT :campana AS Campana, :destinatario AS Destinatario) AS s

@@ -8,5 +8,5 @@ GO
 IF NOT EXISTS (SELECT 1 FROM sys.indexes WHERE name = N'IX_ColaEnvios_Reclamo')
     CREATE INDEX IX_ColaEnvios_Reclamo ON dbo.ColaEnvios (ReclamadoEn) WHERE Estado = N'procesando';
 GO
-IF NOT EXISTS (SELECT 1 FROM dbo.SchemaVersion WHERE Version = 5)
-    INSERT INTO dbo.SchemaVersion (Version, Nombre) VALUES (5, N'005_outbox_destinatario');
+IF NOT EXISTS (SELECT 1 FROM dbo.SchemaVersion WHERE Version = 2)
+    INSERT INTO dbo.SchemaVersion (Version, Nombre) VALUES (2, N'002_outbox_destinatario');
