@@ -44,6 +44,15 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="session")
+def app_triggers() -> dict[str, object]:
+    """Each registered function's trigger. Computed once: azure-functions' `get_functions()` registers the
+    blueprints again on every call, so a second call on the same app raises 'not a unique function name'."""
+    from function_app import app
+
+    return {f.get_function_name(): f.get_trigger() for f in app.get_functions()}
+
+
+@pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("template") / "template.sqlite3"
     db = SqliteDatabase(str(path), pool_size=1)

@@ -384,10 +384,8 @@ async def test_campaign_is_idempotent_per_recipient_even_concurrently(rt: Runtim
     assert other.body["encolados"] == 28
 
 
-def test_functions_are_registered() -> None:
-    from function_app import app
-
-    triggers = {f.get_function_name(): f.get_trigger() for f in app.get_functions()}
+def test_functions_are_registered(app_triggers: dict) -> None:
+    triggers = app_triggers
     assert len(triggers["outbox_sweep"].schedule.split()) == 6
     assert triggers["campaign_queue"].route == triggers["campaign_counts"].route == "campanas/{campana}"
     assert str(getattr(triggers["campaign_queue"].auth_level, "value", "")).lower() == "function"

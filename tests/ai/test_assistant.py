@@ -298,13 +298,9 @@ async def test_sweep_through_the_runtime_queues_the_answer(db_path: Path, openai
     db.close()
 
 
-def test_recovery_timer_is_registered_to_run_on_startup() -> None:
-    import function_app
-    from local_host.server import discover
-
-    _, timers = discover(function_app.app)
-    (timer,) = [t for t in timers if t.name == "ai_recovery"]
-    assert timer.run_on_startup and len(timer.schedule.split()) == 6
+def test_recovery_timer_is_registered_to_run_on_startup(app_triggers: dict) -> None:
+    timer = app_triggers["ai_recovery"]
+    assert timer.type == "timerTrigger" and timer.run_on_startup and len(timer.schedule.split()) == 6
 
 
 async def test_refresh_delivers_a_finished_response_for_that_phone_only(
