@@ -32,6 +32,8 @@ def base_env(db_path: Path, **extra: str) -> dict[str, str]:
         "WHATSAPP_PHONE_NUMBER_ID": "106540352242922",
         "SQLITE_PATH": str(db_path),
         "AI_PROVIDER": "offline",
+        # Loopback only, nothing listening (discard port): tests that send start their own fake Graph API.
+        "WHATSAPP_API_BASE_URL": "http://127.0.0.1:9/v23.0",
     }
     env.update(extra)
     return env

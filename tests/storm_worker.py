@@ -8,7 +8,6 @@ import random
 import time
 from pathlib import Path
 
-from bot.messages import InboundMessage
 from core.settings import load_settings
 from tests.conftest import base_env
 
@@ -26,45 +25,55 @@ def phone_for(i: int) -> str:
     return f"52155{i:08d}" if i % 10 else f"MX.{9000000000 + i}"  # every tenth user is username-only
 
 
-def message_for(i: int, step: int) -> InboundMessage:
-    from tests.conversation_helpers import text_message
-
-    key = phone_for(i)
-    bsuid = key if key.startswith("MX.") else None
-    return text_message(key, script_for(i)[step], 1_763_880_000 + step * 10, wamid=f"wamid.STORM.{i}.{step}",
-                        bsuid=bsuid)
-
-
 Rounds = list[list[tuple[int, tuple[int, ...]]]]
 
 
-def run_instance(db_path: str, rounds: Rounds, barrier, concurrency: int = 8) -> int:
-    """One instance: for each round, deliver its (conversation, step) items concurrently like webhooks do."""
-    return asyncio.run(_run_instance(db_path, rounds, barrier, concurrency))
+def delivery_body(i: int, steps: tuple[int, ...]) -> bytes:
+    """One signed-able POST carrying `steps` of conversation `i`, shaped as Meta batches them."""
+    from tests.webhook_helpers import encode, text_payload
+
+    key = phone_for(i)
+    bsuid = key if key.startswith("MX.") else f"MX.{i:016d}"
+    phone = None if key.startswith("MX.") else key
+    payload = text_payload(f"wamid.STORM.{i}.{steps[0]}", phone, script_for(i)[steps[0]], bsuid=bsuid,
+                           ts=1_763_880_000 + steps[0] * 10)
+    value = payload["entry"][0]["changes"][0]["value"]
+    for step in steps[1:]:
+        extra = dict(value["messages"][0], id=f"wamid.STORM.{i}.{step}", timestamp=str(1_763_880_000 + step * 10),
+                     text={"body": script_for(i)[step]})
+        value["messages"].append(extra)
+    return encode(payload)
 
 
-async def _run_instance(db_path: str, rounds: Rounds, barrier, concurrency: int) -> int:
-    from bot.conversation.drain import drain_conversations
+def run_instance(db_path: str, rounds: Rounds, barrier, env: dict[str, str], concurrency: int = 8) -> dict:
+    """One Function instance: each delivery is a signed POST through the real webhook handler."""
+    return asyncio.run(_run_instance(db_path, rounds, barrier, env, concurrency))
+
+
+async def _run_instance(db_path: str, rounds: Rounds, barrier, env: dict[str, str], concurrency: int) -> dict:
     from bot.runtime import build_runtime
-    from tests.conversation_helpers import put_in_inbox
+    from bot.webhook.ingest import handle_webhook_post
+    from tests.webhook_helpers import signed_headers
 
-    rt = build_runtime(load_settings(base_env(Path(db_path), DB_POOL_SIZE="4")))
+    rt = build_runtime(load_settings(base_env(Path(db_path), DB_POOL_SIZE="4", **env)))
     gate = asyncio.Semaphore(concurrency)
-    delivered = 0
+    delivered, statuses, durations = 0, [], []
 
     async def deliver(i: int, steps: tuple[int, ...]) -> None:
         nonlocal delivered
+        body = delivery_body(i, steps)
         async with gate:
-            for step in steps:  # register every message of the POST (the durable inbox) ...
-                await asyncio.to_thread(put_in_inbox, db_path, message_for(i, step))
-            await drain_conversations(rt, [phone_for(i)], time.monotonic() + 2.5)  # ... then the webhook's drain
+            started = time.monotonic()
+            status, _ = await handle_webhook_post(rt, signed_headers(body), body)
+            durations.append(time.monotonic() - started)
+            statuses.append(status)
             delivered += len(steps)
 
     for items in rounds:
         await asyncio.gather(*(deliver(i, s) for i, s in items))
-        await asyncio.to_thread(barrier.wait, 120)
+        await asyncio.to_thread(barrier.wait, 300)
     await rt.aclose()
-    return delivered
+    return {"delivered": delivered, "statuses": statuses, "max_s": max(durations, default=0.0)}
 
 
 class HangOnConfirmation:

@@ -7,17 +7,22 @@ import logging
 import multiprocessing as mp
 import os
 import signal
+import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from bot.conversation.sweeper import sweep_conversations
 from bot.runtime import build_runtime
 from core.settings import load_settings
 from tests import storm_worker as sw
-from tests.conftest import base_env
+from tests.conftest import ROOT, base_env, free_port
 from tests.conversation_helpers import put_in_inbox, query, text_message
+from tests.outbox_support import sent_by_graph, start_graph_process
 
 CONVERSATIONS = 210
 PROCESSES = 4
@@ -25,41 +30,52 @@ PROCESSES = 4
 pytestmark = pytest.mark.slow
 
 
-def test_storm_every_conversation_ends_with_exactly_one_report(db_path: Path) -> None:
+def run_storm(db_path: Path, conversations: int, env: dict[str, str]) -> list[dict]:
+    """4 OS processes (4 Function instances) post the shuffled rounds through the real, signed webhook."""
     ctx = mp.get_context("spawn")
-    per_process = sw.shuffled_rounds(CONVERSATIONS, PROCESSES, seed=20261123)
+    per_process = sw.shuffled_rounds(conversations, PROCESSES, seed=20261123)
     barrier = ctx.Manager().Barrier(PROCESSES)
     with ctx.Pool(PROCESSES) as pool:
-        results = [pool.apply_async(sw.run_instance, (str(db_path), rounds, barrier)) for rounds in per_process]
-        delivered = [r.get(timeout=240) for r in results]
-    total_deliveries = sum(len(steps) for rounds in per_process for items in rounds for _, steps in items)
-    assert sum(delivered) == total_deliveries
+        results = [pool.apply_async(sw.run_instance, (str(db_path), rounds, barrier, env)) for rounds in per_process]
+        outcomes = [r.get(timeout=300) for r in results]
+    total = sum(len(steps) for rounds in per_process for items in rounds for _, steps in items)
+    assert sum(o["delivered"] for o in outcomes) == total
+    assert {s for o in outcomes for s in o["statuses"]} == {200}  # every signed delivery answered 200
+    return outcomes
 
-    # Whatever a drain's budget left behind, the sweeper finishes (the invariant is "no message lost").
+
+def finish_with_sweepers(db_path: Path, env: dict[str, str]) -> None:
+    """What a drain's budget left behind, the sweepers finish (the invariant is "no message lost")."""
+
     async def sweep() -> None:
-        rt = build_runtime(load_settings(base_env(db_path)))
-        for _ in range(20):
-            if not query(db_path, "SELECT COUNT(*) FROM MensajesProcesados WHERE Estado = 'pendiente'")[0][0]:
-                break
+        from bot.outbound.dispatcher import sweep_outbox
+
+        rt = build_runtime(load_settings(base_env(db_path, **env)))
+        for _ in range(60):
             query(db_path, "UPDATE MensajesProcesados SET RecibidoEn = 0 WHERE Estado = 'pendiente'")
             await sweep_conversations(rt)
+            query(db_path, "UPDATE ColaEnvios SET ProximoIntento = 0 WHERE Estado = 'pendiente'")
+            await sweep_outbox(rt)
+            open_rows = query(db_path, "SELECT (SELECT COUNT(*) FROM MensajesProcesados WHERE Estado = 'pendiente')"
+                                       " + (SELECT COUNT(*) FROM ColaEnvios WHERE Estado <> 'enviado')")[0][0]
+            if not open_rows:
+                break
         await rt.aclose()
 
     asyncio.run(sweep())
 
-    unique_messages = sum(len(sw.script_for(i)) for i in range(CONVERSATIONS))
-    assert query(db_path, "SELECT COUNT(*) FROM MensajesProcesados") == [(unique_messages,)]
+
+def assert_every_conversation_done(db_path: Path, conversations: int) -> int:
+    unique_messages = sum(len(sw.script_for(i)) for i in range(conversations))
     assert query(db_path, "SELECT Estado, COUNT(*) FROM MensajesProcesados GROUP BY Estado") == [
         ("procesado", unique_messages)]
-    retries = query(db_path, "SELECT SUM(Reintentos) FROM MensajesProcesados")[0][0]
-    assert retries == total_deliveries - unique_messages  # every redelivery was counted, none re-handled
     # Each message handled exactly once.
     assert query(db_path, "SELECT COUNT(*), COUNT(DISTINCT MessageId) FROM HistorialSesiones") == [
         (unique_messages, unique_messages)]
     # Every conversation finished with exactly one report.
-    assert query(db_path, "SELECT COUNT(*) FROM SesionesChat WHERE Estado = 'FINALIZADO'") == [(CONVERSATIONS,)]
+    assert query(db_path, "SELECT COUNT(*) FROM SesionesChat WHERE Estado = 'FINALIZADO'") == [(conversations,)]
     per_phone = query(db_path, "SELECT Telefono, COUNT(*) FROM Reportes GROUP BY Telefono")
-    assert len(per_phone) == CONVERSATIONS and {n for _, n in per_phone} == {1}
+    assert len(per_phone) == conversations and {n for _, n in per_phone} == {1}
     # Each phone's messages were handled in WhatsApp-timestamp order.
     rows = query(
         db_path,
@@ -70,8 +86,67 @@ def test_storm_every_conversation_ends_with_exactly_one_report(db_path: Path) ->
     for phone, ts in rows:
         assert ts >= last.get(phone, 0), f"out of order for {phone}"
         last[phone] = ts
-    # One reply per handled message (no duplicate sends queued).
-    assert query(db_path, "SELECT COUNT(*) FROM ColaEnvios") == [(unique_messages,)]
+    return unique_messages
+
+
+def test_storm_every_conversation_ends_with_exactly_one_report(db_path: Path) -> None:
+    port = free_port()
+    graph = start_graph_process(port)
+    env = {"WHATSAPP_API_BASE_URL": f"http://127.0.0.1:{port}/v23.0", "OUTBOX_RATE_PER_SECOND": "100000"}
+    try:
+        run_storm(db_path, CONVERSATIONS, env)
+        finish_with_sweepers(db_path, env)
+        unique_messages = assert_every_conversation_done(db_path, CONVERSATIONS)
+        sent = sent_by_graph(port)
+    finally:
+        graph.terminate()
+        graph.wait(10)
+    deliveries = query(db_path, "SELECT SUM(Reintentos) + COUNT(*) FROM MensajesProcesados")[0][0]
+    assert deliveries > unique_messages  # redeliveries happened, were counted, and were not re-handled
+    # One reply per handled message, each sent exactly once, in order per recipient.
+    assert query(db_path, "SELECT Estado, COUNT(*) FROM ColaEnvios GROUP BY Estado") == [("enviado", unique_messages)]
+    assert len(sent) == unique_messages and len({s["wamid"] for s in sent}) == unique_messages
+    stored = query(db_path, "SELECT Destinatario, WamidEnviado FROM ColaEnvios ORDER BY Id")
+    assert {w for _, w in stored} == {s["wamid"] for s in sent}
+    by_recipient: dict[str, list[str]] = {}
+    for s in sent:
+        by_recipient.setdefault(s["recipient"], []).append(s["wamid"])
+    for recipient, wamids in by_recipient.items():
+        assert wamids == [w for r, w in stored if r == recipient], f"replies out of order for {recipient}"
+
+
+def test_storm_with_an_ai_provider_that_hangs_on_every_call(db_path: Path) -> None:
+    """Every AI call hangs: conversations still complete on fallbacks, and no webhook overruns its budget."""
+    ai_port, gemini_port = free_port(), free_port()
+    fake_ai = subprocess.Popen(
+        [sys.executable, "-m", "local_host.fake_ai", "--openai-port", str(ai_port), "--gemini-port",
+         str(gemini_port), "--behavior", "hang"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    env = {"AI_PROVIDER": "openai,offline", "OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL":
+           f"http://127.0.0.1:{ai_port}/v1", "WEBHOOK_BUDGET_MS": "2500"}
+    try:
+        wait_for_port(ai_port)
+        outcomes = run_storm(db_path, 40, env)
+        finish_with_sweepers(db_path, env)
+        state = httpx.get(f"http://127.0.0.1:{ai_port}/_state", timeout=5).json()
+    finally:
+        fake_ai.kill()
+        fake_ai.wait(10)
+    assert_every_conversation_done(db_path, 40)
+    assert state["calls"] >= PROCESSES and state["disconnects"] >= PROCESSES  # it was asked, and hung up on
+    # The budget: the drain's 2.5 s plus the ingress's 1 s grace; 1.5 s of slack for a loaded 2-core machine.
+    slowest = max(o["max_s"] for o in outcomes)
+    assert slowest < 2.5 + 1.0 + 1.5, f"a webhook call took {slowest:.2f} s"
+
+
+def wait_for_port(port: int, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"nothing listening on {port}")
 
 
 def test_instance_killed_holding_a_lease_mid_message(db_path: Path, tmp_path: Path, caplog) -> None:
