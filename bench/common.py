@@ -6,7 +6,10 @@ import hashlib
 import hmac
 import json
 import platform
+import socket
 import statistics
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +28,8 @@ def bench_env(db_path: Path, **extra: str) -> dict[str, str]:
         "WHATSAPP_PHONE_NUMBER_ID": "106540352242922",
         "SQLITE_PATH": str(db_path),
         "AI_PROVIDER": "offline",
+        "WHATSAPP_API_BASE_URL": "http://127.0.0.1:9/v23.0",  # loopback only; benches that send start a fake
+        "OUTBOX_RATE_PER_SECOND": "100000",
     }
     env.update(extra)
     return env
@@ -97,3 +102,21 @@ class Stopwatch:
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.start
+
+
+def start_fake_graph() -> tuple[subprocess.Popen[bytes], str]:
+    """A fake Graph API in its own process on a free loopback port; answers (process, base URL)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "local_host.fake_graph", "--port", str(port)],
+                            cwd=Path(__file__).resolve().parents[1], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return proc, f"http://127.0.0.1:{port}/v23.0"
+        time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("fake Graph API did not start")

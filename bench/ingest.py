@@ -27,6 +27,7 @@ from pathlib import Path
 
 import aiohttp
 
+from bench.common import start_fake_graph
 from bot.webhook.signature import sign_body
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -192,13 +193,6 @@ class Host:
             self.proc.wait(15)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-
-
-def start_fake_graph() -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "local_host.fake_graph", "--port", str(port)], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return proc, f"http://127.0.0.1:{port}/v23.0"
 
 
 async def measure(host: Host, deliveries: list[Delivery], warm: list[Delivery], args: argparse.Namespace,

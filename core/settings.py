@@ -84,6 +84,7 @@ class Settings:
     outbox_max_attempts: int = 5
     outbox_claim_timeout_ms: int = 60_000
     outbox_at_least_once: bool = False
+    outbox_eager_dispatch: bool = True  # send replies right after their transition commits (else: the sweep only)
     applicationinsights_connection_string: str = field(default="", repr=False)
     db_pool_size: int = 8
 
@@ -124,6 +125,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         outbox_max_attempts=_int(env, "OUTBOX_MAX_ATTEMPTS", 5, minimum=1),
         outbox_claim_timeout_ms=_int(env, "OUTBOX_CLAIM_TIMEOUT_MS", 60_000, minimum=1_000),
         outbox_at_least_once=_bool(env, "OUTBOX_AT_LEAST_ONCE", False),
+        outbox_eager_dispatch=_bool(env, "OUTBOX_EAGER_DISPATCH", True),
         applicationinsights_connection_string=_text(env, "APPLICATIONINSIGHTS_CONNECTION_STRING"),
         db_pool_size=_int(env, "DB_POOL_SIZE", 8, minimum=1),
     )

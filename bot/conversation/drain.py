@@ -34,6 +34,8 @@ INSTANCE = f"{socket.gethostname()}:{os.getpid()}"
 
 async def notify_replies_committed(rt: Runtime, recipient: str) -> None:
     """Eager dispatch right after the commit that queued replies; a failure only delays them to the sweep."""
+    if not rt.settings.outbox_eager_dispatch:
+        return
     try:
         await dispatch_recipient(rt, recipient)
     except Exception as exc:
