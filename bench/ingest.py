@@ -187,7 +187,17 @@ class Host:
                 cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT)
         wait_ready(self.base, self.proc)
 
+    def peak_rss_mb(self) -> float:
+        """VmHWM: the host process's peak resident set size so far (Linux)."""
+        try:
+            status = Path(f"/proc/{self.proc.pid}/status").read_text()
+        except OSError:
+            return float("nan")
+        kb = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")), 0)
+        return kb / 1024
+
     def stop(self) -> None:
+        self.peak_mb = self.peak_rss_mb()
         self.proc.terminate()
         try:
             self.proc.wait(15)
@@ -281,6 +291,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ledger ({label}): {summary['rows']} rows for {summary['rows'] + summary['lost']} distinct wamids "
               f"sent, {summary['duplicate_rows']} duplicate rows, {summary['lost']} lost; Reintentos total "
               f"{summary['reintentos']} for {summary['redeliveries_sent']} redeliveries sent")
+    peaks = [f"ingest only {host.peak_mb:.0f} MB"] + ([f"with drain {host2.peak_mb:.0f} MB"] if drain_rounds else [])
+    print(f"local host peak RSS (VmHWM): {', '.join(peaks)}")
     print(f"host logs: {tmp}")
     return 0
 
