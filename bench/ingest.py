@@ -258,7 +258,8 @@ def main(argv: list[str] | None = None) -> int:
     drain_summary: dict[str, int] | None = None
     if not args.no_drain_run:
         graph, graph_url = start_fake_graph()
-        host2 = Host(tmp, "drain", WHATSAPP_API_BASE_URL=graph_url)
+        # The per-number send limit (80/s, Meta's default) would otherwise be what this row measures.
+        host2 = Host(tmp, "drain", WHATSAPP_API_BASE_URL=graph_url, OUTBOX_RATE_PER_SECOND="100000")
         try:
             _, drain_rounds = asyncio.run(measure(host2, deliveries, warm, args, with_noop=False))
         finally:
