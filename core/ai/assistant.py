@@ -22,10 +22,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from core import events
 from core.ai.offline import normalize
 from core.ai.remote import TERMINAL_STATUSES, AssistantBackend, RemoteResponse
 from core.errors import AIProviderError, ConversationBusy
-from core.metrics import orphaned_runs_cancelled_total
 from core.resilience.timeouts import OperationTimeout, with_timeout
 from core.storage import ai_runs
 from core.storage.ai_runs import AiRun
@@ -221,9 +221,7 @@ async def recover_orphaned_runs(
     """
     runs = await ai_runs.list_active_ai_runs(db, limit)
     if runs or always_log:
-        log.info(
-            "ORPHANED_RUNS_RECOVERY_START: Iniciando recuperación de respuestas IA huérfanas (activas=%d)", len(runs)
-        )
+        events.orphaned_runs_recovery_start(max_age_ms)
     cancelled = 0
     delivered: list[tuple[str, str]] = []
     for run in runs:
@@ -232,9 +230,7 @@ async def recover_orphaned_runs(
         if outcome.delivered is not None:
             delivered.append((run.telefono, outcome.delivered))
     if runs or always_log:
-        log.info(
-            "ORPHANED_RUNS_RECOVERY_COMPLETE: Recuperación completada revisadas=%d canceladas=%d", len(runs), cancelled
-        )
+        events.orphaned_runs_recovery_complete(len(runs), cancelled)
     return RecoveryReport(checked=len(runs), cancelled=cancelled, delivered=tuple(delivered))
 
 
@@ -293,16 +289,8 @@ async def _check_run(
         won = await _settle(db, run, "completed", text, now_ms(), deliver)
         return _RunCheck(active=False, delivered=text if won else None)
     won = await _settle(db, run, "cancelled", ANSWER_ABANDONED, now_ms(), deliver)
-    orphaned_runs_cancelled_total.inc()
-    log.warning(
-        "ORPHANED_RUN_CANCELLED: Respuesta IA huérfana cancelada telefono=%s conversacion=%s respuesta=%s "
-        "estado=%s edadMinutos=%d",
-        mask_phone(run.telefono),
-        run.conversacion_id,
-        run.id,
-        remote.status if remote is not None else run.estado,
-        age_ms // 60_000,
-    )
+    events.orphaned_run_cancelled(run.telefono, run.id, remote.status if remote is not None else run.estado,
+                                  age_ms, run.conversacion_id or "")
     return _RunCheck(active=False, cancelled=1, delivered=ANSWER_ABANDONED if won else None)
 
 
