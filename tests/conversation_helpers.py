@@ -23,13 +23,15 @@ def text_message(phone: str, body: str, ts: int, *, wamid: str | None = None, bs
 
 
 def put_in_inbox(db_path: Path | str, msg: InboundMessage) -> None:
-    """Insert a pending inbox row the way the webhook's registration does (first delivery)."""
-    with sqlite3.connect(db_path, timeout=30) as conn:
-        conn.execute(
-            "INSERT INTO MensajesProcesados (MessageId, Telefono, Tipo, Payload, Estado, WaTimestamp, RecibidoEn)"
-            " VALUES (?, ?, ?, ?, 'pendiente', ?, ?) ON CONFLICT (MessageId) DO UPDATE SET Reintentos = Reintentos + 1",
-            (msg.wamid, msg.conversation_key, msg.kind.value, msg.to_json(), msg.timestamp, int(time.time() * 1000)),
-        )
+    """Register a delivery exactly as the webhook does (the real atomic statement), on its own connection."""
+    from core.storage.inbox import register_message_tx
+    from core.storage.sqlite import SqliteDatabase
+
+    db = SqliteDatabase(str(db_path), pool_size=1)
+    try:
+        db.run_sync(lambda tx: register_message_tx(tx, msg, int(time.time() * 1000)))
+    finally:
+        db.close()
 
 
 def query(db_path: Path | str, sql: str, *params: object) -> list[tuple]:
