@@ -1,0 +1,47 @@
+"""What Azure installs is requirements.txt only: the deployed code (function_app.py, bot/, core/) must not
+import the local host's or the tests' tools (aiohttp, croniter, pytest, ...), nor local_host itself."""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+from tests.conftest import ROOT
+
+# Import names provided by requirements.txt (and their own dependencies that we use on purpose).
+DEPLOYED = {"azure", "pyodbc", "openai", "google", "tenacity", "httpx", "prometheus_client", "opentelemetry"}
+OWN = {"bot", "core", "function_app"}
+
+
+def deployed_sources() -> list[Path]:
+    return [ROOT / "function_app.py", *sorted((ROOT / "bot").rglob("*.py")), *sorted((ROOT / "core").rglob("*.py"))]
+
+
+def imported_roots(path: Path) -> set[str]:
+    roots: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            roots.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            roots.add(node.module.split(".")[0])
+    return roots
+
+
+def test_deployed_code_imports_only_what_azure_installs() -> None:
+    allowed = DEPLOYED | OWN | set(sys.stdlib_module_names) | {"__future__"}
+    offenders = {str(p.relative_to(ROOT)): sorted(imported_roots(p) - allowed) for p in deployed_sources()}
+    assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_core_never_imports_bot() -> None:
+    offenders = [str(p.relative_to(ROOT)) for p in sorted((ROOT / "core").rglob("*.py")) if "bot" in imported_roots(p)]
+    assert offenders == []
+
+
+def test_requirements_are_pinned() -> None:
+    for name in ("requirements.txt", "requirements-dev.txt"):
+        for line in (ROOT / name).read_text().splitlines():
+            line = line.split("#")[0].strip()
+            if line and not line.startswith("-r"):
+                assert "==" in line, f"{name}: {line} is not pinned"
