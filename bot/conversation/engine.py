@@ -15,7 +15,6 @@ from core.ai.types import FALLBACK_INTENT, Intent, IntentProvider
 from core.resilience.retry import with_session_retry
 from core.storage.conversations import (
     ReplyWrite,
-    ReportWrite,
     Session,
     TransitionWrite,
     commit_transition,
@@ -53,10 +52,6 @@ class Handled:
 
 
 def to_write(session: Session, msg: InboundMessage, inbox_id: int | None, tr: Transition, now: int) -> TransitionWrite:
-    report = None
-    if tr.report is not None:
-        report = ReportWrite(report_number(inbox_id or 0), tr.report.kind, tr.report.equipment_id,
-                             tr.report.description, tr.report.data)
     replies = tuple(ReplyWrite(msg.recipient, m.kind, m.to_json(), m.body) for m in tr.replies)
     return TransitionWrite(
         key=session.key,
@@ -70,7 +65,7 @@ def to_write(session: Session, msg: InboundMessage, inbox_id: int | None, tr: Tr
         now_ms=now,
         inbox_id=inbox_id,
         message_id=msg.wamid,
-        report=report,
+        report=tr.report,
         replies=replies,
     )
 

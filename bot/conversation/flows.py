@@ -15,7 +15,7 @@ from typing import Any
 from bot.conversation import replies as r
 from bot.messages import InboundMessage, MessageKind
 from core.ai.types import Extraction, Intencion, Intent, TermKind, TipoEquipo
-from core.storage.conversations import Equipment, Session
+from core.storage.conversations import Equipment, ReportWrite, Session
 from core.whatsapp.outgoing import OutgoingMessage
 
 
@@ -47,21 +47,13 @@ class Needs:
 
 
 @dataclass(frozen=True, slots=True)
-class ReportDraft:
-    kind: str
-    equipment_id: int | None
-    description: str
-    data: Mapping[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
 class Transition:
     state: Estado
     data: Mapping[str, Any]
     equipment_id: int | None
     replies: tuple[OutgoingMessage, ...]
     description: str
-    report: ReportDraft | None = None
+    report: ReportWrite | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,7 +151,7 @@ def _file_report(inp: FlowInput, data: Mapping[str, Any], problem: str) -> Trans
         label = f"Vehículo placa {data.get('placa', '')}"
         details = {"empleado": data.get("empleado"), "placa": data.get("placa")}
         equipment_id = None
-    report = ReportDraft(kind, equipment_id, problem, details)
+    report = ReportWrite(inp.report_number, kind, equipment_id, problem, details)
     reply = r.text(r.report_filed(inp.report_number, label, problem))
     return Transition(Estado.FINALIZADO, {"ultimo_reporte": inp.report_number}, None, (reply,),
                       f"Reporte {inp.report_number} creado", report)
