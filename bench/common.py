@@ -9,13 +9,13 @@ import platform
 import socket
 import statistics
 import subprocess
-import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 from core.storage.migrate import migrate_sqlite, seed_sqlite
 from core.storage.sqlite import SqliteDatabase
+from local_host import fake_graph
 
 BENCH_SECRET = "bench-app-secret"
 
@@ -106,17 +106,7 @@ class Stopwatch:
 
 def start_fake_graph() -> tuple[subprocess.Popen[bytes], str]:
     """A fake Graph API in its own process on a free loopback port; answers (process, base URL)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "local_host.fake_graph", "--port", str(port)],
-                            cwd=Path(__file__).resolve().parents[1], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return proc, f"http://127.0.0.1:{port}/v23.0"
-        time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("fake Graph API did not start")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return fake_graph.spawn(port), f"http://127.0.0.1:{port}/v23.0"

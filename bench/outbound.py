@@ -33,7 +33,8 @@ import httpx  # noqa: E402
 from core.storage.migrate import migrate_sqlite  # noqa: E402
 from core.storage.outbox import OutboxState, Outcome, claim_outbound, record_outcomes  # noqa: E402
 from core.storage.sqlite import SqliteDatabase  # noqa: E402
-from tests.outbox_support import queue_texts, start_graph_process, worker_env  # noqa: E402
+from local_host import fake_graph  # noqa: E402
+from tests.outbox_support import queue_texts, worker_env  # noqa: E402
 
 WORKER_CAP_S = 60.0
 
@@ -183,7 +184,7 @@ def main() -> None:
     from tests.conftest import free_port
 
     port = free_port()
-    graph = start_graph_process(port)
+    graph = fake_graph.spawn(port)
     rows: list[tuple[str, str, str, str]] = []
     try:
         bare = bare_commit_rate(work)

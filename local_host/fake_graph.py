@@ -14,9 +14,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
+import socket
+import subprocess
+import sys
 import time
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -115,6 +119,23 @@ def _graph_error(status: int, code: int, message: str) -> web.Response:
         {"error": {"message": message, "type": "OAuthException", "code": code, "fbtrace_id": uuid.uuid4().hex[:11]}},
         status=status,
     )
+
+
+def spawn(port: int, timeout_s: float = 20) -> subprocess.Popen[bytes]:
+    """`python -m local_host.fake_graph` in its own process on `port`, returned once it is listening."""
+    proc = subprocess.Popen([sys.executable, "-m", "local_host.fake_graph", "--port", str(port)],
+                            cwd=Path(__file__).resolve().parents[1], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return proc
+        if proc.poll() is not None:
+            raise RuntimeError("fake Graph API exited at start")
+        time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("fake Graph API did not start")
 
 
 def main() -> None:

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -38,24 +35,6 @@ class InProcessGraph:
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
-
-
-def start_graph_process(port: int) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "local_host.fake_graph", "--port", str(port)], cwd=ROOT,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/_sent", timeout=1)
-            return proc
-        except httpx.TransportError:
-            if proc.poll() is not None:
-                raise RuntimeError("fake graph exited") from None
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("fake graph did not start")
 
 
 def sent_by_graph(port: int) -> list[dict]:

@@ -19,10 +19,11 @@ import pytest
 from bot.conversation.sweeper import sweep_conversations
 from bot.runtime import build_runtime
 from core.settings import load_settings
+from local_host import fake_graph
 from tests import storm_worker as sw
 from tests.conftest import ROOT, base_env, free_port
 from tests.conversation_helpers import put_in_inbox, query, text_message
-from tests.outbox_support import sent_by_graph, start_graph_process
+from tests.outbox_support import sent_by_graph
 
 CONVERSATIONS = 210
 PROCESSES = 4
@@ -91,7 +92,7 @@ def assert_every_conversation_done(db_path: Path, conversations: int) -> int:
 
 def test_storm_every_conversation_ends_with_exactly_one_report(db_path: Path) -> None:
     port = free_port()
-    graph = start_graph_process(port)
+    graph = fake_graph.spawn(port)
     env = {"WHATSAPP_API_BASE_URL": f"http://127.0.0.1:{port}/v23.0", "OUTBOX_RATE_PER_SECOND": "100000"}
     try:
         run_storm(db_path, CONVERSATIONS, env)

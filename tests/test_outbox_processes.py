@@ -22,8 +22,9 @@ from bot.runtime import Runtime
 from core.settings import load_settings
 from core.storage.outbox import count_by_state, count_campaign, list_recipient
 from core.storage.sqlite import SqliteDatabase
+from local_host import fake_graph
 from tests.conftest import ROOT, base_env, free_port
-from tests.outbox_support import queue_texts, sent_by_graph, start_graph_process, worker_env
+from tests.outbox_support import queue_texts, sent_by_graph, worker_env
 
 pytestmark = pytest.mark.slow
 
@@ -31,7 +32,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture
 def graph_port() -> int:
     port = free_port()
-    proc = start_graph_process(port)
+    proc = fake_graph.spawn(port)
     yield port
     proc.terminate()
     proc.wait(10)
