@@ -7,7 +7,7 @@ The conversation engine calls (all take the `Runtime`):
     outcome = await ask_question(rt, key, text, conversation_id, message_id=wamid, budget_ms=...)
     # outcome.answer: queue it as the reply now; None + outcome.pending: the sweeper delivers it later
     # outcome.conversation_id: keep it on the session (SesionesChat.ConversacionIA)
-The timer in bot/functions/ai_recovery.py runs `sweep_ai_responses` at start-up and on schedule.
+The timer in bot/functions/ai_recovery.py runs `sweep_ai_responses` (bot/conversation/sweeper.py).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import time
 
 from bot.runtime import Runtime
 from core.ai import assistant
-from core.ai.assistant import AskOutcome, RecoveryReport
+from core.ai.assistant import AskOutcome
 from core.ai.remote import AssistantBackend
 from core.ai.service import IntentService, build_assistant_backend, build_intent_service
 from core.ai.types import IntentProvider
@@ -106,21 +106,3 @@ def enqueue_answer(tx: Tx, run: AiRun, text: str) -> None:
             "message_id_origen": run.message_id,
         },
     )
-
-
-async def sweep_ai_responses(rt: Runtime, *, startup: bool = False) -> RecoveryReport:
-    """Deliver finished background answers, cancel orphans, then drain the phones they were holding."""
-    report = await assistant.recover_orphaned_runs(
-        rt.db,
-        get_assistant(rt),
-        max_age_ms=rt.settings.orphaned_run_max_age_ms,
-        deliver=enqueue_answer,
-        always_log=startup,
-    )
-    keys = sorted({key for key, _ in report.delivered})
-    if keys:
-        # Their later messages waited for these responses; handle them now.
-        from bot.conversation.drain import drain_conversations
-
-        await drain_conversations(rt, keys, time.monotonic() + rt.settings.webhook_budget_ms / 1000)
-    return report

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+from core.handoff import HandoffQueue, StorageQueueHandoff
 from core.settings import Settings, load_settings
 from core.storage import open_database
 from core.storage.database import Database
@@ -22,11 +23,21 @@ class Runtime:
     settings: Settings
     db: Database
     extras: dict[str, object] = field(default_factory=dict)
+    # The webhook -> worker queue. The local host and tests install an in-process one; on Azure it is
+    # built on first use from AzureWebJobsStorage (raising HandoffError, which callers log, if unset).
+    handoff: HandoffQueue | None = None
+
+    def get_handoff(self) -> HandoffQueue:
+        if self.handoff is None:
+            self.handoff = StorageQueueHandoff(self.settings.azure_webjobs_storage)
+        return self.handoff
 
     async def aclose(self) -> None:
         from bot.assistant import close_ai
 
         await close_ai(self)
+        if self.handoff is not None:
+            await self.handoff.aclose()
         self.db.close()
 
 

@@ -15,6 +15,7 @@ from core.telemetry import log_event, mask_phone
 
 log = logging.getLogger("reportes_bot.eventos")
 
+QUEUE_WAIT_LOG_MS = 5_000  # a wait this long means the worker is behind: worth a line, not every time
 BREAKER_STATES = {"CLOSED": 0, "HALF_OPEN": 1, "OPEN": 2}
 _OPERATION_PART = re.compile(r"\w*")
 
@@ -108,3 +109,21 @@ def duplicate_delivery(wamid: str, reintento: int, telefono: str | None = None) 
     metrics.duplicate_deliveries_total.inc()
     log_event(log, logging.INFO, "Mensaje duplicado detectado (MERGE)", f"{wamid}, reintento #{reintento}",
               wamid=wamid, reintento=reintento, telefono=telefono)
+
+
+# -- hand-off and reply latency -------------------------------------------------------------------
+
+
+def reply_sent(telefono: str, latency_ms: int) -> None:
+    """A reply reached Meta: `latency_ms` from the webhook receiving the message that caused it."""
+    metrics.reply_latency_seconds.observe(latency_ms / 1000)
+    log_event(log, logging.INFO, "REPLY_LATENCY", f"Respuesta aceptada por Meta en {latency_ms}ms",
+              telefono=telefono, latenciaMs=latency_ms)
+
+
+def queue_wait(telefono: str, wait_ms: int, dequeue_count: int) -> None:
+    """The worker picked up a conversation `wait_ms` after it was queued (its `dequeue_count`-th try)."""
+    metrics.queue_wait_seconds.observe(wait_ms / 1000)
+    if wait_ms >= QUEUE_WAIT_LOG_MS or dequeue_count > 1:
+        log_event(log, logging.WARNING, "QUEUE_WAIT", f"Conversación esperó {wait_ms}ms en la cola",
+                  telefono=telefono, esperaColaMs=wait_ms, intentoCola=dequeue_count)

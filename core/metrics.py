@@ -6,7 +6,7 @@ most of these counters move.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, disable_created_metrics
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 
 # `*_created` timestamps double the exposition and no dashboard here reads them.
 disable_created_metrics()
@@ -35,4 +35,20 @@ messages_processed_total = Counter(
 outbound_sends_total = Counter("outbound_sends_total", "Outbound send outcomes", ["outcome"], registry=REGISTRY)
 breaker_state = Gauge(
     "circuit_breaker_state", "0 closed, 1 half-open, 2 open", ["provider"], registry=REGISTRY
+)
+handoff_total = Counter(
+    "handoff_total", "Conversation keys handed to the worker queue", ["origin", "outcome"], registry=REGISTRY
+)
+handoff_queue_depth = Gauge(
+    "handoff_queue_depth", "Messages waiting in the worker queue (local host; on Azure read the queue)", ["queue"],
+    registry=REGISTRY,
+)
+# Buckets from 5 ms (an idle in-process queue) to 60 s (a backlog after a crash).
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+queue_wait_seconds = Histogram(
+    "queue_wait_seconds", "Worker queue wait: enqueued -> worker start", buckets=_LATENCY_BUCKETS, registry=REGISTRY
+)
+reply_latency_seconds = Histogram(
+    "reply_latency_seconds", "Webhook received -> reply accepted by Meta", buckets=_LATENCY_BUCKETS,
+    registry=REGISTRY,
 )

@@ -13,6 +13,9 @@ from core.errors import SettingsError
 
 GRAPH_API_DEFAULT = "https://graph.facebook.com/v23.0"
 AI_PROVIDERS = ("offline", "openai", "gemini")
+# One message's worst case (detect 3 s + extract 4 s + interpret 3 s + ask 1.5 s, plus margin) is 13.5 s:
+# a worker budget below this could never start a message.
+WORKER_BUDGET_MIN_MS = 15_000
 
 
 def _text(env: Mapping[str, str], name: str, default: str | None = None, *, required: bool = False) -> str:
@@ -75,7 +78,8 @@ class Settings:
     gemini_model: str = "gemini-2.5-flash"
     lock_timeout_ms: int = 30_000
     orphaned_run_max_age_ms: int = 300_000
-    webhook_budget_ms: int = 2_500
+    worker_budget_ms: int = 30_000  # a queue-triggered drain's time; it never starts a message it cannot finish
+    azure_webjobs_storage: str = field(default="", repr=False)  # the hand-off queue's account (holds its key)
     webhook_max_body_bytes: int = 3 * 1024 * 1024
     session_idle_minutes: int = 30
     inbox_max_attempts: int = 5
@@ -116,7 +120,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         gemini_model=_text(env, "GEMINI_MODEL", "gemini-2.5-flash"),
         lock_timeout_ms=_int(env, "LOCK_TIMEOUT", 30_000, minimum=100),
         orphaned_run_max_age_ms=_int(env, "ORPHANED_RUN_MAX_AGE", 300_000, minimum=1_000),
-        webhook_budget_ms=_int(env, "WEBHOOK_BUDGET_MS", 2_500, minimum=100),
+        worker_budget_ms=_int(env, "WORKER_BUDGET_MS", 30_000, minimum=WORKER_BUDGET_MIN_MS),
+        azure_webjobs_storage=_text(env, "AzureWebJobsStorage"),
         webhook_max_body_bytes=_int(env, "WEBHOOK_MAX_BODY_BYTES", 3 * 1024 * 1024, minimum=1024),
         session_idle_minutes=_int(env, "SESSION_IDLE_MINUTES", 30, minimum=1),
         inbox_max_attempts=_int(env, "INBOX_MAX_ATTEMPTS", 5, minimum=1),

@@ -52,10 +52,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"local_host: no se pudo preparar la base de datos: {exc}", file=sys.stderr)
         return 2
 
+    from core.handoff import HANDOFF_QUEUE
     from function_app import app
-    from local_host.server import build_web_app
+    from local_host.server import QUEUES_KEY, build_web_app
 
     web_app = build_web_app(app, run_timers=not args.no_timers)
+    # The webhook hands off to the in-process queue the conversation worker listens on.
+    runtime.handoff = web_app[QUEUES_KEY].get(HANDOFF_QUEUE)
     try:
         from local_host.console import mount_console
     except ImportError:
@@ -72,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {function.name}: [{','.join(function.methods)}] {base}/api/{function.route}", flush=True)
     for timer in web_app["timers"]:
         print(f"  {timer.name}: timer {timer.schedule}", flush=True)
+    for queue_fn in web_app["queue_functions"]:
+        print(f"  {queue_fn.name}: cola {queue_fn.queue_name} (en memoria)", flush=True)
     if console_url:
         print(f"  consola de chat: {console_url}", flush=True)
     web.run_app(web_app, host=args.host, port=args.port, print=lambda *_: None, access_log=None)

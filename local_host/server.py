@@ -1,4 +1,5 @@
-"""Serve `function_app.app` on one asyncio loop: HTTP functions at /api/<route>, timers on schedule.
+"""Serve `function_app.app` on one asyncio loop: HTTP functions at /api/<route>, timers on schedule,
+queue triggers from in-process queues (local_host/queues.py).
 
 aiohttp does the HTTP; this module only converts aiohttp requests into `func.HttpRequest` and
 `func.HttpResponse` back, the way the Functions Python worker does. Function keys are not checked
@@ -12,17 +13,21 @@ import inspect
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import azure.functions as func
 from aiohttp import web
 
+from local_host.queues import LocalQueue, QueueOptions
 from local_host.timers import run_timer
 
 log = logging.getLogger("local_host")
 # Above the webhook's own cap, so the function (not the server) decides about big bodies.
 MAX_BODY_BYTES = 16 * 1024 * 1024
 EXTRA_ROUTES_KEY: web.AppKey[list[Callable[[web.Application], None]]] = web.AppKey("extra_routes", list)
+QUEUES_KEY: web.AppKey[dict[str, LocalQueue]] = web.AppKey("queues", dict)
+HOST_JSON = Path(__file__).resolve().parents[1] / "host.json"
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,8 +48,16 @@ class TimerFunction:
     fn: Callable[..., Any]
 
 
-def discover(app: func.FunctionApp) -> tuple[list[HttpFunction], list[TimerFunction]]:
-    http, timers = [], []
+@dataclass(frozen=True, slots=True)
+class QueueFunction:
+    name: str
+    queue_name: str
+    arg_name: str
+    fn: Callable[..., Any]
+
+
+def discover(app: func.FunctionApp) -> tuple[list[HttpFunction], list[TimerFunction], list[QueueFunction]]:
+    http, timers, queues = [], [], []
     for function in app.get_functions():
         trigger = function.get_trigger()
         fn = function.get_user_function()
@@ -55,9 +68,11 @@ def discover(app: func.FunctionApp) -> tuple[list[HttpFunction], list[TimerFunct
             http.append(HttpFunction(name, route.strip("/"), methods, trigger.name, fn))
         elif trigger.type == "timerTrigger":
             timers.append(TimerFunction(name, trigger.schedule, bool(trigger.run_on_startup), trigger.name, fn))
+        elif trigger.type == "queueTrigger":
+            queues.append(QueueFunction(name, trigger.queue_name, trigger.name, fn))
         else:
             log.warning("Función %s con trigger %s no soportado localmente; se omite", name, trigger.type)
-    return http, timers
+    return http, timers, queues
 
 
 def to_http_request(request: web.Request, body: bytes) -> func.HttpRequest:
@@ -103,14 +118,30 @@ def make_handler(function: HttpFunction) -> Callable[[web.Request], Any]:
     return handler
 
 
-def build_web_app(app: func.FunctionApp, *, run_timers: bool = True) -> web.Application:
-    http, timers = discover(app)
+def build_web_app(app: func.FunctionApp, *, run_timers: bool = True, host_json: Path = HOST_JSON) -> web.Application:
+    http, timers, queue_functions = discover(app)
     web_app = web.Application(client_max_size=MAX_BODY_BYTES)
     for function in http:
         for method in function.methods:
             web_app.router.add_route(method, f"/api/{function.route}", make_handler(function))
     web_app["functions"] = http
     web_app["timers"] = timers
+    web_app["queue_functions"] = queue_functions
+    options = QueueOptions.from_host_json(host_json)
+    queues = {f.queue_name: LocalQueue(f.queue_name, options) for f in queue_functions}
+    web_app[QUEUES_KEY] = queues
+
+    if queue_functions:
+
+        async def queues_ctx(_: web.Application) -> Any:
+            tasks = [asyncio.create_task(queues[f.queue_name].run(f.fn, f.arg_name), name=f.name)
+                     for f in queue_functions]
+            yield
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        web_app.cleanup_ctx.append(queues_ctx)
 
     if run_timers and timers:
 

@@ -52,10 +52,20 @@ def run_instance(db_path: str, rounds: Rounds, barrier, env: dict[str, str], con
 
 async def _run_instance(db_path: str, rounds: Rounds, barrier, env: dict[str, str], concurrency: int) -> dict:
     from bot.runtime import build_runtime
+    from tests.worker_helpers import serving_worker, settle
+
+    rt = build_runtime(load_settings(base_env(Path(db_path), DB_POOL_SIZE="4", **env)))
+    async with serving_worker(rt) as queue:  # this instance's queue-triggered worker, in process
+        result = await _deliver_rounds(rt, rounds, barrier, concurrency)
+        await settle(queue, 240)
+    await rt.aclose()
+    return result
+
+
+async def _deliver_rounds(rt, rounds: Rounds, barrier, concurrency: int) -> dict:
     from bot.webhook.ingest import handle_webhook_post
     from tests.webhook_helpers import signed_headers
 
-    rt = build_runtime(load_settings(base_env(Path(db_path), DB_POOL_SIZE="4", **env)))
     gate = asyncio.Semaphore(concurrency)
     delivered, statuses, durations = 0, [], []
 
@@ -72,7 +82,6 @@ async def _run_instance(db_path: str, rounds: Rounds, barrier, env: dict[str, st
     for items in rounds:
         await asyncio.gather(*(deliver(i, s) for i, s in items))
         await asyncio.to_thread(barrier.wait, 300)
-    await rt.aclose()
     return {"delivered": delivered, "statuses": statuses, "max_s": max(durations, default=0.0)}
 
 

@@ -20,6 +20,7 @@ from core.storage.conversations import TransitionWrite, commit_transition, get_s
 from core.storage.leases import acquire_lease, extend_lease, get_lease, release_lease
 from tests.conftest import base_env
 from tests.conversation_helpers import put_in_inbox, query, replies, session_state, text_message
+from tests.worker_helpers import serving_worker, settle
 
 PHONE = "5215512345678"
 
@@ -226,13 +227,17 @@ async def test_write_under_a_lost_lease_commits_nothing(rt: Runtime, db_path: Pa
     assert query(db_path, "SELECT COUNT(*) FROM ColaEnvios") == [(0,)]
 
 
-async def test_sweeper_drains_stalled_conversations_and_expires_idle_sessions(db_path: Path) -> None:
+async def test_sweeper_hands_off_stalled_conversations_and_expires_idle_sessions(db_path: Path) -> None:
     rt = build_runtime(load_settings(base_env(db_path, SESSION_IDLE_MINUTES="1")))
     try:
         put_in_inbox(db_path, text_message(PHONE, "el refri no enfría", 1))
-        query(db_path, "UPDATE MensajesProcesados SET RecibidoEn = RecibidoEn - 10000")
-        result = await sweep_conversations(rt)
-        assert result.messages == 1 and session_state(db_path, PHONE)[0] == "REFRI_ESPERA_SAP"
+        async with serving_worker(rt) as queue:
+            assert (await sweep_conversations(rt)).conversations == 0  # too young: its hand-off is on the way
+            query(db_path, "UPDATE MensajesProcesados SET RecibidoEn = RecibidoEn - 60000")
+            result = await sweep_conversations(rt)
+            assert (result.conversations, result.handed_off) == (1, 1)
+            await settle(queue)
+        assert session_state(db_path, PHONE)[0] == "REFRI_ESPERA_SAP"
         query(db_path, "UPDATE SesionesChat SET UltimaActividad = UltimaActividad - 120000")
         result = await sweep_conversations(rt)
         assert result.expired == 1

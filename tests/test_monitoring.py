@@ -13,6 +13,7 @@ import subprocess
 
 import pytest
 
+from bot.conversation.worker import MESSAGE_RESERVE_MS
 from core import events
 from core.settings import load_settings
 from monitoring.alerts import ARM_FILE, BICEP_FILE, PARAMETERS, RULES, load_queries, render_arm, render_bicep
@@ -301,8 +302,9 @@ def test_host_json_keeps_what_the_alerts_read(tmp_path) -> None:
     assert levels["Host.Results"] == "Information"  # the requests table (error rate, p95)
     h, m, s = (int(x) for x in host["functionTimeout"].split(":"))
     timeout_ms = ((h * 60 + m) * 60 + s) * 1000
-    budget = load_settings({"WHATSAPP_APP_SECRET": "x", "WHATSAPP_VERIFY_TOKEN": "y"}).webhook_budget_ms
-    assert timeout_ms >= 10 * budget  # a safety net far above the drain budget, never the thing that stops it
+    budget = load_settings({"WHATSAPP_APP_SECRET": "x", "WHATSAPP_VERIFY_TOKEN": "y"}).worker_budget_ms
+    # A safety net above the worker's budget plus one whole message and its sends, never what stops it.
+    assert timeout_ms >= 2 * budget + MESSAGE_RESERVE_MS
 
 
 # -- Prometheus rules -----------------------------------------------------------------------------------

@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from bot.conversation import drain
 from bot.messages import InboundMessage
 from bot.runtime import Runtime, build_runtime
 from bot.webhook.ingest import handle_verification, handle_webhook_post
 from bot.webhook.signature import sign_body
+from core.handoff import HANDOFF_QUEUE, HandoffError
 from core.metrics import duplicate_deliveries_total
 from core.settings import Settings, load_settings
 from tests.conftest import APP_SECRET, FIXTURES, VERIFY_TOKEN, base_env
@@ -79,16 +79,35 @@ async def rt(settings: Settings) -> AsyncIterator[Runtime]:
     await runtime.aclose()
 
 
+class RecordingQueue:
+    """A hand-off queue that records what the webhook queues (or refuses it, like a storage outage)."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []
+        self.fail = False
+
+    async def enqueue(self, keys: Iterable[str]) -> None:
+        if self.fail:
+            raise HandoffError("cola no disponible")
+        self.calls.append(list(keys))
+
+    def depth(self) -> int:
+        return 0
+
+    async def aclose(self) -> None:
+        pass
+
+
 @pytest.fixture
-def drained(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
-    """Record what the ingress hands to the drain (the drain itself is issue 4's)."""
-    calls: list[list[str]] = []
+def queue(rt: Runtime) -> RecordingQueue:
+    rt.handoff = recording = RecordingQueue()
+    return recording
 
-    async def record(rt: Runtime, keys: Iterable[str], deadline: float) -> None:
-        calls.append(list(keys))
 
-    monkeypatch.setattr(drain, "drain_conversations", record)
-    return calls
+@pytest.fixture
+def drained(queue: RecordingQueue) -> list[list[str]]:
+    """The conversation keys the webhook handed to the worker queue, one list per POST."""
+    return queue.calls
 
 
 async def post(rt: Runtime, body: bytes, headers: dict[str, str] | None = None) -> tuple[int, str]:
@@ -117,13 +136,15 @@ async def test_fixture_lands_as_expected(name: str, rt: Runtime, db_path: Path, 
     new_keys = list(dict.fromkeys(e[2] for e in expected if e[1] != "status"))
     assert drained == ([new_keys] if new_keys else [])
 
-    # A redelivery of the whole POST: still 200, no new row, every row counted once more, no drain.
+    # A redelivery of the whole POST: still 200, no new row, every row counted once more. The messages
+    # are still pending (no worker ran), so their conversations are handed off again: a lost hand-off
+    # heals on Meta's next delivery.
     assert await post(rt, body) == (200, "EVENT_RECEIVED")
     again = ledger(db_path)
     assert [r["MessageId"] for r in again] == [r["MessageId"] for r in rows]
     assert all(r["Reintentos"] == 1 and r["UltimoReintento"] is not None for r in again)
     assert all(r["Estado"] == e[3] for r, e in zip(again, expected, strict=True))
-    assert len(drained) == (1 if new_keys else 0)
+    assert drained == ([new_keys, new_keys] if new_keys else [])
 
 
 async def test_username_only_user_is_keyed_by_bsuid(rt: Runtime, db_path: Path, drained: list[list[str]]) -> None:
@@ -264,16 +285,47 @@ async def test_unknown_message_type_is_kept_as_unknown(rt: Runtime, db_path: Pat
     assert "tipo de mensaje desconocido 'hologram'" in caplog.text
 
 
-async def test_failing_drain_still_answers_200(rt: Runtime, db_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                               caplog: pytest.LogCaptureFixture) -> None:
-    async def explode(rt: Runtime, keys: Iterable[str], deadline: float) -> None:
-        raise RuntimeError("engine bug")
-
-    monkeypatch.setattr(drain, "drain_conversations", explode)
+async def test_failed_handoff_still_answers_200(rt: Runtime, db_path: Path, queue: RecordingQueue,
+                                                caplog: pytest.LogCaptureFixture) -> None:
+    queue.fail = True
     assert (await post(rt, encode(text_payload("wamid.DR1", ANA, "hola"))))[0] == 200
     (row,) = ledger(db_path)
-    assert row["Estado"] == "pendiente"  # the durable inbox keeps it for the next drain
-    assert "el drenado falló" in caplog.text
+    assert row["Estado"] == "pendiente"  # the durable inbox keeps it for the redelivery or the sweep
+    assert "HANDOFF_FALLIDO origen=webhook conversaciones=1" in caplog.text
+    # Meta's redelivery hands it off once the queue is back.
+    queue.fail = False
+    assert (await post(rt, encode(text_payload("wamid.DR1", ANA, "hola"))))[0] == 200
+    assert queue.calls == [[ANA]]
+
+
+async def test_an_already_handled_redelivery_is_not_handed_off(rt: Runtime, db_path: Path,
+                                                              drained: list[list[str]]) -> None:
+    body = encode(text_payload("wamid.DONE", ANA, "hola"))
+    assert (await post(rt, body))[0] == 200
+    import sqlite3
+
+    with sqlite3.connect(db_path) as conn:
+        conn.execute("UPDATE MensajesProcesados SET Estado = 'procesado' WHERE MessageId = 'wamid.DONE'")
+    assert (await post(rt, body))[0] == 200
+    assert drained == [[ANA]]
+
+
+@pytest.mark.parametrize("connection", [
+    "",  # not configured at all
+    # A storage account that refuses connections (nothing listens on the discard port).
+    "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=Zm9v;"
+    "QueueEndpoint=http://127.0.0.1:9/devstoreaccount1",
+])
+async def test_azure_queue_unreachable_answers_200_and_logs(connection: str, db_path: Path,
+                                                           caplog: pytest.LogCaptureFixture) -> None:
+    """The real SDK path: the ack does not depend on the storage account being up."""
+    rt = build_runtime(load_settings(base_env(db_path, AzureWebJobsStorage=connection)))
+    try:
+        assert (await post(rt, encode(text_payload("wamid.AZ1", ANA, "hola"))))[0] == 200
+    finally:
+        await rt.aclose()
+    assert ledger(db_path)[0]["Estado"] == "pendiente"
+    assert "HANDOFF_FALLIDO" in caplog.text and "AccountKey" not in caplog.text
 
 
 async def test_database_down_answers_503_so_meta_redelivers(tmp_path: Path) -> None:
@@ -308,20 +360,19 @@ def test_verification_rejects(params: dict[str, str], settings: Settings, db_pat
     assert ledger(db_path) == []
 
 
-async def test_slow_drain_is_cut_at_the_budget(db_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                               caplog: pytest.LogCaptureFixture) -> None:
-    rt = build_runtime(load_settings(base_env(db_path, WEBHOOK_BUDGET_MS="100")))
+async def test_the_request_does_no_conversation_work(rt: Runtime, db_path: Path) -> None:
+    """No lease, no session, no reply inside the request: only the inbox row and the hand-off."""
+    from local_host.queues import LocalQueue
 
-    async def hang(rt: Runtime, keys: Iterable[str], deadline: float) -> None:
-        await asyncio.sleep(60)
-
-    monkeypatch.setattr(drain, "drain_conversations", hang)
-    try:
-        assert (await post(rt, encode(text_payload("wamid.SLOW", ANA, "hola"))))[0] == 200
-    finally:
-        await rt.aclose()
+    rt.handoff = local = LocalQueue(HANDOFF_QUEUE)  # nobody consumes it in this test
+    assert (await post(rt, encode(text_payload("wamid.SLOW", ANA, "hola, el refri no enfría"))))[0] == 200
     assert ledger(db_path)[0]["Estado"] == "pendiente"
-    assert "[Timeout] drain_conversations excedió" in caplog.text
+    assert local.waiting() == [ANA]
+    import sqlite3
+
+    with sqlite3.connect(db_path) as conn:
+        for table in ("BloqueosConversacion", "SesionesChat", "ColaEnvios", "MensajesChat"):
+            assert conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone() == (0,), table
 
 
 async def test_concurrent_posts_from_many_senders(rt: Runtime, db_path: Path, drained: list[list[str]]) -> None:
@@ -331,7 +382,8 @@ async def test_concurrent_posts_from_many_senders(rt: Runtime, db_path: Path, dr
     assert {a[0] for a in answers} == {200}
     rows = ledger(db_path)
     assert len(rows) == 30 and all(r["Reintentos"] == 2 for r in rows)
-    assert sum(len(keys) for keys in drained) == 30  # each new message's sender handed to the drain once
+    # Every POST found its message still pending (no worker here), so every POST handed its sender off.
+    assert sum(len(keys) for keys in drained) == 90
 
 
 async def test_same_second_messages_keep_payload_order(rt: Runtime, db_path: Path, drained: list[list[str]]) -> None:

@@ -2,7 +2,8 @@
 
 Busy lease -> return at once: the holder drains this message too. After releasing, look once more
 for pending rows: a message registered while we held the lease found it busy and relies on us
-(the lost-wakeup gap). Whatever the budget leaves is picked up by the next delivery or the sweeper.
+(the lost-wakeup gap). `deadline` is the last moment a message may start; the worker sets it so a
+started message always has its whole AI budget (bot/conversation/worker.py).
 """
 
 from __future__ import annotations
@@ -32,14 +33,17 @@ BATCH = 20
 INSTANCE = f"{socket.gethostname()}:{os.getpid()}"
 
 
-async def notify_replies_committed(rt: Runtime, recipient: str) -> None:
-    """Eager dispatch right after the commit that queued replies; a failure only delays them to the sweep."""
+async def notify_replies_committed(rt: Runtime, recipient: str) -> int:
+    """Send right after the commit that queued replies; answers how many went out. A failure only
+    delays them to the outbox sweep. This waits on the per-number rate limiter, which is fine here:
+    it runs in the queue-triggered worker, never in the webhook's request."""
     if not rt.settings.outbox_eager_dispatch:
-        return
+        return 0
     try:
-        await dispatch_recipient(rt, recipient)
+        return await dispatch_recipient(rt, recipient)
     except Exception as exc:
         log.warning("Envío inmediato falló (%s): %s", mask_phone(recipient), exc)
+        return 0
 
 
 class Heartbeat:
@@ -150,8 +154,8 @@ async def _drain_under_lease(rt: Runtime, key: str, hb: Heartbeat, deadline: flo
                 return handled, True
             handled += 1
             metrics.messages_processed_total.labels(outcome="ok").inc()
-            if result.transition.replies:
-                await notify_replies_committed(rt, result.recipient)
+            if result.transition.replies and await notify_replies_committed(rt, result.recipient) and row.received_ms:
+                events.reply_sent(key, max(0, now_ms() - row.received_ms))
 
 
 async def _record_failure(rt: Runtime, inbox_id: int, exc: BaseException) -> str | None:

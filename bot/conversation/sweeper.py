@@ -1,4 +1,11 @@
-"""Recovery sweep (timer, and once at start-up): drain conversations left pending, expire idle sessions."""
+"""Recovery sweeps (timers, and once at start-up).
+
+`sweep_conversations` hands every stalled conversation (pending rows, no live lease) to the worker
+queue in bounded batches, so a backlog after a crash clears at the worker's normal rate instead of a
+few conversations per timer tick; then it expires idle sessions. `sweep_ai_responses` delivers
+finished assistant answers, cancels orphaned ones, and hands the conversations they held back to
+the worker.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +15,14 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from bot.conversation.drain import INSTANCE, drain_conversations, notify_replies_committed
+from bot.assistant import enqueue_answer, get_assistant
+from bot.conversation.drain import INSTANCE, notify_replies_committed
 from bot.conversation.engine import now_ms
 from bot.conversation.flows import IDLE_STATES, expire
+from bot.conversation.worker import hand_off
 from bot.runtime import Runtime
+from core.ai import assistant
+from core.ai.assistant import RecoveryReport
 from core.errors import BotError
 from core.storage.conversations import (
     ReplyWrite,
@@ -25,24 +36,34 @@ from core.storage.leases import acquire_lease, release_lease
 from core.telemetry import mask_phone
 
 log = logging.getLogger("bot.conversation.sweeper")
-# A row younger than this probably has a webhook about to drain it; leave it to that webhook.
-GRACE_MS = 2_000
-SWEEP_BUDGET_S = 20.0
-BATCH = 50
+# A row younger than this probably has its queue message on the way. The start-up pass uses no grace:
+# a restarted local host's in-process queue starts empty.
+GRACE_MS = 10_000
+SWEEP_BUDGET_S = 10.0  # for expiring sessions; the hand-off itself is a few statements
+HANDOFF_LIMIT = 2_000  # stalled conversations handed off per sweep (the next sweep takes the rest)
+HANDOFF_BATCH = 100  # keys per queue write
+BATCH = 50  # idle sessions expired per sweep
 
 
 @dataclass(frozen=True, slots=True)
 class SweepResult:
-    conversations: int
-    messages: int
+    conversations: int  # stalled conversations found
+    handed_off: int  # of those, accepted by the worker queue
     expired: int
 
 
-async def sweep_conversations(rt: Runtime, budget_s: float = SWEEP_BUDGET_S) -> SweepResult:
+async def sweep_conversations(rt: Runtime, budget_s: float = SWEEP_BUDGET_S, *,
+                              grace_ms: int = GRACE_MS) -> SweepResult:
+    """Hand stalled conversations to the worker, then expire idle sessions. `handed_off` counts the
+    conversations whose hand-off the queue accepted."""
     deadline = time.monotonic() + budget_s
     now = now_ms()
-    keys = await stalled_conversations(rt.db, now, now - GRACE_MS, BATCH)
-    handled = await drain_conversations(rt, keys, deadline) if keys else 0
+    keys = await stalled_conversations(rt.db, now, now - grace_ms, HANDOFF_LIMIT)
+    handled = 0
+    for start in range(0, len(keys), HANDOFF_BATCH):
+        chunk = keys[start:start + HANDOFF_BATCH]
+        if await hand_off(rt, chunk, origin="barrido"):
+            handled += len(chunk)
     expired = 0
     idle_before = now_ms() - rt.settings.session_idle_minutes * 60_000
     for key in await idle_sessions(rt.db, idle_before, BATCH):
@@ -53,7 +74,8 @@ async def sweep_conversations(rt: Runtime, budget_s: float = SWEEP_BUDGET_S) -> 
         except BotError as exc:
             log.warning("No se pudo expirar la sesión (%s): %s", mask_phone(key), exc)
     if keys or expired:
-        log.info("Barrido: %d conversaciones, %d mensajes, %d sesiones expiradas", len(keys), handled, expired)
+        log.info("Barrido: %d conversaciones estancadas, %d entregadas al worker, %d sesiones expiradas",
+                 len(keys), handled, expired)
     return SweepResult(len(keys), handled, expired)
 
 
@@ -80,3 +102,19 @@ async def expire_session(rt: Runtime, key: str, idle_before_ms: int) -> int:
             await release_lease(rt.db, lease)
     await notify_replies_committed(rt, key)
     return 1
+
+
+async def sweep_ai_responses(rt: Runtime, *, startup: bool = False) -> RecoveryReport:
+    """Deliver finished background answers, cancel orphans, then hand their phones back to the worker."""
+    report = await assistant.recover_orphaned_runs(
+        rt.db,
+        get_assistant(rt),
+        max_age_ms=rt.settings.orphaned_run_max_age_ms,
+        deliver=enqueue_answer,
+        always_log=startup,
+    )
+    keys = sorted({key for key, _ in report.delivered})
+    if keys:
+        # Their later messages waited for these responses; the worker handles them now.
+        await hand_off(rt, keys, origin="ia")
+    return report

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from bot.assistant import sweep_ai_responses
+from bot.conversation.sweeper import sweep_ai_responses
 from bot.runtime import get_runtime
 
 bp = func.Blueprint()

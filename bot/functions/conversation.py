@@ -1,14 +1,35 @@
+"""The conversation worker (queue trigger) and its recovery sweep (timer)."""
+
 from __future__ import annotations
 
 import azure.functions as func
 
-from bot.conversation.sweeper import sweep_conversations
+from bot.conversation.sweeper import GRACE_MS, sweep_conversations
+from bot.conversation.worker import work_conversation
 from bot.runtime import get_runtime
+from core.handoff import HANDOFF_QUEUE
 
 bp = func.Blueprint()
+_started = False
 
 
-# Every 15 s and at every cold start: redrive stalled conversations, expire idle sessions.
+# One message per conversation key with pending inbox rows. host.json `extensions.queues` sets the
+# polling interval, batch size and dequeue limits. The body never raises, so nothing goes to poison.
+@bp.queue_trigger(arg_name="msg", queue_name=HANDOFF_QUEUE, connection="AzureWebJobsStorage")
+async def conversation_worker(msg: func.QueueMessage) -> None:
+    await handle_queue_message(msg)
+
+
+async def handle_queue_message(msg: func.QueueMessage) -> None:
+    """The trigger's body, callable without Azure (the local host's queue and the tests use it)."""
+    await work_conversation(get_runtime(), msg.get_body().decode("utf-8", "replace"),
+                            enqueued_at=getattr(msg, "insertion_time", None),
+                            dequeue_count=getattr(msg, "dequeue_count", None) or 1)
+
+
+# Every 15 s and at every cold start: hand stalled conversations to the worker, expire idle sessions.
 @bp.timer_trigger(schedule="*/15 * * * * *", arg_name="timer", run_on_startup=True, use_monitor=False)
 async def conversation_sweep(timer: func.TimerRequest) -> None:
-    await sweep_conversations(get_runtime())
+    global _started
+    await sweep_conversations(get_runtime(), grace_ms=GRACE_MS if _started else 0)
+    _started = True

@@ -4,7 +4,9 @@ Safety with many dispatchers at once (instances, processes, the eager path, the 
 storage layer: a row is claimed by one atomic statement, only the head of each recipient's queue is
 claimable (so a user's replies go out in Id order), and every write-back is fenced by the claim token.
 A send whose outcome is unknown (no answer, or a worker that died mid-send) becomes `incierto`, never
-a blind resend, unless `OUTBOX_AT_LEAST_ONCE` is set.
+a blind resend, unless `OUTBOX_AT_LEAST_ONCE` is set. A send cancelled (timeout, shutdown) before its
+request left gives its claim back (`pendiente`, no attempt counted); cancelled after the request left,
+it is `incierto`. Either way the row is written back before the cancellation goes on, never stranded.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from core.storage.outbox import (
     claim_outbound,
     claim_outbound_recipient,
     record_outcomes,
+    release_claim,
     settle_stuck,
 )
 from core.telemetry import mask_phone
@@ -52,7 +55,8 @@ PAIR_RATE_MIN_MS = 6_000  # 131056: one recipient gets about one message every 6
 
 
 class MessageSender(Protocol):
-    async def send(self, recipient: str, message: OutgoingMessage) -> str: ...
+    async def send(self, recipient: str, message: OutgoingMessage, *,
+                   on_request: Callable[[], None] | None = None) -> str: ...
 
 
 def epoch_ms() -> int:
@@ -104,8 +108,17 @@ async def _deliver(rt: Runtime, sender: MessageSender, claim: ClaimedSend, clock
         message = OutgoingMessage.from_json(claim.content)
     except (ValueError, KeyError, TypeError) as exc:
         return Outcome(claim, OutboxState.ERROR, error=f"contenido inválido: {type(exc).__name__}: {exc}")
+    request_started = False
+
+    def on_request() -> None:
+        nonlocal request_started
+        request_started = True
+
     try:
-        wamid = await sender.send(claim.recipient, message)
+        wamid = await sender.send(claim.recipient, message, on_request=on_request)
+    except asyncio.CancelledError:
+        await asyncio.shield(_settle_cancelled(rt, claim, request_started, clock))
+        raise
     except TransientWhatsAppError as exc:
         return Outcome(
             claim, OutboxState.PENDIENTE, error=str(exc), next_attempt_ms=clock() + backoff_ms(claim.attempts, exc)
@@ -124,6 +137,25 @@ async def _deliver(rt: Runtime, sender: MessageSender, claim: ClaimedSend, clock
         log.exception("OUTBOX_FALLO_INESPERADO id=%s destinatario=%s", claim.id, mask_phone(claim.recipient))
         return Outcome(claim, OutboxState.INCIERTO, error=f"fallo inesperado: {type(exc).__name__}")
     return Outcome(claim, OutboxState.ENVIADO, wamid=wamid)
+
+
+async def _settle_cancelled(rt: Runtime, claim: ClaimedSend, request_started: bool,
+                            clock: Callable[[], int]) -> None:
+    """Write back a send cancelled mid-way, so its row is never left `procesando` until the claim times out."""
+    who = mask_phone(claim.recipient)
+    try:
+        if not request_started:
+            if await release_claim(rt.db, claim):
+                outbound_sends_total.labels("liberado").inc()
+                log.warning("OUTBOX_LIBERADO id=%s destinatario=%s: envío cancelado antes de salir; vuelve a pendiente",
+                            claim.id, who)
+            return
+        outcome = Outcome(claim, OutboxState.INCIERTO, error="envío cancelado con la petición en curso")
+        if (await record_outcomes(rt.db, [outcome], now_ms=clock(), max_attempts=rt.settings.outbox_max_attempts))[0]:
+            outbound_sends_total.labels("incierto").inc()
+            log.error("OUTBOX_INCIERTO id=%s destinatario=%s: envío cancelado con la petición en curso", claim.id, who)
+    except Exception as exc:  # the claim timeout settles it later
+        log.error("OUTBOX_CANCELADO_SIN_REGISTRAR id=%s destinatario=%s: %s", claim.id, who, exc)
 
 
 @dataclass

@@ -2,22 +2,23 @@
 
 POST, in order: size cap (413) -> signature on the raw bytes (401, nothing written) -> JSON (400) ->
 parse every entry/change/message/status -> register the whole delivery in one transaction (one
-atomic statement per item) -> drain the conversations of NEW messages within the time budget ->
-200. Once the registration commits, the pending rows are the durable inbox, so a failing drain is
-logged and the answer is still 200 (the rows are retried by the next drain or the sweeper). If the
-registration itself fails, nothing was kept, so the answer is 503 and Meta delivers again.
+atomic statement per item) -> hand the conversations with pending messages to the worker queue ->
+200. The request takes no lease, calls no AI and sends nothing, so the ack costs the same whatever
+the AI and the send limit are doing. Once the registration commits, the pending rows are the durable
+inbox, so a failed hand-off is logged and the answer is still 200 (Meta's redelivery hands the key
+off again, and the sweep redrives it anyway). If the registration itself fails, nothing was kept, so
+the answer is 503 and Meta delivers again.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import json
 import logging
 import time
 from collections.abc import Mapping
 
-from bot.conversation import drain
+from bot.conversation.worker import hand_off
 from bot.runtime import Runtime
 from bot.webhook.parse import parse_payload
 from bot.webhook.signature import SIGNATURE_HEADER, verify_signature
@@ -27,8 +28,6 @@ from core.storage.inbox import InboxRegistrar
 log = logging.getLogger(__name__)
 
 ACK = "EVENT_RECEIVED"
-# Slack over the drain's own deadline before the ingress stops waiting for it (it should stop itself).
-DRAIN_GRACE_S = 1.0
 
 
 def get_registrar(rt: Runtime) -> InboxRegistrar:
@@ -94,26 +93,12 @@ async def handle_webhook_post(rt: Runtime, headers: Mapping[str, str], body: byt
         log.error("Webhook: no se pudo registrar la entrega (%s); 503 para que Meta la reenvíe", exc)
         return 503, "Service Unavailable"
 
-    keys: list[str] = []
-    for msg, reg in zip(batch.messages, result.messages, strict=True):
-        if not reg.is_duplicate and msg.conversation_key not in keys:
-            keys.append(msg.conversation_key)
+    # New messages, and redeliveries still pending: a hand-off lost last time heals on Meta's next try.
+    keys = [msg.conversation_key for msg, reg in zip(batch.messages, result.messages, strict=True)
+            if reg.needs_handling]
     if keys:
-        await _drain(rt, keys)
+        await hand_off(rt, keys, origin="webhook")
     return 200, ACK
-
-
-async def _drain(rt: Runtime, keys: list[str]) -> None:
-    budget_s = rt.settings.webhook_budget_ms / 1000
-    deadline = time.monotonic() + budget_s
-    try:
-        async with asyncio.timeout(budget_s + DRAIN_GRACE_S):  # no extra task per request, unlike wait_for
-            await drain.drain_conversations(rt, keys, deadline)
-    except TimeoutError:
-        log.warning("[Timeout] drain_conversations excedió %dms, los mensajes quedan pendientes",
-                    int((budget_s + DRAIN_GRACE_S) * 1000))
-    except Exception:
-        log.exception("Webhook: el drenado falló; los mensajes quedan pendientes para el barrido")
 
 
 def handle_verification(rt: Runtime, params: Mapping[str, str]) -> tuple[int, str]:

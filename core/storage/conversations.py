@@ -37,6 +37,7 @@ class InboxRow:
     payload: str
     wa_timestamp: int
     attempts: int
+    received_ms: int = 0  # when the webhook registered it (RecibidoEn): the start of its reply latency
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,7 +185,8 @@ async def touch_last_activity(db: Database, key: str, now_ms: int) -> None:
 
 async def pending_messages(db: Database, key: str, limit: int) -> list[InboxRow]:
     rows = await db.read(lambda tx: tx.fetch_all("inbox_pending", {"telefono": key, "n": limit}))
-    return [InboxRow(r["id"], r["message_id"], r["payload"] or "", int(r["wa_timestamp"]), r["intentos"]) for r in rows]
+    return [InboxRow(r["id"], r["message_id"], r["payload"] or "", int(r["wa_timestamp"]), r["intentos"],
+                     int(r["recibido_en"] or 0)) for r in rows]
 
 
 async def record_inbox_failure(db: Database, inbox_id: int, error: str, max_attempts: int) -> str | None:

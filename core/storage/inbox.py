@@ -48,6 +48,12 @@ class InboxMessage(Protocol):
 class Registration:
     is_duplicate: bool
     retry_count: int  # Reintentos after this delivery: 0 for a first delivery
+    state: str = PENDING  # the row's Estado after this delivery: a redelivery may find it still `pendiente`
+
+    @property
+    def needs_handling(self) -> bool:
+        """New, or redelivered while still pending: its conversation must be handed to the worker."""
+        return self.state == PENDING
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +83,8 @@ def _register(tx: Tx, message_id: str, telefono: str | None, tipo: str, payload:
     })
     if row is None:  # both statements always answer one row; anything else is a broken schema
         raise StorageError(f"register_delivery returned no row for {message_id}")
-    return Registration(is_duplicate=str(row["Accion"]).upper() != "INSERT", retry_count=int(row["Reintentos"]))
+    return Registration(is_duplicate=str(row["Accion"]).upper() != "INSERT", retry_count=int(row["Reintentos"]),
+                        state=str(row["Estado"]))
 
 
 def register_message_tx(tx: Tx, msg: InboxMessage, now_ms: int) -> Registration:

@@ -183,6 +183,12 @@ async def record_outcomes(
     return await db.write(lambda tx: [_record(tx, o, now_ms, max_attempts) == 1 for o in outcomes])
 
 
+async def release_claim(db: Database, claim: ClaimedSend) -> bool:
+    """Give back a claim whose request never left (a cancelled send): `pendiente`, no attempt counted."""
+    fence = {"id": claim.id, "token": claim.token}
+    return await db.write(lambda tx: tx.execute("release_outbound_claim", fence)) == 1
+
+
 async def settle_stuck(
     db: Database, *, now_ms: int, claim_timeout_ms: int, at_least_once: bool = False, max_attempts: int = 5
 ) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from core.settings import Settings
@@ -32,10 +33,17 @@ class WhatsAppClient:
             limiter = self._limiters[phone_number_id] = RateLimiter(self.rate_per_second)
         return limiter
 
-    async def send(self, recipient: str, message: OutgoingMessage, *, phone_number_id: str | None = None) -> str:
-        """Send one message; answers its wamid. Raises the typed errors of `core.whatsapp.errors`."""
+    async def send(self, recipient: str, message: OutgoingMessage, *, phone_number_id: str | None = None,
+                   on_request: Callable[[], None] | None = None) -> str:
+        """Send one message; answers its wamid. Raises the typed errors of `core.whatsapp.errors`.
+
+        `on_request` is called once the rate limiter let the send through, just before the HTTP
+        request starts: a cancellation before that point means nothing can have reached Meta.
+        """
         sender = phone_number_id or self.phone_number_id
         await self._limiter(sender).acquire()
+        if on_request is not None:
+            on_request()
         body = await self.api.send_message(sender, message.to_graph_payload(recipient))
         return _wamid(body)
 

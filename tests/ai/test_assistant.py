@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.assistant import enqueue_answer, sweep_ai_responses
+from bot.assistant import enqueue_answer
+from bot.conversation.sweeper import sweep_ai_responses
 from bot.runtime import Runtime
 from core.ai.assistant import (
     ANSWER_ABANDONED,

@@ -32,7 +32,8 @@ WHERE NOT EXISTS (SELECT 1 FROM MensajesChat WHERE MessageId = :message_id AND O
 INSERT INTO MensajesChat (Telefono, Origen, Contenido, MessageId) VALUES (:telefono, 'BOT', :contenido, :message_id);
 
 -- name: inbox_pending
-SELECT Id AS id, MessageId AS message_id, Payload AS payload, WaTimestamp AS wa_timestamp, Intentos AS intentos
+SELECT Id AS id, MessageId AS message_id, Payload AS payload, WaTimestamp AS wa_timestamp, Intentos AS intentos,
+       RecibidoEn AS recibido_en
 FROM MensajesProcesados
 WHERE Telefono = :telefono AND Estado = 'pendiente'
 ORDER BY WaTimestamp, Id LIMIT :n;

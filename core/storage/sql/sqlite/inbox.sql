@@ -13,7 +13,8 @@ ON CONFLICT (MessageId) DO UPDATE SET
     UltimoReintento = :ahora
 RETURNING
     CASE WHEN Reintentos = 0 THEN 'INSERT' ELSE 'UPDATE' END AS Accion,
-    Reintentos;
+    Reintentos,
+    Estado;
 
 -- name: record_delivery_status
 -- A status webhook moves the delivery state of the outbound row forward only (sent < delivered < read);

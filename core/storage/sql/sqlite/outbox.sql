@@ -61,6 +61,14 @@ UPDATE ColaEnvios
 SET Estado = 'incierto', UltimoError = :error
 WHERE Id = :id AND TokenReclamo = :token AND Estado = 'procesando';
 
+-- name: release_outbound_claim
+-- The send was cancelled before its request left: hand the row back as if it had never been claimed
+-- (the claim's attempt is given back too).
+UPDATE ColaEnvios
+SET Estado = 'pendiente', Intentos = CASE WHEN Intentos > 0 THEN Intentos - 1 ELSE 0 END,
+    TokenReclamo = NULL, ReclamadoEn = NULL
+WHERE Id = :id AND TokenReclamo = :token AND Estado = 'procesando';
+
 -- name: settle_outbound_uncertain
 UPDATE ColaEnvios
 SET Estado = 'incierto', UltimoError = :error

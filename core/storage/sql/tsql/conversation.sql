@@ -33,7 +33,7 @@ INSERT INTO dbo.MensajesChat (Telefono, Origen, Contenido, MessageId) VALUES (:t
 
 -- name: inbox_pending
 SELECT TOP (:n) Id AS id, MessageId AS message_id, Payload AS payload, WaTimestamp AS wa_timestamp,
-       Intentos AS intentos
+       Intentos AS intentos, RecibidoEn AS recibido_en
 FROM dbo.MensajesProcesados
 WHERE Telefono = :telefono AND Estado = N'pendiente'
 ORDER BY WaTimestamp, Id;

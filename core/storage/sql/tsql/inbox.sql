@@ -12,7 +12,7 @@ WHEN MATCHED THEN
 WHEN NOT MATCHED THEN
     INSERT (MessageId, Telefono, Tipo, Payload, Estado, Reintentos, WaTimestamp, RecibidoEn, ProcesadoEn)
     VALUES (s.MessageId, :telefono, :tipo, :payload, :estado, 0, :wa_timestamp, :ahora, :procesado_en)
-OUTPUT $action AS Accion, inserted.Reintentos AS Reintentos;
+OUTPUT $action AS Accion, inserted.Reintentos AS Reintentos, inserted.Estado AS Estado;
 
 -- name: record_delivery_status
 -- A status webhook moves the delivery state of the outbound row forward only (sent < delivered < read);

@@ -1,0 +1,101 @@
+"""The hand-off from the webhook to the queue-triggered worker: a queue of conversation keys.
+
+A queue message carries only a conversation key. The inbox rows in SQL stay the truth: a duplicate
+message finds the conversation's lease busy or nothing pending, and a lost one is redriven by the
+sweep. So the queue needs no exactly-once delivery and no payload beyond the key.
+
+On Azure the queue is an Azure Storage queue on `AzureWebJobsStorage`, written with the SDK rather
+than an output binding: a failed write is an exception we catch (and log, answering 200, since the
+inbox rows are already durable) instead of a failed invocation that would answer Meta with a 500.
+The local host installs its own in-process queue with the same contract.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from core.errors import BotError
+
+log = logging.getLogger(__name__)
+
+# Lowercase letters, digits and hyphens: an Azure Storage queue name. The trigger in
+# bot/functions/conversation.py listens on the same name.
+HANDOFF_QUEUE = "conversaciones-pendientes"
+# The webhook's ack must not wait on a slow storage account: past this, the hand-off is abandoned
+# (logged) and the rows wait for Meta's redelivery or the sweep.
+ENQUEUE_TIMEOUT_S = 2.0
+
+
+class HandoffError(BotError):
+    """The keys could not be queued; the inbox rows are durable, so the sweep will redrive them."""
+
+
+class HandoffQueue(Protocol):
+    async def enqueue(self, keys: Sequence[str]) -> None: ...
+
+    def depth(self) -> int | None: ...
+
+    async def aclose(self) -> None: ...
+
+
+class StorageQueueHandoff:
+    """An Azure Storage queue written with `azure-storage-queue` (async), base64 text like the binding."""
+
+    def __init__(self, connection_string: str, queue_name: str = HANDOFF_QUEUE) -> None:
+        if not connection_string:
+            raise HandoffError("AzureWebJobsStorage no está configurado: el webhook no puede entregar al worker")
+        self._connection_string = connection_string
+        self.queue_name = queue_name
+        self._client: Any = None
+        self._created = False
+
+    def __repr__(self) -> str:  # the connection string holds the account key
+        return f"StorageQueueHandoff(queue={self.queue_name!r})"
+
+    def _queue(self) -> Any:
+        if self._client is None:
+            # Imported lazily: the local host and the tests never load the Azure SDK.
+            from azure.storage.queue import TextBase64EncodePolicy
+            from azure.storage.queue.aio import QueueClient
+
+            self._client = QueueClient.from_connection_string(
+                self._connection_string, self.queue_name,
+                message_encode_policy=TextBase64EncodePolicy(),  # the trigger's default messageEncoding
+                retry_total=1, connection_timeout=2, read_timeout=2,
+            )
+        return self._client
+
+    async def _ensure_queue(self) -> None:
+        if self._created:
+            return
+        from azure.core.exceptions import ResourceExistsError
+
+        try:
+            await self._queue().create_queue()
+        except ResourceExistsError:
+            pass
+        self._created = True
+
+    async def enqueue(self, keys: Sequence[str]) -> None:
+        if not keys:
+            return
+        from azure.core.exceptions import AzureError
+
+        try:
+            async with asyncio.timeout(ENQUEUE_TIMEOUT_S):
+                await self._ensure_queue()
+                queue = self._queue()
+                await asyncio.gather(*(queue.send_message(key) for key in keys))
+        except (AzureError, OSError, TimeoutError) as exc:
+            raise HandoffError(f"no se pudo encolar {len(keys)} conversaciones: {type(exc).__name__}") from None
+
+    def depth(self) -> int | None:
+        return None  # the portal and the queue-age alert read it on Azure
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
