@@ -47,6 +47,7 @@ from local_host.meta_payloads import (
     text_message,
     webhook_body,
 )
+from local_host.queues import LocalQueue
 
 log = logging.getLogger("local_host.console")
 STATIC_DIR = Path(__file__).parent / "static"
@@ -272,8 +273,16 @@ async def state(request: web.Request) -> web.Response:
     key = parse_identity(request.query.get("user", "")).key
     view = await read_conversation_state(console.runtime.db, key, STATE_LIMIT)
     return web.json_response(
-        {"user": key, "now_ms": int(time.time() * 1000), "thread": console.thread(key), "state": asdict(view)}
+        {"user": key, "now_ms": int(time.time() * 1000), "thread": console.thread(key), "state": asdict(view),
+         "queue": queue_view(console.runtime.handoff)}
     )
+
+
+def queue_view(queue: object) -> dict[str, Any] | None:
+    """The worker queue's length, when it is the local host's in-process one."""
+    if not isinstance(queue, LocalQueue):
+        return None
+    return {"name": queue.name, "depth": queue.depth(), "in_flight": queue.in_flight, "poison": len(queue.poison)}
 
 
 async def send(request: web.Request) -> web.Response:

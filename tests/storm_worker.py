@@ -108,15 +108,17 @@ class HangOnConfirmation:
 
 
 def hold_lease_and_hang(db_path: str, key: str, ready_file: str, lock_timeout_ms: int) -> None:
-    """Drain `key` with a provider that hangs mid-message (the test SIGKILLs this process)."""
+    """The queue-triggered worker drains `key` with a provider that hangs mid-message (the test SIGKILLs it)."""
 
     async def main() -> None:
-        from bot.conversation.drain import drain_conversation
         from bot.runtime import build_runtime
+        from tests.worker_helpers import serving_worker
 
         rt = build_runtime(load_settings(base_env(Path(db_path), LOCK_TIMEOUT=str(lock_timeout_ms))))
         rt.extras["intent"] = HangOnConfirmation(ready_file)
-        await drain_conversation(rt, key, time.monotonic() + 3600)
+        async with serving_worker(rt) as queue:
+            await queue.enqueue([key])
+            await asyncio.sleep(3600)
 
     asyncio.run(main())
 

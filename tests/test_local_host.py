@@ -61,3 +61,36 @@ def test_bad_setting_stops_startup_with_one_line(tmp_path: Path) -> None:
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert lines == ["local_host: Configuración inválida: LOCK_TIMEOUT must be an integer, got 'soon'"]
     assert "Traceback" not in proc.stdout + proc.stderr
+
+
+def test_local_host_runs_the_queue_worker_end_to_end(tmp_path: Path) -> None:
+    """A signed POST is acknowledged, the in-process queue trigger answers it, and the queue shows up in
+    the console state and in /api/metrics."""
+    from tests.webhook_helpers import encode, signed_headers, text_payload
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    proc = start_host(tmp_path / "bot.sqlite3", port, WHATSAPP_API_BASE_URL=f"{base}/_fake_graph/v23.0")
+    phone = "5215512340000"
+    try:
+        wait_ready(base + "/api/health", proc)
+        body = encode(text_payload("wamid.LOCALQ1", phone, "Hola, el refrigerador no enfría"))
+        ack = httpx.post(base + "/api/whatsapp/webhook", content=body, headers=signed_headers(body))
+        assert (ack.status_code, ack.text) == (200, "EVENT_RECEIVED")
+        deadline = time.monotonic() + 20
+        state: dict = {}
+        while time.monotonic() < deadline:
+            state = httpx.get(base + "/_console/api/state", params={"user": phone}).json()
+            if any(t["side"] == "bot" for t in state["thread"]) and not state["queue"]["in_flight"]:
+                break
+            time.sleep(0.1)
+        assert [t["side"] for t in state["thread"]] == ["bot"]
+        assert state["queue"] == {"name": "conversaciones-pendientes", "depth": 0, "in_flight": 0, "poison": 0}
+        metrics = httpx.get(base + "/api/metrics").text
+        assert 'handoff_queue_depth{queue="conversaciones-pendientes"} 0.0' in metrics
+        assert "reply_latency_seconds_count 1.0" in metrics and "queue_wait_seconds_count 1.0" in metrics
+        assert 'handoff_total{origin="webhook",outcome="ok"} 1.0' in metrics
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=15)
+    assert "conversation_worker: cola conversaciones-pendientes (en memoria)" in out

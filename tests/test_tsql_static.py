@@ -69,3 +69,10 @@ def test_parameters_become_placeholders_outside_literals() -> None:
     assert q.bind({"a": 1, "b": 2}) == (1, 2, 1)
     with pytest.raises(KeyError):
         q.bind({"a": 1})
+
+
+def test_an_apostrophe_in_a_comment_does_not_hide_parameters() -> None:
+    """A comment like "the claim's attempt" must not open a string literal that swallows `:id`."""
+    q = parse_queries("-- name: q\n-- the claim's attempt :nope\nUPDATE t SET a = 1\nWHERE Id = :id AND b = :b")["q"]
+    assert q.params == ("id", "b")
+    assert q.sql.endswith("WHERE Id = ? AND b = ?")

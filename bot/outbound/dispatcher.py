@@ -206,7 +206,15 @@ async def _send_all(rt: Runtime, claims: list[ClaimedSend], clock: Callable[[], 
             return await _deliver(rt, sender, claim, clock)
 
     # One claim holds at most one row per recipient, so sending them in parallel keeps each user's order.
-    return list(await asyncio.gather(*(one(c) for c in claims)))
+    tasks = [asyncio.ensure_future(one(c)) for c in claims]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except asyncio.CancelledError:
+        # Sends still in flight settled themselves (`_deliver`); record the ones that had finished.
+        finished = [t.result() for t in tasks if t.done() and not t.cancelled() and t.exception() is None]
+        if finished:
+            await asyncio.shield(_write_back(rt, finished, clock, _Tally()))
+        raise
 
 
 async def dispatch_recipient(rt: Runtime, recipient: str, *, clock: Callable[[], int] = epoch_ms) -> int:

@@ -17,8 +17,9 @@ DIALECTS = ("sqlite", "tsql")
 
 _HEADER = re.compile(r"^--\s*name:\s*([a-z_][a-z0-9_]*)\s*$", re.MULTILINE)
 _MERGE = re.compile(r"^(?:\s*--[^\n]*\n)*\s*MERGE\b", re.IGNORECASE)
-# A `:name` parameter outside string literals; `::` casts and `'...'` literals are skipped.
-_TOKEN = re.compile(r"'(?:[^']|'')*'|(?<!:):([A-Za-z_][A-Za-z0-9_]*)")
+# A `:name` parameter outside comments and string literals; `--` comments (where an apostrophe is
+# just English), `'...'` literals and `::` casts are skipped.
+_TOKEN = re.compile(r"--[^\n]*|'(?:[^']|'')*'|(?<!:):([A-Za-z_][A-Za-z0-9_]*)")
 
 
 @dataclass(frozen=True, slots=True)

@@ -257,6 +257,17 @@ function estado(value) {
   return el("span", { class: "estado-" + value, text: value });
 }
 
+function renderQueue(q) {
+  if (!q) {
+    $("st-queue").replaceChildren(el("p", { class: "none", text: "Sin cola en proceso." }));
+    return;
+  }
+  $("st-queue").replaceChildren(el("div", { class: "chips" },
+    el("span", { class: "chip" + (q.depth ? " nonzero" : ""), "data-queue": "depth", "data-count": q.depth, text: `en espera: ${q.depth}` }),
+    el("span", { class: "chip" + (q.in_flight ? " nonzero" : ""), "data-queue": "in_flight", "data-count": q.in_flight, text: `en proceso: ${q.in_flight}` }),
+    el("span", { class: "chip" + (q.poison ? " nonzero warn" : ""), "data-queue": "poison", "data-count": q.poison, text: `poison: ${q.poison}` })));
+}
+
 function renderState(s, now) {
   const sig = JSON.stringify(s);
   if (sig === lastStateSig) {
@@ -345,6 +356,7 @@ async function poll() {
     if (current && current.user === user) {
       renderThread(data.thread, data.state);
       renderState(data.state, data.now_ms);
+      renderQueue(data.queue);
       $("poll-status").className = "poll-status";
       $("poll-status").textContent = "Actualizado " + new Date().toLocaleTimeString("es-MX") + " (cada 0.5 s)";
     }

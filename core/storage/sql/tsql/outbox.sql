@@ -69,7 +69,7 @@ WHERE Id = :id AND TokenReclamo = :token AND Estado = N'procesando';
 
 -- name: release_outbound_claim
 -- The send was cancelled before its request left: hand the row back as if it had never been claimed
--- (the claim's attempt is given back too).
+-- (the attempt the claim counted is given back too).
 UPDATE dbo.ColaEnvios
 SET Estado = N'pendiente', Intentos = CASE WHEN Intentos > 0 THEN Intentos - 1 ELSE 0 END,
     TokenReclamo = NULL, ReclamadoEn = NULL
