@@ -28,17 +28,22 @@ import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from azure.functions.queue import QueueMessage
 
 from core.metrics import handoff_queue_depth
 
+if TYPE_CHECKING:
+    from bot.runtime import Runtime
+
 log = logging.getLogger("local_host.queues")
+HOST_JSON = Path(__file__).resolve().parents[1] / "host.json"
+SHUTDOWN_GRACE_S = 10.0
 
 
 def _timespan_s(value: object, default: float) -> float:
@@ -153,6 +158,10 @@ class LocalQueue:
                     async with asyncio.timeout(wait if wait is not None else opts.max_polling_interval_s):
                         await event.wait()
         finally:
+            # Shutting down: fetch nothing more, give running invocations a grace period to finish
+            # (a reply half sent would otherwise end `incierto`), then cancel what is left.
+            if self._tasks:
+                await asyncio.wait(list(self._tasks), timeout=SHUTDOWN_GRACE_S)
             for task in list(self._tasks):
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -208,3 +217,32 @@ class LocalQueue:
     @property
     def in_flight(self) -> int:
         return self._in_flight
+
+
+@contextlib.asynccontextmanager
+async def serving_worker(rt: Runtime, options: QueueOptions | None = None) -> AsyncIterator[LocalQueue]:
+    """The conversation worker on an in-process queue, outside the HTTP host (tests and benches).
+
+    Installs the queue as `rt.handoff` and the runtime as the process runtime (the trigger reads it,
+    as on Azure), then runs the queue trigger's own body over it until the block ends.
+    """
+    from bot.functions.conversation import handle_queue_message
+    from bot.runtime import use_runtime
+    from core.handoff import HANDOFF_QUEUE
+
+    queue = LocalQueue(HANDOFF_QUEUE, options or QueueOptions.from_host_json(HOST_JSON))
+    rt.handoff = queue
+    use_runtime(rt)
+    task = asyncio.create_task(queue.run(handle_queue_message, "msg"))
+    try:
+        yield queue
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        use_runtime(None)
+
+
+async def settle(queue: LocalQueue, within_s: float = 60.0) -> None:
+    """Wait until the queue has nothing queued, delayed or running; TimeoutError after `within_s`."""
+    async with asyncio.timeout(within_s):
+        await queue.join()

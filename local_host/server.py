@@ -19,7 +19,7 @@ from typing import Any
 import azure.functions as func
 from aiohttp import web
 
-from local_host.queues import LocalQueue, QueueOptions
+from local_host.queues import HOST_JSON, LocalQueue, QueueOptions
 from local_host.timers import run_timer
 
 log = logging.getLogger("local_host")
@@ -27,7 +27,6 @@ log = logging.getLogger("local_host")
 MAX_BODY_BYTES = 16 * 1024 * 1024
 EXTRA_ROUTES_KEY: web.AppKey[list[Callable[[web.Application], None]]] = web.AppKey("extra_routes", list)
 QUEUES_KEY: web.AppKey[dict[str, LocalQueue]] = web.AppKey("queues", dict)
-HOST_JSON = Path(__file__).resolve().parents[1] / "host.json"
 
 
 @dataclass(frozen=True, slots=True)

@@ -52,7 +52,7 @@ def run_instance(db_path: str, rounds: Rounds, barrier, env: dict[str, str], con
 
 async def _run_instance(db_path: str, rounds: Rounds, barrier, env: dict[str, str], concurrency: int) -> dict:
     from bot.runtime import build_runtime
-    from tests.worker_helpers import serving_worker, settle
+    from local_host.queues import serving_worker, settle
 
     rt = build_runtime(load_settings(base_env(Path(db_path), DB_POOL_SIZE="4", **env)))
     async with serving_worker(rt) as queue:  # this instance's queue-triggered worker, in process
@@ -112,7 +112,7 @@ def hold_lease_and_hang(db_path: str, key: str, ready_file: str, lock_timeout_ms
 
     async def main() -> None:
         from bot.runtime import build_runtime
-        from tests.worker_helpers import serving_worker
+        from local_host.queues import serving_worker
 
         rt = build_runtime(load_settings(base_env(Path(db_path), LOCK_TIMEOUT=str(lock_timeout_ms))))
         rt.extras["intent"] = HangOnConfirmation(ready_file)

@@ -18,9 +18,9 @@ from core.errors import ConcurrencyError, LeaseLost
 from core.settings import Settings, load_settings
 from core.storage.conversations import TransitionWrite, commit_transition, get_session_with_version
 from core.storage.leases import acquire_lease, extend_lease, get_lease, release_lease
+from local_host.queues import serving_worker, settle
 from tests.conftest import base_env
 from tests.conversation_helpers import put_in_inbox, query, replies, session_state, text_message
-from tests.worker_helpers import serving_worker, settle
 
 PHONE = "5215512345678"
 

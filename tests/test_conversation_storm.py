@@ -20,11 +20,11 @@ from bot.conversation.sweeper import sweep_conversations
 from bot.runtime import build_runtime
 from core.settings import load_settings
 from local_host import fake_graph
+from local_host.queues import serving_worker, settle
 from tests import storm_worker as sw
 from tests.conftest import ROOT, base_env, free_port
 from tests.conversation_helpers import put_in_inbox, query, text_message
 from tests.outbox_support import sent_by_graph
-from tests.worker_helpers import serving_worker, settle
 
 CONVERSATIONS = 210
 PROCESSES = 4

@@ -22,11 +22,11 @@ from core.metrics import queue_wait_seconds, reply_latency_seconds
 from core.settings import load_settings
 from core.whatsapp.client import WhatsAppClient
 from core.whatsapp.graph import GraphApi
+from local_host.queues import serving_worker, settle
 from tests.conftest import ROOT, base_env, free_port
 from tests.conversation_helpers import query
 from tests.outbox_support import InProcessGraph, queue_texts
 from tests.webhook_helpers import encode, signed_headers, text_payload
-from tests.worker_helpers import serving_worker, settle
 
 ANA = "5215512345678"
 

@@ -10,8 +10,7 @@ import azure.functions as func
 import pytest
 
 from core.metrics import REGISTRY
-from local_host.queues import LocalQueue, QueueOptions
-from local_host.server import HOST_JSON
+from local_host.queues import HOST_JSON, LocalQueue, QueueOptions
 
 
 async def run_until_idle(queue: LocalQueue, fn, within_s: float = 10.0) -> None:
