@@ -167,6 +167,25 @@ customMetrics
 | summarize edadSegundos=max(value)
 '''
   }
+  {
+    name: 'cola-atrasada'
+    displayName: 'Cola del worker atrasada > 60 s'
+    description: 'Una conversación esperó más de 60 s en la cola conversaciones-pendientes antes de que el worker la tomara (QUEUE_WAIT). Ver docs/operations.md#cola-atrasada.'
+    severity: 2
+    evaluationFrequency: 'PT5M'
+    windowSize: 'PT15M'
+    timeAggregation: 'Maximum'
+    metricMeasureColumn: 'esperaSegundos'
+    operator: 'GreaterThan'
+    threshold: 60
+    periods: 1
+    query: '''
+traces
+| where message startswith "QUEUE_WAIT"
+| extend ms = toint(coalesce(tostring(customDimensions.esperaColaMs), extract(@"esperaColaMs=(\d+)", 1, message)))
+| summarize esperaSegundos=max(ms) / 1000
+'''
+  }
 ]
 
 resource alertRules 'Microsoft.Insights/scheduledQueryRules@2021-08-01' = [for rule in rules: {

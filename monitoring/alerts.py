@@ -105,6 +105,12 @@ RULES: tuple[AlertRule, ...] = (
         "Ver docs/operations.md#entrada-atascada.",
         "alerta_entrada_atascada", "edadSegundos", "Maximum", "GreaterThan", 600, 1, "PT5M", "PT15M",
     ),
+    AlertRule(
+        "cola-atrasada", "Cola del worker atrasada > 60 s",
+        "Una conversación esperó más de 60 s en la cola conversaciones-pendientes antes de que el worker la "
+        "tomara (QUEUE_WAIT). Ver docs/operations.md#cola-atrasada.",
+        "alerta_cola_atrasada", "esperaSegundos", "Maximum", "GreaterThan", 60, 2, "PT5M", "PT15M",
+    ),
 )
 
 PARAMETERS = (

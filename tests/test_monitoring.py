@@ -159,6 +159,8 @@ def emitted() -> list[str]:
         events.ai_timeout("extractStructuredData", 4000)
         events.breaker_state_changed("gemini", "HALF_OPEN", "OPEN", 1)
         events.duplicate_delivery("wamid.X1", 2, "5215512345678")
+        events.reply_sent("5215512345678", 182)
+        events.queue_wait("5215512345678", 65_000, 1)
     finally:
         logger.removeHandler(handler)
     return [r.getMessage() for r in records]
