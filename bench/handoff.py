@@ -250,7 +250,7 @@ async def ack_phase(tmp: Path, graph_url: str, args: argparse.Namespace) -> None
     try:
         ack_rows = await phase_ack(host, args)
     finally:
-        host.stop()
+        await asyncio.to_thread(host.stop)  # the fake Graph API in this loop must keep answering
     print(f"\n1. Ack: concurrency {args.concurrency}, {args.rounds} alternating rounds of {args.count}, "
           f"20 % redeliveries\n")
     print("| target | requests | requests/s | p50 ms | p99 ms | max ms | errors |")
@@ -266,7 +266,7 @@ async def latency_phase(tmp: Path, graph: WatchedGraph, graph_url: str, args: ar
     try:
         replies, acks, missing = await phase_latency(host, graph, args)
     finally:
-        host.stop()
+        await asyncio.to_thread(host.stop)  # the fake Graph API in this loop must keep answering
     print(f"\n2. Reply latency: {args.users} users x {args.turns} turns, each waits for the answer\n")
     print("| measure | samples | p50 ms | p95 ms | p99 ms | max ms | no reply in 15 s |")
     print("|---|---:|---:|---:|---:|---:|---:|")
@@ -282,7 +282,7 @@ async def burst_phase(tmp: Path, graph: WatchedGraph, graph_url: str, args: argp
     try:
         burst = await phase_burst(host, graph, args)
     finally:
-        host.stop()
+        await asyncio.to_thread(host.stop)  # the fake Graph API in this loop must keep answering
     states = outbox_states(host.db)
     acks = burst["acks"]
     print(f"\n3. Burst: {args.burst_users} new users from {args.burst_senders} concurrent senders\n")

@@ -4,8 +4,10 @@ generator, next to a no-op HTTP function measured the same way in the same run.
     .venv/bin/python -m bench.ingest [--count 3000] [--rounds 3] [--max-seconds 30] [--concurrency 16]
 
 Signed, realistic text deliveries from a few hundred senders, 20 % of them redeliveries of earlier
-bodies (same bytes, same signature, possibly still in flight). Prints deliveries/s, p50/p99/max ack
-latency, errors, and what the ledger holds afterwards (rows, lost, duplicate rows, Reintentos).
+bodies (same bytes, same signature, possibly still in flight), with default settings: the queue-
+triggered worker runs in the same process and sends to a fake Graph API at 80/s. Prints
+deliveries/s, p50/p99/max ack latency, errors, and what the ledger holds afterwards (rows, lost,
+duplicate rows, Reintentos).
 Bounded by count and by time (per target and round). Not a test: nothing is asserted, figures are printed.
 """
 
@@ -237,41 +239,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--redeliveries", type=float, default=0.2)
     parser.add_argument("--senders", type=int, default=300)
     parser.add_argument("--warmup", type=int, default=300)
-    parser.add_argument("--no-drain-run", action="store_true",
-                        help="skip the second run with the in-request conversation drain switched on")
     args = parser.parse_args(argv)
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
     warm = make_deliveries(args.warmup, args.redeliveries, args.senders, seed=1, prefix="WARM")
     deliveries = make_deliveries(args.count * args.rounds, args.redeliveries, args.senders, seed=2, prefix="BENCH")
 
-    # Run 1: ingest alone (drain off in the host) next to the no-op function: the issue's figure.
-    host = Host(tmp, "ingest", BENCH_INLINE_DRAIN="0")
+    # The production path: the webhook registers and hands off; the queue-triggered worker runs in the
+    # same process against a fake Graph API, at the default send limit (80/s).
+    graph, graph_url = start_fake_graph()
+    host = Host(tmp, "ingest", WHATSAPP_API_BASE_URL=graph_url)
     try:
         noop_rounds, ingest_rounds = asyncio.run(measure(host, deliveries, warm, args, with_noop=True))
     finally:
         host.stop()
+        graph.terminate()
+        graph.wait(10)
     ingest_summary = ledger_summary(host.db, sent_part(deliveries, ingest_rounds, args.count))
 
-    # Run 2: the production path, each request also draining its conversations (against a fake Graph API).
-    drain_rounds: list[Result] = []
-    drain_summary: dict[str, int] | None = None
-    if not args.no_drain_run:
-        graph, graph_url = start_fake_graph()
-        # The per-number send limit (80/s, Meta's default) would otherwise be what this row measures.
-        host2 = Host(tmp, "drain", WHATSAPP_API_BASE_URL=graph_url, OUTBOX_RATE_PER_SECOND="100000")
-        try:
-            _, drain_rounds = asyncio.run(measure(host2, deliveries, warm, args, with_noop=False))
-        finally:
-            host2.stop()
-            graph.terminate()
-            graph.wait(10)
-        drain_summary = ledger_summary(host2.db, sent_part(deliveries, drain_rounds, args.count))
-
     noop_result = merge("no-op function", noop_rounds)
-    rows = [noop_result, merge("webhook, ingest only", ingest_rounds)]
-    if drain_rounds:
-        rows.append(merge("webhook + drain", drain_rounds))
+    rows = [noop_result, merge("webhook", ingest_rounds)]
     print(f"\nWebhook ingest benchmark — {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
           f"{platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}, SQLite (WAL), "
           f"concurrency {args.concurrency}, {int(args.redeliveries * 100)} % redeliveries, loopback HTTP, "
@@ -285,15 +272,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {r.name:<20} | {r.sent:>10} | {r.rate:>12.0f} | {ratio:>8.2f} | {r.pct(0.5):>7.1f} | "
               f"{r.pct(0.99):>7.1f} | {max(r.latencies_ms, default=float('nan')):>7.1f} | {r.errors:>6} |")
     per_round = ", ".join(f"{w.rate / n.rate:.2f}" for n, w in zip(noop_rounds, ingest_rounds, strict=True))
-    print(f"\ningest-only / no-op throughput ratio per round: {per_round}")
-    for label, summary in (("ingest only", ingest_summary), ("with drain", drain_summary)):
-        if summary is None:
-            continue
-        print(f"ledger ({label}): {summary['rows']} rows for {summary['rows'] + summary['lost']} distinct wamids "
-              f"sent, {summary['duplicate_rows']} duplicate rows, {summary['lost']} lost; Reintentos total "
-              f"{summary['reintentos']} for {summary['redeliveries_sent']} redeliveries sent")
-    peaks = [f"ingest only {host.peak_mb:.0f} MB"] + ([f"with drain {host2.peak_mb:.0f} MB"] if drain_rounds else [])
-    print(f"local host peak RSS (VmHWM): {', '.join(peaks)}")
+    print(f"\nwebhook / no-op throughput ratio per round: {per_round}")
+    summary = ingest_summary
+    print(f"ledger: {summary['rows']} rows for {summary['rows'] + summary['lost']} distinct wamids "
+          f"sent, {summary['duplicate_rows']} duplicate rows, {summary['lost']} lost; Reintentos total "
+          f"{summary['reintentos']} for {summary['redeliveries_sent']} redeliveries sent")
+    print(f"local host peak RSS (VmHWM): {host.peak_mb:.0f} MB")
     print(f"host logs: {tmp}")
     return 0
 

@@ -26,6 +26,8 @@ class Runtime:
     # The webhook -> worker queue. The local host and tests install an in-process one; on Azure it is
     # built on first use from AzureWebJobsStorage (raising HandoffError, which callers log, if unset).
     handoff: HandoffQueue | None = None
+    # Set when the host is shutting down: drains finish the message in hand and start no other.
+    stopping: bool = False
 
     def get_handoff(self) -> HandoffQueue:
         if self.handoff is None:

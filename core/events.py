@@ -127,3 +127,11 @@ def queue_wait(telefono: str, wait_ms: int, dequeue_count: int) -> None:
     if wait_ms >= QUEUE_WAIT_LOG_MS or dequeue_count > 1:
         log_event(log, logging.WARNING, "QUEUE_WAIT", f"Conversación esperó {wait_ms}ms en la cola",
                   telefono=telefono, esperaColaMs=wait_ms, intentoCola=dequeue_count)
+
+
+def handoff_failed(origin: str, conversations: int, error: str) -> None:
+    """The queue refused conversation keys; their inbox rows are durable and the sweep redrives them."""
+    metrics.handoff_total.labels(origin=origin, outcome="fallo").inc(conversations)
+    log_event(log, logging.ERROR, "HANDOFF_FALLIDO",
+              f"no se pudieron encolar {conversations} conversaciones; quedan pendientes para el barrido",
+              origen=origin, conversaciones=conversations, error=error)

@@ -65,9 +65,13 @@ def main(argv: list[str] | None = None) -> int:
         mount_console = None
     console_url = mount_console(web_app, runtime, f"http://{args.host}:{args.port}") if mount_console else None
 
+    async def on_shutdown(_: web.Application) -> None:
+        runtime.stopping = True  # drains finish the message in hand; the start-up sweep redrives the rest
+
     async def on_cleanup(_: web.Application) -> None:
         await runtime.aclose()
 
+    web_app.on_shutdown.append(on_shutdown)
     web_app.on_cleanup.append(on_cleanup)
     base = f"http://{args.host}:{args.port}"
     print(f"local_host: settings from {settings_path.name if settings_path else 'environment'}", flush=True)

@@ -161,6 +161,7 @@ def emitted() -> list[str]:
         events.duplicate_delivery("wamid.X1", 2, "5215512345678")
         events.reply_sent("5215512345678", 182)
         events.queue_wait("5215512345678", 65_000, 1)
+        events.handoff_failed("webhook", 2, "cola no disponible")
     finally:
         logger.removeHandler(handler)
     return [r.getMessage() for r in records]

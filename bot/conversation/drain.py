@@ -98,7 +98,7 @@ async def drain_conversations(rt: Runtime, keys: Iterable[str], deadline: float)
 async def drain_conversation(rt: Runtime, key: str, deadline: float) -> int:
     handled = 0
     ttl = rt.settings.lock_timeout_ms
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and not rt.stopping:
         owner = f"{INSTANCE}:{uuid.uuid4().hex[:12]}"
         lease = await acquire_lease(rt.db, key, owner, ttl, now_ms())
         if lease is None:
@@ -133,7 +133,7 @@ async def _drain_under_lease(rt: Runtime, key: str, hb: Heartbeat, deadline: flo
         if not batch:
             return handled, False
         for row in batch:
-            if time.monotonic() >= deadline or hb.lost:
+            if time.monotonic() >= deadline or hb.lost or rt.stopping:
                 return handled, True
             try:
                 msg = InboundMessage.from_json(row.payload)

@@ -42,9 +42,7 @@ async def hand_off(rt: Runtime, keys: Sequence[str], *, origin: str) -> bool:
     try:
         await rt.get_handoff().enqueue(unique)
     except BotError as exc:
-        metrics.handoff_total.labels(origin=origin, outcome="fallo").inc(len(unique))
-        log.error("HANDOFF_FALLIDO origen=%s conversaciones=%d: %s; quedan pendientes para el barrido",
-                  origin, len(unique), exc)
+        events.handoff_failed(origin, len(unique), str(exc))
         return False
     metrics.handoff_total.labels(origin=origin, outcome="ok").inc(len(unique))
     return True
