@@ -11,7 +11,7 @@ import logging
 import re
 
 from core import metrics
-from core.telemetry import log_event, mask_phone
+from core.telemetry import log_event, mask_phone, mask_wamid
 
 log = logging.getLogger("reportes_bot.eventos")
 
@@ -107,8 +107,9 @@ def breaker_state_changed(provider: str, old: str, new: str, failures: int = 0) 
 def duplicate_delivery(wamid: str, reintento: int, telefono: str | None = None) -> None:
     """Meta redelivered a message the ledger already holds (MERGE matched); `reintento` = Reintentos."""
     metrics.duplicate_deliveries_total.inc()
-    log_event(log, logging.INFO, "Mensaje duplicado detectado (MERGE)", f"{wamid}, reintento #{reintento}",
-              wamid=wamid, reintento=reintento, telefono=telefono)
+    masked = mask_wamid(wamid)  # a wamid is base64 of a payload holding the sender's number
+    log_event(log, logging.INFO, "Mensaje duplicado detectado (MERGE)", f"{masked}, reintento #{reintento}",
+              wamid=masked, reintento=reintento, telefono=telefono)
 
 
 # -- hand-off and reply latency -------------------------------------------------------------------

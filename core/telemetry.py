@@ -50,6 +50,13 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"\bEAA[A-Za-z0-9]{30,}"), "EAA" + REDACTED),  # Meta Graph access tokens
 )
 MIN_SECRET_LENGTH = 6  # shorter setting values would mask ordinary words; the patterns still apply
+# Personal data in outside text (Graph errors, status titles, exception messages, payload fields): a run
+# of 10-15 digits, optionally with `+`, spaces or dashes, is a phone number until proven otherwise.
+_PHONE_RUN = re.compile(r"(?<![\w.#*])\+?\d(?:[ -]?\d){9,14}(?![\w])")
+# Meta's wamids are base64 of a payload that starts with the sender's number.
+_WAMID = re.compile(r"\bwamid\.[A-Za-z0-9+/=_-]{8,}")
+MAX_MESSAGE_CHARS = 4_000  # a log line, whatever a caller or a payload put in it
+MAX_FIELD_CHARS = 500  # each custom dimension
 
 
 def mask_phone(phone: str | None) -> str:
@@ -57,7 +64,32 @@ def mask_phone(phone: str | None) -> str:
     if not phone:
         return "<desconocido>"
     tail = phone[-4:]
-    return "*" * max(len(phone) - 4, 0) + tail
+    return "*" * min(max(len(phone) - 4, 0), 16) + tail  # bounded: a 1 MB `from` is not a 1 MB line
+
+
+def mask_wamid(wamid: str | None) -> str:
+    """`wamid.` plus 10 hex of its SHA-256: stable (the same message always logs the same id, so lines
+    can be joined) and free of the phone number Meta encodes inside the wamid."""
+    if not wamid:
+        return "<sin-wamid>"
+    if wamid.startswith("wamid#"):
+        return wamid
+    import hashlib
+
+    return "wamid#" + hashlib.sha256(wamid.encode("utf-8", "replace")).hexdigest()[:10]
+
+
+def scrub_personal(text: str) -> str:
+    """Mask phone-like digit runs (keeping the last 4) and replace wamids by their stable hash."""
+    text = _WAMID.sub(lambda m: mask_wamid(m.group(0)), text)
+    return _PHONE_RUN.sub(lambda m: mask_phone(re.sub(r"\D", "", m.group(0))), text)
+
+
+def bound(text: str, limit: int) -> str:
+    """Cut `text` to `limit` characters, saying how much was dropped."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}…[+{len(text) - limit} caracteres]"
 
 
 def get_logger(name: str) -> logging.Logger:
@@ -103,14 +135,49 @@ def secrets_of(settings: Settings) -> list[str]:
         settings.openai_api_key,
         settings.gemini_api_key,
     ]
-    for conn in (settings.sql_connection_string, settings.applicationinsights_connection_string):
-        if not conn:
-            continue
-        for part in conn.split(";"):
-            name, _, value = part.partition("=")
-            if name.strip().lower() in ("pwd", "password", "instrumentationkey", "accountkey", "sharedaccesskey"):
-                values.append(value.strip().strip("{}"))
+    for conn in (settings.sql_connection_string, settings.applicationinsights_connection_string,
+                 settings.azure_webjobs_storage):
+        for name, value in connection_string_parts(conn):
+            if name.lower() in ("pwd", "password", "instrumentationkey", "accountkey", "sharedaccesskey"):
+                values += [value, value.replace("}", "}}")]  # as used, and as written in the string
     return values
+
+
+def connection_string_parts(conn: str) -> list[tuple[str, str]]:
+    """`name=value;...` pairs of an ODBC/Azure connection string. A value in braces may hold `;` and `=`,
+    and `}}` inside braces is one `}` (ODBC quoting: `Pwd={p@ss;w0rd}}x}` is the password `p@ss;w0rd}x`)."""
+    parts: list[tuple[str, str]] = []
+    i, n = 0, len(conn or "")
+    while i < n:
+        eq = conn.find("=", i)
+        if eq < 0:
+            break
+        name = conn[i:eq].strip().strip(";").strip()
+        j = eq + 1
+        while j < n and conn[j] == " ":
+            j += 1
+        if j < n and conn[j] == "{":
+            value_chars: list[str] = []
+            j += 1
+            while j < n:
+                if conn[j] == "}":
+                    if j + 1 < n and conn[j + 1] == "}":
+                        value_chars.append("}")
+                        j += 2
+                        continue
+                    j += 1
+                    break
+                value_chars.append(conn[j])
+                j += 1
+            value = "".join(value_chars)
+            end = conn.find(";", j)
+        else:
+            end = conn.find(";", j)
+            value = conn[j:end if end >= 0 else n].strip()
+        if name:
+            parts.append((name, value))
+        i = n if end < 0 else end + 1
+    return parts
 
 
 class _RedactedError(Exception):
@@ -135,17 +202,17 @@ def _redact_record(record: logging.LogRecord) -> None:
         message = record.getMessage()
     except Exception:  # a bad format string must not hide the line; keep what we can
         message = f"{record.msg!s} {record.args!r}"
-    clean = REDACTOR.redact(message)
+    clean = bound(scrub_personal(REDACTOR.redact(message)), MAX_MESSAGE_CHARS)
     record.msg, record.args = clean, None
     if record.exc_info and record.exc_info[1] is not None:
         exc_type, exc, tb = record.exc_info
         full = "".join(traceback.format_exception(exc_type, exc, tb))
-        clean_full = REDACTOR.redact(full)
+        clean_full = scrub_personal(REDACTOR.redact(full))
         if clean_full != full:
             # Same frames, cleaned message; a chained cause cannot be rebuilt, so its cleaned text
             # travels as a note of the stand-in.
             stand_in = _redacted_type(exc_type)
-            clean_exc = stand_in(REDACTOR.redact(str(exc)))
+            clean_exc = stand_in(scrub_personal(REDACTOR.redact(str(exc))))
             if exc.__cause__ is not None or exc.__context__ is not None:
                 clean_exc.add_note("Cadena original (depurada):\n" + clean_full.rstrip("\n"))
             record.exc_info = (stand_in, clean_exc, tb)
@@ -154,7 +221,7 @@ def _redact_record(record: logging.LogRecord) -> None:
         record.stack_info = REDACTOR.redact(record.stack_info)
     for key, value in list(record.__dict__.items()):
         if key not in _RESERVED and isinstance(value, str):
-            setattr(record, key, REDACTOR.redact(value))
+            setattr(record, key, bound(scrub_personal(REDACTOR.redact(value)), MAX_FIELD_CHARS))
 
 
 _original_make_record: Callable[..., logging.LogRecord] | None = None

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from core.telemetry import mask_wamid
 from tests.conftest import ROOT, base_env
 from tests.fake_ingestion import FakeIngestion
 
@@ -85,7 +86,7 @@ def test_full_plan_exports_logs_once_with_dimensions(tmp_path: Path, where: str)
     busy = traces_with(ingestion, "THREAD_LOCK_BUSY")
     assert len(busy) == 1
     assert busy[0]["properties"]["telefono"] == "*********5678"
-    dup = traces_with(ingestion, "Mensaje duplicado detectado (MERGE): wamid.PROBE0001, reintento #2")
+    dup = traces_with(ingestion, f"Mensaje duplicado detectado (MERGE): {mask_wamid('wamid.PROBE0001')}, reintento #2")
     assert len(dup) == 1 and dup[0]["properties"]["reintento"] == "2"
     exceptions = [i["data"]["baseData"]["exceptions"][0] for i in ingestion.of_type("Exception")]
     assert [e["typeName"] for e in exceptions] == ["RuntimeError"]

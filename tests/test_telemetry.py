@@ -23,6 +23,7 @@ from core.telemetry import (
     host_telemetry_mode,
     log_event,
     mask_phone,
+    mask_wamid,
     plan_warning,
     secrets_of,
 )
@@ -126,7 +127,7 @@ def test_every_event_logs_its_token_masked_and_counts(captured) -> None:
         "[ConcurrencyRetry] updateSession(*********5678) - Intento 2/3 falló, reintentando en 108ms",
         "ConcurrencyError: ", "[Timeout] extractStructuredData excedió 4000ms, usando fallback",
         "[CircuitBreaker] State changed CLOSED -> OPEN",
-        "Mensaje duplicado detectado (MERGE): wamid.HBgLNTIxNTUxMjM0NTY3OBUCABIYFDNB, reintento #3",
+        f"Mensaje duplicado detectado (MERGE): {mask_wamid('wamid.HBgLNTIxNTUxMjM0NTY3OBUCABIYFDNB')}, reintento #3",
     ]
     assert len(messages) == len(expected_starts)
     for message, start in zip(messages, expected_starts, strict=True):

@@ -19,6 +19,7 @@ from bot.webhook.signature import sign_body
 from core.handoff import HANDOFF_QUEUE, HandoffError
 from core.metrics import duplicate_deliveries_total
 from core.settings import Settings, load_settings
+from core.telemetry import mask_wamid
 from tests.conftest import APP_SECRET, FIXTURES, VERIFY_TOKEN, base_env
 from tests.webhook_helpers import (
     add_sent_outbound,
@@ -162,8 +163,9 @@ async def test_duplicate_is_logged_and_counted(rt: Runtime, caplog: pytest.LogCa
     for _ in range(3):
         assert (await post(rt, body))[0] == 200
     assert duplicate_deliveries_total._value.get() - before == 2
-    assert "Mensaje duplicado detectado (MERGE): wamid.DUP1, reintento #1" in caplog.text
-    assert "Mensaje duplicado detectado (MERGE): wamid.DUP1, reintento #2" in caplog.text
+    masked = mask_wamid("wamid.DUP1")
+    assert f"Mensaje duplicado detectado (MERGE): {masked}, reintento #1" in caplog.text
+    assert f"Mensaje duplicado detectado (MERGE): {masked}, reintento #2" in caplog.text
 
 
 @pytest.mark.parametrize("text", [

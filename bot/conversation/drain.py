@@ -26,7 +26,7 @@ from core import events, metrics
 from core.errors import AlreadyProcessed, LeaseLost, StorageError
 from core.storage.conversations import pending_messages, record_inbox_failure
 from core.storage.leases import Lease, acquire_lease, extend_lease, release_lease
-from core.telemetry import mask_phone
+from core.telemetry import mask_phone, mask_wamid
 
 log = logging.getLogger("bot.conversation.drain")
 BATCH = 20
@@ -148,7 +148,7 @@ async def _drain_under_lease(rt: Runtime, key: str, hb: Heartbeat, deadline: flo
                 state = await _record_failure(rt, row.id, exc)
                 metrics.messages_processed_total.labels(outcome="fallo").inc()
                 if state == "error":
-                    log.error("Mensaje %s marcado como error tras %d intentos", row.message_id,
+                    log.error("Mensaje %s marcado como error tras %d intentos", mask_wamid(row.message_id),
                               rt.settings.inbox_max_attempts)
                     continue  # poison message: do not block the conversation behind it
                 return handled, True

@@ -31,7 +31,7 @@ from core.storage.outbox import (
     release_claim,
     settle_stuck,
 )
-from core.telemetry import mask_phone
+from core.telemetry import mask_phone, mask_wamid
 from core.whatsapp.client import WhatsAppClient
 from core.whatsapp.errors import (
     PermanentWhatsAppError,
@@ -181,7 +181,7 @@ async def _write_back(rt: Runtime, outcomes: list[Outcome], clock: Callable[[], 
         elif outcome.state is OutboxState.ENVIADO:
             tally.sent += 1
             outbound_sends_total.labels("enviado").inc()
-            log.info("OUTBOX_ENVIADO id=%s destinatario=%s wamid=%s", claim.id, who, outcome.wamid)
+            log.info("OUTBOX_ENVIADO id=%s destinatario=%s wamid=%s", claim.id, who, mask_wamid(outcome.wamid))
         elif outcome.state is OutboxState.PENDIENTE and claim.attempts < max_attempts:
             tally.retried += 1
             outbound_sends_total.labels("reintento").inc()

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from bot.messages import InboundMessage, MessageKind
-from core.telemetry import mask_phone
+from core.telemetry import mask_phone, mask_wamid
 from core.whatsapp.status import StatusUpdate
 
 log = logging.getLogger(__name__)
@@ -185,7 +185,7 @@ def _status(raw: object) -> StatusUpdate | None:
     recipient = _opt_text(st.get("recipient_id")) or _opt_text(st.get("recipient_user_id"))
     code, title = _first_error(st.get("errors"))
     if status == "failed":
-        log.warning("Webhook: envío %s falló para %s (%s)", wamid, mask_phone(recipient),
+        log.warning("Webhook: envío %s falló para %s (%s)", mask_wamid(wamid), mask_phone(recipient),
                     _error_text(st.get("errors")) or "sin detalle")
     return StatusUpdate(wamid=wamid, status=status, timestamp=_timestamp(st.get("timestamp")),
                         recipient=recipient if recipient and len(recipient) <= MAX_KEY else None,

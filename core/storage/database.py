@@ -66,6 +66,12 @@ class Database:
         self.queries = load_queries(self.dialect)
         self._executor = ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix=f"db-{self.dialect}")
         self._local = threading.local()
+        # One thread for the webhook's registrations, so an ack never queues behind the worker's
+        # transactions in the shared pool (`write_urgent`).
+        self._urgent_executor = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix=f"db-{self.dialect}-urgent",
+            initializer=lambda: setattr(self._local, "urgent", True),
+        )
         self._connections: list[Any] = []
         self._lock = threading.Lock()
         self.transactions = 0  # committed write transactions, for the benchmarks
@@ -171,12 +177,22 @@ class Database:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self.run_sync, fn)
 
+    async def write_urgent(self, fn: Callable[[Tx], T]) -> T:
+        """`write` on the dedicated thread: for the webhook's registration, which Meta is waiting on."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._urgent_executor, self.run_sync, fn)
+
+    @property
+    def on_urgent_thread(self) -> bool:
+        return bool(getattr(self._local, "urgent", False))
+
     async def read(self, fn: Callable[[Tx], T]) -> T:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, lambda: self.run_sync(fn, write=False))
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)
+        self._urgent_executor.shutdown(wait=True)
         with self._lock:
             for conn in self._connections:
                 try:

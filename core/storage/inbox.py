@@ -244,7 +244,9 @@ class InboxRegistrar:
         try:
             # Inline when the write lock is free right now (SQLite): a few statements, no thread hop.
             done, inline = self._db.try_write_now(work) if self._inline else (False, None)
-            results = inline if done else await self._db.write(work)
+            # One flusher (SQLite): its own thread, ahead of the worker's writes. Several (SQL Server): the pool.
+            write = self._db.write_urgent if self._max_in_flight == 1 else self._db.write
+            results = inline if done else await write(work)
         except asyncio.CancelledError:
             for pending in batch + self._queue:
                 pending.future.cancel()

@@ -21,6 +21,38 @@ T = TypeVar("T")
 BUSY_TIMEOUT_MS = 10_000
 
 
+class WriterLock:
+    """The in-process write lock, where an urgent writer (the webhook's registration) goes first."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._held = False
+        self._urgent_waiting = 0
+
+    def acquire(self, *, urgent: bool = False, blocking: bool = True) -> bool:
+        with self._cond:
+            if not blocking:
+                if self._held:
+                    return False
+                self._held = True
+                return True
+            if urgent:
+                self._urgent_waiting += 1
+            try:
+                while self._held or (not urgent and self._urgent_waiting):
+                    self._cond.wait()
+                self._held = True
+                return True
+            finally:
+                if urgent:
+                    self._urgent_waiting -= 1
+
+    def release(self) -> None:
+        with self._cond:
+            self._held = False
+            self._cond.notify_all()
+
+
 class SqliteDatabase(Database):
     dialect = "sqlite"
 
@@ -30,7 +62,7 @@ class SqliteDatabase(Database):
         # Writers of this process queue here instead of in SQLite's busy handler, which sleeps in steps
         # of up to 100 ms and turned a few colliding writes into long latency tails. Other processes
         # sharing the file still meet the busy timeout.
-        self._writer = threading.Lock()
+        self._writer = WriterLock()
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         super().__init__(pool_size)
@@ -75,8 +107,11 @@ class SqliteDatabase(Database):
     def _once(self, fn: Callable[[Tx], T], write: bool) -> T:
         if not write:
             return super()._once(fn, write)
-        with self._writer:
+        self._writer.acquire(urgent=self.on_urgent_thread)
+        try:
             return super()._once(fn, write)
+        finally:
+            self._writer.release()
 
     def try_write_now(self, fn: Callable[[Tx], T]) -> tuple[bool, T | None]:
         """`BEGIN IMMEDIATE` on a per-thread connection with no busy timeout: the write lock now, or not at all.
