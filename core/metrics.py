@@ -52,3 +52,6 @@ reply_latency_seconds = Histogram(
     "reply_latency_seconds", "Webhook received -> reply accepted by Meta", buckets=_LATENCY_BUCKETS,
     registry=REGISTRY,
 )
+webhook_ignored_total = Counter(
+    "webhook_ignored_total", "Webhook items acknowledged and ignored", ["reason"], registry=REGISTRY
+)

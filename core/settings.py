@@ -60,12 +60,25 @@ def _providers(env: Mapping[str, str]) -> tuple[str, ...]:
     return names
 
 
+def _served_numbers(env: Mapping[str, str], default: str) -> tuple[str, ...]:
+    raw = env.get("WHATSAPP_PHONE_NUMBER_IDS", "").strip()
+    if not raw:
+        return (default,)
+    numbers = tuple(dict.fromkeys(n.strip() for n in raw.split(",") if n.strip()))
+    bad = [n for n in numbers if not (n.isascii() and n.isdigit())]
+    if not numbers or bad:
+        raise SettingsError("WHATSAPP_PHONE_NUMBER_IDS", f"must be a comma list of numeric ids, got {raw!r}")
+    return numbers
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     whatsapp_app_secret: str = field(repr=False)
     whatsapp_verify_token: str = field(repr=False)
     whatsapp_access_token: str = field(default="", repr=False)  # a repr lands in tracebacks and logs
     whatsapp_phone_number_id: str = "000000000000000"
+    # The business numbers whose webhooks are served (replies go out from `whatsapp_phone_number_id`).
+    served_phone_number_ids: tuple[str, ...] = ()
     whatsapp_api_base_url: str = GRAPH_API_DEFAULT
     sql_connection_string: str = ""
     sqlite_path: str = ".data/bot.sqlite3"
@@ -100,6 +113,7 @@ class Settings:
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Build `Settings` from `env` (default: `os.environ`), validating every value."""
     env = os.environ if env is None else env
+    phone_number_id = _text(env, "WHATSAPP_PHONE_NUMBER_ID", "000000000000000")
     base_url = _text(env, "WHATSAPP_API_BASE_URL", GRAPH_API_DEFAULT).rstrip("/")
     if not base_url.startswith(("http://", "https://")):
         raise SettingsError("WHATSAPP_API_BASE_URL", f"must be an http(s) URL, got {base_url!r}")
@@ -107,7 +121,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         whatsapp_app_secret=_text(env, "WHATSAPP_APP_SECRET", required=True),
         whatsapp_verify_token=_text(env, "WHATSAPP_VERIFY_TOKEN", required=True),
         whatsapp_access_token=_text(env, "WHATSAPP_ACCESS_TOKEN"),
-        whatsapp_phone_number_id=_text(env, "WHATSAPP_PHONE_NUMBER_ID", "000000000000000"),
+        whatsapp_phone_number_id=phone_number_id,
+        served_phone_number_ids=_served_numbers(env, phone_number_id),
         whatsapp_api_base_url=base_url,
         sql_connection_string=_text(env, "SQL_CONNECTION_STRING"),
         sqlite_path=_text(env, "SQLITE_PATH", ".data/bot.sqlite3"),

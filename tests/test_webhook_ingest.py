@@ -395,3 +395,33 @@ async def test_same_second_messages_keep_payload_order(rt: Runtime, db_path: Pat
     value["messages"].append(dict(value["messages"][0], id="wamid.AAA", text={"body": "segundo"}))
     assert (await post(rt, encode(payload)))[0] == 200
     assert [r["MessageId"] for r in ledger(db_path)] == ["wamid.ZZZ", "wamid.AAA"]
+
+
+async def test_a_delivery_for_another_business_number_is_acknowledged_and_ignored(
+    rt: Runtime, db_path: Path, drained: list[list[str]], caplog: pytest.LogCaptureFixture
+) -> None:
+    from core.metrics import webhook_ignored_total
+
+    before = webhook_ignored_total.labels(reason="numero_ajeno")._value.get()
+    payload = text_payload("wamid.FOREIGN1", ANA, "Hola, el refrigerador no enfría")
+    payload["entry"][0]["changes"][0]["value"]["metadata"]["phone_number_id"] = "999999999999999"
+    assert await post(rt, encode(payload)) == (200, "EVENT_RECEIVED")
+    # Nothing at all: no ledger row, no hand-off, so no session, report or reply can follow.
+    assert ledger(db_path) == [] and drained == []
+    assert webhook_ignored_total.labels(reason="numero_ajeno")._value.get() - before == 1
+    assert "que esta app no atiende" in caplog.text
+    # Our own number in the same delivery is still served.
+    ours = text_payload("wamid.OURS1", ANA, "hola")
+    payload["entry"].append(ours["entry"][0])
+    assert await post(rt, encode(payload)) == (200, "EVENT_RECEIVED")
+    assert [r["MessageId"] for r in ledger(db_path)] == ["wamid.OURS1"] and drained == [[ANA]]
+
+
+def test_served_numbers_setting(db_path: Path) -> None:
+    from core.errors import SettingsError
+
+    assert load_settings(base_env(db_path)).served_phone_number_ids == ("106540352242922",)
+    both = load_settings(base_env(db_path, WHATSAPP_PHONE_NUMBER_IDS="106540352242922, 2233"))
+    assert both.served_phone_number_ids == ("106540352242922", "2233")
+    with pytest.raises(SettingsError, match="WHATSAPP_PHONE_NUMBER_IDS"):
+        load_settings(base_env(db_path, WHATSAPP_PHONE_NUMBER_IDS="abc"))

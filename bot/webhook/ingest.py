@@ -23,6 +23,7 @@ from bot.runtime import Runtime
 from bot.webhook.parse import parse_payload
 from bot.webhook.signature import SIGNATURE_HEADER, verify_signature
 from core.errors import StorageError
+from core.metrics import webhook_ignored_total
 from core.storage.inbox import InboxRegistrar
 
 log = logging.getLogger(__name__)
@@ -83,7 +84,9 @@ async def handle_webhook_post(rt: Runtime, headers: Mapping[str, str], body: byt
         log.warning("Webhook: cuerpo firmado que no es JSON (%s); rechazado (400)", type(exc).__name__)
         return 400, "Bad Request: body is not JSON"
 
-    batch = parse_payload(payload)
+    batch = parse_payload(payload, served=settings.served_phone_number_ids)
+    if batch.foreign:
+        webhook_ignored_total.labels(reason="numero_ajeno").inc(batch.foreign)
     if not batch.messages and not batch.statuses:
         return 200, ACK  # unknown shapes, errors and other fields: acknowledged (a non-200 is redelivered forever)
 

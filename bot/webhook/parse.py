@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 
 from bot.messages import InboundMessage, MessageKind
@@ -47,6 +47,7 @@ class WebhookBatch:
     skipped: int = 0  # messages/statuses that could not be used
     value_errors: tuple[str, ...] = ()  # "code: title" of value-level errors
     other_fields: tuple[str, ...] = field(default=())  # changes for fields other than `messages`
+    foreign: int = 0  # messages/statuses addressed to a business number this app does not serve
 
 
 def clean_text(value: object) -> str:
@@ -199,8 +200,13 @@ def _changes(payload: dict[str, object]) -> Iterator[tuple[str, dict[str, object
             yield clean_text(c.get("field")), _dict(c.get("value"))
 
 
-def parse_payload(payload: object) -> WebhookBatch:
-    """Every message and status of one webhook delivery, in payload order. Never raises."""
+def parse_payload(payload: object, served: Collection[str] | None = None) -> WebhookBatch:
+    """Every message and status of one webhook delivery, in payload order. Never raises.
+
+    With `served`, changes addressed to any other business number (`metadata.phone_number_id`) are
+    left out and counted in `foreign`: a signed payload for someone else's number gets no session,
+    no report and no reply from ours.
+    """
     data = _dict(payload)
     if data.get("object") != WABA_OBJECT or not isinstance(data.get("entry"), list):
         log.warning("Webhook: carga con forma desconocida (object=%r); se reconoce y se ignora",
@@ -210,11 +216,18 @@ def parse_payload(payload: object) -> WebhookBatch:
     statuses: list[StatusUpdate] = []
     errors: list[str] = []
     others: list[str] = []
-    skipped = 0
+    skipped = foreign = 0
     for field_name, value in _changes(data):
         if field_name != "messages":
             others.append(field_name[:60])
             log.info("Webhook: cambio del campo %r recibido; no se procesa", field_name[:60])
+            continue
+        number = clean_text(_dict(value.get("metadata")).get("phone_number_id"))
+        if served is not None and number not in served:
+            items = len(_list(value.get("messages"))) + len(_list(value.get("statuses")))
+            foreign += items
+            log.warning("Webhook: %d elementos para el número %s, que esta app no atiende; se ignoran",
+                        items, mask_phone(number[:40]) if number else "<sin phone_number_id>")
             continue
         if "errors" in value:
             text = _error_text(value.get("errors")) or "sin detalle"
@@ -231,4 +244,4 @@ def parse_payload(payload: object) -> WebhookBatch:
             skipped += status is None
             if status is not None:
                 statuses.append(status)
-    return WebhookBatch(tuple(messages), tuple(statuses), True, skipped, tuple(errors), tuple(others))
+    return WebhookBatch(tuple(messages), tuple(statuses), True, skipped, tuple(errors), tuple(others), foreign)
