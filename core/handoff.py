@@ -27,6 +27,7 @@ HANDOFF_QUEUE = "conversaciones-pendientes"
 # The webhook's ack must not wait on a slow storage account: past this, the hand-off is abandoned
 # (logged) and the rows wait for Meta's redelivery or the sweep.
 ENQUEUE_TIMEOUT_S = 2.0
+ENQUEUE_CONCURRENCY = 32  # puts in flight at once: a 2,000-message delivery does not open 2,000 requests
 
 
 class HandoffError(BotError):
@@ -84,11 +85,18 @@ class StorageQueueHandoff:
             return
         from azure.core.exceptions import AzureError
 
+        gate = asyncio.Semaphore(ENQUEUE_CONCURRENCY)
+
+        async def send(key: str) -> None:
+            async with gate:
+                await queue.send_message(key)
+
         try:
-            async with asyncio.timeout(ENQUEUE_TIMEOUT_S):
+            # A delivery with thousands of conversations gets proportionally more time, never unbounded.
+            async with asyncio.timeout(ENQUEUE_TIMEOUT_S + len(keys) / 500):
                 await self._ensure_queue()
                 queue = self._queue()
-                await asyncio.gather(*(queue.send_message(key) for key in keys))
+                await asyncio.gather(*(send(key) for key in keys))
         except (AzureError, OSError, TimeoutError) as exc:
             raise HandoffError(f"no se pudo encolar {len(keys)} conversaciones: {type(exc).__name__}") from None
 

@@ -23,8 +23,12 @@ from local_host.queues import HOST_JSON, LocalQueue, QueueOptions
 from local_host.timers import run_timer
 
 log = logging.getLogger("local_host")
-# Above the webhook's own cap, so the function (not the server) decides about big bodies.
-MAX_BODY_BYTES = 16 * 1024 * 1024
+# The default cap when the app's own setting is not given; aiohttp refuses a bigger body (413) while
+# reading it, so an oversized POST never sits in memory whole.
+MAX_BODY_BYTES = 3 * 1024 * 1024
+# A client that declares a body and does not send it gets 408 after this long, instead of holding a
+# connection and a task forever.
+BODY_READ_TIMEOUT_S = 10.0
 EXTRA_ROUTES_KEY: web.AppKey[list[Callable[[web.Application], None]]] = web.AppKey("extra_routes", list)
 QUEUES_KEY: web.AppKey[dict[str, LocalQueue]] = web.AppKey("queues", dict)
 
@@ -100,7 +104,12 @@ def make_handler(function: HttpFunction) -> Callable[[web.Request], Any]:
     is_async = inspect.iscoroutinefunction(function.fn)
 
     async def handler(request: web.Request) -> web.StreamResponse:
-        body = await request.read()
+        try:
+            async with asyncio.timeout(BODY_READ_TIMEOUT_S):
+                body = await request.read()
+        except TimeoutError:
+            log.warning("Función %s: el cuerpo no llegó en %.0f s; 408", function.name, BODY_READ_TIMEOUT_S)
+            return web.Response(status=408, text="Request Timeout")
         req = to_http_request(request, body)
         try:
             if is_async:
@@ -117,9 +126,10 @@ def make_handler(function: HttpFunction) -> Callable[[web.Request], Any]:
     return handler
 
 
-def build_web_app(app: func.FunctionApp, *, run_timers: bool = True, host_json: Path = HOST_JSON) -> web.Application:
+def build_web_app(app: func.FunctionApp, *, run_timers: bool = True, host_json: Path = HOST_JSON,
+                  max_body_bytes: int = MAX_BODY_BYTES) -> web.Application:
     http, timers, queue_functions = discover(app)
-    web_app = web.Application(client_max_size=MAX_BODY_BYTES)
+    web_app = web.Application(client_max_size=max_body_bytes)
     for function in http:
         for method in function.methods:
             web_app.router.add_route(method, f"/api/{function.route}", make_handler(function))

@@ -94,3 +94,34 @@ def test_local_host_runs_the_queue_worker_end_to_end(tmp_path: Path) -> None:
         proc.terminate()
         out, _ = proc.communicate(timeout=15)
     assert "conversation_worker: cola conversaciones-pendientes (en memoria)" in out
+
+
+def test_body_limits_are_enforced_while_reading(tmp_path: Path) -> None:
+    """A 10 MB POST is refused at the 3 MiB cap without being read whole; a declared body that never
+    comes gets 408 instead of holding the connection forever."""
+    import socket
+
+    from local_host.server import BODY_READ_TIMEOUT_S
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    proc = start_host(tmp_path / "bot.sqlite3", port)
+    try:
+        wait_ready(base + "/api/health", proc)
+        huge = b'{"x": "' + b"a" * (10 * 1024 * 1024) + b'"}'
+        try:
+            status = httpx.post(base + "/api/whatsapp/webhook", content=huge, timeout=30).status_code
+        except httpx.TransportError:  # the server may close the connection before the upload ends
+            status = 413
+        assert status == 413
+        with socket.create_connection(("127.0.0.1", port), timeout=BODY_READ_TIMEOUT_S + 10) as sock:
+            sock.sendall(b"POST /api/whatsapp/webhook HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                         b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"partial\":")
+            started = time.monotonic()
+            answer = sock.recv(200)
+        assert answer.startswith(b"HTTP/1.1 408")
+        assert time.monotonic() - started < BODY_READ_TIMEOUT_S + 5
+        assert httpx.get(base + "/api/health").status_code == 200  # still serving
+    finally:
+        proc.terminate()
+        proc.wait(10)

@@ -425,3 +425,15 @@ def test_served_numbers_setting(db_path: Path) -> None:
     assert both.served_phone_number_ids == ("106540352242922", "2233")
     with pytest.raises(SettingsError, match="WHATSAPP_PHONE_NUMBER_IDS"):
         load_settings(base_env(db_path, WHATSAPP_PHONE_NUMBER_IDS="abc"))
+
+
+async def test_text_longer_than_whatsapps_limit_is_cut_once_before_storage(rt: Runtime, db_path: Path,
+                                                                        drained: list[list[str]]) -> None:
+    from bot.webhook.parse import MAX_TEXT, TEXT_CUT_MARKER
+
+    text = "ñ" * 100_000 + "🧊" * 10
+    assert (await post(rt, encode(text_payload("wamid.LONG1", ANA, text))))[0] == 200
+    (row,) = ledger(db_path)
+    stored = InboundMessage.from_json(row["Payload"]).text
+    assert len(stored) == MAX_TEXT and stored.endswith(TEXT_CUT_MARKER) and stored.startswith("ñ" * 100)
+    assert len(row["Payload"]) < 2 * MAX_TEXT  # the payload holds the cut text once, not the original

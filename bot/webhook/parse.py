@@ -23,6 +23,9 @@ log = logging.getLogger(__name__)
 WABA_OBJECT = "whatsapp_business_account"
 # Column sizes of the ledger on SQL Server (MessageId NVARCHAR(200), Telefono NVARCHAR(64)): a value
 # that cannot fit would fail the whole batch, so it is refused here, loudly, instead.
+MAX_TEXT = 4_096  # WhatsApp's own limit for a text body; longer input is cut before it is stored
+TEXT_CUT_MARKER = "… [texto recortado]"
+MAX_NAME = 256
 MAX_WAMID = 160
 MAX_KEY = 64
 MAX_STATUS = 30
@@ -170,7 +173,12 @@ def _message(raw: object, contacts: list[object]) -> InboundMessage | None:
                     "ausente" if not wamid else f"de {len(wamid)} caracteres", mask_phone(key))
         return None
     kind, fields = _content(clean_text(msg.get("type")), msg)
+    text = fields.get("text")
+    if isinstance(text, str) and len(text) > MAX_TEXT:
+        log.warning("Webhook: texto de %d caracteres recortado a %d", len(text), MAX_TEXT)
+        fields["text"] = text[:MAX_TEXT - len(TEXT_CUT_MARKER)] + TEXT_CUT_MARKER
     name = _opt_text(_dict(contact.get("profile")).get("name"))
+    name = name[:MAX_NAME] if name else name
     return InboundMessage(
         wamid=wamid, conversation_key=key, kind=kind, timestamp=_timestamp(msg.get("timestamp")),
         phone=phone, bsuid=bsuid, contact_name=name, **fields,  # type: ignore[arg-type]
