@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 
-from core.errors import BotError
+from core.errors import BotError, SchemaOutdated
 from core.storage.database import Database
 from core.storage.migrate import LATEST_VERSION
 
@@ -31,12 +32,28 @@ class Health:
         return body
 
 
+# What anonymous callers read. The driver's own text (paths, server names, users) goes to the log only.
+REASON_UNAVAILABLE = "database unavailable"
+REASON_READ_ONLY = "database does not accept writes"
+
+
 async def check_health(db: Database) -> Health:
+    """Read the schema version, then prove a write lands in the real database (a read-only, full or
+    replaced database still answers reads); 503 unless both hold."""
     try:
         version = await db.read(lambda tx: int(tx.fetch_one("schema_version")["version"]))  # type: ignore[index]
+    except SchemaOutdated as exc:
+        log.warning("Health: esquema sin migrar: %s", exc)
+        return Health(False, db.dialect, None, "schema not migrated: run migrations")
     except BotError as exc:
         log.warning("Health: base de datos no disponible: %s", exc)
-        return Health(False, db.dialect, None, str(exc))
+        return Health(False, db.dialect, None, REASON_UNAVAILABLE)
     if version < LATEST_VERSION:
         return Health(False, db.dialect, version, f"schema version {version} < {LATEST_VERSION}: run migrations")
+    try:
+        await db.write(lambda tx: tx.execute("health_probe", {"ahora": int(time.time() * 1000)}))
+        db.check_identity()
+    except BotError as exc:
+        log.error("Health: la base de datos no acepta escrituras: %s", exc)
+        return Health(False, db.dialect, version, REASON_READ_ONLY)
     return Health(True, db.dialect, version)

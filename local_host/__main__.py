@@ -56,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     from function_app import app
     from local_host.server import QUEUES_KEY, build_web_app
 
-    web_app = build_web_app(app, run_timers=not args.no_timers, max_body_bytes=settings.webhook_max_body_bytes)
+    web_app = build_web_app(app, run_timers=not args.no_timers, max_body_bytes=settings.webhook_max_body_bytes,
+                            bind_host=args.host)
     # The webhook hands off to the in-process queue the conversation worker listens on.
     runtime.handoff = web_app[QUEUES_KEY].get(HANDOFF_QUEUE)
     try:

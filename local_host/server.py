@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import azure.functions as func
 from aiohttp import web
@@ -126,10 +127,51 @@ def make_handler(function: HttpFunction) -> Callable[[web.Request], Any]:
     return handler
 
 
+LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
+# The only route a foreign page may reach: Meta posts here, and each POST is proven by its signature.
+OPEN_ROUTES = frozenset({"/api/whatsapp/webhook"})
+
+
+def _hostname(value: str) -> str:
+    """`host:port`, `[::1]:port` or a URL's netloc -> the bare, lowercased host name."""
+    value = value.strip().lower()
+    if value.startswith("["):
+        return value[1:value.find("]")] if "]" in value else value
+    return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
+
+
+def local_only(bind_host: str) -> Callable[..., Any]:
+    """Refuse what a web page could make a browser send: a Host that is not this machine's loopback name
+    (DNS rebinding) and a cross-site Origin (a form or fetch from another site). The console signs
+    webhooks and starts broadcasts, so a page must not drive it."""
+    wildcard = bind_host in ("0.0.0.0", "::", "")
+    allowed = LOOPBACK_NAMES | ({_hostname(bind_host)} if not wildcard else set())
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Callable[..., Any]) -> web.StreamResponse:
+        if request.path in OPEN_ROUTES:
+            return await handler(request)
+        host = _hostname(request.host or "")
+        if not wildcard and host not in allowed:
+            log.warning("Local host: Host %r rechazado en %s (solo nombres locales)", host[:60], request.path)
+            return web.Response(status=403, text="Forbidden: Host not allowed")
+        origin = request.headers.get("Origin")
+        if origin is not None:
+            origin_host = _hostname(urlsplit(origin).netloc) if origin != "null" else "null"
+            if origin_host != host and not (origin_host in LOOPBACK_NAMES and host in LOOPBACK_NAMES):
+                log.warning("Local host: Origin %r rechazado en %s", origin[:80], request.path)
+                return web.Response(status=403, text="Forbidden: cross-site request")
+        if request.headers.get("Sec-Fetch-Site", "").lower() == "cross-site":
+            return web.Response(status=403, text="Forbidden: cross-site request")
+        return await handler(request)
+
+    return middleware
+
+
 def build_web_app(app: func.FunctionApp, *, run_timers: bool = True, host_json: Path = HOST_JSON,
-                  max_body_bytes: int = MAX_BODY_BYTES) -> web.Application:
+                  max_body_bytes: int = MAX_BODY_BYTES, bind_host: str = "127.0.0.1") -> web.Application:
     http, timers, queue_functions = discover(app)
-    web_app = web.Application(client_max_size=max_body_bytes)
+    web_app = web.Application(client_max_size=max_body_bytes, middlewares=[local_only(bind_host)])
     for function in http:
         for method in function.methods:
             web_app.router.add_route(method, f"/api/{function.route}", make_handler(function))

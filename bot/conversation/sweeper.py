@@ -21,6 +21,7 @@ from bot.conversation.engine import now_ms
 from bot.conversation.flows import IDLE_STATES, expire
 from bot.conversation.worker import hand_off
 from bot.runtime import Runtime
+from core import events
 from core.ai import assistant
 from core.ai.assistant import RecoveryReport
 from core.errors import BotError
@@ -32,7 +33,7 @@ from core.storage.conversations import (
     idle_sessions,
     stalled_conversations,
 )
-from core.storage.leases import acquire_lease, release_lease
+from core.storage.leases import acquire_lease, clear_expired_leases, release_lease
 from core.telemetry import mask_phone
 
 log = logging.getLogger("bot.conversation.sweeper")
@@ -58,6 +59,9 @@ async def sweep_conversations(rt: Runtime, budget_s: float = SWEEP_BUDGET_S, *,
     conversations whose hand-off the queue accepted."""
     deadline = time.monotonic() + budget_s
     now = now_ms()
+    # Leases of dead holders first: their conversations then count as stalled and are handed off below.
+    for key, token in await clear_expired_leases(rt.db, now):
+        events.lock_timeout(key, rt.settings.lock_timeout_ms, token, reason="dueño caído; liberado por el barrido")
     keys = await stalled_conversations(rt.db, now, now - grace_ms, HANDOFF_LIMIT)
     handled = 0
     for start in range(0, len(keys), HANDOFF_BATCH):

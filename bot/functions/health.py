@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import azure.functions as func
 
@@ -17,5 +18,6 @@ async def health(req: func.HttpRequest) -> func.HttpResponse:
         result = (await check_health(get_runtime().db)).as_dict()
         status = 200 if result["status"] == "ok" else 503
     except BotError as exc:  # bad settings or a database adapter that cannot even be built
-        result, status = {"status": "unavailable", "reason": str(exc)}, 503
+        logging.getLogger(__name__).error("Health: la app no puede arrancar: %s", exc)
+        result, status = {"status": "unavailable", "reason": "configuration or database error (see the log)"}, 503
     return func.HttpResponse(json.dumps(result), status_code=status, mimetype="application/json")

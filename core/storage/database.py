@@ -182,6 +182,9 @@ class Database:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._urgent_executor, self.run_sync, fn)
 
+    def check_identity(self) -> None:
+        """Raise DatabaseUnavailable if the database this process writes to is no longer the real one."""
+
     @property
     def on_urgent_thread(self) -> bool:
         return bool(getattr(self._local, "urgent", False))

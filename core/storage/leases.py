@@ -57,3 +57,9 @@ async def get_lease(db: Database, key: str) -> LeaseInfo | None:
     if row is None:
         return None
     return LeaseInfo(row["clave"], row["propietario"], int(row["expira"]), int(row["token"]))
+
+
+async def clear_expired_leases(db: Database, now_ms: int) -> list[tuple[str, int]]:
+    """Free every expired lease that still names an owner (its holder died); answers (key, token) of each."""
+    rows = await db.write(lambda tx: tx.fetch_all("leases_clear_expired", {"ahora": now_ms}))
+    return [(r["clave"], int(r["token"])) for r in rows]

@@ -7,6 +7,7 @@ fails at once with SQLITE_BUSY when another writer holds the lock, busy timeout 
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -19,6 +20,18 @@ from core.storage.database import Database, Tx
 T = TypeVar("T")
 
 BUSY_TIMEOUT_MS = 10_000
+
+
+def _create_private(path: Path) -> None:
+    """The database holds people's phone numbers: its folder 0700 and its file 0600 when we create them
+    (SQLite gives the -wal and -shm files the mode of the database file)."""
+    if not path.parent.exists():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if not path.exists():
+        try:
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+        except OSError:
+            pass  # reported by the first connection, with the driver's reason
 
 
 class WriterLock:
@@ -63,12 +76,28 @@ class SqliteDatabase(Database):
         # of up to 100 ms and turned a few colliding writes into long latency tails. Other processes
         # sharing the file still meet the busy timeout.
         self._writer = WriterLock()
+        self._identity: tuple[int, int] | None = None  # (device, inode) of the file this process opened
         if path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            _create_private(Path(path))
         super().__init__(pool_size)
 
     def describe(self) -> str:
         return f"sqlite:{self.path}"
+
+    def check_identity(self) -> None:
+        """Raise DatabaseUnavailable if the file this process opened was deleted or replaced.
+
+        SQLite keeps writing to a deleted file through the descriptors it holds: every commit succeeds
+        and every row is gone at the next start. So a write is only durable if the file is still there.
+        """
+        if self.path == ":memory:" or self._identity is None:
+            return
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            raise DatabaseUnavailable("el archivo de la base de datos ya no existe") from None
+        if (st.st_dev, st.st_ino) != self._identity:
+            raise DatabaseUnavailable("el archivo de la base de datos fue reemplazado")
 
     def _connect(self, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, timeout=busy_timeout_ms / 1000, isolation_level=None)
@@ -77,6 +106,12 @@ class SqliteDatabase(Database):
             raise DatabaseUnavailable(f"could not switch {self.path} to WAL")
         conn.execute("PRAGMA synchronous = NORMAL")  # durable across process crashes in WAL mode
         conn.execute("PRAGMA foreign_keys = ON")
+        if self.path != ":memory:":
+            st = os.stat(self.path)
+            with self._lock:
+                if self._identity is None:
+                    self._identity = (st.st_dev, st.st_ino)
+            self.check_identity()  # a connection opened after the file was replaced is no better
         return conn
 
     def _begin(self, connection: sqlite3.Connection, write: bool) -> sqlite3.Cursor:
@@ -109,9 +144,11 @@ class SqliteDatabase(Database):
             return super()._once(fn, write)
         self._writer.acquire(urgent=self.on_urgent_thread)
         try:
-            return super()._once(fn, write)
+            result = super()._once(fn, write)
         finally:
             self._writer.release()
+        self.check_identity()  # committed, but to a file that is still the database?
+        return result
 
     def try_write_now(self, fn: Callable[[Tx], T]) -> tuple[bool, T | None]:
         """`BEGIN IMMEDIATE` on a per-thread connection with no busy timeout: the write lock now, or not at all.
@@ -122,9 +159,13 @@ class SqliteDatabase(Database):
         if not self._writer.acquire(blocking=False):
             return False, None
         try:
-            return self._try_write_now(fn)
+            done, result = self._try_write_now(fn)
         finally:
             self._writer.release()
+        if done:
+            with self._translated():
+                self.check_identity()
+        return done, result
 
     def _try_write_now(self, fn: Callable[[Tx], T]) -> tuple[bool, T | None]:
         local = self._now_local

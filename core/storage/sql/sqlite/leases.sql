@@ -28,3 +28,10 @@ WHERE Clave = :clave AND Propietario = :propietario AND Token = :token AND Expir
 -- name: lease_get
 SELECT Clave AS clave, Propietario AS propietario, ExpiraEn AS expira, Token AS token
 FROM BloqueosConversacion WHERE Clave = :clave;
+
+-- name: leases_clear_expired
+-- Leases whose holder died (an expired lease still naming an owner): free them, keeping the row and
+-- its token, so the gauge of expired leases reads 0 again and the fencing token never goes back.
+UPDATE BloqueosConversacion SET Propietario = NULL, ExpiraEn = 0, PropietarioAnterior = NULL
+WHERE Propietario IS NOT NULL AND ExpiraEn <= :ahora
+RETURNING Clave AS clave, Token AS token;
