@@ -23,7 +23,9 @@ from core.ai.service import IntentService, build_assistant_backend, build_intent
 from core.ai.types import IntentProvider
 from core.storage.ai_runs import AiRun
 from core.storage.database import Tx
-from core.whatsapp.outgoing import OutgoingMessage
+from core.whatsapp.outgoing import MAX_TEXT_BODY, OutgoingMessage, fit
+
+ANSWER_EMPTY = "No encontré una respuesta a tu pregunta."
 
 log = logging.getLogger(__name__)
 SERVICE_KEY = "intent"  # the key the conversation engine reads (bot/conversation/engine.py on main)
@@ -95,7 +97,7 @@ async def ask_question(
 
 def enqueue_answer(tx: Tx, run: AiRun, text: str) -> None:
     """Queue a late answer in ColaEnvios, inside the transaction that settles its run (so: once)."""
-    message = OutgoingMessage(body=text)
+    message = OutgoingMessage(body=fit(text or ANSWER_EMPTY, MAX_TEXT_BODY))
     tx.execute(
         "enqueue_outbound",
         {

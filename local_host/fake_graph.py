@@ -72,6 +72,9 @@ class FakeGraph:
         recipient = body.get("to") or body.get("recipient")
         if not recipient:
             return _graph_error(400, 100, "Missing recipient")
+        problem = limit_problem(body)
+        if problem:  # what the real API answers for an over-limit message: error 100, nothing sent
+            return _graph_error(400, 100, f"(#100) {problem}")
         wamid = self.next_wamid or f"wamid.FAKE{next(self._seq):08d}.{uuid.uuid4().hex[:8]}"
         self.next_wamid = None
         self.sent.append(
@@ -112,6 +115,42 @@ class FakeGraph:
         app.router.add_post("/_fail", self.handle_fail)
         app.router.add_post("/_reset", self.handle_reset)
         return app
+
+
+def limit_problem(body: dict[str, Any]) -> str | None:
+    """The first WhatsApp limit `body` breaks, worded like Graph's own error, or None."""
+    def too_long(value: object, limit: int, name: str) -> str | None:
+        return f"Param {name} must be at most {limit} characters long" if len(str(value or "")) > limit else None
+
+    if body.get("type") == "text":
+        return too_long(_dig(body, "text", "body"), 4096, "text['body']")
+    interactive = body.get("interactive")
+    if not isinstance(interactive, dict):
+        return None
+    action = interactive.get("action") if isinstance(interactive.get("action"), dict) else {}
+    checks = [
+        too_long(_dig(interactive, "body", "text"), 1024, "interactive['body']['text']"),
+        too_long(_dig(interactive, "header", "text"), 60, "interactive['header']['text']"),
+        too_long(_dig(interactive, "footer", "text"), 60, "interactive['footer']['text']"),
+    ]
+    buttons = action.get("buttons") or []
+    if len(buttons) > 3:
+        checks.append("Param interactive['action']['buttons'] must have at most 3 elements")
+    checks += [too_long(_dig(b, "reply", "title"), 20, "interactive['action']['buttons'][]['reply']['title']")
+               for b in buttons]
+    rows = [row for section in action.get("sections") or [] for row in (section.get("rows") or [])]
+    if len(rows) > 10:
+        checks.append("Param interactive['action']['sections'] must have at most 10 rows in total")
+    checks += [too_long(row.get("title"), 24, "rows[]['title']") for row in rows]
+    checks += [too_long(row.get("description"), 72, "rows[]['description']") for row in rows]
+    checks.append(too_long(action.get("button"), 20, "interactive['action']['button']"))
+    return next((c for c in checks if c), None)
+
+
+def _dig(data: object, *keys: str) -> object:
+    for key in keys:
+        data = data.get(key) if isinstance(data, dict) else None
+    return data
 
 
 def _graph_error(status: int, code: int, message: str) -> web.Response:

@@ -11,7 +11,7 @@ from bot.conversation.flows import Estado, FlowInput, decide, needs
 from bot.messages import InboundMessage, MessageKind
 from core.ai.offline import OfflineProvider
 from core.ai.types import FALLBACK_EXTRACTION, FALLBACK_INTENT, TermKind
-from core.storage.conversations import Equipment, Session
+from core.storage.conversations import REPORT_NUMBER, Equipment, Session
 
 FRIDGE = Equipment(7, "10004512", "REFRIGERADOR", "Refrigerador vertical 2 puertas", "Tienda Centro")
 AI = OfflineProvider()
@@ -25,14 +25,14 @@ def run(state: str, text: str, data: dict | None = None, equipment: Equipment | 
     intent = asyncio.run(AI.detect_intent(text))
     extraction = asyncio.run(AI.extract_structured_data(text)) if need.extraction else None
     term = asyncio.run(AI.interpret_term(choice or text, need.term)) if need.term else None
-    return decide(FlowInput(session, msg, intent, "RPT-000042", extraction, term, equipment))
+    return decide(FlowInput(session, msg, intent, extraction, term, equipment))
 
 
 def test_problem_stated_up_front_is_kept_and_skips_the_description() -> None:
     t = run("INICIO", "Hola, el refrigerador no enfría")
     assert t.state is Estado.REFRI_ESPERA_SAP and t.data["problema"] == "el refrigerador no enfría"
     t = run("REFRI_CONFIRMA_EQUIPO", "sí", {**t.data, "codigo_sap": "10004512", "equipo": "Refri"})
-    assert t.state is Estado.FINALIZADO and t.report is not None and "RPT-000042" in t.replies[0].body
+    assert t.state is Estado.FINALIZADO and t.report is not None and REPORT_NUMBER in t.replies[0].body
 
 
 def test_confirmation_without_problem_asks_for_description() -> None:
@@ -73,9 +73,9 @@ def test_fallback_ai_results_still_move_the_flow() -> None:
     """A timed-out AI answers the seed-002 fallbacks; the conversation still advances to the menu."""
     session = Session("521")
     msg = InboundMessage("w", "521", MessageKind.TEXT, 1, text="xyz")
-    t = decide(FlowInput(session, msg, FALLBACK_INTENT, "RPT-1", FALLBACK_EXTRACTION, None, None))
+    t = decide(FlowInput(session, msg, FALLBACK_INTENT, FALLBACK_EXTRACTION, None, None))
     assert t.state is Estado.ESPERA_TIPO_EQUIPO
-    t = decide(FlowInput(Session("521", "REFRI_CONFIRMA_EQUIPO", {}, None, 2), msg, FALLBACK_INTENT, "RPT-1"))
+    t = decide(FlowInput(Session("521", "REFRI_CONFIRMA_EQUIPO", {}, None, 2), msg, FALLBACK_INTENT))
     assert t.state is Estado.REFRI_CONFIRMA_EQUIPO
 
 

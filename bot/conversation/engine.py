@@ -19,6 +19,7 @@ from core.storage.conversations import (
     TransitionWrite,
     commit_transition,
     find_equipment,
+    format_report_number,
     get_session_with_version,
     save_user_message,
     touch_last_activity,
@@ -33,11 +34,6 @@ ASK_BUDGET_MS = 1_500  # well inside the webhook's budget; a slower answer is de
 
 def now_ms() -> int:
     return int(time.time() * 1000)
-
-
-def report_number(inbox_id: int) -> str:
-    """Derived from the inbox row that completes the flow: unique, and known before the commit (flows stay pure)."""
-    return f"RPT-{inbox_id:06d}"
 
 
 def intent_service(rt: Runtime) -> IntentProvider:
@@ -110,13 +106,13 @@ async def handle_message(rt: Runtime, inbox_id: int, msg: InboundMessage, lease:
             outcome = await ask_question(rt, key, msg.text, current.ai_conversation_id, message_id=msg.wamid,
                                          budget_ms=ASK_BUDGET_MS)
             answer = Answer(outcome.status, outcome.answer)
-        tr = decide(FlowInput(current, msg, intent, report_number(inbox_id), extraction, term, equipment, answer))
+        tr = decide(FlowInput(current, msg, intent, extraction, term, equipment, answer))
         report_id = await commit_transition(db, to_write(current, msg, inbox_id, tr, now_ms()), lease)
         return Handled(tr, report_id, msg.recipient)
 
     handled = await with_session_retry(key, load, attempt)
     if handled.report_id is not None:
-        log.info("Reporte creado %s para %s", report_number(inbox_id), mask_phone(key))
+        log.info("Reporte creado %s para %s", format_report_number(handled.report_id), mask_phone(key))
     return handled
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from bot.conversation import replies as r
 from bot.messages import InboundMessage, MessageKind
 from core.ai.types import Extraction, Intencion, Intent, TermKind, TipoEquipo
-from core.storage.conversations import Equipment, ReportWrite, Session
+from core.storage.conversations import REPORT_NUMBER, Equipment, ReportWrite, Session
 from core.whatsapp.outgoing import OutgoingMessage
 
 
@@ -69,7 +69,6 @@ class FlowInput:
     session: Session
     message: InboundMessage
     intent: Intent
-    report_number: str  # the number a report filed by this message gets (known before commit)
     extraction: Extraction | None = None
     term: str | None = None
     equipment: Equipment | None = None
@@ -151,10 +150,11 @@ def _file_report(inp: FlowInput, data: Mapping[str, Any], problem: str) -> Trans
         label = f"Vehículo placa {data.get('placa', '')}"
         details = {"empleado": data.get("empleado"), "placa": data.get("placa")}
         equipment_id = None
-    report = ReportWrite(inp.report_number, kind, equipment_id, problem, details)
-    reply = r.text(r.report_filed(inp.report_number, label, problem))
-    return Transition(Estado.FINALIZADO, {"ultimo_reporte": inp.report_number}, None, (reply,),
-                      f"Reporte {inp.report_number} creado", report)
+    report = ReportWrite(kind, equipment_id, problem, details)
+    # REPORT_NUMBER is replaced by the real number (from the report row's Id) in the commit.
+    reply = r.text(r.report_filed(REPORT_NUMBER, label, problem))
+    return Transition(Estado.FINALIZADO, {"ultimo_reporte": REPORT_NUMBER}, None, (reply,),
+                      f"Reporte {REPORT_NUMBER} creado", report)
 
 
 def decide(inp: FlowInput) -> Transition:

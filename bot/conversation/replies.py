@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from core.whatsapp.outgoing import Choice, OutgoingMessage
+from core.whatsapp.outgoing import MAX_TEXT_BODY, Choice, OutgoingMessage, fit
+
+# How much of a user's or the catalog's own words a reply repeats: enough to recognise, never enough
+# to push the reply past WhatsApp's limits.
+ECHO_PROBLEM = 300
+ECHO_EQUIPMENT = 150
 
 MENU_TIPO = OutgoingMessage(
     body=(
@@ -55,17 +60,19 @@ MEDIA_NAMES = {
 
 def confirm_equipment(description: str, location: str) -> OutgoingMessage:
     return OutgoingMessage(
-        body=f"¿Es el *{description}* en *{location}*?",
+        body=f"¿Es el *{fit(description, ECHO_EQUIPMENT)}* en *{fit(location, ECHO_EQUIPMENT)}*?",
         buttons=(Choice("confirmar_si", "Sí"), Choice("confirmar_no", "No")),
     )
 
 
 def report_filed(number: str, equipment: str, problem: str) -> str:
     return (
-        f"✅ Reporte *{number}* registrado.\nEquipo: {equipment}\nFalla: {problem}\n"
+        f"✅ Reporte *{number}* registrado.\nEquipo: {fit(equipment, ECHO_EQUIPMENT)}\n"
+        f"Falla: {fit(problem, ECHO_PROBLEM)}\n"
         "El equipo de mantenimiento dará seguimiento. Guarda este número para cualquier consulta."
     )
 
 
 def text(body: str) -> OutgoingMessage:
-    return OutgoingMessage(body=body)
+    """A plain text reply; a longer body (an AI answer) is cut to WhatsApp's limit."""
+    return OutgoingMessage(body=fit(body, MAX_TEXT_BODY))

@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.errors import AlreadyProcessed, ConcurrencyError, LeaseLost
+from core.errors import AlreadyProcessed, ConcurrencyError, LeaseLost, StorageError
 from core.storage.database import Database, Tx
 from core.storage.leases import Lease
 
 INITIAL_STATE = "INICIO"
 MAX_DESCRIPTION = 2000
+# Flows are pure and run before the report exists, so they write this placeholder wherever the report's
+# number goes (reply, session data, history); the commit puts the real number in, from the row's Id.
+REPORT_NUMBER = "{{NUMERO_REPORTE}}"
+
+
+def format_report_number(report_id: int) -> str:
+    return f"RPT-{report_id:06d}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +59,6 @@ class Equipment:
 
 @dataclass(frozen=True, slots=True)
 class ReportWrite:
-    number: str
     kind: str
     equipment_id: int | None
     description: str
@@ -110,10 +117,35 @@ def _apply(tx: Tx, t: TransitionWrite, lease: Lease | None) -> int | None:
             raise LeaseLost(lease.key, lease.token)
     if t.inbox_id is not None and tx.execute("inbox_mark_processed", {"id": t.inbox_id, "ahora": t.now_ms}) != 1:
         raise AlreadyProcessed(t.message_id or str(t.inbox_id))
+    report_id = None
+    number = ""
+    if t.report is not None:
+        origin = t.message_id or f"sin-mensaje:{uuid.uuid4().hex}"
+        row = tx.fetch_one(
+            "report_insert",
+            {
+                "numero": f"TMP-{uuid.uuid4().hex[:16]}",  # unique until the row's Id gives the real one
+                "telefono": t.key,
+                "tipo_equipo": t.report.kind,
+                "equipo_id": t.report.equipment_id,
+                "descripcion": t.report.description[:MAX_DESCRIPTION],
+                "datos": json.dumps(dict(t.report.data), ensure_ascii=False, sort_keys=True),
+                "mensaje_origen": origin,
+            },
+        )
+        if row is None:
+            raise StorageError("report_insert returned no id")
+        report_id = int(row["id"])
+        number = format_report_number(report_id)
+        tx.execute("report_set_number", {"numero": number, "id": report_id})
+
+    def fill(text: str) -> str:
+        return text.replace(REPORT_NUMBER, number) if number else text
+
     session = {
         "telefono": t.key,
         "estado": t.state_to,
-        "datos": json.dumps(dict(t.data), ensure_ascii=False, sort_keys=True),
+        "datos": fill(json.dumps(dict(t.data), ensure_ascii=False, sort_keys=True)),
         "equipo_id": t.equipment_id,
         "ahora": t.now_ms,
     }
@@ -123,21 +155,6 @@ def _apply(tx: Tx, t: TransitionWrite, lease: Lease | None) -> int | None:
         changed = tx.execute("session_update_versioned", {**session, "version_esperada": t.expected_version})
     if changed != 1:
         raise ConcurrencyError(t.key, t.expected_version, "updateSession")
-    report_id = None
-    if t.report is not None:
-        row = tx.fetch_one(
-            "report_insert",
-            {
-                "numero": t.report.number,
-                "telefono": t.key,
-                "tipo_equipo": t.report.kind,
-                "equipo_id": t.report.equipment_id,
-                "descripcion": t.report.description[:MAX_DESCRIPTION],
-                "datos": json.dumps(dict(t.report.data), ensure_ascii=False, sort_keys=True),
-                "mensaje_origen": t.message_id or t.report.number,
-            },
-        )
-        report_id = int(row["id"]) if row else None
     tx.execute(
         "history_insert",
         {
@@ -145,7 +162,7 @@ def _apply(tx: Tx, t: TransitionWrite, lease: Lease | None) -> int | None:
             "estado_anterior": t.state_from,
             "estado_nuevo": t.state_to,
             "origen": t.origin,
-            "descripcion": t.description[:500],
+            "descripcion": fill(t.description)[:500],
             "reporte_id": report_id,
             "message_id": t.message_id,
         },
@@ -156,12 +173,12 @@ def _apply(tx: Tx, t: TransitionWrite, lease: Lease | None) -> int | None:
             {
                 "destinatario": reply.recipient,
                 "tipo": reply.kind,
-                "contenido": reply.content,
+                "contenido": fill(reply.content),
                 "ahora": t.now_ms,
                 "message_id_origen": t.message_id,
             },
         )
-        tx.execute("chat_save_bot", {"telefono": t.key, "contenido": reply.text, "message_id": t.message_id})
+        tx.execute("chat_save_bot", {"telefono": t.key, "contenido": fill(reply.text), "message_id": t.message_id})
     return report_id
 
 

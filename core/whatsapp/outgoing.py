@@ -12,6 +12,25 @@ from dataclasses import dataclass
 
 _BSUID = re.compile(r"^[A-Z]{2}\.[0-9A-Za-z]+$")
 
+# WhatsApp Cloud API limits (characters). Graph refuses a message over any of them (error 100), so the
+# model refuses to be built over them, and flows cut user-provided text with `fit` first.
+MAX_TEXT_BODY = 4_096
+MAX_INTERACTIVE_BODY = 1_024
+MAX_HEADER = 60
+MAX_FOOTER = 60
+MAX_BUTTONS = 3
+MAX_BUTTON_TITLE = 20
+MAX_LIST_BUTTON = 20
+MAX_ROWS = 10
+MAX_ROW_TITLE = 24
+MAX_ROW_DESCRIPTION = 72
+ELLIPSIS = "…"
+
+
+def fit(text: str, limit: int) -> str:
+    """`text` cut to `limit` characters, ending in an ellipsis when it was cut."""
+    return text if len(text) <= limit else text[: max(limit - 1, 0)] + ELLIPSIS
+
 
 def is_bsuid(recipient: str) -> bool:
     return bool(_BSUID.match(recipient))
@@ -21,6 +40,7 @@ def is_bsuid(recipient: str) -> bool:
 class Choice:
     id: str
     title: str  # buttons: at most 20 characters; list rows: at most 24
+    description: str | None = None  # list rows only: at most 72
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +51,35 @@ class OutgoingMessage:
     buttons: tuple[Choice, ...] = ()
     list_button: str | None = None  # set => send the choices as a list, not buttons
     rows: tuple[Choice, ...] = ()
+    header: str | None = None  # interactive only
+    footer: str | None = None  # interactive only
+
+    def __post_init__(self) -> None:
+        problems = self.limit_problems()
+        if problems:
+            raise ValueError("mensaje fuera de los límites de WhatsApp: " + "; ".join(problems))
+
+    def limit_problems(self) -> list[str]:
+        interactive = bool(self.buttons or self.rows)
+        body_limit = MAX_INTERACTIVE_BODY if interactive else MAX_TEXT_BODY
+        checks = [
+            (not self.body, "cuerpo vacío"),
+            (len(self.body) > body_limit, f"cuerpo de {len(self.body)} > {body_limit}"),
+            (self.buttons and self.rows, "botones y lista a la vez"),
+            (len(self.buttons) > MAX_BUTTONS, f"{len(self.buttons)} botones > {MAX_BUTTONS}"),
+            (len(self.rows) > MAX_ROWS, f"{len(self.rows)} filas > {MAX_ROWS}"),
+            (not interactive and (self.header or self.footer), "encabezado o pie en un texto simple"),
+            (len(self.header or "") > MAX_HEADER, f"encabezado > {MAX_HEADER}"),
+            (len(self.footer or "") > MAX_FOOTER, f"pie > {MAX_FOOTER}"),
+            (len(self.list_button or "") > MAX_LIST_BUTTON, f"botón de lista > {MAX_LIST_BUTTON}"),
+        ]
+        checks += [(len(c.title) > MAX_BUTTON_TITLE or not c.title, f"botón {c.title[:30]!r} > {MAX_BUTTON_TITLE}")
+                   for c in self.buttons]
+        checks += [(len(c.title) > MAX_ROW_TITLE or not c.title, f"fila {c.title[:30]!r} > {MAX_ROW_TITLE}")
+                   for c in self.rows]
+        checks += [(len(c.description or "") > MAX_ROW_DESCRIPTION, f"descripción de fila > {MAX_ROW_DESCRIPTION}")
+                   for c in self.rows]
+        return [text for failed, text in checks if failed]
 
     @property
     def kind(self) -> str:
@@ -44,7 +93,11 @@ class OutgoingMessage:
             data["buttons"] = [[c.id, c.title] for c in self.buttons]
         if self.rows:
             data["list_button"] = self.list_button
-            data["rows"] = [[c.id, c.title] for c in self.rows]
+            data["rows"] = [[c.id, c.title, c.description] if c.description else [c.id, c.title] for c in self.rows]
+        if self.header:
+            data["header"] = self.header
+        if self.footer:
+            data["footer"] = self.footer
         return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
     @classmethod
@@ -54,14 +107,22 @@ class OutgoingMessage:
             body=data["body"],
             buttons=tuple(Choice(i, t) for i, t in data.get("buttons", [])),
             list_button=data.get("list_button"),
-            rows=tuple(Choice(i, t) for i, t in data.get("rows", [])),
+            rows=tuple(Choice(*row[:3]) for row in data.get("rows", [])),
+            header=data.get("header"),
+            footer=data.get("footer"),
         )
 
     def to_graph_payload(self, recipient: str) -> dict[str, object]:
         payload: dict[str, object] = {"messaging_product": "whatsapp", "recipient_type": "individual"}
-        buttons = [{"type": "reply", "reply": {"id": c.id, "title": c.title[:20]}} for c in self.buttons]
-        rows = [{"id": c.id, "title": c.title[:24]} for c in self.rows]
+        buttons = [{"type": "reply", "reply": {"id": c.id, "title": c.title}} for c in self.buttons]
+        rows = [{"id": c.id, "title": c.title, **({"description": c.description} if c.description else {})}
+                for c in self.rows]
         payload["recipient" if is_bsuid(recipient) else "to"] = recipient
+        extras: dict[str, object] = {}
+        if self.header:
+            extras["header"] = {"type": "text", "text": self.header}
+        if self.footer:
+            extras["footer"] = {"text": self.footer}
         if self.kind == "text":
             payload.update(type="text", text={"body": self.body, "preview_url": False})
         elif self.kind == "buttons":
@@ -69,6 +130,7 @@ class OutgoingMessage:
                 type="interactive",
                 interactive={
                     "type": "button",
+                    **extras,
                     "body": {"text": self.body},
                     "action": {
                         "buttons": buttons
@@ -80,9 +142,10 @@ class OutgoingMessage:
                 type="interactive",
                 interactive={
                     "type": "list",
+                    **extras,
                     "body": {"text": self.body},
                     "action": {
-                        "button": (self.list_button or "Opciones")[:20],
+                        "button": self.list_button or "Opciones",
                         "sections": [{"title": "Opciones", "rows": rows}],
                     },
                 },

@@ -59,6 +59,11 @@ GROUP BY m.Telefono ORDER BY primero LIMIT :n;
 SELECT Id AS id, CodigoSAP AS codigo_sap, TipoEquipo AS tipo_equipo, Descripcion AS descripcion, Ubicacion AS ubicacion
 FROM Equipos WHERE CodigoSAP = :codigo AND Activo = 1;
 
+-- name: report_set_number
+-- The human number comes from the row's own identity, in the transaction that inserted it:
+-- RPT-000001 is the first report of a database. (SQL Server's IDENTITY cache may leave gaps.)
+UPDATE Reportes SET Numero = :numero WHERE Id = :id;
+
 -- name: report_insert
 INSERT INTO Reportes (Numero, Telefono, TipoEquipo, EquipoId, Descripcion, Datos, MensajeOrigen)
 VALUES (:numero, :telefono, :tipo_equipo, :equipo_id, :descripcion, :datos, :mensaje_origen)
