@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot.conversation.flows import Estado, FlowInput, decide, needs
 from bot.messages import InboundMessage, MessageKind
 from core.ai.offline import OfflineProvider
-from core.ai.types import FALLBACK_EXTRACTION, FALLBACK_INTENT, TermKind
+from core.ai.types import FALLBACK_EXTRACTION, FALLBACK_INTENT, Intencion, TermKind
 from core.storage.conversations import REPORT_NUMBER, Equipment, Session
 
 FRIDGE = Equipment(7, "10004512", "REFRIGERADOR", "Refrigerador vertical 2 puertas", "Tienda Centro")
@@ -66,7 +67,9 @@ def test_cancel_and_questions() -> None:
 
 def test_media_in_the_middle_of_a_flow_reprompts() -> None:
     t = run("REFRI_ESPERA_SAP", "", {"tipo": "REFRIGERADOR"}, kind=MessageKind.AUDIO)
-    assert t.state is Estado.REFRI_ESPERA_SAP and "audio" in t.replies[0].body and len(t.replies) == 2
+    # One message: what was received, then the question the state is waiting on.
+    (reply,) = t.replies
+    assert t.state is Estado.REFRI_ESPERA_SAP and "audio" in reply.body and "código SAP" in reply.body
 
 
 def test_fallback_ai_results_still_move_the_flow() -> None:
@@ -92,3 +95,20 @@ def test_term_kinds_of_the_offline_provider() -> None:
     assert asyncio.run(AI.interpret_term("confirmar_no", TermKind.SI_NO)) == "NO"
     assert asyncio.run(AI.interpret_term("Sí, es ese", TermKind.SI_NO)) == "SI"
     assert asyncio.run(AI.interpret_term("nevera", TermKind.TIPO_EQUIPO)) == "REFRIGERADOR"
+
+
+@pytest.mark.parametrize("state", ["REFRI_ESPERA_SAP", "REFRI_CONFIRMA_EQUIPO", "REFRI_ESPERA_DESCRIPCION",
+                                   "VEHICULO_ESPERA_EMPLEADO", "VEHICULO_ESPERA_PLACA",
+                                   "VEHICULO_ESPERA_DESCRIPCION", "ESPERA_TIPO_EQUIPO"])
+@pytest.mark.parametrize("text", ["¿cuál es el horario de servicio?", "hola"])
+def test_a_question_or_greeting_mid_report_keeps_the_state_and_the_attempts(state: str, text: str) -> None:
+    from core.ai.types import Intent
+
+    kind = Intencion.PREGUNTA if text.startswith("¿") else Intencion.SALUDO
+    data = {"tipo": "REFRIGERADOR", "fallos_sap": 1, "equipo": "Refri", "ubicacion": "Centro"}
+    session = Session("521", state, data, None, 3)
+    msg = InboundMessage("w", "521", MessageKind.TEXT, 1, text=text)
+    t = decide(FlowInput(session, msg, Intent(kind, 0.9)))
+    assert t.state.value == state and dict(t.data) == data and t.report is None
+    assert "intento" not in t.replies[-1].body  # no failed attempt reported
+    assert len(t.replies) == 1 and ("Seguimos" in t.replies[0].body or "Sigamos" in t.replies[0].body)

@@ -8,10 +8,10 @@ import time
 from dataclasses import dataclass
 
 from bot.assistant import ask_question, get_intent_service
-from bot.conversation.flows import Answer, FlowInput, Transition, decide, is_question, needs
+from bot.conversation.flows import Answer, FlowInput, Transition, aside, decide, is_question, needs
 from bot.messages import InboundMessage, MessageKind
 from bot.runtime import Runtime
-from core.ai.types import FALLBACK_INTENT, Intent, IntentProvider
+from core.ai.types import FALLBACK_INTENT, Intencion, Intent, IntentProvider
 from core.resilience.retry import with_session_retry
 from core.storage.conversations import (
     ReplyWrite,
@@ -101,7 +101,7 @@ async def handle_message(rt: Runtime, inbox_id: int, msg: InboundMessage, lease:
         term = await ai.interpret_term(term_text, need.term) if need.term else None
         equipment = await find_equipment(db, need.sap_code) if need.sap_code else None
         answer = None
-        if is_question(extraction):
+        if is_question(extraction) or aside(current.state, msg, intent, term) is Intencion.PREGUNTA:
             # Free-form question: the assistant answers inline, or later through the AI sweep.
             outcome = await ask_question(rt, key, msg.text, current.ai_conversation_id, message_id=msg.wamid,
                                          budget_ms=ASK_BUDGET_MS)

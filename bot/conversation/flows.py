@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
@@ -16,7 +16,7 @@ from bot.conversation import replies as r
 from bot.messages import InboundMessage, MessageKind
 from core.ai.types import Extraction, Intencion, Intent, TermKind, TipoEquipo
 from core.storage.conversations import REPORT_NUMBER, Equipment, ReportWrite, Session
-from core.whatsapp.outgoing import OutgoingMessage
+from core.whatsapp.outgoing import MAX_INTERACTIVE_BODY, MAX_TEXT_BODY, OutgoingMessage, fit
 
 
 class Estado(StrEnum):
@@ -32,6 +32,7 @@ class Estado(StrEnum):
 
 
 IDLE_STATES = (Estado.INICIO, Estado.FINALIZADO)
+WAITING_STATES = frozenset(set(Estado) - set(IDLE_STATES))
 MAX_SAP_MISSES = 3
 _SAP = re.compile(r"(?<!\d)(\d{5,10})(?!\d)")
 _EMPLOYEE = re.compile(r"^\D*?(\d{4,10})\D*$")
@@ -116,17 +117,79 @@ def _reset(*messages: OutgoingMessage, description: str) -> Transition:
     return Transition(Estado.INICIO, {}, None, tuple(messages), description)
 
 
-def _prompt_for(state: str) -> OutgoingMessage | None:
+def _prompt_for(state: str, data: Mapping[str, Any] | None = None) -> OutgoingMessage | None:
     """What to ask again when a message could not be used in `state`."""
+    data = data or {}
     return {
-        Estado.ESPERA_TIPO_EQUIPO: r.MENU_TIPO,
+        Estado.ESPERA_TIPO_EQUIPO: r.MENU_TIPO_CORTO,
         Estado.REFRI_ESPERA_SAP: r.text(r.PIDE_SAP_OTRA_VEZ),
-        Estado.REFRI_CONFIRMA_EQUIPO: r.text(r.SI_NO_OTRA_VEZ),
+        Estado.REFRI_CONFIRMA_EQUIPO: r.confirm_equipment(str(data.get("equipo", "equipo")),
+                                                          str(data.get("ubicacion", "tu tienda"))),
         Estado.REFRI_ESPERA_DESCRIPCION: r.text(r.PIDE_DESCRIPCION),
-        Estado.VEHICULO_ESPERA_EMPLEADO: r.text(r.PIDE_EMPLEADO),
-        Estado.VEHICULO_ESPERA_PLACA: r.text(r.PIDE_PLACA),
-        Estado.VEHICULO_ESPERA_DESCRIPCION: r.text(r.PIDE_DESCRIPCION),
+        Estado.VEHICULO_ESPERA_EMPLEADO: r.text(r.PIDE_EMPLEADO_OTRA_VEZ),
+        Estado.VEHICULO_ESPERA_PLACA: r.text(r.PIDE_PLACA_OTRA_VEZ),
+        Estado.VEHICULO_ESPERA_DESCRIPCION: r.text(r.PIDE_DESCRIPCION_VEHICULO),
     }.get(Estado(state) if state in Estado.__members__ else Estado.INICIO)
+
+
+def _looks_like_answer(state: str, text: str, term: str | None) -> bool:
+    """Whether `text` answers what `state` waits for (then it is not an aside, whatever its tone)."""
+    if state in (Estado.ESPERA_TIPO_EQUIPO, Estado.REFRI_CONFIRMA_EQUIPO):
+        return term is not None
+    if state == Estado.REFRI_ESPERA_SAP:
+        return sap_candidate(text) is not None
+    if state == Estado.VEHICULO_ESPERA_EMPLEADO:
+        return bool(_EMPLOYEE.match(text.strip()))
+    if state == Estado.VEHICULO_ESPERA_PLACA:
+        return _plate(text) is not None
+    return False  # a description: anything that is not a question or a greeting
+
+
+def aside(state: str, message: InboundMessage, intent: Intent, term: str | None) -> Intencion | None:
+    """A question or a greeting in the middle of a report (not an answer to what the state waits for):
+    answered without moving the state or spending an attempt. None when the message is an answer."""
+    if state not in WAITING_STATES or message.kind is not MessageKind.TEXT:
+        return None
+    if intent.intencion not in (Intencion.PREGUNTA, Intencion.SALUDO):
+        return None
+    return None if _looks_like_answer(state, message.text, term) else intent.intencion
+
+
+def _plate(text: str) -> str | None:
+    plate = re.sub(r"[\s\-.]", "", text.upper())
+    if _PLATE.match(plate) and re.search(r"[A-Z]", plate) and re.search(r"\d", plate):
+        return plate
+    return None
+
+
+def _with_prompt(lead: str, prompt: OutgoingMessage | None, *, resume: bool = False) -> tuple[OutgoingMessage, ...]:
+    """`lead`, then the question the state is waiting on: one message when it fits, else two (one user
+    gets about one message every few seconds before WhatsApp throttles, so fewer is better).
+    `resume` says we are going back to the report ("Sigamos con tu reporte.")."""
+    if prompt is None:
+        return (r.text(lead),)
+    limit = MAX_INTERACTIVE_BODY if prompt.kind != "text" else MAX_TEXT_BODY
+    question = f"{r.SEGUIMOS} {prompt.body}" if resume else prompt.body
+    body = f"{lead}\n\n{question}"
+    if len(body) <= limit:
+        return (replace(prompt, body=body),)
+    return r.text(lead), replace(prompt, body=fit(question, limit))
+
+
+def _answer_aside(inp: FlowInput, state: str, kind: Intencion) -> Transition:
+    prompt = _prompt_for(state, inp.session.data)
+    if kind is Intencion.SALUDO:
+        return _stay(inp, *_with_prompt(r.SALUDO_EN_CURSO, prompt), description="Saludo durante el reporte")
+    answer = inp.answer
+    if answer is not None and answer.text:
+        lead, why = answer.text, f"Pregunta respondida durante el reporte ({answer.status})"
+    elif answer is not None and answer.status == "busy":
+        lead, why = r.PREGUNTA_EN_CURSO, "Pregunta anterior en curso"
+    elif answer is not None:
+        lead, why = r.PREGUNTA_PENDIENTE, "Pregunta en proceso durante el reporte"
+    else:
+        lead, why = r.SIN_RESPUESTA, "Pregunta sin respuesta durante el reporte"
+    return _stay(inp, *_with_prompt(lead, prompt, resume=True), description=why)
 
 
 def _start(tipo: TipoEquipo | None, problem: str | None) -> Transition:
@@ -167,9 +230,9 @@ def decide(inp: FlowInput) -> Transition:
         return _stay(inp, description="Reacción ignorada")
     if msg.kind not in (MessageKind.TEXT, MessageKind.BUTTON_REPLY, MessageKind.LIST_REPLY):
         what = r.MEDIA_NAMES.get(msg.kind.value)
-        first = r.text(r.SOLO_TEXTO.format(que=what)) if what else r.text(r.NO_LEIBLE)
-        prompt = _prompt_for(state)
-        return _stay(inp, first, *([prompt] if prompt else []), description=f"Mensaje no textual: {msg.kind.value}")
+        first = r.SOLO_TEXTO.format(que=what) if what else r.NO_LEIBLE
+        prompt = _prompt_for(state, data) or r.text(r.COMO_EMPEZAR)
+        return _stay(inp, *_with_prompt(first, prompt), description=f"Mensaje no textual: {msg.kind.value}")
 
     if is_cancel(msg) or (inp.intent.intencion is Intencion.CANCELAR and state not in IDLE_STATES):
         if state in IDLE_STATES:
@@ -177,13 +240,17 @@ def decide(inp: FlowInput) -> Transition:
         return _reset(r.text(r.CANCELADO), description="Cancelado por el usuario")
 
     text = msg.text.strip()
+    kind = aside(state, msg, inp.intent, inp.term)
+    if kind is not None:
+        return _answer_aside(inp, state, kind)
     match Estado(state):
         case Estado.INICIO | Estado.FINALIZADO:
             ex = inp.extraction
             if is_question(ex):
                 answer = inp.answer
                 if answer is not None and answer.text:
-                    return _stay(inp, r.text(answer.text), description=f"Pregunta respondida ({answer.status})")
+                    return _stay(inp, *_with_prompt(answer.text, r.text(r.COMO_EMPEZAR)),
+                                 description=f"Pregunta respondida ({answer.status})")
                 if answer is not None and answer.status == "busy":
                     return _stay(inp, r.text(r.PREGUNTA_EN_CURSO), description="Pregunta anterior en curso")
                 if answer is not None:
@@ -221,13 +288,14 @@ def decide(inp: FlowInput) -> Transition:
             if inp.term == "NO":
                 for k in ("codigo_sap", "equipo", "ubicacion"):
                     data.pop(k, None)
-                return Transition(Estado.REFRI_ESPERA_SAP, data, None, (r.text(r.PIDE_SAP_OTRA_VEZ),),
+                return Transition(Estado.REFRI_ESPERA_SAP, data, None, (r.text(r.EQUIPO_RECHAZADO),),
                                   "Equipo rechazado")
             return _stay(inp, r.text(r.SI_NO_OTRA_VEZ), description="Confirmación no reconocida")
 
         case Estado.REFRI_ESPERA_DESCRIPCION | Estado.VEHICULO_ESPERA_DESCRIPCION:
             if not text:
-                return _stay(inp, r.text(r.PIDE_DESCRIPCION), description="Descripción vacía")
+                prompt = _prompt_for(state, data) or r.text(r.PIDE_DESCRIPCION)
+                return _stay(inp, prompt, description="Descripción vacía")
             return _file_report(inp, data, text)
 
         case Estado.VEHICULO_ESPERA_EMPLEADO:
@@ -238,14 +306,14 @@ def decide(inp: FlowInput) -> Transition:
             return Transition(Estado.VEHICULO_ESPERA_PLACA, data, None, (r.text(r.PIDE_PLACA),), "Empleado registrado")
 
         case Estado.VEHICULO_ESPERA_PLACA:
-            plate = re.sub(r"[\s\-.]", "", text.upper())
-            if not (_PLATE.match(plate) and re.search(r"[A-Z]", plate) and re.search(r"\d", plate)):
+            plate = _plate(text)
+            if plate is None:
                 return _stay(inp, r.text(r.PLACA_INVALIDA), description="Placa inválida")
             data["placa"] = plate
             if data.get("problema"):
                 return _file_report(inp, data, str(data["problema"]))
-            return Transition(Estado.VEHICULO_ESPERA_DESCRIPCION, data, None, (r.text(r.PIDE_DESCRIPCION),),
-                              "Placa registrada")
+            return Transition(Estado.VEHICULO_ESPERA_DESCRIPCION, data, None,
+                              (r.text(r.PIDE_DESCRIPCION_VEHICULO),), "Placa registrada")
     raise AssertionError(f"unhandled state {state}")
 
 

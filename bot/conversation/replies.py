@@ -16,6 +16,10 @@ MENU_TIPO = OutgoingMessage(
     ),
     buttons=(Choice("tipo_refrigerador", "Refrigerador"), Choice("tipo_vehiculo", "Vehículo")),
 )
+MENU_TIPO_CORTO = OutgoingMessage(
+    body="¿Qué equipo quieres reportar?\n1. Refrigerador\n2. Vehículo",
+    buttons=MENU_TIPO.buttons,
+)
 MENU_TIPO_OTRA_VEZ = OutgoingMessage(
     body="No entendí el tipo de equipo. Responde *1* para refrigerador o *2* para vehículo.",
     buttons=MENU_TIPO.buttons,
@@ -29,9 +33,14 @@ SAP_AGOTADO = (
     "Escribe *hola* para empezar de nuevo o contacta a tu supervisor."
 )
 PIDE_DESCRIPCION = "Describe brevemente la falla (por ejemplo: *no enfría*, *hace ruido*, *gotea agua*)."
+PIDE_DESCRIPCION_VEHICULO = (
+    "Describe brevemente la falla del vehículo (por ejemplo: *no arranca*, *se calienta*, *ruido al frenar*)."
+)
 PIDE_EMPLEADO = "Entendido, reporte de vehículo. ¿Cuál es tu *número de empleado*?"
+PIDE_EMPLEADO_OTRA_VEZ = "¿Cuál es tu *número de empleado*? Son de 4 a 10 dígitos."
 EMPLEADO_INVALIDO = "El número de empleado debe tener de 4 a 10 dígitos. Inténtalo de nuevo."
 PIDE_PLACA = "Gracias. ¿Cuál es la *placa* del vehículo?"
+PIDE_PLACA_OTRA_VEZ = "¿Cuál es la *placa* del vehículo? Por ejemplo: *ABC-123-D*."
 PLACA_INVALIDA = "No reconocí la placa. Escríbela con letras y números, por ejemplo *ABC-123-D*."
 SI_NO_OTRA_VEZ = "Responde *sí* o *no*, por favor."
 CANCELADO = "Reporte cancelado. Escribe *hola* cuando quieras empezar de nuevo."
@@ -47,6 +56,14 @@ RESPUESTA_PREGUNTA = (
 )
 PREGUNTA_PENDIENTE = "Estoy revisando tu pregunta; te respondo en un momento."
 PREGUNTA_EN_CURSO = "Todavía estoy respondiendo tu pregunta anterior; dame un momento."
+SIN_RESPUESTA = "No tengo una respuesta para eso por este medio."
+SALUDO_EN_CURSO = "¡Hola! Seguimos con tu reporte."
+SEGUIMOS = "Sigamos con tu reporte."
+COMO_EMPEZAR = (
+    "Si quieres reportar una falla, cuéntame qué equipo falla y qué le pasa "
+    "(por ejemplo: *el refrigerador de la tienda no enfría*)."
+)
+EQUIPO_RECHAZADO = "Entendido, no es ese equipo. Envíame de nuevo el *código SAP* del refrigerador."
 MEDIA_NAMES = {
     "image": "imagen",
     "audio": "audio",

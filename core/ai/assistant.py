@@ -40,11 +40,7 @@ DEFAULT_CALL_TIMEOUT_MS = 5_000
 # so a provider that can no longer be reached never blocks a phone for good.
 ABANDON_FACTOR = 3
 
-OFFLINE_ANSWER = (
-    "Soy el asistente de reportes de fallas. Puedo ayudarte a reportar una falla de un refrigerador o de "
-    "un vehículo: escribe 'reportar falla' o cuéntame qué equipo falla y qué le pasa (por ejemplo: "
-    "'el refrigerador de la tienda no enfría'). Para salir de un reporte en curso escribe 'cancelar'."
-)
+OFFLINE_ANSWER = "No puedo responder esa pregunta por este medio; para otras dudas, consulta a tu supervisor."
 OFFLINE_ANSWER_STATUS = (
     "Tu reporte queda registrado con su número (RPT-…) y el equipo de mantenimiento lo atiende. "
     "Si necesitas reportar otra falla, escribe 'reportar falla'."
