@@ -23,8 +23,11 @@ class StorageError(BotError):
 class TransientDatabaseError(StorageError):
     """Worth retrying: a busy SQLite file, a deadlock victim, a dropped connection."""
 
-    def __init__(self, message: str, *, reconnect: bool = False) -> None:
+    def __init__(self, message: str, *, reconnect: bool = False, availability: bool = False) -> None:
         self.reconnect = reconnect  # the connection is broken: open a new one before retrying
+        # The database is failing over, throttling or waking up (Azure SQL): worth a longer backoff than a
+        # deadlock or a busy lock, which clear in milliseconds.
+        self.availability = availability
         super().__init__(message)
 
 

@@ -1,4 +1,9 @@
--- Schema version ledger. Run first: sqlcmd -S <server> -d <db> -b -i sql-scripts/000_version_esquema.sql
+-- Schema version ledger. Run first: sqlcmd -S <server> -d <db> -b -I -i sql-scripts/000_version_esquema.sql
+-- Every script sets these itself: classic sqlcmd connects with QUOTED_IDENTIFIER OFF, and filtered
+-- indexes (and indexes on computed columns) refuse to be built without both (Msg 1934).
+SET ANSI_NULLS ON;
+SET QUOTED_IDENTIFIER ON;
+GO
 SET NOCOUNT ON;
 GO
 IF OBJECT_ID(N'dbo.SchemaVersion', N'U') IS NULL

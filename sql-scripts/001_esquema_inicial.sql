@@ -1,6 +1,9 @@
--- The tables of DESIGN.md. Idempotent: every object is created only if missing.
--- sqlcmd -S <server> -d <db> -b -i sql-scripts/001_esquema_inicial.sql
+-- Every table of the bot. Idempotent: every object is created only if missing.
+-- sqlcmd -S <server> -d <db> -b -I -i sql-scripts/001_esquema_inicial.sql
+-- Every script sets these itself: classic sqlcmd connects with QUOTED_IDENTIFIER OFF, and filtered
+-- indexes refuse to be built without both (Msg 1934).
 SET NOCOUNT ON;
+SET ANSI_NULLS ON;
 SET QUOTED_IDENTIFIER ON;
 GO
 IF OBJECT_ID(N'dbo.Equipos', N'U') IS NULL
@@ -25,7 +28,7 @@ IF OBJECT_ID(N'dbo.SesionesChat', N'U') IS NULL
         CreadoEn        DATETIME2(3) NOT NULL CONSTRAINT DF_SesionesChat_CreadoEn DEFAULT SYSUTCDATETIME()
     );
 GO
-IF NOT EXISTS (SELECT 1 FROM sys.indexes WHERE name = N'IX_SesionesChat_Estado_Actividad')
+IF NOT EXISTS (SELECT 1 FROM sys.indexes WHERE name = N'IX_SesionesChat_Estado_Actividad' AND object_id = OBJECT_ID(N'dbo.SesionesChat'))
     CREATE INDEX IX_SesionesChat_Estado_Actividad ON dbo.SesionesChat (Estado, UltimaActividad);
 GO
 IF OBJECT_ID(N'dbo.MensajesProcesados', N'U') IS NULL
@@ -46,7 +49,7 @@ IF OBJECT_ID(N'dbo.MensajesProcesados', N'U') IS NULL
         ProcesadoEn     BIGINT NULL
     );
 GO
-IF NOT EXISTS (SELECT 1 FROM sys.indexes WHERE name = N'IX_MensajesProcesados_Pendientes')
+IF NOT EXISTS (SELECT 1 FROM sys.indexes WHERE name = N'IX_MensajesProcesados_Pendientes' AND object_id = OBJECT_ID(N'dbo.MensajesProcesados'))
     CREATE INDEX IX_MensajesProcesados_Pendientes ON dbo.MensajesProcesados (Telefono, WaTimestamp, Id)
         WHERE Estado = N'pendiente';
 GO
@@ -60,7 +63,7 @@ IF OBJECT_ID(N'dbo.MensajesChat', N'U') IS NULL
         CreadoEn  DATETIME2(3)  NOT NULL CONSTRAINT DF_MensajesChat_CreadoEn DEFAULT SYSUTCDATETIME()
     );
 GO
-IF NOT EXISTS (SELECT 1 FROM sys.indexes WHERE name = N'IX_MensajesChat_Telefono')
+IF NOT EXISTS (SELECT 1 FROM sys.indexes WHERE name = N'IX_MensajesChat_Telefono' AND object_id = OBJECT_ID(N'dbo.MensajesChat'))
     CREATE INDEX IX_MensajesChat_Telefono ON dbo.MensajesChat (Telefono, Id);
 GO
 IF OBJECT_ID(N'dbo.Reportes', N'U') IS NULL
@@ -76,7 +79,7 @@ IF OBJECT_ID(N'dbo.Reportes', N'U') IS NULL
         CreadoEn      DATETIME2(3)  NOT NULL CONSTRAINT DF_Reportes_CreadoEn DEFAULT SYSUTCDATETIME()
     );
 GO
-IF NOT EXISTS (SELECT 1 FROM sys.indexes WHERE name = N'IX_Reportes_Telefono')
+IF NOT EXISTS (SELECT 1 FROM sys.indexes WHERE name = N'IX_Reportes_Telefono' AND object_id = OBJECT_ID(N'dbo.Reportes'))
     CREATE INDEX IX_Reportes_Telefono ON dbo.Reportes (Telefono);
 GO
 IF OBJECT_ID(N'dbo.HistorialSesiones', N'U') IS NULL
@@ -92,7 +95,7 @@ IF OBJECT_ID(N'dbo.HistorialSesiones', N'U') IS NULL
         CreadoEn       DATETIME2(3)  NOT NULL CONSTRAINT DF_HistorialSesiones_CreadoEn DEFAULT SYSUTCDATETIME()
     );
 GO
-IF NOT EXISTS (SELECT 1 FROM sys.indexes WHERE name = N'IX_HistorialSesiones_Telefono')
+IF NOT EXISTS (SELECT 1 FROM sys.indexes WHERE name = N'IX_HistorialSesiones_Telefono' AND object_id = OBJECT_ID(N'dbo.HistorialSesiones'))
     CREATE INDEX IX_HistorialSesiones_Telefono ON dbo.HistorialSesiones (Telefono, Id);
 GO
 IF OBJECT_ID(N'dbo.ColaEnvios', N'U') IS NULL
@@ -116,16 +119,16 @@ IF OBJECT_ID(N'dbo.ColaEnvios', N'U') IS NULL
         EnviadoEn       BIGINT NULL
     );
 GO
-IF NOT EXISTS (SELECT 1 FROM sys.indexes WHERE name = N'IX_ColaEnvios_Pendientes')
+IF NOT EXISTS (SELECT 1 FROM sys.indexes WHERE name = N'IX_ColaEnvios_Pendientes' AND object_id = OBJECT_ID(N'dbo.ColaEnvios'))
     CREATE INDEX IX_ColaEnvios_Pendientes ON dbo.ColaEnvios (ProximoIntento, Id) WHERE Estado = N'pendiente';
 GO
-IF NOT EXISTS (SELECT 1 FROM sys.indexes WHERE name = N'IX_ColaEnvios_Estado')
+IF NOT EXISTS (SELECT 1 FROM sys.indexes WHERE name = N'IX_ColaEnvios_Estado' AND object_id = OBJECT_ID(N'dbo.ColaEnvios'))
     CREATE INDEX IX_ColaEnvios_Estado ON dbo.ColaEnvios (Estado);
 GO
-IF NOT EXISTS (SELECT 1 FROM sys.indexes WHERE name = N'UX_ColaEnvios_Campana')
+IF NOT EXISTS (SELECT 1 FROM sys.indexes WHERE name = N'UX_ColaEnvios_Campana' AND object_id = OBJECT_ID(N'dbo.ColaEnvios'))
     CREATE UNIQUE INDEX UX_ColaEnvios_Campana ON dbo.ColaEnvios (Campana, Destinatario) WHERE Campana IS NOT NULL;
 GO
-IF NOT EXISTS (SELECT 1 FROM sys.indexes WHERE name = N'UX_ColaEnvios_Wamid')
+IF NOT EXISTS (SELECT 1 FROM sys.indexes WHERE name = N'UX_ColaEnvios_Wamid' AND object_id = OBJECT_ID(N'dbo.ColaEnvios'))
     CREATE UNIQUE INDEX UX_ColaEnvios_Wamid ON dbo.ColaEnvios (WamidEnviado) WHERE WamidEnviado IS NOT NULL;
 GO
 IF OBJECT_ID(N'dbo.BloqueosConversacion', N'U') IS NULL
@@ -150,10 +153,10 @@ IF OBJECT_ID(N'dbo.EjecucionesIA', N'U') IS NULL
         ActualizadoEn  BIGINT NOT NULL
     );
 GO
-IF NOT EXISTS (SELECT 1 FROM sys.indexes WHERE name = N'IX_EjecucionesIA_Estado')
+IF NOT EXISTS (SELECT 1 FROM sys.indexes WHERE name = N'IX_EjecucionesIA_Estado' AND object_id = OBJECT_ID(N'dbo.EjecucionesIA'))
     CREATE INDEX IX_EjecucionesIA_Estado ON dbo.EjecucionesIA (Estado, CreadoEn);
 GO
-IF NOT EXISTS (SELECT 1 FROM sys.indexes WHERE name = N'IX_EjecucionesIA_Telefono')
+IF NOT EXISTS (SELECT 1 FROM sys.indexes WHERE name = N'IX_EjecucionesIA_Telefono' AND object_id = OBJECT_ID(N'dbo.EjecucionesIA'))
     CREATE INDEX IX_EjecucionesIA_Telefono ON dbo.EjecucionesIA (Telefono, Estado);
 GO
 IF NOT EXISTS (SELECT 1 FROM dbo.SchemaVersion WHERE Version = 1)

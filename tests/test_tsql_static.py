@@ -76,3 +76,57 @@ def test_an_apostrophe_in_a_comment_does_not_hide_parameters() -> None:
     q = parse_queries("-- name: q\n-- the claim's attempt :nope\nUPDATE t SET a = 1\nWHERE Id = :id AND b = :b")["q"]
     assert q.params == ("id", "b")
     assert q.sql.endswith("WHERE Id = ? AND b = ?")
+
+
+MIGRATIONS = sorted(TSQL_SCRIPTS_DIR.glob("[0-9][0-9][0-9]_*.sql"))
+
+
+def _code(text: str) -> str:
+    return re.sub(r"--[^\n]*", "", text).upper()
+
+
+@pytest.mark.parametrize("path", [*MIGRATIONS, TSQL_SCRIPTS_DIR / "seed" / "equipos_muestra.sql"],
+                         ids=lambda p: p.name)
+def test_every_script_sets_its_own_options_before_anything_else(path: Path) -> None:
+    """Classic sqlcmd connects with QUOTED_IDENTIFIER OFF: a filtered index then fails (Msg 1934)."""
+    first = _code(tsql_batches(path.read_text(encoding="utf-8"))[0])
+    assert "SET ANSI_NULLS ON" in first and "SET QUOTED_IDENTIFIER ON" in first, path.name
+    assert "CREATE" not in first and "INSERT" not in first, f"{path.name}: SET options go in a batch of their own"
+
+
+@pytest.mark.parametrize("path", MIGRATIONS, ids=lambda p: p.name)
+def test_index_guards_name_their_table(path: Path) -> None:
+    """An index name is unique per table, not per database: a guard must say which table."""
+    for guard in re.finditer(r"FROM SYS\.INDEXES[^\n]*", _code(path.read_text(encoding="utf-8"))):
+        assert "OBJECT_ID" in guard.group(0), f"{path.name}: {guard.group(0)}"
+
+
+def test_the_same_migration_versions_exist_in_both_dialects() -> None:
+    from core.storage.migrate import SQLITE_SCHEMA_DIR, migrations
+
+    tsql = {v for v, _, _ in migrations(TSQL_SCRIPTS_DIR)} - {0}  # 000 creates SchemaVersion; SQLite does it in code
+    sqlite = {v for v, _, _ in migrations(SQLITE_SCHEMA_DIR)}
+    assert tsql == sqlite
+
+
+@pytest.mark.parametrize("name", sorted(n for n, q in TSQL.items() if "READPAST" in q.text.upper()))
+def test_claims_read_earlier_rows_with_a_locking_read(name: str) -> None:
+    """Under read-committed snapshot a plain read cannot see an uncommitted earlier reply: every table a
+    claim reads carries READCOMMITTEDLOCK."""
+    code = _code(TSQL[name].text)
+    reads = re.findall(r"FROM\s+DBO\.\w+\s+AS\s+\w+(\s+WITH\s*\([^)]*\))?", code)
+    assert reads and all("READCOMMITTEDLOCK" in hints for hints in reads), name
+
+
+@pytest.mark.parametrize("index", ["IX_MensajesChat_MessageId", "IX_ColaEnvios_Reclamables",
+                                   "IX_MensajesProcesados_Abiertos"])
+def test_hot_path_indexes_exist_in_both_dialects(index: str) -> None:
+    from core.storage.migrate import SQLITE_SCHEMA_DIR
+
+    assert any(index in p.read_text(encoding="utf-8") for p in MIGRATIONS)
+    assert any(index in p.read_text(encoding="utf-8") for p in SQLITE_SCHEMA_DIR.glob("*.sql"))
+
+
+def test_the_adapter_bounds_every_statement() -> None:
+    source = (Path(__file__).resolve().parents[1] / "core" / "storage" / "sqlserver.py").read_text(encoding="utf-8")
+    assert "conn.timeout = QUERY_TIMEOUT_S" in source and "SET LOCK_TIMEOUT" in source

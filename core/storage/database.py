@@ -15,7 +15,14 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_random_exponential,
+)
 
 from core.errors import StorageError, TransientDatabaseError
 from core.storage.queries import Query, load_queries
@@ -54,6 +61,33 @@ class Tx:
     def fetch_one(self, name: str, params: dict[str, object] | None = None) -> Row | None:
         rows = self.fetch_all(name, params)
         return rows[0] if rows else None
+
+
+AVAILABILITY_BUDGET_S = 30.0
+
+
+def _is_availability(state: RetryCallState) -> bool:
+    exc = state.outcome.exception() if state.outcome is not None else None
+    return isinstance(exc, TransientDatabaseError) and exc.availability
+
+
+def _stop_by_kind(attempts: int, budget_s: float) -> Callable[[RetryCallState], bool]:
+    quick, slow = stop_after_attempt(attempts), stop_after_delay(budget_s)
+
+    def stop(state: RetryCallState) -> bool:
+        return slow(state) if _is_availability(state) else quick(state)
+
+    return stop
+
+
+def _wait_by_kind() -> Callable[[RetryCallState], float]:
+    quick = wait_random_exponential(multiplier=0.02, max=0.5)
+    slow = wait_random_exponential(multiplier=0.5, max=8.0)
+
+    def wait(state: RetryCallState) -> float:
+        return slow(state) if _is_availability(state) else quick(state)
+
+    return wait
 
 
 class Database:
@@ -153,11 +187,16 @@ class Database:
             return result
 
     def run_sync(self, fn: Callable[[Tx], T], *, write: bool = True) -> T:
-        """Run `fn` in one transaction on the calling thread, retrying transient failures."""
+        """Run `fn` in one transaction on the calling thread, retrying transient failures.
+
+        Two policies: contention (a deadlock victim, a lock timeout, a busy SQLite file) clears in
+        milliseconds, so a few quick retries; availability (Azure SQL failing over, throttling, waking
+        up) takes seconds, so a longer backoff, about 30 s in all.
+        """
         for attempt in Retrying(
             retry=retry_if_exception_type(TransientDatabaseError),
-            stop=stop_after_attempt(self.transient_attempts),
-            wait=wait_random_exponential(multiplier=0.02, max=0.5),
+            stop=_stop_by_kind(self.transient_attempts, AVAILABILITY_BUDGET_S),
+            wait=_wait_by_kind(),
             reraise=True,
         ):
             with attempt:

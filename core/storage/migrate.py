@@ -81,13 +81,13 @@ def tsql_batches(script: str) -> list[str]:
 
 
 def apply_tsql_scripts(db: SqlServerDatabase, *, seed: bool = False) -> int:
-    """What `sqlcmd -b -i` does for each script, in order (used by the opt-in SQL Server tests)."""
+    """What `sqlcmd -b -i` does for each script, in order (used by the opt-in SQL Server tests): each
+    script on its own fresh connection, starting with QUOTED_IDENTIFIER OFF like classic sqlcmd."""
     paths = [p for _, _, p in migrations(TSQL_SCRIPTS_DIR)]
     if seed:
         paths.append(TSQL_SCRIPTS_DIR / "seed" / "equipos_muestra.sql")
     for path in paths:
-        for batch in tsql_batches(path.read_text(encoding="utf-8")):
-            db.execute_batch(batch)
+        db.run_script_like_sqlcmd(tsql_batches(path.read_text(encoding="utf-8")))
     return schema_version_sync(db)
 
 

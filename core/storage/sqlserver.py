@@ -20,6 +20,15 @@ TRANSIENT_CODES = {
     1205, 1222, 4060, 4221, 10053, 10054, 10060, 10928, 10929, 18401, 40143, 40197, 40501, 40540,
     40613, 42108, 42109, 49918, 49919, 49920, 233, 64, 121, 258,
 }
+# Contention, not availability: retried quickly (1205 deadlock victim, 1222 lock timeout).
+CONTENTION_CODES = {1205, 1222}
+# SQLSTATEs the driver reports in a structured field: 40001 serialization failure (deadlock), HYT00
+# query timeout. Read before the native code, which pyodbc only gives inside the message text.
+CONTENTION_STATES = {"40001"}
+# A blocked statement gives up after this (SET LOCK_TIMEOUT, ms), and any statement after the query
+# timeout (s): a pool thread is never held forever.
+LOCK_TIMEOUT_MS = 10_000
+QUERY_TIMEOUT_S = 30
 # ODBC states of a connection that is gone: reconnect before retrying.
 BROKEN_CONNECTION_STATES = {"08S01", "08001", "08003", "08004", "08007", "HYT00", "HYT01"}
 _CODE = re.compile(r"\((\d{2,5})\)")
@@ -49,7 +58,13 @@ class SqlServerDatabase(Database):
 
     def _connect(self) -> Any:
         try:
-            return self._pyodbc.connect(self._connection_string, autocommit=False, timeout=self._connect_timeout_s)
+            conn = self._pyodbc.connect(self._connection_string, autocommit=False, timeout=self._connect_timeout_s)
+            conn.timeout = QUERY_TIMEOUT_S  # per statement; HYT00 when it passes
+            cursor = conn.cursor()
+            cursor.execute(f"SET LOCK_TIMEOUT {LOCK_TIMEOUT_MS}")  # error 1222 instead of waiting forever
+            cursor.close()
+            conn.commit()
+            return conn
         except self._pyodbc.Error as exc:
             mapped = self._translate(exc)
             if isinstance(mapped, TransientDatabaseError):
@@ -71,11 +86,13 @@ class SqlServerDatabase(Database):
             return None
         state = str(exc.args[0]) if exc.args else ""
         codes = native_codes(exc)
+        if state in CONTENTION_STATES or codes & CONTENTION_CODES:
+            return TransientDatabaseError(f"sqlserver contention ({state} {sorted(codes & CONTENTION_CODES)})")
         if state in BROKEN_CONNECTION_STATES:
-            return TransientDatabaseError(f"sqlserver connection lost ({state})", reconnect=True)
+            return TransientDatabaseError(f"sqlserver connection lost ({state})", reconnect=True, availability=True)
         if codes & TRANSIENT_CODES:
             return TransientDatabaseError(f"sqlserver transient error {sorted(codes & TRANSIENT_CODES)}",
-                                          reconnect=bool(codes - {1205, 1222}))
+                                          reconnect=True, availability=True)
         if 208 in codes or 207 in codes:  # invalid object / column name
             return SchemaOutdated(f"sqlserver schema not migrated: {exc}")
         if isinstance(exc, self._pyodbc.InterfaceError | self._pyodbc.OperationalError):
@@ -91,3 +108,18 @@ class SqlServerDatabase(Database):
             while cursor.nextset():
                 pass
             conn.commit()
+
+    def run_script_like_sqlcmd(self, batches: list[str]) -> None:
+        """Run one migration script the way classic `sqlcmd -i` does: on a fresh connection whose
+        QUOTED_IDENTIFIER is OFF (the script must set what it needs itself), batch by batch."""
+        conn = self._pyodbc.connect(self._connection_string, autocommit=True, timeout=self._connect_timeout_s)
+        try:
+            with self._translated():
+                cursor = conn.cursor()
+                cursor.execute("SET QUOTED_IDENTIFIER OFF")
+                for batch in batches:
+                    cursor.execute(batch)
+                    while cursor.nextset():
+                        pass
+        finally:
+            conn.close()

@@ -1,6 +1,9 @@
 -- Sample equipment catalog for development and test databases. Not a migration: never run it in
--- production. sqlcmd -S <server> -d <db> -b -i sql-scripts/seed/equipos_muestra.sql
+-- production. sqlcmd -S <server> -d <db> -b -I -i sql-scripts/seed/equipos_muestra.sql
 SET NOCOUNT ON;
+SET ANSI_NULLS ON;
+SET QUOTED_IDENTIFIER ON;
+GO
 MERGE dbo.Equipos WITH (HOLDLOCK) AS destino
 USING (VALUES
     (N'10004512', N'REFRIGERADOR', N'Refrigerador vertical 2 puertas', N'Tienda Centro'),

@@ -19,7 +19,9 @@ WITH next AS (
     FROM dbo.ColaEnvios AS c WITH (UPDLOCK, READPAST, ROWLOCK, READCOMMITTEDLOCK)
     WHERE c.Estado = N'pendiente' AND c.ProximoIntento <= :ahora
       AND NOT EXISTS (
-          SELECT 1 FROM dbo.ColaEnvios AS p
+          -- A locking read: under read-committed snapshot an uncommitted earlier reply would be invisible
+          -- and a later one could go first. READCOMMITTEDLOCK waits for it instead.
+          SELECT 1 FROM dbo.ColaEnvios AS p WITH (READCOMMITTEDLOCK)
           WHERE p.Destinatario = c.Destinatario AND p.Id < c.Id AND p.Estado IN (N'pendiente', N'procesando')
       )
     ORDER BY c.Id
@@ -36,7 +38,9 @@ WITH next AS (
     FROM dbo.ColaEnvios AS c WITH (UPDLOCK, READPAST, ROWLOCK, READCOMMITTEDLOCK)
     WHERE c.Destinatario = :destinatario AND c.Estado = N'pendiente' AND c.ProximoIntento <= :ahora
       AND NOT EXISTS (
-          SELECT 1 FROM dbo.ColaEnvios AS p
+          -- A locking read: under read-committed snapshot an uncommitted earlier reply would be invisible
+          -- and a later one could go first. READCOMMITTEDLOCK waits for it instead.
+          SELECT 1 FROM dbo.ColaEnvios AS p WITH (READCOMMITTEDLOCK)
           WHERE p.Destinatario = c.Destinatario AND p.Id < c.Id AND p.Estado IN (N'pendiente', N'procesando')
       )
     ORDER BY c.Id
