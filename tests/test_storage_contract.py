@@ -82,3 +82,52 @@ async def test_health_reports_503_reason_when_database_is_down(tmp_path: Path) -
     health = await check_health(db)
     assert not health.ok and "not migrated" in health.reason
     db.close()
+
+
+async def test_emoji_heavy_text_fits_its_columns_in_utf16_units(any_db: Database) -> None:
+    """NVARCHAR(n) counts UTF-16 units and an emoji takes two: cutting by characters overflowed (Msg 2628)."""
+    from core.storage.conversations import (
+        MAX_DESCRIPTION,
+        MAX_HISTORY_DESCRIPTION,
+        ReportWrite,
+        TransitionWrite,
+        commit_transition,
+    )
+    from core.storage.text import fit_units, utf16_units
+
+    assert fit_units("a🧊", 2) == "a" and fit_units("🧊🧊", 3) == "🧊" and fit_units("ñ" * 5, 5) == "ñ" * 5
+    description = "🧊🚚" * 1_500 + "fin"  # 6,003 UTF-16 units, 3,003 characters
+    write = TransitionWrite(
+        key="5215500000777", expected_version=0, state_from="INICIO", state_to="FINALIZADO", data={},
+        equipment_id=None, origin="USUARIO", description="🧊" * 400, now_ms=1, inbox_id=None,
+        message_id="wamid.EMOJI1", report=ReportWrite("VEHICULO", None, description, {}), replies=(),
+    )
+    report_id = await commit_transition(any_db, write, None)
+    stored = await any_db.read(lambda tx: tx.fetch_one("console_reports", {"telefono": "5215500000777", "limite": 5}))
+    assert report_id is not None and stored is not None
+    text = stored["Descripcion"]
+    assert utf16_units(text) <= MAX_DESCRIPTION and text == fit_units(description, MAX_DESCRIPTION)
+    assert text.encode("utf-8")  # no lone surrogate: it is valid text
+    assert MAX_HISTORY_DESCRIPTION < utf16_units(write.description)  # the history line was cut as well
+
+
+async def test_a_retried_claim_gets_its_own_rows_back(any_db: Database) -> None:
+    """A claim whose commit answer was lost is retried with the same token: it must not claim more."""
+    from core.storage.outbox import claim_outbound
+    from tests.outbox_support import queue_texts
+
+    queue_texts(any_db, [("5215500001001", "a"), ("5215500001002", "b"), ("5215500001003", "c")])
+    first = await claim_outbound(any_db, limit=2, now_ms=10, token="tok-retry")
+    again = await claim_outbound(any_db, limit=2, now_ms=11, token="tok-retry")  # the retry
+    assert [c.id for c in again] == [c.id for c in first] and [c.attempts for c in again] == [1, 1]
+    other = await claim_outbound(any_db, limit=5, now_ms=12, token="tok-other")
+    assert len(other) == 1 and other[0].id not in {c.id for c in first}
+
+
+async def test_a_retried_lease_acquire_recognises_its_own_lease(any_db: Database) -> None:
+    from core.storage.leases import acquire_lease
+
+    first = await acquire_lease(any_db, "5215500001009", "owner-1", 30_000, 100)
+    again = await acquire_lease(any_db, "5215500001009", "owner-1", 30_000, 101)  # the retry
+    thief = await acquire_lease(any_db, "5215500001009", "owner-2", 30_000, 102)
+    assert first is not None and again is not None and again.token == first.token and thief is None

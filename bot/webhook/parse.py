@@ -168,7 +168,9 @@ def _message(raw: object, contacts: list[object]) -> InboundMessage | None:
     phone = phone or _opt_text(contact.get("wa_id"))
     bsuid = bsuid or _opt_text(contact.get("user_id"))
     key = phone or bsuid
-    if not wamid or len(wamid) > MAX_WAMID or not key or len(key) > MAX_KEY:
+    # Ids are ASCII (digits, BSUIDs, base64 wamids): anything else would not fit their columns the same
+    # way in both dialects, and is not something Meta sends.
+    if not wamid or len(wamid) > MAX_WAMID or not key or len(key) > MAX_KEY or not (wamid + key).isascii():
         log.warning("Webhook: mensaje inutilizable (id %s, remitente %s); se omite",
                     "ausente" if not wamid else f"de {len(wamid)} caracteres", mask_phone(key))
         return None
@@ -188,7 +190,7 @@ def _message(raw: object, contacts: list[object]) -> InboundMessage | None:
 def _status(raw: object) -> StatusUpdate | None:
     st = _dict(raw)
     wamid, status = clean_text(st.get("id")), clean_text(st.get("status"))
-    if not wamid or len(wamid) > MAX_WAMID or not status or len(status) > MAX_STATUS:
+    if not wamid or len(wamid) > MAX_WAMID or not status or len(status) > MAX_STATUS or not wamid.isascii():
         log.warning("Webhook: estado de entrega inutilizable; se omite")
         return None
     recipient = _opt_text(st.get("recipient_id")) or _opt_text(st.get("recipient_user_id"))
@@ -197,7 +199,7 @@ def _status(raw: object) -> StatusUpdate | None:
         log.warning("Webhook: envío %s falló para %s (%s)", mask_wamid(wamid), mask_phone(recipient),
                     _error_text(st.get("errors")) or "sin detalle")
     return StatusUpdate(wamid=wamid, status=status, timestamp=_timestamp(st.get("timestamp")),
-                        recipient=recipient if recipient and len(recipient) <= MAX_KEY else None,
+                        recipient=recipient if recipient and len(recipient) <= MAX_KEY and recipient.isascii() else None,
                         error_code=code, error_title=title)
 
 

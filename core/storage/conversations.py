@@ -11,9 +11,13 @@ from typing import Any
 from core.errors import AlreadyProcessed, ConcurrencyError, LeaseLost, StorageError
 from core.storage.database import Database, Tx
 from core.storage.leases import Lease
+from core.storage.text import fit_units
 
 INITIAL_STATE = "INICIO"
-MAX_DESCRIPTION = 2000
+# Column sizes in UTF-16 code units, as NVARCHAR counts them (core/storage/text.py).
+MAX_DESCRIPTION = 2000  # Reportes.Descripcion
+MAX_HISTORY_DESCRIPTION = 500  # HistorialSesiones.Descripcion
+MAX_ERROR = 1000  # MensajesProcesados.UltimoError
 # Flows are pure and run before the report exists, so they write this placeholder wherever the report's
 # number goes (reply, session data, history); the commit puts the real number in, from the row's Id.
 REPORT_NUMBER = "{{NUMERO_REPORTE}}"
@@ -128,7 +132,7 @@ def _apply(tx: Tx, t: TransitionWrite, lease: Lease | None) -> int | None:
                 "telefono": t.key,
                 "tipo_equipo": t.report.kind,
                 "equipo_id": t.report.equipment_id,
-                "descripcion": t.report.description[:MAX_DESCRIPTION],
+                "descripcion": fit_units(t.report.description, MAX_DESCRIPTION),
                 "datos": json.dumps(dict(t.report.data), ensure_ascii=False, sort_keys=True),
                 "mensaje_origen": origin,
             },
@@ -162,7 +166,7 @@ def _apply(tx: Tx, t: TransitionWrite, lease: Lease | None) -> int | None:
             "estado_anterior": t.state_from,
             "estado_nuevo": t.state_to,
             "origen": t.origin,
-            "descripcion": fill(t.description)[:500],
+            "descripcion": fit_units(fill(t.description), MAX_HISTORY_DESCRIPTION),
             "reporte_id": report_id,
             "message_id": t.message_id,
         },
@@ -208,7 +212,7 @@ async def pending_messages(db: Database, key: str, limit: int) -> list[InboxRow]
 
 async def record_inbox_failure(db: Database, inbox_id: int, error: str, max_attempts: int) -> str | None:
     """Count a failed attempt; answers the row's new state ('error' once attempts are exhausted)."""
-    params = {"id": inbox_id, "error": error[:1000], "max_intentos": max_attempts}
+    params = {"id": inbox_id, "error": fit_units(error, MAX_ERROR), "max_intentos": max_attempts}
     row = await db.write(lambda tx: tx.fetch_one("inbox_record_failure", params))
     return row["estado"] if row else None
 

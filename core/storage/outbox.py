@@ -8,13 +8,14 @@ The SQL and the per-recipient ordering rule live in `sql/<dialect>/outbox.sql`.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 from core.storage.database import Database, Tx
 from core.storage.inbox import apply_recorded_status_tx
+from core.storage.text import fit_units
 
 ERROR_MAX_CHARS = 1000  # UltimoError is NVARCHAR(1000) on SQL Server
 
@@ -127,6 +128,9 @@ class CampaignEnqueue:
     existing: int  # already queued for this campaign: left alone
 
 
+CAMPAIGN_CHUNK = 500  # campaign rows per transaction
+
+
 def new_claim_token() -> str:
     return uuid.uuid4().hex
 
@@ -136,10 +140,17 @@ def _claimed(rows: list[dict[str, Any]]) -> list[ClaimedSend]:
     return sorted((ClaimedSend.from_row(r) for r in rows), key=lambda c: c.id)
 
 
+def _claim_once(tx: Tx, query: str, params: dict[str, Any]) -> list[ClaimedSend]:
+    """Claim, unless this token already holds rows: `Database` retries a transaction whose commit
+    answer was lost, and the retry must get the first attempt's rows back, not claim more."""
+    mine = tx.fetch_all("claimed_with_token", {"token": params["token"]})
+    return _claimed(mine or tx.fetch_all(query, params))
+
+
 async def claim_outbound(db: Database, *, limit: int, now_ms: int, token: str | None = None) -> list[ClaimedSend]:
     """Atomically take up to `limit` due `pendiente` rows, at most one per recipient (its oldest open row)."""
     params = {"token": token or new_claim_token(), "ahora": now_ms, "n": limit}
-    return await db.write(lambda tx: _claimed(tx.fetch_all("claim_outbound", params)))
+    return await db.write(lambda tx: _claim_once(tx, "claim_outbound", params))
 
 
 async def claim_outbound_recipient(
@@ -147,11 +158,11 @@ async def claim_outbound_recipient(
 ) -> list[ClaimedSend]:
     """The eager path: the recipient's oldest open row, if it is due and nobody else holds an earlier one."""
     params = {"token": token or new_claim_token(), "ahora": now_ms, "n": limit, "destinatario": recipient}
-    return await db.write(lambda tx: _claimed(tx.fetch_all("claim_outbound_recipient", params)))
+    return await db.write(lambda tx: _claim_once(tx, "claim_outbound_recipient", params))
 
 
 def _truncate(text: str | None) -> str | None:
-    return None if text is None else text[:ERROR_MAX_CHARS]
+    return None if text is None else fit_units(text, ERROR_MAX_CHARS)
 
 
 def _record(tx: Tx, outcome: Outcome, now_ms: int, max_attempts: int) -> int:
@@ -208,18 +219,21 @@ async def settle_stuck(
 async def enqueue_campaign(
     db: Database, campaign: str, recipients: Sequence[str], *, kind: str, content: str, now_ms: int
 ) -> CampaignEnqueue:
-    """Queue one message per recipient, once per (campaign, recipient), in one transaction."""
+    """Queue one message per recipient, once per (campaign, recipient), in transactions of at most
+    CAMPAIGN_CHUNK rows: a big list never holds its locks for seconds. A failure part way leaves the
+    earlier chunks queued; calling again queues only the rest (the unique key skips the others)."""
 
-    def run(tx: Tx) -> CampaignEnqueue:
-        queued = 0
-        for recipient in recipients:
-            queued += tx.execute(
-                "enqueue_campaign",
-                {"campana": campaign, "destinatario": recipient, "tipo": kind, "contenido": content, "ahora": now_ms},
-            )
-        return CampaignEnqueue(queued=queued, existing=len(recipients) - queued)
+    def run(chunk: Sequence[str]) -> Callable[[Tx], int]:
+        def insert(tx: Tx) -> int:
+            return sum(tx.execute("enqueue_campaign", {"campana": campaign, "destinatario": recipient, "tipo": kind,
+                                                       "contenido": content, "ahora": now_ms})
+                       for recipient in chunk)
+        return insert
 
-    return await db.write(run)
+    queued = 0
+    for start in range(0, len(recipients), CAMPAIGN_CHUNK):
+        queued += await db.write(run(recipients[start:start + CAMPAIGN_CHUNK]))
+    return CampaignEnqueue(queued=queued, existing=len(recipients) - queued)
 
 
 def _counts(rows: list[dict[str, Any]]) -> StateCounts:

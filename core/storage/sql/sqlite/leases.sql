@@ -5,12 +5,17 @@
 INSERT INTO BloqueosConversacion (Clave, Propietario, ExpiraEn, Token, AdquiridoEn, PropietarioAnterior)
 VALUES (:clave, :propietario, :expira, 1, :ahora, NULL)
 ON CONFLICT (Clave) DO UPDATE SET
-    PropietarioAnterior = BloqueosConversacion.Propietario,
+    -- Owner ids are unique per attempt, so finding our own owner means a retry after a commit whose
+    -- answer was lost: the same lease again, same token.
+    PropietarioAnterior = CASE WHEN BloqueosConversacion.Propietario = excluded.Propietario
+                               THEN BloqueosConversacion.PropietarioAnterior ELSE BloqueosConversacion.Propietario END,
     Propietario = excluded.Propietario,
     ExpiraEn = excluded.ExpiraEn,
-    Token = BloqueosConversacion.Token + 1,
+    Token = CASE WHEN BloqueosConversacion.Propietario = excluded.Propietario
+                 THEN BloqueosConversacion.Token ELSE BloqueosConversacion.Token + 1 END,
     AdquiridoEn = excluded.AdquiridoEn
 WHERE BloqueosConversacion.Propietario IS NULL OR BloqueosConversacion.ExpiraEn <= :ahora
+   OR BloqueosConversacion.Propietario = excluded.Propietario
 RETURNING Token AS token, PropietarioAnterior AS anterior;
 
 -- name: lease_extend

@@ -100,3 +100,10 @@ FROM ColaEnvios WHERE Id = :id;
 SELECT Id, Destinatario, Tipo, Contenido, Estado, Intentos, ProximoIntento, TokenReclamo, ReclamadoEn,
        WamidEnviado, EstadoEntrega, UltimoError, Campana, MessageIdOrigen, EnviadoEn
 FROM ColaEnvios WHERE Destinatario = :destinatario ORDER BY Id;
+
+-- name: claimed_with_token
+-- The rows a claim token already holds: a claim retried after a commit whose answer was lost gets
+-- these back instead of claiming more (and stranding the first batch until it turns incierto).
+SELECT Id, Destinatario, Tipo, Contenido, Intentos, Campana, MessageIdOrigen, TokenReclamo
+FROM ColaEnvios
+WHERE Estado = 'procesando' AND TokenReclamo = :token;

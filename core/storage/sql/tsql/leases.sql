@@ -4,9 +4,14 @@
 -- name: lease_acquire
 MERGE dbo.BloqueosConversacion WITH (HOLDLOCK) AS b
 USING (SELECT :clave AS Clave) AS s ON b.Clave = s.Clave
-WHEN MATCHED AND (b.Propietario IS NULL OR b.ExpiraEn <= :ahora) THEN
-    UPDATE SET PropietarioAnterior = b.Propietario, Propietario = :propietario, ExpiraEn = :expira,
-               Token = b.Token + 1, AdquiridoEn = :ahora
+-- Owner ids are unique per attempt, so finding our own owner means a retry after a commit whose
+-- answer was lost: the same lease again, same token.
+WHEN MATCHED AND (b.Propietario IS NULL OR b.ExpiraEn <= :ahora OR b.Propietario = :propietario) THEN
+    UPDATE SET PropietarioAnterior = CASE WHEN b.Propietario = :propietario THEN b.PropietarioAnterior
+                                          ELSE b.Propietario END,
+               Propietario = :propietario, ExpiraEn = :expira,
+               Token = CASE WHEN b.Propietario = :propietario THEN b.Token ELSE b.Token + 1 END,
+               AdquiridoEn = :ahora
 WHEN NOT MATCHED THEN
     INSERT (Clave, Propietario, ExpiraEn, Token, AdquiridoEn, PropietarioAnterior)
     VALUES (:clave, :propietario, :expira, 1, :ahora, NULL)

@@ -113,3 +113,10 @@ FROM dbo.ColaEnvios WHERE Id = :id;
 SELECT Id, Destinatario, Tipo, Contenido, Estado, Intentos, ProximoIntento, TokenReclamo, ReclamadoEn,
        WamidEnviado, EstadoEntrega, UltimoError, Campana, MessageIdOrigen, EnviadoEn
 FROM dbo.ColaEnvios WHERE Destinatario = :destinatario ORDER BY Id;
+
+-- name: claimed_with_token
+-- The rows a claim token already holds: a claim retried after a commit whose answer was lost gets
+-- these back instead of claiming more (and stranding the first batch until it turns incierto).
+SELECT Id, Destinatario, Tipo, Contenido, Intentos, Campana, MessageIdOrigen, TokenReclamo
+FROM dbo.ColaEnvios
+WHERE Estado = N'procesando' AND TokenReclamo = :token;
