@@ -131,3 +131,26 @@ async def test_a_retried_lease_acquire_recognises_its_own_lease(any_db: Database
     again = await acquire_lease(any_db, "5215500001009", "owner-1", 30_000, 101)  # the retry
     thief = await acquire_lease(any_db, "5215500001009", "owner-2", 30_000, 102)
     assert first is not None and again is not None and again.token == first.token and thief is None
+
+
+async def test_a_status_that_beat_its_send_is_applied_by_the_sweep(any_db: Database) -> None:
+    """Under read-committed snapshot a `failed` status can be registered while the send's wamid is not yet
+    visible, and the send's commit cannot see the status either: neither applies it. Played here in that
+    order on purpose; the outbox sweep's reconcile pass must catch the row up."""
+    from core.storage.inbox import register_status_tx
+    from core.storage.outbox import claim_outbound, get_outbound, reconcile_delivery_statuses
+    from core.whatsapp.status import StatusUpdate
+    from tests.outbox_support import queue_texts
+
+    queue_texts(any_db, [("5215500002001", "hola")])
+    failed = StatusUpdate(wamid="wamid.RACE1", status="failed", timestamp=1, recipient="5215500002001",
+                          error_code=131026, error_title="Message undeliverable")
+    await any_db.write(lambda tx: register_status_tx(tx, failed, 5))  # finds no row with that wamid yet
+    # The send's mark, without the catch-up (what a snapshot read would have seen):
+    (claim,) = await claim_outbound(any_db, limit=1, now_ms=6)
+    marked = {"id": claim.id, "token": claim.token, "wamid": "wamid.RACE1", "ahora": 7}
+    assert await any_db.write(lambda tx: tx.execute("mark_outbound_sent", marked)) == 1
+    assert await reconcile_delivery_statuses(any_db, since_ms=0) == 1
+    row = await get_outbound(any_db, claim.id)
+    assert row is not None and row.delivery_state == "failed" and "131026" in (row.last_error or "")
+    assert await reconcile_delivery_statuses(any_db, since_ms=0) == 0  # once

@@ -27,6 +27,7 @@ from core.storage.outbox import (
     Outcome,
     claim_outbound,
     claim_outbound_recipient,
+    reconcile_delivery_statuses,
     record_outcomes,
     release_claim,
     settle_stuck,
@@ -51,6 +52,7 @@ SEND_CONCURRENCY = 16  # sends in flight per dispatcher (the rate limiter still 
 EAGER_MAX_ROUNDS = 10  # replies one transition can queue, sent one after another
 BACKOFF_BASE_MS = 2_000
 BACKOFF_CAP_MS = 5 * 60_000
+STATUS_RECONCILE_WINDOW_MS = 24 * 3_600_000  # statuses come within hours of the send
 PAIR_RATE_MIN_MS = 6_000  # 131056: one recipient gets about one message every 6 s
 
 
@@ -250,6 +252,10 @@ async def sweep_outbox(
     if settled:
         log.warning("OUTBOX_RECLAMOS_VENCIDOS %s filas %s", settled,
                     "devueltas a pendiente" if settings.outbox_at_least_once else "marcadas incierto")
+    caught_up = await reconcile_delivery_statuses(rt.db, since_ms=clock() - STATUS_RECONCILE_WINDOW_MS)
+    if caught_up:
+        log.warning("OUTBOX_ESTADOS_RECONCILIADOS %s filas: estados de entrega que llegaron antes que su envío",
+                    caught_up)
     remaining = settings.max_trabajos_por_ejecucion
     tally, claimed, stopped_early = _Tally(), 0, False
     slowest_batch = 0.0

@@ -198,8 +198,9 @@ def _status(raw: object) -> StatusUpdate | None:
     if status == "failed":
         log.warning("Webhook: envío %s falló para %s (%s)", mask_wamid(wamid), mask_phone(recipient),
                     _error_text(st.get("errors")) or "sin detalle")
+    usable = recipient is not None and len(recipient) <= MAX_KEY and recipient.isascii()
     return StatusUpdate(wamid=wamid, status=status, timestamp=_timestamp(st.get("timestamp")),
-                        recipient=recipient if recipient and len(recipient) <= MAX_KEY and recipient.isascii() else None,
+                        recipient=recipient if usable else None,
                         error_code=code, error_title=title)
 
 

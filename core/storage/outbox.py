@@ -265,3 +265,14 @@ def queue_reply(tx: Tx, recipient: str, *, kind: str, content: str, now_ms: int,
         {"destinatario": recipient, "tipo": kind, "contenido": content, "ahora": now_ms,
          "message_id_origen": origin_message_id},
     )
+
+
+async def reconcile_delivery_statuses(db: Database, *, since_ms: int, limit: int = 200) -> int:
+    """Apply recorded delivery statuses that no side applied (a status that beat its send's commit);
+    answers how many rows moved forward."""
+
+    def run(tx: Tx) -> int:
+        rows = tx.fetch_all("outbound_status_behind", {"desde": since_ms, "n": limit})
+        return sum(1 for r in rows if apply_recorded_status_tx(tx, r["wamid"]) is not None)
+
+    return await db.write(run)

@@ -107,3 +107,21 @@ FROM ColaEnvios WHERE Destinatario = :destinatario ORDER BY Id;
 SELECT Id, Destinatario, Tipo, Contenido, Intentos, Campana, MessageIdOrigen, TokenReclamo
 FROM ColaEnvios
 WHERE Estado = 'procesando' AND TokenReclamo = :token;
+
+-- name: outbound_status_behind
+-- Sent rows whose recorded delivery statuses (in the ledger, keyed wamid:status) are ahead of the row:
+-- a status registered while the send's wamid was not yet visible to it (possible under read-committed
+-- snapshot), which neither side applied. The outbox sweep catches them up.
+SELECT c.WamidEnviado AS wamid
+FROM ColaEnvios AS c
+WHERE c.Estado = 'enviado' AND c.WamidEnviado IS NOT NULL AND c.EnviadoEn >= :desde
+  AND (c.EstadoEntrega IS NULL OR c.EstadoEntrega <> 'failed')
+  AND (EXISTS (SELECT 1 FROM MensajesProcesados AS m WHERE m.MessageId = c.WamidEnviado || ':failed')
+       OR (COALESCE(c.EstadoEntrega, '') NOT IN ('read')
+           AND EXISTS (SELECT 1 FROM MensajesProcesados AS m WHERE m.MessageId = c.WamidEnviado || ':read'))
+       OR (COALESCE(c.EstadoEntrega, '') NOT IN ('read', 'delivered')
+           AND EXISTS (SELECT 1 FROM MensajesProcesados AS m WHERE m.MessageId = c.WamidEnviado || ':delivered'))
+       OR (c.EstadoEntrega IS NULL
+           AND EXISTS (SELECT 1 FROM MensajesProcesados AS m WHERE m.MessageId = c.WamidEnviado || ':sent')))
+ORDER BY c.Id
+LIMIT :n;

@@ -120,3 +120,21 @@ FROM dbo.ColaEnvios WHERE Destinatario = :destinatario ORDER BY Id;
 SELECT Id, Destinatario, Tipo, Contenido, Intentos, Campana, MessageIdOrigen, TokenReclamo
 FROM dbo.ColaEnvios
 WHERE Estado = N'procesando' AND TokenReclamo = :token;
+
+-- name: outbound_status_behind
+-- Sent rows whose recorded delivery statuses (in the ledger, keyed wamid:status) are ahead of the row:
+-- a status registered while the send's wamid was not yet visible to it (possible under read-committed
+-- snapshot), which neither side applied. The outbox sweep catches them up.
+SELECT TOP (:n) c.WamidEnviado AS wamid
+FROM dbo.ColaEnvios AS c
+WHERE c.Estado = N'enviado' AND c.WamidEnviado IS NOT NULL AND c.EnviadoEn >= :desde
+  AND (c.EstadoEntrega IS NULL OR c.EstadoEntrega <> N'failed')
+  AND (EXISTS (SELECT 1 FROM dbo.MensajesProcesados AS m WHERE m.MessageId = c.WamidEnviado + N':failed')
+       OR (COALESCE(c.EstadoEntrega, N'') NOT IN (N'read')
+           AND EXISTS (SELECT 1 FROM dbo.MensajesProcesados AS m WHERE m.MessageId = c.WamidEnviado + N':read'))
+       OR (COALESCE(c.EstadoEntrega, N'') NOT IN (N'read', N'delivered')
+           AND EXISTS (SELECT 1 FROM dbo.MensajesProcesados AS m WHERE m.MessageId = c.WamidEnviado + N':delivered'))
+       OR (c.EstadoEntrega IS NULL
+           AND EXISTS (SELECT 1 FROM dbo.MensajesProcesados AS m WHERE m.MessageId = c.WamidEnviado + N':sent')))
+ORDER BY c.Id
+;
