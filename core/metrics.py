@@ -55,3 +55,6 @@ reply_latency_seconds = Histogram(
 webhook_ignored_total = Counter(
     "webhook_ignored_total", "Webhook items acknowledged and ignored", ["reason"], registry=REGISTRY
 )
+retention_purged_total = Counter(
+    "retention_purged_total", "Rows deleted by the retention timer", ["tabla"], registry=REGISTRY
+)
