@@ -1,13 +1,14 @@
-# Two commands on a fresh machine with Python 3.11: `make run` and `make test`.
-PY ?= $(shell command -v python3.11 || command -v python3)
+# Two commands on a fresh machine with Python 3.11, 3.12 or 3.13: `make run` and `make test`.
+# (Azure Functions runs 3.10-3.13; the code needs 3.11 or later: asyncio.timeout, StrEnum.)
+PY ?= $(shell command -v python3.11 || command -v python3.12 || command -v python3.13 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint migrate bench clean
+.PHONY: run test lint migrate bench outdated clean
 
 $(STAMP): requirements.txt requirements-dev.txt
-	$(PY) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required (Azure Functions runs 3.11)")'
+	$(PY) scripts/check_python.py
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $(STAMP)
@@ -27,6 +28,9 @@ migrate: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.all
+
+outdated: $(STAMP)  ## the pinned packages that have newer releases
+	$(BIN)/pip list --outdated --disable-pip-version-check
 
 clean:
 	rm -rf $(VENV) .data .pytest_cache

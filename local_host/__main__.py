@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from aiohttp import web
 
@@ -21,6 +22,29 @@ ROOT = Path(__file__).resolve().parents[1]
 log = logging.getLogger("local_host")
 
 
+def port_in_use(host: str, port: int) -> str | None:
+    """Why `host:port` cannot be served (another program holds it), or None when it is free."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            return exc.strerror or str(exc)
+    return None
+
+
+def follow_port(port: int) -> None:
+    """The built-in fake Graph API lives on this host: a URL pointing at it on another local port (the
+    example settings say 7071) follows the port actually served, so replies never reach another app."""
+    url = os.environ.get("WHATSAPP_API_BASE_URL", "")
+    parts = urlsplit(url)
+    if parts.hostname in ("127.0.0.1", "localhost") and parts.path.startswith("/_fake_graph") and parts.port != port:
+        os.environ["WHATSAPP_API_BASE_URL"] = urlunsplit(parts._replace(netloc=f"{parts.hostname}:{port}"))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run the Function App locally")
     parser.add_argument("--host", default="127.0.0.1")
@@ -29,8 +53,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     os.environ["LOCAL_HOST"] = "1"
+    busy = port_in_use(args.host, args.port)
+    if busy:
+        print(f"local_host: el puerto {args.port} ya está en uso ({busy}); elige otro con --port N "
+              "(o FUNCTIONS_HTTPWORKER_PORT=N)", file=sys.stderr)
+        return 2
     try:
         settings_path = load_local_settings(ROOT)
+        follow_port(args.port)
         from bot.runtime import build_runtime, use_runtime
         from core.settings import load_settings
         from core.storage.migrate import migrate_sqlite, seed_sqlite

@@ -278,11 +278,27 @@ def render_bicep(rules: tuple[AlertRule, ...] = RULES, queries: dict[str, str] |
     return "\n".join(out)
 
 
-def main() -> None:
-    ARM_FILE.write_text(render_arm(), encoding="utf-8")
-    BICEP_FILE.write_text(render_bicep(), encoding="utf-8")
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m monitoring.alerts",
+        description="Render the alert rules of monitoring/alerts.py, with the alerta_* queries of queries.kql, "
+                    "into alerts.json (ARM) and alerts.bicep.",
+    )
+    parser.add_argument("--check", action="store_true",
+                        help="write nothing; exit 1 if a committed file differs from what would be rendered")
+    args = parser.parse_args(argv)
+    rendered = {ARM_FILE: render_arm(), BICEP_FILE: render_bicep()}
+    if args.check:
+        stale = [p.name for p, text in rendered.items() if p.read_text(encoding="utf-8") != text]
+        print(f"out of date: {', '.join(stale)}" if stale else "alerts.json and alerts.bicep are up to date")
+        return 1 if stale else 0
+    for path, text in rendered.items():
+        path.write_text(text, encoding="utf-8")
     print(f"wrote {ARM_FILE.name} and {BICEP_FILE.name}: {len(RULES)} alert rules")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

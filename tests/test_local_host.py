@@ -125,3 +125,54 @@ def test_body_limits_are_enforced_while_reading(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_a_busy_port_is_one_line_and_a_non_zero_exit(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        proc = subprocess.run([sys.executable, "-m", "local_host", "--port", str(port)], cwd=ROOT,
+                              env=_env(tmp_path / "x.sqlite3"), capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stdout == ""  # no URL printed for a host that is not serving
+    (line,) = proc.stderr.strip().splitlines()
+    assert f"el puerto {port} ya está en uso" in line and "--port" in line
+
+
+def test_the_fake_graph_url_follows_the_port(tmp_path: Path) -> None:
+    """The example settings point replies at 7071; served on another port, replies must come here."""
+    from tests.webhook_helpers import encode, signed_headers, text_payload
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    proc = start_host(tmp_path / "bot.sqlite3", port, WHATSAPP_API_BASE_URL="http://127.0.0.1:7071/_fake_graph/v23.0")
+    phone = "5215512340077"
+    try:
+        wait_ready(base + "/api/health", proc)
+        assert httpx.get(base + "/_console/api/config").json()["fake_graph"] is True
+        body = encode(text_payload("wamid.PORT1", phone, "Hola, el refrigerador no enfría"))
+        assert httpx.post(base + "/api/whatsapp/webhook", content=body, headers=signed_headers(body)).status_code == 200
+        deadline = time.monotonic() + 20
+        thread: list = []
+        while time.monotonic() < deadline and not thread:
+            thread = [t for t in httpx.get(base + "/_console/api/state", params={"user": phone}).json()["thread"]
+                      if t["side"] == "bot"]
+            time.sleep(0.1)
+        assert thread
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_monitoring_alerts_help_writes_nothing() -> None:
+    alerts = ROOT / "monitoring" / "alerts.json"
+    before = alerts.stat().st_mtime_ns
+    out = subprocess.run([sys.executable, "-m", "monitoring.alerts", "--help"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0 and "usage" in out.stdout and alerts.stat().st_mtime_ns == before
+    check = subprocess.run([sys.executable, "-m", "monitoring.alerts", "--check"], cwd=ROOT, capture_output=True,
+                           text=True, timeout=60)
+    assert check.returncode == 0 and "up to date" in check.stdout

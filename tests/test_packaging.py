@@ -45,3 +45,21 @@ def test_requirements_are_pinned() -> None:
             line = line.split("#")[0].strip()
             if line and not line.startswith("-r"):
                 assert "==" in line, f"{name}: {line} is not pinned"
+
+
+def test_the_python_check_accepts_311_to_313_and_names_the_fix() -> None:
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    ok = subprocess.run([sys.executable, str(ROOT / "scripts" / "check_python.py")], capture_output=True, text=True)
+    assert ok.returncode == 0
+    for version, accepted in (((3, 10, 14), False), ((3, 12, 1), True), ((3, 13, 0), True), ((3, 14, 0), False)):
+        code = f"import runpy, sys; sys.version_info = {version!r}; runpy.run_path({str(ROOT / 'scripts' / 'check_python.py')!r})"
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert (out.returncode == 0) is accepted, (version, out.stderr)
+        if not accepted:
+            assert "use 3.11, 3.12 or 3.13" in out.stderr
+    pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    assert 'requires-python = ">=3.11,<3.14"' in pyproject
