@@ -56,7 +56,8 @@ def test_the_python_check_accepts_311_to_313_and_names_the_fix() -> None:
     ok = subprocess.run([sys.executable, str(ROOT / "scripts" / "check_python.py")], capture_output=True, text=True)
     assert ok.returncode == 0
     for version, accepted in (((3, 10, 14), False), ((3, 12, 1), True), ((3, 13, 0), True), ((3, 14, 0), False)):
-        code = f"import runpy, sys; sys.version_info = {version!r}; runpy.run_path({str(ROOT / 'scripts' / 'check_python.py')!r})"
+        script = str(ROOT / "scripts" / "check_python.py")
+        code = f"import runpy, sys; sys.version_info = {version!r}; runpy.run_path({script!r})"
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
         assert (out.returncode == 0) is accepted, (version, out.stderr)
         if not accepted:
