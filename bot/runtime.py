@@ -1,19 +1,25 @@
 """Wiring, done once per process: settings, database and the services built on them.
 
 Azure imports `function_app` once per worker process and keeps it warm, so the runtime is built
-lazily on first use and reused. Tests build their own with `use_runtime`.
+lazily on first use and reused. Each service is a typed field built on first use (`get_*`); tests
+install their own by assigning the field. `aclose` closes every one of them.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
+from core.ai.remote import AssistantBackend
+from core.ai.service import build_assistant_backend, build_intent_service
+from core.ai.types import IntentProvider
 from core.handoff import HandoffQueue, StorageQueueHandoff
 from core.settings import Settings, load_settings
 from core.storage import open_database
 from core.storage.database import Database
+from core.storage.inbox import InboxRegistrar
 from core.telemetry import configure_logging, configure_telemetry
+from core.whatsapp.client import MessageSender, WhatsAppClient
 
 log = logging.getLogger(__name__)
 
@@ -22,10 +28,13 @@ log = logging.getLogger(__name__)
 class Runtime:
     settings: Settings
     db: Database
-    extras: dict[str, object] = field(default_factory=dict)
     # The webhook -> worker queue. The local host and tests install an in-process one; on Azure it is
     # built on first use from AzureWebJobsStorage (raising HandoffError, which callers log, if unset).
     handoff: HandoffQueue | None = None
+    intent: IntentProvider | None = None  # intent detection, extraction, term interpretation
+    assistant: AssistantBackend | None = None  # free-form questions
+    whatsapp: MessageSender | None = None  # the Graph API client (one pooled HTTP client per process)
+    registrar: InboxRegistrar | None = None  # the webhook's group commit
     # Set when the host is shutting down: drains finish the message in hand and start no other.
     stopping: bool = False
 
@@ -34,12 +43,38 @@ class Runtime:
             self.handoff = StorageQueueHandoff(self.settings.azure_webjobs_storage)
         return self.handoff
 
-    async def aclose(self) -> None:
-        from bot.assistant import close_ai
+    def get_intent(self) -> IntentProvider:
+        if self.intent is None:
+            self.intent = build_intent_service(self.settings)
+        return self.intent
 
-        await close_ai(self)
-        if self.handoff is not None:
-            await self.handoff.aclose()
+    def get_assistant(self) -> AssistantBackend:
+        if self.assistant is None:
+            self.assistant = build_assistant_backend(self.settings)
+        return self.assistant
+
+    def get_whatsapp(self) -> MessageSender:
+        if self.whatsapp is None:
+            self.whatsapp = WhatsAppClient.from_settings(self.settings)
+        return self.whatsapp
+
+    def get_registrar(self) -> InboxRegistrar:
+        """SQLite has one writer, so one group commit at a time; on SQL Server half the pool may register."""
+        if self.registrar is None:
+            in_flight = 1 if self.db.dialect == "sqlite" else max(1, self.settings.db_pool_size // 2)
+            self.registrar = InboxRegistrar(self.db, max_in_flight=in_flight)
+        return self.registrar
+
+    async def aclose(self) -> None:
+        """Close every service this runtime built (or was given), then the database."""
+        for service in (self.intent, self.assistant, self.whatsapp, self.handoff):
+            close = getattr(service, "aclose", None)
+            if close is not None:
+                try:
+                    await close()
+                except Exception as exc:  # closing must not stop the others from closing
+                    log.warning("No se pudo cerrar %s: %s", type(service).__name__, exc)
+        self.intent = self.assistant = self.whatsapp = self.handoff = None
         self.db.close()
 
 

@@ -18,7 +18,7 @@ import random
 import sys
 import time
 
-from bot.outbound.dispatcher import WHATSAPP_KEY, dispatch_recipient, get_whatsapp, sweep_outbox
+from bot.outbound.dispatcher import dispatch_recipient, sweep_outbox
 from bot.runtime import build_runtime
 from core.storage.outbox import count_by_state
 from core.whatsapp.outgoing import OutgoingMessage
@@ -45,7 +45,7 @@ async def run(args: argparse.Namespace, recipients: list[str]) -> int:
     deadline = time.monotonic() + args.seconds
     sent = claimed = rounds = 0
     if args.mode == "hang":
-        rt.extras[WHATSAPP_KEY] = _HangAfterSend(get_whatsapp(rt))
+        rt.whatsapp = _HangAfterSend(rt.get_whatsapp())
         await sweep_outbox(rt)
         return 0
     while time.monotonic() < deadline:

@@ -115,7 +115,7 @@ def hold_lease_and_hang(db_path: str, key: str, ready_file: str, lock_timeout_ms
         from local_host.queues import serving_worker
 
         rt = build_runtime(load_settings(base_env(Path(db_path), LOCK_TIMEOUT=str(lock_timeout_ms))))
-        rt.extras["intent"] = HangOnConfirmation(ready_file)
+        rt.intent = HangOnConfirmation(ready_file)
         async with serving_worker(rt) as queue:
             await queue.enqueue([key])
             await asyncio.sleep(3600)

@@ -15,7 +15,7 @@ import pytest
 
 from bot.conversation.sweeper import sweep_conversations
 from bot.conversation.worker import work_conversation
-from bot.outbound.dispatcher import WHATSAPP_KEY, sweep_outbox
+from bot.outbound.dispatcher import sweep_outbox
 from bot.runtime import Runtime, build_runtime
 from bot.webhook.ingest import handle_webhook_post
 from core.metrics import queue_wait_seconds, reply_latency_seconds
@@ -127,7 +127,7 @@ async def test_a_send_cancelled_before_its_request_left_is_released_and_sent_onc
 ) -> None:
     # One token, then one every 100 s: the second claimed row waits on the limiter when the timeout hits.
     slow = WhatsAppClient(GraphApi(graph.base_url, "t"), rt.settings.whatsapp_phone_number_id, rate_per_second=0.01)
-    rt.extras[WHATSAPP_KEY] = slow
+    rt.whatsapp = slow
     queue_texts(rt.db, [("5215500000001", "primera"), ("5215500000002", "segunda")])
     with pytest.raises(TimeoutError):
         async with asyncio.timeout(1.0):
@@ -135,7 +135,7 @@ async def test_a_send_cancelled_before_its_request_left_is_released_and_sent_onc
     rows = query(db_path, "SELECT Destinatario, Estado, Intentos, TokenReclamo FROM ColaEnvios ORDER BY Id")
     assert rows == [("5215500000001", "enviado", 1, rows[0][3]), ("5215500000002", "pendiente", 0, None)]
     await slow.aclose()
-    del rt.extras[WHATSAPP_KEY]  # the normal client from settings
+    rt.whatsapp = None  # the normal client from settings
     assert (await sweep_outbox(rt)).sent == 1
     assert [s["recipient"] for s in graph.fake.sent] == ["5215500000001", "5215500000002"]
     assert query(db_path, "SELECT Estado, Intentos FROM ColaEnvios ORDER BY Id") == [("enviado", 1), ("enviado", 1)]

@@ -13,11 +13,8 @@ import pytest
 
 from bot.outbound.campaigns import campaign_status, queue_campaign
 from bot.outbound.dispatcher import (
-    WHATSAPP_KEY,
-    close_whatsapp,
     dispatch_recipient,
     epoch_ms,
-    get_whatsapp,
     sweep_outbox,
 )
 from bot.runtime import Runtime
@@ -73,8 +70,7 @@ def make_runtime(db_path: Path, graph: InProcessGraph, **extra: str) -> Runtime:
 async def rt(db_path: Path, graph: InProcessGraph) -> AsyncIterator[Runtime]:
     runtime = make_runtime(db_path, graph, OUTBOX_MAX_ATTEMPTS="3")
     yield runtime
-    await close_whatsapp(runtime)
-    runtime.db.close()
+    await runtime.aclose()
 
 
 def clock_at(offset_ms: int):
@@ -241,7 +237,7 @@ async def test_5xx_storm_is_bounded_by_max_attempts(rt: Runtime, graph: InProces
 async def test_no_answer_means_incierto_not_a_resend(rt: Runtime, graph: InProcessGraph) -> None:
     queue_texts(rt.db, [("5215500000001", "a1")])
     short = GraphApi(graph.base_url, TOKEN, timeout=httpx.Timeout(0.3, connect=2.0))
-    rt.extras[WHATSAPP_KEY] = WhatsAppClient(short, rt.settings.whatsapp_phone_number_id, rate_per_second=1000)
+    rt.whatsapp = WhatsAppClient(short, rt.settings.whatsapp_phone_number_id, rate_per_second=1000)
     graph.fake.delay_ms = 800
     result = await sweep_outbox(rt)
     assert result.uncertain == 1
@@ -274,8 +270,7 @@ async def test_sweep_respects_max_jobs_and_time_budget(db_path: Path, graph: InP
         counts = await count_by_state(runtime.db)
         assert (counts.get("enviado"), counts.get("pendiente")) == (7, 13)
     finally:
-        await close_whatsapp(runtime)
-        runtime.db.close()
+        await runtime.aclose()
 
 
 # -- the Graph client ------------------------------------------------------------------------------
@@ -315,7 +310,7 @@ async def test_token_is_never_logged(rt: Runtime, graph: InProcessGraph, caplog:
     assert await dispatch_recipient(rt, "5215500000002") == 0
     [row] = await list_recipient(rt.db, "5215500000002")
     assert row.state == "error" and "code=190" in (row.last_error or "")
-    client = get_whatsapp(rt)
+    client = rt.get_whatsapp()
     assert "HTTP Request: POST" in caplog.text  # httpx did log, at DEBUG/INFO, without headers
     for text in (caplog.text, row.last_error or "", repr(client), repr(rt.settings)):
         assert TOKEN not in text

@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bot.outbound.dispatcher import close_whatsapp, sweep_outbox
+from bot.outbound.dispatcher import sweep_outbox
 from bot.runtime import Runtime
 from core.settings import load_settings
 from core.storage.outbox import count_by_state, count_campaign, list_recipient
@@ -91,8 +91,7 @@ async def test_thousand_messages_four_dispatchers_and_the_sweep_send_each_once(
         )
         counts = await count_by_state(rt.db)
     finally:
-        await close_whatsapp(rt)
-        rt.db.close()
+        await rt.aclose()
 
     sent = sent_by_graph(graph_port)
     bodies = Counter(s["payload"]["text"]["body"] for s in sent)

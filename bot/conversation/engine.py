@@ -7,11 +7,11 @@ import logging
 import time
 from dataclasses import dataclass
 
-from bot.assistant import ask_question, get_intent_service
+from bot.assistant import ask_question
 from bot.conversation.flows import Answer, FlowInput, Transition, aside, decide, is_question, needs
 from bot.messages import InboundMessage, MessageKind
 from bot.runtime import Runtime
-from core.ai.types import FALLBACK_INTENT, Intencion, Intent, IntentProvider
+from core.ai.types import FALLBACK_INTENT, Intencion, Intent
 from core.resilience.retry import with_session_retry
 from core.storage.conversations import (
     ReplyWrite,
@@ -34,10 +34,6 @@ ASK_BUDGET_MS = 1_500  # well inside the webhook's budget; a slower answer is de
 
 def now_ms() -> int:
     return int(time.time() * 1000)
-
-
-def intent_service(rt: Runtime) -> IntentProvider:
-    return get_intent_service(rt)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +64,7 @@ def to_write(session: Session, msg: InboundMessage, inbox_id: int | None, tr: Tr
 
 async def handle_message(rt: Runtime, inbox_id: int, msg: InboundMessage, lease: Lease | None) -> Handled:
     """Handle one pending inbox row. Raises LeaseLost / AlreadyProcessed / ConcurrencyError with nothing committed."""
-    db, ai, key = rt.db, intent_service(rt), msg.conversation_key
+    db, ai, key = rt.db, rt.get_intent(), msg.conversation_key
     textual = msg.kind in TEXTUAL
     history, session, touched, intent = await asyncio.gather(
         save_user_message(db, key, msg.text if textual else f"[{msg.kind.value}]", msg.wamid),

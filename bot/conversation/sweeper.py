@@ -15,7 +15,7 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from bot.assistant import enqueue_answer, get_assistant
+from bot.assistant import enqueue_answer
 from bot.conversation.drain import INSTANCE, notify_replies_committed
 from bot.conversation.engine import now_ms
 from bot.conversation.flows import IDLE_STATES, expire
@@ -112,7 +112,7 @@ async def sweep_ai_responses(rt: Runtime, *, startup: bool = False) -> RecoveryR
     """Deliver finished background answers, cancel orphans, then hand their phones back to the worker."""
     report = await assistant.recover_orphaned_runs(
         rt.db,
-        get_assistant(rt),
+        rt.get_assistant(),
         max_age_ms=rt.settings.orphaned_run_max_age_ms,
         deliver=enqueue_answer,
         always_log=startup,

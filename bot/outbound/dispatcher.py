@@ -17,7 +17,6 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Protocol
 
 from bot.runtime import Runtime
 from core.metrics import outbound_sends_total
@@ -33,7 +32,7 @@ from core.storage.outbox import (
     settle_stuck,
 )
 from core.telemetry import mask_phone, mask_wamid
-from core.whatsapp.client import WhatsAppClient
+from core.whatsapp.client import MessageSender
 from core.whatsapp.errors import (
     PermanentWhatsAppError,
     SendOutcomeUnknown,
@@ -45,7 +44,6 @@ from core.whatsapp.outgoing import OutgoingMessage
 
 log = logging.getLogger(__name__)
 
-WHATSAPP_KEY = "whatsapp"
 SWEEP_BUDGET_S = 8.0  # the timer fires every 10 s; leave room so runs do not pile up
 SWEEP_BATCH = 50  # rows per claim statement
 SEND_CONCURRENCY = 16  # sends in flight per dispatcher (the rate limiter still applies)
@@ -56,27 +54,8 @@ STATUS_RECONCILE_WINDOW_MS = 24 * 3_600_000  # statuses come within hours of the
 PAIR_RATE_MIN_MS = 6_000  # 131056: one recipient gets about one message every 6 s
 
 
-class MessageSender(Protocol):
-    async def send(self, recipient: str, message: OutgoingMessage, *,
-                   on_request: Callable[[], None] | None = None) -> str: ...
-
-
 def epoch_ms() -> int:
     return int(time.time() * 1000)
-
-
-def get_whatsapp(rt: Runtime) -> MessageSender:
-    """The process's one WhatsApp client (one pooled HTTP client), built on first use."""
-    client = rt.extras.get(WHATSAPP_KEY)
-    if client is None:
-        client = rt.extras[WHATSAPP_KEY] = WhatsAppClient.from_settings(rt.settings)
-    return client  # type: ignore[return-value]
-
-
-async def close_whatsapp(rt: Runtime) -> None:
-    client = rt.extras.pop(WHATSAPP_KEY, None)
-    if isinstance(client, WhatsAppClient):
-        await client.aclose()
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,7 +179,7 @@ async def _write_back(rt: Runtime, outcomes: list[Outcome], clock: Callable[[], 
 
 
 async def _send_all(rt: Runtime, claims: list[ClaimedSend], clock: Callable[[], int]) -> list[Outcome]:
-    sender = get_whatsapp(rt)
+    sender = rt.get_whatsapp()
     gate = asyncio.Semaphore(SEND_CONCURRENCY)
 
     async def one(claim: ClaimedSend) -> Outcome:

@@ -24,21 +24,10 @@ from bot.webhook.parse import parse_payload
 from bot.webhook.signature import SIGNATURE_HEADER, verify_signature
 from core.errors import StorageError
 from core.metrics import webhook_ignored_total
-from core.storage.inbox import InboxRegistrar
 
 log = logging.getLogger(__name__)
 
 ACK = "EVENT_RECEIVED"
-
-
-def get_registrar(rt: Runtime) -> InboxRegistrar:
-    """One group-commit registrar per runtime (process); on SQL Server half the pool may register at once."""
-    registrar = rt.extras.get("inbox_registrar")
-    if not isinstance(registrar, InboxRegistrar):
-        in_flight = 1 if rt.db.dialect == "sqlite" else max(1, rt.settings.db_pool_size // 2)
-        registrar = InboxRegistrar(rt.db, max_in_flight=in_flight)
-        rt.extras["inbox_registrar"] = registrar
-    return registrar
 
 
 def _content_length(value: object) -> int | None:
@@ -91,7 +80,7 @@ async def handle_webhook_post(rt: Runtime, headers: Mapping[str, str], body: byt
         return 200, ACK  # unknown shapes, errors and other fields: acknowledged (a non-200 is redelivered forever)
 
     try:
-        result = await get_registrar(rt).register(batch.messages, batch.statuses, int(time.time() * 1000))
+        result = await rt.get_registrar().register(batch.messages, batch.statuses, int(time.time() * 1000))
     except StorageError as exc:
         log.error("Webhook: no se pudo registrar la entrega (%s); 503 para que Meta la reenvíe", exc)
         return 503, "Service Unavailable"

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from core.settings import Settings
 from core.whatsapp.errors import SendOutcomeUnknown
 from core.whatsapp.graph import GraphApi
 from core.whatsapp.outgoing import OutgoingMessage
 from core.whatsapp.ratelimit import RateLimiter
+
+
+class MessageSender(Protocol):
+    """What the dispatcher needs of a WhatsApp client (tests give it stand-ins)."""
+
+    async def send(self, recipient: str, message: OutgoingMessage, *,
+                   on_request: Callable[[], None] | None = None) -> str: ...
 
 
 class WhatsAppClient:

@@ -283,7 +283,7 @@ async def test_sweep_through_the_runtime_queues_the_answer(db_path: Path, openai
     fake: FakeOpenAI = openai_server.fake  # type: ignore[assignment]
     fake.background_completes_after = None
     backend = openai_assistant(openai_server.base_url)
-    rt.extras["assistant"] = backend
+    rt.assistant = backend
     from bot.assistant import ask_question, has_active_question
 
     conversation = await backend.create_conversation(PHONE)  # warm client: the budget goes to waiting

@@ -295,14 +295,13 @@ def test_build_intent_service_from_settings(db_path: Path) -> None:
 
 
 async def test_the_service_is_an_intent_provider_and_offline_by_default(db_path: Path) -> None:
-    from bot.assistant import get_intent_service
     from bot.runtime import Runtime
     from core.storage.sqlite import SqliteDatabase
 
     db = SqliteDatabase(str(db_path), pool_size=1)
     rt = Runtime(settings=load_settings(base_env(db_path)), db=db)
-    service: IntentProvider = get_intent_service(rt)
-    assert isinstance(service, IntentService) and get_intent_service(rt) is service
+    service: IntentProvider = rt.get_intent()
+    assert isinstance(service, IntentService) and rt.get_intent() is service
     assert (await service.detect_intent("cancelar")).intencion is Intencion.CANCELAR
     assert await service.interpret_term("si", TermKind.SI_NO) == "SI"
     db.close()
