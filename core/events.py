@@ -1,4 +1,4 @@
-"""The operational events of DESIGN.md ("Observability"), each logged and counted in one call.
+"""The operational events, each logged and counted in one call.
 
 Every module that meets one of these situations calls the function here instead of writing its own
 line, so the token the KQL and the alerts search for (monitoring/queries.kql), the masked phone, the
@@ -20,7 +20,7 @@ BREAKER_STATES = {"CLOSED": 0, "HALF_OPEN": 1, "OPEN": 2}
 _OPERATION_PART = re.compile(r"\w*")
 
 
-# -- conversation leases (seed 000) ---------------------------------------------------------------
+# -- conversation leases ------------------------------------------------------------------------
 
 
 def lock_acquired(clave: str, timeout_ms: int, fencing: int) -> None:
@@ -41,7 +41,7 @@ def lock_timeout(clave: str, timeout_ms: int, fencing: int, reason: str = "expir
               telefono=clave, timeoutMs=timeout_ms, fencing=fencing, motivo=reason)
 
 
-# -- orphaned AI runs (seed 000) ------------------------------------------------------------------
+# -- orphaned AI runs ---------------------------------------------------------------------------
 
 
 def orphaned_runs_recovery_start(max_age_ms: int) -> None:
@@ -61,7 +61,7 @@ def orphaned_runs_recovery_complete(checked: int, cancelled: int) -> None:
               runsChecked=checked, runsCancelled=cancelled)
 
 
-# -- optimistic concurrency (seeds 002, 003) ------------------------------------------------------
+# -- optimistic concurrency -------------------------------------------------------------------
 
 
 def concurrency_retry(operation: str, telefono: str, attempt: int, max_attempts: int, delay_ms: int) -> None:
@@ -82,7 +82,7 @@ def concurrency_exhausted(operation: str, telefono: str, attempts: int, expected
               telefono=telefono, operacion=operation, intentos=attempts, version=expected_version)
 
 
-# -- AI timeouts and breaker (seed 002) -----------------------------------------------------------
+# -- AI timeouts and breaker ----------------------------------------------------------------------
 
 
 def ai_timeout(operation: str, timeout_ms: int, provider: str = "") -> None:
@@ -101,7 +101,7 @@ def breaker_state_changed(provider: str, old: str, new: str, failures: int = 0) 
               proveedor=provider, desde=old, hacia=new, fallos=failures)
 
 
-# -- webhook redeliveries (seed 002) --------------------------------------------------------------
+# -- webhook redeliveries -------------------------------------------------------------------------
 
 
 def duplicate_delivery(wamid: str, reintento: int, telefono: str | None = None) -> None:

@@ -14,7 +14,7 @@ disable_created_metrics()
 REGISTRY = CollectorRegistry(auto_describe=True)
 
 race_errors_total = Counter(
-    "race_errors_total", "Conversation lease found busy or expired (seed 000)", registry=REGISTRY
+    "race_errors_total", "Conversation lease found busy or expired ", registry=REGISTRY
 )
 concurrency_retries_total = Counter(
     "concurrency_retries_total", "Versioned session writes retried", ["operation"], registry=REGISTRY

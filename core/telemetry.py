@@ -2,7 +2,7 @@
 secrets never written anywhere.
 
 Application Insights keeps the message text (with the default Functions logging path `extra=` fields
-are dropped), and the seeds' KQL searches it, so every event token is written into the message, and
+are dropped), and the operations queries search it, so every event token is written into the message, and
 its context twice: as `key=value` at the end of the text (always there) and as custom dimensions
 (there when the worker exports through OpenTelemetry). docs/operations.md explains the three export
 modes and why none duplicates a log line.

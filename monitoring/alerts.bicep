@@ -22,7 +22,7 @@ var rules = [
   {
     name: 'race-errors'
     displayName: 'Race errors altos (locks de conversación)'
-    description: 'Más de 30 conflictos de lease (THREAD_LOCK_BUSY/TIMEOUT) en 5 min, evaluado cada minuto (seed 000: rate(race_errors_total[5m]) > 0.1). Ver docs/operations.md#race-errors.'
+    description: 'Más de 30 conflictos de lease (THREAD_LOCK_BUSY/TIMEOUT) en 5 min, evaluado cada minuto (rate(race_errors_total[5m]) > 0.1). Ver docs/operations.md#race-errors.'
     severity: 2
     evaluationFrequency: 'PT1M'
     windowSize: 'PT5M'
@@ -96,7 +96,7 @@ requests
   {
     name: 'reintentos-concurrencia'
     displayName: 'Reintentos de concurrencia > 20/hora'
-    description: 'Más de 20 [ConcurrencyRetry] en una hora (seeds 002/003). Ver docs/operations.md#reintentos-concurrencia.'
+    description: 'Más de 20 [ConcurrencyRetry] en una hora . Ver docs/operations.md#reintentos-concurrencia.'
     severity: 2
     evaluationFrequency: 'PT15M'
     windowSize: 'PT1H'

@@ -62,7 +62,7 @@ RULES: tuple[AlertRule, ...] = (
     AlertRule(
         "race-errors", "Race errors altos (locks de conversación)",
         "Más de 30 conflictos de lease (THREAD_LOCK_BUSY/TIMEOUT) en 5 min, evaluado cada minuto "
-        "(seed 000: rate(race_errors_total[5m]) > 0.1). Ver docs/operations.md#race-errors.",
+        "(rate(race_errors_total[5m]) > 0.1). Ver docs/operations.md#race-errors.",
         "alerta_race_errors", "raceErrors", "Total", "GreaterThan", 30, 2, "PT1M", "PT5M",
     ),
     AlertRule(
@@ -84,7 +84,7 @@ RULES: tuple[AlertRule, ...] = (
     ),
     AlertRule(
         "reintentos-concurrencia", "Reintentos de concurrencia > 20/hora",
-        "Más de 20 [ConcurrencyRetry] en una hora (seeds 002/003). Ver docs/operations.md#reintentos-concurrencia.",
+        "Más de 20 [ConcurrencyRetry] en una hora . Ver docs/operations.md#reintentos-concurrencia.",
         "alerta_reintentos_concurrencia", "reintentos", "Total", "GreaterThan", 20, 2, "PT15M", "PT1H",
     ),
     AlertRule(

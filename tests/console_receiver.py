@@ -1,4 +1,4 @@
-"""A tiny stand-in for the webhook (issue 3) and the bot, for the console's own tests.
+"""A tiny stand-in for the webhook and the bot, for the console's own tests.
 
 It checks `X-Hub-Signature-256` independently of the console's code (hmac over the raw bytes), records
 every delivery, and, when asked, answers each message through the fake Graph API over real HTTP, the

@@ -88,3 +88,22 @@ def test_no_import_cycles() -> None:
 
 def test_the_cycle_finder_finds_a_cycle() -> None:
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_the_project_cites_only_what_it_contains() -> None:
+    """Whoever clones the repository has its files only: no citing outside design documents or trackers."""
+    import re
+
+    pattern = re.compile(r"DESIGN\.md|\bseeds? 00\d|\bseed-00\d|\bissue \d+\b", re.IGNORECASE)
+    suffixes = {".py", ".md", ".sql", ".kql", ".yml", ".json", ".js", ".html", ".bicep", ".toml"}
+    offenders = []
+    for path in ROOT.rglob("*"):
+        parts = set(path.relative_to(ROOT).parts)
+        if path.suffix not in suffixes or parts & {".venv", "node_modules", ".git", ".data"}:
+            continue
+        if path.name == "test_architecture.py":
+            continue
+        for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+            if pattern.search(line):
+                offenders.append(f"{path.relative_to(ROOT)}:{number}")
+    assert offenders == []

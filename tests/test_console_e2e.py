@@ -297,7 +297,7 @@ def local_host(tmp_path: Path) -> Iterator[str]:
             "hub.mode": "subscribe", "hub.verify_token": base_env(tmp_path)["WHATSAPP_VERIFY_TOKEN"],
             "hub.challenge": "1158201444"}, timeout=5)
         if handshake.status_code == 404:
-            pytest.skip("El webhook (issue 3) no está registrado en function_app en esta rama")
+            pytest.skip("El webhook no está registrado en function_app en esta rama")
         yield base
     finally:
         proc.terminate()

@@ -73,7 +73,7 @@ def test_media_in_the_middle_of_a_flow_reprompts() -> None:
 
 
 def test_fallback_ai_results_still_move_the_flow() -> None:
-    """A timed-out AI answers the seed-002 fallbacks; the conversation still advances to the menu."""
+    """A timed-out AI answers its fallbacks; the conversation still advances to the menu."""
     session = Session("521")
     msg = InboundMessage("w", "521", MessageKind.TEXT, 1, text="xyz")
     t = decide(FlowInput(session, msg, FALLBACK_INTENT, FALLBACK_EXTRACTION, None, None))

@@ -23,7 +23,7 @@ QUERIES = load_queries()
 TABLES = {"traces", "requests", "customMetrics", "exceptions", "dependencies"}
 OPERATORS = {"where", "summarize", "extend", "project", "order", "sort", "take", "top", "render", "union",
              "count", "distinct", "join", "mv-expand", "parse", "limit"}
-# Seeds 002/003, kept as the user wrote them (their filters and extracts must survive verbatim).
+# The operations team's queries, kept as they wrote them (their filters and extracts must survive verbatim).
 SEED_QUERIES = {
     "reintentos_concurrencia": ['message contains "ConcurrencyRetry"', "Reintentos=count() by bin(timestamp, 5m)",
                                 "render timechart"],

@@ -165,7 +165,7 @@ async def _wait_up(client: httpx.AsyncClient, url: str, proc: subprocess.Popen[s
 
 
 async def test_seed_004_three_instances_queue_and_sweep_a_campaign_once(db_path: Path, graph_port: int) -> None:
-    """Seed 004: 27 companies, three instances at once, 90+ sends. Here: exactly 27."""
+    """27 companies, three instances sending at once: a naive outbox made 90+ sends. Here: exactly 27."""
     env = _env(db_path, graph_port)
     ports = [free_port() for _ in range(3)]
     hosts = [_start_host(env, port) for port in ports]

@@ -85,7 +85,7 @@ def test_half_open_failure_reopens_with_the_count_reset() -> None:
     assert b.get_state() is BreakerState.HALF_OPEN
     fail(b)
     assert b.get_state() is BreakerState.OPEN
-    assert b.failures == 0  # seed 002's bug: failures kept accumulating across the reopen
+    assert b.failures == 0  # a known bug of breakers: failures kept accumulating across the reopen
     clock.advance(10)
     succeed(b, 2)
     assert b.get_state() is BreakerState.CLOSED

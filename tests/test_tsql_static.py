@@ -16,7 +16,7 @@ from core.storage.queries import load_queries, parse_queries
 
 SCRIPTS = sorted(TSQL_SCRIPTS_DIR.rglob("*.sql"))
 TSQL = load_queries("tsql")
-# Statements sqlglot 30.x cannot read although they are the right T-SQL (DESIGN.md, "Facts"):
+# Statements sqlglot 30.x cannot read although they are the right T-SQL :
 # `UPDATE TOP (n)` and `DELETE ... OUTPUT`. None is used today; list any here with the reason.
 UNPARSEABLE: dict[str, str] = {}
 

@@ -1,7 +1,7 @@
 """Broadcast campaigns: one message queued to many recipients, once per (campaign, recipient).
 
 The unique index `UX_ColaEnvios_Campana` makes the insert idempotent in the database itself, so the
-same call repeated, retried or run on several instances at once queues each recipient once (seed 004).
+same call repeated, retried or run on several instances at once queues each recipient once.
 Bad input gets a 400 naming the problem and queues nothing.
 """
 

@@ -1,6 +1,6 @@
 """Free-form questions: one provider conversation per phone, a background response per question.
 
-The successor of seeds 000/001 on today's APIs. A question starts a background response on the
+On OpenAI Conversations + background Responses. A question starts a background response on the
 phone's conversation and is recorded in `EjecucionesIA` while it is in flight; `ask` waits at most its
 budget and answers inline when the response is done by then. Otherwise the response stays recorded
 (`has_active_response` is True, and the engine keeps that phone's later messages pending, since the

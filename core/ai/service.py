@@ -5,7 +5,7 @@ are tried in `AI_PROVIDER` order; a provider whose breaker is open is skipped, a
 fails (HTTP error, malformed JSON, its share of the budget spent) counts a failure on its breaker and
 hands over to the next. A provider that is not the last gets at most two thirds of what is left (or
 all but 100 ms when only the instant offline rules follow), so the next one still has time. When the
-budget runs out the call in flight is cancelled and the seed-002 fallback answered. The operations
+budget runs out the call in flight is cancelled and its fallback answered. The operations
 NEVER raise (cancellation of the caller excepted): a webhook always gets an answer in time.
 """
 
@@ -38,7 +38,7 @@ from core.settings import Settings
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
-# Operation names as the seeds log them (their KQL extracts `[Timeout] (\w+)`).
+# Operation names as the operations queries expect them (their KQL extracts `[Timeout] (\w+)`).
 OP_DETECT = "detectIntent"
 OP_EXTRACT = "extractStructuredData"
 OP_INTERPRET = "interpretTerm"

@@ -40,7 +40,7 @@ class Extraction:
     razon: str
 
 
-# Fallbacks (seed 002): what a timed-out, failed or malformed AI call answers instead.
+# Fallbacks: what a timed-out, failed or malformed AI call answers instead.
 FALLBACK_INTENT = Intent(Intencion.OTRO, 0.0)
 FALLBACK_EXTRACTION = Extraction(Intencion.REPORTAR_FALLA, None, None, 0.0, "Timeout en extracción estructurada")
 FALLBACK_TERM: str | None = None

@@ -1,4 +1,4 @@
-"""A circuit breaker per AI provider (seed 002, with its HALF_OPEN -> OPEN fix).
+"""A circuit breaker per AI provider (a HALF_OPEN failure reopens it with a fresh count).
 
 CLOSED --N consecutive failures--> OPEN --cool-down--> HALF_OPEN --M successes--> CLOSED
                                                        HALF_OPEN --one failure--> OPEN (failure count reset)
@@ -94,7 +94,7 @@ class CircuitBreaker:
         self._probes = 0
         if to is BreakerState.OPEN:
             self._opened_at = self._clock()
-            self.failures = 0  # seed 002's fix: a reopened breaker starts counting afresh
+            self.failures = 0  # a reopened breaker starts counting afresh
         elif to is BreakerState.CLOSED:
             self.failures = 0
         events.breaker_state_changed(self.name, before.value, to.value, self.failures)

@@ -1,4 +1,4 @@
-"""`with_retry` / `with_session_retry`: retry a versioned write that lost a race (seed 003), on tenacity.
+"""`with_retry` / `with_session_retry`: retry a versioned write that lost a race , on tenacity.
 
 3 attempts, exponential backoff with jitter (about 50 -> 100 -> 200 ms). Each retry logs
 `[ConcurrencyRetry] <operation>(<masked phone>) - Intento n/3 falló, reintentando en <ms>ms`.

@@ -1,8 +1,8 @@
-"""Hard time limits on awaitables, with fallbacks (seed 002, "Timeouts explícitos en IA").
+"""Hard time limits on awaitables, with fallbacks .
 
 Built on `asyncio.timeout`: when the limit passes, the awaited task is cancelled, so an HTTP call in
 flight is aborted and its connection closed rather than left running in the background. A timeout
-that falls back logs `[Timeout] <operation> excedió <ms>ms, usando fallback` (the seeds' KQL searches
+that falls back logs `[Timeout] <operation> excedió <ms>ms, usando fallback` (the operations queries search
 that text) and counts `ai_timeouts_total{operation}`.
 """
 

@@ -175,7 +175,7 @@ async def test_orphan_is_cancelled_after_the_threshold_and_not_before(
     assert outbox(db_path) == [(PHONE, ANSWER_ABANDONED, "w9")]
     text = caplog.text
     assert "ORPHANED_RUNS_RECOVERY_START" in text
-    assert "ORPHANED_RUN_CANCELLED" in text and f"runId={run.id}" in text  # seed 000's field names
+    assert "ORPHANED_RUN_CANCELLED" in text and f"runId={run.id}" in text  # the field names the queries read
     assert f"threadId={run.conversacion_id}" in text and "status=in_progress" in text and "ageMinutes=7" in text
     assert "*********5678" in text and PHONE not in text
     assert "ORPHANED_RUNS_RECOVERY_COMPLETE" in text and "runsChecked=1 runsCancelled=1" in text

@@ -10,7 +10,7 @@ VALUES (:destinatario, :tipo, :contenido, N'pendiente', :ahora, :message_id_orig
 -- read-committed snapshot the NOT EXISTS reads the last committed versions, in which an earlier
 -- row being claimed right now is still 'pendiente': that only makes the claim more cautious.
 -- `UPDATE TOP (n)` cannot take ORDER BY and sqlglot cannot read it, so the claim updates an
--- ordered TOP CTE instead, which SQL Server treats the same way (DESIGN.md, "Facts").
+-- ordered TOP CTE instead, which SQL Server treats the same way.
 
 -- name: claim_outbound
 WITH next AS (
