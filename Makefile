@@ -16,12 +16,14 @@ $(STAMP): requirements.txt requirements-dev.txt
 run: $(STAMP)  ## install, migrate + seed the embedded SQLite database, serve on http://127.0.0.1:7071
 	$(BIN)/python -m local_host
 
-test: $(STAMP)  ## the whole suite: lint, unit, integration, multi-process storms
+test: $(STAMP)  ## the whole suite: lint, types, unit, integration, multi-process storms; coverage at the end
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q
+	$(BIN)/mypy
+	$(BIN)/python -m pytest -q --cov --cov-report=term
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 migrate: $(STAMP)
 	$(BIN)/python -m core.storage.migrate --seed

@@ -90,11 +90,9 @@ def main(argv: list[str] | None = None) -> int:
                             bind_host=args.host)
     # The webhook hands off to the in-process queue the conversation worker listens on.
     runtime.handoff = web_app[QUEUES_KEY].get(HANDOFF_QUEUE)
-    try:
-        from local_host.console import mount_console
-    except ImportError:
-        mount_console = None
-    console_url = mount_console(web_app, runtime, f"http://{args.host}:{args.port}") if mount_console else None
+    from local_host.console import mount_console
+
+    console_url = mount_console(web_app, runtime, f"http://{args.host}:{args.port}")
 
     async def on_shutdown(_: web.Application) -> None:
         runtime.stopping = True  # drains finish the message in hand; the start-up sweep redrives the rest

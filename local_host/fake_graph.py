@@ -127,7 +127,8 @@ def limit_problem(body: dict[str, Any]) -> str | None:
     interactive = body.get("interactive")
     if not isinstance(interactive, dict):
         return None
-    action = interactive.get("action") if isinstance(interactive.get("action"), dict) else {}
+    raw_action = interactive.get("action")
+    action: dict[str, Any] = raw_action if isinstance(raw_action, dict) else {}
     checks = [
         too_long(_dig(interactive, "body", "text"), 1024, "interactive['body']['text']"),
         too_long(_dig(interactive, "header", "text"), 60, "interactive['header']['text']"),

@@ -61,11 +61,14 @@ class QueueFunction:
 
 
 def discover(app: func.FunctionApp) -> tuple[list[HttpFunction], list[TimerFunction], list[QueueFunction]]:
-    http, timers, queues = [], [], []
+    http: list[HttpFunction] = []
+    timers: list[TimerFunction] = []
+    queues: list[QueueFunction] = []
     for function in app.get_functions():
-        trigger = function.get_trigger()
+        # The trigger's attributes depend on its type (route, schedule, queue_name): read dynamically.
+        trigger: Any = function.get_trigger()
         fn = function.get_user_function()
-        name = function.get_function_name()
+        name = str(function.get_function_name())
         if trigger.type == "httpTrigger":
             route = trigger.route or name
             methods = tuple(str(getattr(m, "value", m)).upper() for m in (trigger.methods or ["GET", "POST"]))

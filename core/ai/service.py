@@ -197,8 +197,8 @@ def build_providers(settings: Settings) -> list[IntentProvider]:
 
             if not settings.gemini_api_key:
                 raise SettingsError("GEMINI_API_KEY", "is required when AI_PROVIDER includes gemini")
-            client = build_gemini_client(settings.gemini_api_key, settings.gemini_base_url)
-            providers.append(GeminiProvider(client, settings.gemini_model))
+            gemini = build_gemini_client(settings.gemini_api_key, settings.gemini_base_url)
+            providers.append(GeminiProvider(gemini, settings.gemini_model))
     return providers
 
 

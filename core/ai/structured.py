@@ -98,7 +98,7 @@ def _confidence(provider: str, value: object) -> float:
 
 def _enum(provider: str, cls: type[Intencion] | type[TipoEquipo], value: object, field: str) -> Any:
     try:
-        return cls(value)
+        return cls(str(value)) if isinstance(value, str) else cls(value)  # type: ignore[arg-type]
     except ValueError:
         raise AIProviderError(provider, f"{field} inválido: {value!r}") from None
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -42,23 +42,23 @@ class Tx:
         self._queries = queries
         self.dialect = dialect
 
-    def _run(self, name: str, params: dict[str, object] | None) -> Any:
+    def _run(self, name: str, params: Mapping[str, object] | None) -> Any:
         query = self._queries[name]
         self._cursor.execute(query.sql, query.bind(params))
         return self._cursor
 
-    def execute(self, name: str, params: dict[str, object] | None = None) -> int:
+    def execute(self, name: str, params: Mapping[str, object] | None = None) -> int:
         """Run a statement; answer the number of rows it changed."""
         return self._run(name, params).rowcount
 
-    def fetch_all(self, name: str, params: dict[str, object] | None = None) -> list[Row]:
+    def fetch_all(self, name: str, params: Mapping[str, object] | None = None) -> list[Row]:
         cursor = self._run(name, params)
         if cursor.description is None:
             return []
         columns = [c[0] for c in cursor.description]
         return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
 
-    def fetch_one(self, name: str, params: dict[str, object] | None = None) -> Row | None:
+    def fetch_one(self, name: str, params: Mapping[str, object] | None = None) -> Row | None:
         rows = self.fetch_all(name, params)
         return rows[0] if rows else None
 

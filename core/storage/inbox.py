@@ -235,7 +235,7 @@ class InboxRegistrar:
                 await self._commit(batch)
         finally:
             # In the same step as the last empty-queue check: a caller arriving later starts a new flusher.
-            self._flushers.discard(asyncio.current_task())  # type: ignore[arg-type]
+            self._flushers.discard(asyncio.current_task())
 
     async def _commit(self, batch: list[_Pending]) -> None:
         def work(tx: Tx) -> list[BatchRegistration]:
@@ -260,6 +260,7 @@ class InboxRegistrar:
                             len(batch), type(exc).__name__)
                 await self._one_by_one(batch)
             return
+        assert results is not None  # try_write_now answered done, or write returned
         for pending, result in zip(batch, results, strict=True):
             _report(pending.messages, pending.statuses, result)
             _settle(pending, result)

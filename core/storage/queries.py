@@ -8,6 +8,7 @@ remembers the order, so callers always pass a dict and both dialects bind the sa
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -29,7 +30,7 @@ class Query:
     sql: str  # with ? placeholders (what the driver runs)
     params: tuple[str, ...]
 
-    def bind(self, values: dict[str, object] | None) -> tuple[object, ...]:
+    def bind(self, values: Mapping[str, object] | None) -> tuple[object, ...]:
         values = values or {}
         missing = [p for p in self.params if p not in values]
         if missing:
