@@ -107,6 +107,15 @@ function renderUsers(fromServer) {
   el("div", { class: "meta", text: [u.name, u.estado].filter(Boolean).join(" · ") || "sin sesión" }))));
 }
 
+// The list's state for the open conversation follows the 0.5 s poll, not only the 5 s list refresh.
+function refreshCurrentUserState(user, state) {
+  const known = users.find((u) => u.user === user);
+  const estado = state && state.session ? state.session.estado : null;
+  if (!known || known.estado === estado) return;
+  known.estado = estado;
+  renderUsers();
+}
+
 async function refreshUsers() {
   try {
     renderUsers(await api("/_console/api/conversations"));
@@ -148,6 +157,11 @@ function formatted(text) {
   });
 }
 
+function disableChoices(ev) {
+  const box = ev.currentTarget.closest(".choices");
+  if (box) for (const b of box.querySelectorAll("button.choice")) b.disabled = true;
+}
+
 function sendReply(reply) {
   sendMessage({ reply });
 }
@@ -166,7 +180,7 @@ function botBubble(item, origins) {
       const r = b.reply || {};
       choices.push(el("button", {
         type: "button", class: "choice", "data-choice-id": r.id,
-        onclick: () => sendReply({ type: "button_reply", id: r.id, title: r.title, context: item.wamid }),
+        onclick: (ev) => { disableChoices(ev); sendReply({ type: "button_reply", id: r.id, title: r.title, context: item.wamid }); },
       }, r.title));
     }
     if (action.sections) {
@@ -175,9 +189,9 @@ function botBubble(item, origins) {
         for (const r of section.rows || []) {
           choices.push(el("button", {
             type: "button", class: "choice row", "data-choice-id": r.id,
-            onclick: () => sendReply({
+            onclick: (ev) => { disableChoices(ev); sendReply({
               type: "list_reply", id: r.id, title: r.title, description: r.description || "", context: item.wamid,
-            }),
+            }); },
           }, r.title, r.description ? el("span", { class: "desc", text: r.description }) : null));
         }
       }
@@ -232,6 +246,13 @@ function renderThread(thread, state) {
     return node;
   });
   for (const key of [...rendered.keys()]) if (!keep.has(key)) rendered.delete(key);
+  // A bot message the user already answered (anything the user sent after it) keeps its buttons
+  // visible but disabled: pressing "Sí" on an old question would answer the current one.
+  let answered = false;
+  for (let i = thread.length - 1; i >= 0; i--) {
+    if (thread[i].side === "user") { answered = true; continue; }
+    for (const b of nodes[i].querySelectorAll("button.choice")) b.disabled = answered;
+  }
   const existing = [...box.children];
   const same = existing.length === nodes.length && nodes.every((n, i) => existing[i] === n);
   if (!same) {
@@ -357,6 +378,7 @@ async function poll() {
       renderThread(data.thread, data.state);
       renderState(data.state, data.now_ms);
       renderQueue(data.queue);
+      refreshCurrentUserState(user, data.state);
       $("poll-status").className = "poll-status";
       $("poll-status").textContent = "Actualizado " + new Date().toLocaleTimeString("es-MX") + " (cada 0.5 s)";
     }
