@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 RUNS = [
+    ["bench.handoff"],
     ["bench.ingest"],
     ["bench.e2e", "--conversations", "600", "--processes", "4"],
     ["bench.e2e", "--conversations", "600", "--processes", "4", "--no-eager-send"],
