@@ -106,6 +106,29 @@ async def client_rate(graph_port: int, client: str, concurrency: int, requests: 
     return requests / (time.perf_counter() - start)
 
 
+async def whatsapp_client_rate(graph_port: int, concurrency: int, requests: int = 3000) -> float:
+    """The app's own WhatsApp client (GraphApi + rate limiter, limit lifted) against the fake, no database."""
+    from core.whatsapp.client import WhatsAppClient
+    from core.whatsapp.graph import GraphApi
+    from core.whatsapp.outgoing import OutgoingMessage
+
+    client = WhatsAppClient(GraphApi(f"http://127.0.0.1:{graph_port}/v23.0", "bench-token"), "106540352242922",
+                            rate_per_second=1_000_000)
+    message = OutgoingMessage(body="x")
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one() -> None:
+        async with gate:
+            await client.send("5215500000001", message)
+
+    await client.send("5215500000001", message)  # warm: the session and its first connection
+    start = time.perf_counter()
+    await asyncio.gather(*(one() for _ in range(requests)))
+    rate = requests / (time.perf_counter() - start)
+    await client.aclose()
+    return rate
+
+
 def worker_main(go_file: str, concurrency: int) -> None:
     """One dispatcher process: wait for the start signal, sweep until the queue is drained."""
     from bot.outbound import dispatcher
@@ -197,6 +220,9 @@ def main() -> None:
                 rate = asyncio.run(client_rate(port, client, concurrency))
                 rows.append((f"{client} client alone -> fake, {concurrency} in flight", f"{rate:,.0f} req/s",
                              "-", "-"))
+            rate = asyncio.run(whatsapp_client_rate(port, concurrency))
+            rows.append((f"the app's WhatsAppClient (limit lifted) -> fake, {concurrency} in flight",
+                         f"{rate:,.0f} sends/s", "-", "-"))
             for count in counts:
                 path = work / f"d{count}c{concurrency}.sqlite3"
                 _fresh_db(path, messages)

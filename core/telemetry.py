@@ -391,7 +391,8 @@ def plan_warning(env: Mapping[str, str], host_mode: str) -> str | None:
     return None
 
 
-# Outbound HTTP (httpx: WhatsApp Graph API, OpenAI, Gemini) becomes `dependencies`. The rest of the
+# Outbound HTTP through httpx (the OpenAI and Gemini SDKs) becomes `dependencies`; Graph API sends go
+# through aiohttp and are followed by their own events (OUTBOX_*, REPLY_LATENCY) instead. The rest of the
 # distro's instrumentations are off: no web framework here, and `requests`/`urllib3` would also trace
 # the exporter's own uploads to the ingestion endpoint.
 INSTRUMENTATION_OPTIONS: dict[str, dict[str, bool]] = {

@@ -8,7 +8,6 @@ import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from bot.outbound.campaigns import campaign_status, queue_campaign
@@ -42,7 +41,7 @@ from core.whatsapp.errors import (
     ThrottlingError,
     error_from_response,
 )
-from core.whatsapp.graph import GraphApi
+from core.whatsapp.graph import GraphApi, GraphTimeouts
 from core.whatsapp.outgoing import Choice, OutgoingMessage
 from core.whatsapp.ratelimit import RateLimiter
 from core.whatsapp.status import StatusUpdate
@@ -236,7 +235,7 @@ async def test_5xx_storm_is_bounded_by_max_attempts(rt: Runtime, graph: InProces
 
 async def test_no_answer_means_incierto_not_a_resend(rt: Runtime, graph: InProcessGraph) -> None:
     queue_texts(rt.db, [("5215500000001", "a1")])
-    short = GraphApi(graph.base_url, TOKEN, timeout=httpx.Timeout(0.3, connect=2.0))
+    short = GraphApi(graph.base_url, TOKEN, timeouts=GraphTimeouts(connect_s=2.0, read_s=0.3))
     rt.whatsapp = WhatsAppClient(short, rt.settings.whatsapp_phone_number_id, rate_per_second=1000)
     graph.fake.delay_ms = 800
     result = await sweep_outbox(rt)
@@ -302,7 +301,7 @@ def test_errors_classified_by_graph_code(status: int, code: int, kind: type, tra
 
 async def test_token_is_never_logged(rt: Runtime, graph: InProcessGraph, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
-    for name in ("httpx", "httpcore"):  # configure_logging quiets them; here we want every line they can write
+    for name in ("aiohttp", "aiohttp.client", "aiohttp.internal"):  # every line the HTTP stack can write
         caplog.set_level(logging.DEBUG, logger=name)
     queue_texts(rt.db, [("5215500000001", "ok"), ("5215500000002", "denied")])
     assert await dispatch_recipient(rt, "5215500000001") == 1
@@ -311,7 +310,7 @@ async def test_token_is_never_logged(rt: Runtime, graph: InProcessGraph, caplog:
     [row] = await list_recipient(rt.db, "5215500000002")
     assert row.state == "error" and "code=190" in (row.last_error or "")
     client = rt.get_whatsapp()
-    assert "HTTP Request: POST" in caplog.text  # httpx did log, at DEBUG/INFO, without headers
+    assert "OUTBOX_ENVIADO" in caplog.text and "OUTBOX_ERROR" in caplog.text
     for text in (caplog.text, row.last_error or "", repr(client), repr(rt.settings)):
         assert TOKEN not in text
     assert "5215500000001" not in caplog.text  # phones masked too

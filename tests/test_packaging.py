@@ -10,7 +10,7 @@ from pathlib import Path
 from tests.conftest import ROOT
 
 # Import names provided by requirements.txt (and their own dependencies that we use on purpose).
-DEPLOYED = {"azure", "pyodbc", "openai", "google", "tenacity", "httpx", "prometheus_client", "opentelemetry"}
+DEPLOYED = {"azure", "pyodbc", "openai", "google", "tenacity", "httpx", "aiohttp", "prometheus_client", "opentelemetry"}
 OWN = {"bot", "core", "function_app"}
 
 

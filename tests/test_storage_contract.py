@@ -154,3 +154,46 @@ async def test_a_status_that_beat_its_send_is_applied_by_the_sweep(any_db: Datab
     row = await get_outbound(any_db, claim.id)
     assert row is not None and row.delivery_state == "failed" and "131026" in (row.last_error or "")
     assert await reconcile_delivery_statuses(any_db, since_ms=0) == 0  # once
+
+
+# One plausible value per parameter name used by any named query (a new name must be added here).
+SAMPLE_PARAMS: dict[str, object] = {
+    "ahora": 1_800_000_000_000, "antes_fecha": "2000-01-01 00:00:00", "antes_ms": 1, "campana": "prueba",
+    "clave": "5215500009999", "clave_delivered": "wamid.X:delivered", "clave_failed": "wamid.X:failed",
+    "clave_read": "wamid.X:read", "clave_sent": "wamid.X:sent", "codigo": "10004512", "contenido": '{"body":"x"}',
+    "conversacion_id": "conv_1", "datos": "{}", "descripcion": "prueba", "desde": 0,
+    "destinatario": "5215500009999", "equipo_id": None, "error": "prueba", "estado": "pendiente",
+    "estado_anterior": "INICIO", "estado_entrega": "sent", "estado_nuevo": "INICIO", "expira": 1_800_000_030_000,
+    "id": 1, "limite": 10, "max_intentos": 5, "mensaje_origen": "wamid.CONTRACT", "message_id": "wamid.CONTRACT",
+    "message_id_origen": None, "n": 10, "numero": "RPT-999999", "origen": "SISTEMA", "patron": "%",
+    "payload": "{}", "procesado_en": None, "propietario": "contract", "proximo_intento": 0, "rango": 1,
+    "recibido_antes": 1, "reporte_id": None, "resultado": None, "telefono": "5215500009999", "tipo": "text",
+    "tipo_equipo": "VEHICULO", "token": "tok-contract", "ultimo_error": None, "version_esperada": 1,
+    "wa_timestamp": 1, "wamid": "wamid.X",
+}
+
+
+class _RolledBack(Exception):
+    pass
+
+
+async def test_every_named_query_runs(any_db: Database) -> None:
+    """Each named query of the dialect executes against the real schema (rolled back afterwards): a typo,
+    a missing column or a parameter the SQL does not declare fails here, in both dialects."""
+    failures: list[str] = []
+    for name, query in sorted(any_db.queries.items()):
+        missing = [p for p in query.params if p not in SAMPLE_PARAMS]
+        assert not missing, f"{name}: add sample values for {missing}"
+
+        def run(tx, name: str = name) -> None:
+            tx.fetch_all(name, SAMPLE_PARAMS)  # statements without rows answer []
+            raise _RolledBack
+
+        try:
+            await any_db.write(run)
+        except _RolledBack:
+            continue
+        except Exception as exc:  # collected, so one run names every broken query
+            failures.append(f"{name}: {type(exc).__name__}: {exc}")
+    assert failures == []
+
