@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -103,3 +103,13 @@ def any_db(request: pytest.FixtureRequest, db_path: Path) -> Iterator[Database]:
         db = SqliteDatabase(str(db_path), pool_size=4)
     yield db
     db.close()
+
+
+@pytest.fixture
+async def graph() -> AsyncIterator[object]:
+    """A fake Graph API (enforcing WhatsApp's limits) served on loopback in the test's own event loop."""
+    from tests.outbox_support import InProcessGraph
+
+    served = await InProcessGraph(free_port()).start()
+    yield served
+    await served.stop()

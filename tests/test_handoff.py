@@ -31,11 +31,6 @@ from tests.webhook_helpers import encode, signed_headers, text_payload
 ANA = "5215512345678"
 
 
-@pytest.fixture
-async def graph() -> AsyncIterator[InProcessGraph]:
-    served = await InProcessGraph(free_port()).start()
-    yield served
-    await served.stop()
 
 
 def runtime_for(db_path: Path, graph: InProcessGraph, **extra: str) -> Runtime:

@@ -16,7 +16,7 @@ from bot.runtime import Runtime, build_runtime
 from bot.webhook.ingest import handle_webhook_post
 from core.settings import load_settings
 from core.telemetry import REDACTOR, connection_string_parts, mask_wamid, scrub_personal, secrets_of
-from tests.conftest import FIXTURES, base_env, free_port
+from tests.conftest import FIXTURES, base_env
 from tests.outbox_support import InProcessGraph, queue_texts
 from tests.webhook_helpers import encode, signed_headers, text_payload
 
@@ -26,11 +26,6 @@ WAMID = "wamid." + base64.b64encode(b"\x18\x0d" + SENDER.encode() + b"\x15\x02\x
 OTHER = "5215566667777"
 
 
-@pytest.fixture
-async def graph() -> AsyncIterator[InProcessGraph]:
-    served = await InProcessGraph(free_port()).start()
-    yield served
-    await served.stop()
 
 
 @pytest.fixture

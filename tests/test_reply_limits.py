@@ -3,7 +3,6 @@ echo, and the fake Graph API refuses over-limit sends like the real one (error 1
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -14,7 +13,7 @@ from bot.webhook.ingest import handle_webhook_post
 from core.settings import load_settings
 from core.whatsapp.outgoing import Choice, OutgoingMessage, fit
 from local_host.queues import serving_worker, settle
-from tests.conftest import base_env, free_port
+from tests.conftest import base_env
 from tests.outbox_support import InProcessGraph
 from tests.webhook_helpers import encode, signed_headers, text_payload
 
@@ -49,11 +48,6 @@ def test_limits_exactly_at_the_edge_are_accepted_and_survive_json() -> None:
     assert fit("abcdef", 4) == "abc…" and fit("abc", 4) == "abc"
 
 
-@pytest.fixture
-async def graph() -> AsyncIterator[InProcessGraph]:
-    served = await InProcessGraph(free_port()).start()
-    yield served
-    await served.stop()
 
 
 async def test_the_fake_graph_refuses_over_limit_sends_like_meta(graph: InProcessGraph) -> None:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -31,7 +30,7 @@ from bot.webhook.ingest import handle_webhook_post
 from core.settings import load_settings
 from local_host.meta_payloads import Identity, button_reply, signed, text_message, webhook_body
 from local_host.queues import serving_worker, settle
-from tests.conftest import APP_SECRET, base_env, free_port
+from tests.conftest import APP_SECRET, base_env
 from tests.conversation_helpers import query
 from tests.outbox_support import InProcessGraph
 from tests.webhook_helpers import signed_headers
@@ -68,11 +67,6 @@ def user_turns(path: Path) -> list[str]:
             if line.startswith(("usuario: ", "(", "#"))]  # the bot's lines are what the test checks
 
 
-@pytest.fixture
-async def graph() -> AsyncIterator[InProcessGraph]:
-    served = await InProcessGraph(free_port()).start()
-    yield served
-    await served.stop()
 
 
 async def replay(rt: Runtime, graph: InProcessGraph, db_path: Path, turns: list[str]) -> str:
