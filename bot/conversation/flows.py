@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
@@ -221,7 +221,8 @@ def _file_report(inp: FlowInput, data: Mapping[str, Any], problem: str) -> Trans
 
 
 def decide(inp: FlowInput) -> Transition:
-    """The next state of the conversation after `inp.message`."""
+    """The next state of the conversation after `inp.message`: what every state shares (reactions,
+    non-text, cancel, a question or greeting mid-report), then the handler of the session's state."""
     msg, session = inp.message, inp.session
     state = session.state if session.state in Estado.__members__ else Estado.INICIO.value
     data = dict(session.data)
@@ -239,82 +240,103 @@ def decide(inp: FlowInput) -> Transition:
             return _reset(r.text(r.NADA_QUE_CANCELAR), description="Cancelar sin reporte en curso")
         return _reset(r.text(r.CANCELADO), description="Cancelado por el usuario")
 
-    text = msg.text.strip()
     kind = aside(state, msg, inp.intent, inp.term)
     if kind is not None:
         return _answer_aside(inp, state, kind)
-    match Estado(state):
-        case Estado.INICIO | Estado.FINALIZADO:
-            ex = inp.extraction
-            if is_question(ex):
-                answer = inp.answer
-                if answer is not None and answer.text:
-                    return _stay(inp, *_with_prompt(answer.text, r.text(r.COMO_EMPEZAR)),
-                                 description=f"Pregunta respondida ({answer.status})")
-                if answer is not None and answer.status == "busy":
-                    return _stay(inp, r.text(r.PREGUNTA_EN_CURSO), description="Pregunta anterior en curso")
-                if answer is not None:
-                    return _stay(inp, r.text(r.PREGUNTA_PENDIENTE), description="Pregunta en proceso")
-                return _stay(inp, r.text(r.RESPUESTA_PREGUNTA), description="Pregunta respondida")
-            if ex is not None and ex.intencion is Intencion.CANCELAR:
-                return _reset(r.text(r.NADA_QUE_CANCELAR), description="Cancelar sin reporte en curso")
-            return _start(ex.tipo_equipo if ex else None, ex.problema if ex else None)
+    return _HANDLERS[Estado(state)](inp, data, msg.text.strip())
 
-        case Estado.ESPERA_TIPO_EQUIPO:
-            if inp.term in (TipoEquipo.REFRIGERADOR.value, TipoEquipo.VEHICULO.value):
-                return _start(TipoEquipo(inp.term), data.get("problema"))
-            return _stay(inp, r.MENU_TIPO_OTRA_VEZ, description="Tipo de equipo no reconocido")
 
-        case Estado.REFRI_ESPERA_SAP:
-            eq = inp.equipment
-            if eq is not None and eq.kind == TipoEquipo.REFRIGERADOR.value:
-                data.update(codigo_sap=eq.sap_code, equipo=eq.description, ubicacion=eq.location, fallos_sap=0)
-                return Transition(Estado.REFRI_CONFIRMA_EQUIPO, data, eq.id,
-                                  (r.confirm_equipment(eq.description, eq.location),), "Equipo encontrado")
-            misses = int(data.get("fallos_sap", 0)) + 1
-            if misses >= MAX_SAP_MISSES:
-                return _reset(r.text(r.SAP_AGOTADO), description="Código SAP no encontrado 3 veces")
-            data["fallos_sap"] = misses
-            code = sap_candidate(text)
-            body = r.SAP_NO_ENCONTRADO.format(codigo=code, n=misses) if code else r.SAP_SIN_CODIGO.format(n=misses)
-            return Transition(Estado.REFRI_ESPERA_SAP, data, None, (r.text(body),), "Código SAP no encontrado")
+def _on_idle(inp: FlowInput, data: dict[str, Any], text: str) -> Transition:
+    """INICIO / FINALIZADO: a question is answered; a report (with or without its type) starts one."""
+    ex = inp.extraction
+    if is_question(ex):
+        answer = inp.answer
+        if answer is not None and answer.text:
+            return _stay(inp, *_with_prompt(answer.text, r.text(r.COMO_EMPEZAR)),
+                         description=f"Pregunta respondida ({answer.status})")
+        if answer is not None and answer.status == "busy":
+            return _stay(inp, r.text(r.PREGUNTA_EN_CURSO), description="Pregunta anterior en curso")
+        if answer is not None:
+            return _stay(inp, r.text(r.PREGUNTA_PENDIENTE), description="Pregunta en proceso")
+        return _stay(inp, r.text(r.RESPUESTA_PREGUNTA), description="Pregunta respondida")
+    if ex is not None and ex.intencion is Intencion.CANCELAR:
+        return _reset(r.text(r.NADA_QUE_CANCELAR), description="Cancelar sin reporte en curso")
+    return _start(ex.tipo_equipo if ex else None, ex.problema if ex else None)
 
-        case Estado.REFRI_CONFIRMA_EQUIPO:
-            if inp.term == "SI":
-                if data.get("problema"):
-                    return _file_report(inp, data, str(data["problema"]))
-                return Transition(Estado.REFRI_ESPERA_DESCRIPCION, data, session.equipment_id,
-                                  (r.text(r.PIDE_DESCRIPCION),), "Equipo confirmado")
-            if inp.term == "NO":
-                for k in ("codigo_sap", "equipo", "ubicacion"):
-                    data.pop(k, None)
-                return Transition(Estado.REFRI_ESPERA_SAP, data, None, (r.text(r.EQUIPO_RECHAZADO),),
-                                  "Equipo rechazado")
-            return _stay(inp, r.text(r.SI_NO_OTRA_VEZ), description="Confirmación no reconocida")
 
-        case Estado.REFRI_ESPERA_DESCRIPCION | Estado.VEHICULO_ESPERA_DESCRIPCION:
-            if not text:
-                prompt = _prompt_for(state, data) or r.text(r.PIDE_DESCRIPCION)
-                return _stay(inp, prompt, description="Descripción vacía")
-            return _file_report(inp, data, text)
+def _on_equipment_type(inp: FlowInput, data: dict[str, Any], text: str) -> Transition:
+    if inp.term in (TipoEquipo.REFRIGERADOR.value, TipoEquipo.VEHICULO.value):
+        return _start(TipoEquipo(inp.term), data.get("problema"))
+    return _stay(inp, r.MENU_TIPO_OTRA_VEZ, description="Tipo de equipo no reconocido")
 
-        case Estado.VEHICULO_ESPERA_EMPLEADO:
-            match_employee = _EMPLOYEE.match(text)
-            if not match_employee:
-                return _stay(inp, r.text(r.EMPLEADO_INVALIDO), description="Número de empleado inválido")
-            data["empleado"] = match_employee.group(1)
-            return Transition(Estado.VEHICULO_ESPERA_PLACA, data, None, (r.text(r.PIDE_PLACA),), "Empleado registrado")
 
-        case Estado.VEHICULO_ESPERA_PLACA:
-            plate = _plate(text)
-            if plate is None:
-                return _stay(inp, r.text(r.PLACA_INVALIDA), description="Placa inválida")
-            data["placa"] = plate
-            if data.get("problema"):
-                return _file_report(inp, data, str(data["problema"]))
-            return Transition(Estado.VEHICULO_ESPERA_DESCRIPCION, data, None,
-                              (r.text(r.PIDE_DESCRIPCION_VEHICULO),), "Placa registrada")
-    raise AssertionError(f"unhandled state {state}")
+def _on_sap_code(inp: FlowInput, data: dict[str, Any], text: str) -> Transition:
+    eq = inp.equipment
+    if eq is not None and eq.kind == TipoEquipo.REFRIGERADOR.value:
+        data.update(codigo_sap=eq.sap_code, equipo=eq.description, ubicacion=eq.location, fallos_sap=0)
+        return Transition(Estado.REFRI_CONFIRMA_EQUIPO, data, eq.id,
+                          (r.confirm_equipment(eq.description, eq.location),), "Equipo encontrado")
+    misses = int(data.get("fallos_sap", 0)) + 1
+    if misses >= MAX_SAP_MISSES:
+        return _reset(r.text(r.SAP_AGOTADO), description="Código SAP no encontrado 3 veces")
+    data["fallos_sap"] = misses
+    code = sap_candidate(text)
+    body = r.SAP_NO_ENCONTRADO.format(codigo=code, n=misses) if code else r.SAP_SIN_CODIGO.format(n=misses)
+    return Transition(Estado.REFRI_ESPERA_SAP, data, None, (r.text(body),), "Código SAP no encontrado")
+
+
+def _on_equipment_confirmation(inp: FlowInput, data: dict[str, Any], text: str) -> Transition:
+    if inp.term == "SI":
+        if data.get("problema"):
+            return _file_report(inp, data, str(data["problema"]))
+        return Transition(Estado.REFRI_ESPERA_DESCRIPCION, data, inp.session.equipment_id,
+                          (r.text(r.PIDE_DESCRIPCION),), "Equipo confirmado")
+    if inp.term == "NO":
+        for k in ("codigo_sap", "equipo", "ubicacion"):
+            data.pop(k, None)
+        return Transition(Estado.REFRI_ESPERA_SAP, data, None, (r.text(r.EQUIPO_RECHAZADO),), "Equipo rechazado")
+    return _stay(inp, r.text(r.SI_NO_OTRA_VEZ), description="Confirmación no reconocida")
+
+
+def _on_description(inp: FlowInput, data: dict[str, Any], text: str) -> Transition:
+    if not text:
+        prompt = _prompt_for(inp.session.state, data) or r.text(r.PIDE_DESCRIPCION)
+        return _stay(inp, prompt, description="Descripción vacía")
+    return _file_report(inp, data, text)
+
+
+def _on_employee(inp: FlowInput, data: dict[str, Any], text: str) -> Transition:
+    match_employee = _EMPLOYEE.match(text)
+    if not match_employee:
+        return _stay(inp, r.text(r.EMPLEADO_INVALIDO), description="Número de empleado inválido")
+    data["empleado"] = match_employee.group(1)
+    return Transition(Estado.VEHICULO_ESPERA_PLACA, data, None, (r.text(r.PIDE_PLACA),), "Empleado registrado")
+
+
+def _on_plate(inp: FlowInput, data: dict[str, Any], text: str) -> Transition:
+    plate = _plate(text)
+    if plate is None:
+        return _stay(inp, r.text(r.PLACA_INVALIDA), description="Placa inválida")
+    data["placa"] = plate
+    if data.get("problema"):
+        return _file_report(inp, data, str(data["problema"]))
+    return Transition(Estado.VEHICULO_ESPERA_DESCRIPCION, data, None,
+                      (r.text(r.PIDE_DESCRIPCION_VEHICULO),), "Placa registrada")
+
+
+# One handler per state; a state without one fails at import, not on a user's message.
+_HANDLERS: dict[Estado, Callable[[FlowInput, dict[str, Any], str], Transition]] = {
+    Estado.INICIO: _on_idle,
+    Estado.FINALIZADO: _on_idle,
+    Estado.ESPERA_TIPO_EQUIPO: _on_equipment_type,
+    Estado.REFRI_ESPERA_SAP: _on_sap_code,
+    Estado.REFRI_CONFIRMA_EQUIPO: _on_equipment_confirmation,
+    Estado.REFRI_ESPERA_DESCRIPCION: _on_description,
+    Estado.VEHICULO_ESPERA_EMPLEADO: _on_employee,
+    Estado.VEHICULO_ESPERA_PLACA: _on_plate,
+    Estado.VEHICULO_ESPERA_DESCRIPCION: _on_description,
+}
+assert set(_HANDLERS) == set(Estado), "every state needs a handler"
 
 
 def expire(session: Session) -> Transition:
