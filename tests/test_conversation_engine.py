@@ -190,7 +190,9 @@ async def test_stale_version_write_raises_and_retry_succeeds(rt: Runtime, db_pat
     bumped = []
 
     async def racing_write(fn):
-        if not bumped:
+        # Another writer wins just before the engine's first commit: after the engine read the session
+        # (the gathered writes before it must not trigger the race, or the read could see the bump).
+        if not bumped and "commit_transition" in getattr(fn, "__qualname__", ""):
             bumped.append(True)
             current = await get_session_with_version(rt.db, PHONE)
             await original(lambda tx: tx.execute("session_update_versioned", {
@@ -206,7 +208,7 @@ async def test_stale_version_write_raises_and_retry_succeeds(rt: Runtime, db_pat
         handled = await handle_message(rt, row_id, InboundMessage.from_json(payload), None)
     finally:
         rt.db.write = original  # type: ignore[method-assign]
-    assert handled.transition.state.value == "REFRI_ESPERA_SAP"
+    assert handled.transition.state.value == "REFRI_ESPERA_SAP" and bumped
     assert "[ConcurrencyRetry] updateSession(*********5678) - Intento 1/3 falló, reintentando en" in caplog.text
 
 
