@@ -42,8 +42,6 @@ class SchemaOutdated(StorageError):
 class ConcurrencyError(BotError):
     """A versioned session write lost the race (`UPDATE ... WHERE Version = @expected` hit 0 rows)."""
 
-    retryable = True
-
     def __init__(self, phone: str, expected_version: int, operation: str) -> None:
         self.phone = phone
         self.expected_version = expected_version

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Collection, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from bot.messages import InboundMessage, MessageKind
 from core.telemetry import mask_phone, mask_wamid
@@ -46,10 +46,7 @@ __all__ = ["StatusUpdate", "WebhookBatch", "parse_payload"]
 class WebhookBatch:
     messages: tuple[InboundMessage, ...] = ()
     statuses: tuple[StatusUpdate, ...] = ()
-    recognized: bool = True  # False: not the shape of a WhatsApp Business Account webhook
-    skipped: int = 0  # messages/statuses that could not be used
-    value_errors: tuple[str, ...] = ()  # "code: title" of value-level errors
-    other_fields: tuple[str, ...] = field(default=())  # changes for fields other than `messages`
+    skipped: int = 0  # messages/statuses that could not be used (each logged)
     foreign: int = 0  # messages/statuses addressed to a business number this app does not serve
 
 
@@ -239,15 +236,12 @@ def parse_payload(payload: object, served: Collection[str] | None = None) -> Web
     if data.get("object") != WABA_OBJECT or not isinstance(data.get("entry"), list):
         log.warning("Webhook: carga con forma desconocida (object=%r); se reconoce y se ignora",
                     clean_text(data.get("object"))[:60] if data else type(payload).__name__)
-        return WebhookBatch(recognized=False)
+        return WebhookBatch()
     messages: list[InboundMessage] = []
     statuses: list[StatusUpdate] = []
-    errors: list[str] = []
-    others: list[str] = []
     skipped = foreign = 0
     for field_name, value in _changes(data):
         if field_name != "messages":
-            others.append(field_name[:60])
             log.info("Webhook: cambio del campo %r recibido; no se procesa", field_name[:60])
             continue
         number = clean_text(_dict(value.get("metadata")).get("phone_number_id"))
@@ -258,9 +252,7 @@ def parse_payload(payload: object, served: Collection[str] | None = None) -> Web
                         items, mask_phone(number[:40]) if number else "<sin phone_number_id>")
             continue
         if "errors" in value:
-            text = _error_text(value.get("errors")) or "sin detalle"
-            errors.append(text)
-            log.warning("Webhook: errores a nivel de value: %s", text)
+            log.warning("Webhook: errores a nivel de value: %s", _error_text(value.get("errors")) or "sin detalle")
         contacts = _Contacts.of(_list(value.get("contacts")))
         for raw in _list(value.get("messages")):
             parsed = _message(raw, contacts)
@@ -272,4 +264,4 @@ def parse_payload(payload: object, served: Collection[str] | None = None) -> Web
             skipped += status is None
             if status is not None:
                 statuses.append(status)
-    return WebhookBatch(tuple(messages), tuple(statuses), True, skipped, tuple(errors), tuple(others), foreign)
+    return WebhookBatch(tuple(messages), tuple(statuses), skipped, foreign)

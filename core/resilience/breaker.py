@@ -38,14 +38,6 @@ class BreakerState(StrEnum):
 _GAUGE = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
 
 
-class BreakerOpen(Exception):
-    """The breaker refused the call: the provider is considered down (or its probe slots are taken)."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        super().__init__(f"circuit breaker {name} is open")
-
-
 @dataclass(frozen=True, slots=True)
 class Permit:
     generation: int
