@@ -15,12 +15,13 @@ from __future__ import annotations
 import logging
 import time
 
+from bot.conversation import replies as r
 from bot.runtime import Runtime
 from core.ai import assistant
 from core.ai.assistant import AskOutcome
 from core.storage.ai_runs import AiRun
 from core.storage.database import Tx
-from core.whatsapp.outgoing import MAX_TEXT_BODY, OutgoingMessage, fit
+from core.storage.outbox import queue_reply
 
 ANSWER_EMPTY = "No encontré una respuesta a tu pregunta."
 
@@ -64,14 +65,6 @@ async def ask_question(
 
 def enqueue_answer(tx: Tx, run: AiRun, text: str) -> None:
     """Queue a late answer in ColaEnvios, inside the transaction that settles its run (so: once)."""
-    message = OutgoingMessage(body=fit(text or ANSWER_EMPTY, MAX_TEXT_BODY))
-    tx.execute(
-        "enqueue_outbound",
-        {
-            "destinatario": run.telefono,
-            "tipo": message.kind,
-            "contenido": message.to_json(),
-            "ahora": int(time.time() * 1000),
-            "message_id_origen": run.message_id,
-        },
-    )
+    message = r.text(text or ANSWER_EMPTY)
+    queue_reply(tx, run.telefono, kind=message.kind, content=message.to_json(), now_ms=int(time.time() * 1000),
+                origin_message_id=run.message_id)

@@ -37,8 +37,6 @@ class HandoffError(BotError):
 class HandoffQueue(Protocol):
     async def enqueue(self, keys: Sequence[str]) -> None: ...
 
-    def depth(self) -> int | None: ...
-
     async def aclose(self) -> None: ...
 
 
@@ -99,9 +97,6 @@ class StorageQueueHandoff:
                 await asyncio.gather(*(send(key) for key in keys))
         except (AzureError, OSError, TimeoutError) as exc:
             raise HandoffError(f"no se pudo encolar {len(keys)} conversaciones: {type(exc).__name__}") from None
-
-    def depth(self) -> int | None:
-        return None  # the portal and the queue-age alert read it on Azure
 
     async def aclose(self) -> None:
         if self._client is not None:

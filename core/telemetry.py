@@ -10,6 +10,7 @@ modes and why none duplicates a log line.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -74,8 +75,6 @@ def mask_wamid(wamid: str | None) -> str:
         return "<sin-wamid>"
     if wamid.startswith("wamid#"):
         return wamid
-    import hashlib
-
     return "wamid#" + hashlib.sha256(wamid.encode("utf-8", "replace")).hexdigest()[:10]
 
 

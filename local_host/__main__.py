@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import socket
 import sys
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -24,8 +25,6 @@ log = logging.getLogger("local_host")
 
 def port_in_use(host: str, port: int) -> str | None:
     """Why `host:port` cannot be served (another program holds it), or None when it is free."""
-    import socket
-
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -26,7 +26,7 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
-FIXTURE_DIRS = (ROOT.parent / "shared" / "fixtures" / "whatsapp", ROOT / "tests" / "fixtures" / "whatsapp")
+FIXTURE_DIRS = (ROOT / "tests" / "fixtures" / "whatsapp",)
 
 
 def sign(body: bytes, secret: str) -> str:

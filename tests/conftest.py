@@ -16,9 +16,7 @@ from core.storage.migrate import apply_tsql_scripts, migrate_sqlite, seed_sqlite
 from core.storage.sqlite import SqliteDatabase
 
 ROOT = Path(__file__).resolve().parents[1]
-FIXTURES = ROOT.parent / "shared" / "fixtures" / "whatsapp"
-if not FIXTURES.exists():
-    FIXTURES = ROOT / "tests" / "fixtures" / "whatsapp"
+FIXTURES = ROOT / "tests" / "fixtures" / "whatsapp"
 APP_SECRET = "test-app-secret"
 VERIFY_TOKEN = "test-verify-token"
 SQLSERVER_ENV = "SQLSERVER_TEST_CONNECTION_STRING"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import time
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.conversation.drain import drain_conversation, drain_conversations
+from bot.conversation.drain import drain_conversation
 from bot.conversation.engine import handle_message, now_ms
 from bot.conversation.sweeper import sweep_conversations
 from bot.runtime import Runtime, build_runtime
@@ -258,6 +259,7 @@ async def test_different_phones_drain_in_parallel(rt: Runtime, db_path: Path) ->
     random.Random(7).shuffle(deliveries)
     for msg in sorted(deliveries, key=lambda m: m.timestamp):
         put_in_inbox(db_path, msg)
-    await drain_conversations(rt, phones, time.monotonic() + 60)
+    deadline = time.monotonic() + 60
+    await asyncio.gather(*(drain_conversation(rt, phone, deadline) for phone in phones))
     assert query(db_path, "SELECT COUNT(*) FROM Reportes") == [(20,)]
     assert query(db_path, "SELECT COUNT(DISTINCT Telefono) FROM SesionesChat WHERE Estado = 'FINALIZADO'") == [(20,)]

@@ -96,8 +96,6 @@ class DroppingQueue:
     async def enqueue(self, keys: Sequence[str]) -> None:
         self.dropped.extend(keys)
 
-    def depth(self) -> int:
-        return 0
 
     async def aclose(self) -> None:
         pass

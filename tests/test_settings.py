@@ -42,3 +42,11 @@ def test_failover_list() -> None:
 
 def test_sql_server_backend() -> None:
     assert load_settings({**BASE, "SQL_CONNECTION_STRING": "Driver=x;Server=y"}).backend == "sqlserver"
+
+
+def test_the_smallest_worker_budget_fits_one_whole_message() -> None:
+    """WORKER_BUDGET_MS below one message's worst case could never start a message."""
+    from bot.conversation.worker import MESSAGE_RESERVE_MS
+    from core.settings import WORKER_BUDGET_MIN_MS
+
+    assert WORKER_BUDGET_MIN_MS > MESSAGE_RESERVE_MS

@@ -92,8 +92,6 @@ class RecordingQueue:
             raise HandoffError("cola no disponible")
         self.calls.append(list(keys))
 
-    def depth(self) -> int:
-        return 0
 
     async def aclose(self) -> None:
         pass

@@ -15,7 +15,6 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Iterable
 
 from bot.assistant import has_active_question, refresh_question
 from bot.conversation.engine import handle_message, now_ms
@@ -78,21 +77,6 @@ class Heartbeat:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-
-
-async def drain_conversations(rt: Runtime, keys: Iterable[str], deadline: float) -> int:
-    """Drain each conversation key (in parallel across keys); answers how many messages were handled."""
-    unique = [k for k in dict.fromkeys(keys) if k]
-    if not unique:
-        return 0
-    counts = await asyncio.gather(*(drain_conversation(rt, key, deadline) for key in unique), return_exceptions=True)
-    total = 0
-    for key, count in zip(unique, counts, strict=True):
-        if isinstance(count, BaseException):
-            log.error("Drenado falló (%s): %r", mask_phone(key), count)
-        else:
-            total += count
-    return total
 
 
 async def drain_conversation(rt: Runtime, key: str, deadline: float) -> int:

@@ -27,7 +27,8 @@ log = logging.getLogger("bot.conversation.worker")
 
 # What one message may take before its commit: every AI budget it can spend, plus margin for the
 # database round trips. A drain does not start a message with less than this left of its budget.
-MESSAGE_RESERVE_MS = Budgets().detect_ms + Budgets().extract_ms + Budgets().interpret_ms + ASK_BUDGET_MS + 2_000
+_AI = Budgets()
+MESSAGE_RESERVE_MS = _AI.detect_ms + _AI.extract_ms + _AI.interpret_ms + ASK_BUDGET_MS + 2_000
 
 
 async def hand_off(rt: Runtime, keys: Sequence[str], *, origin: str) -> bool:

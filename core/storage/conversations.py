@@ -11,6 +11,7 @@ from typing import Any
 from core.errors import AlreadyProcessed, ConcurrencyError, LeaseLost, StorageError
 from core.storage.database import Database, Tx
 from core.storage.leases import Lease
+from core.storage.outbox import queue_reply
 from core.storage.text import fit_units
 
 INITIAL_STATE = "INICIO"
@@ -172,16 +173,8 @@ def _apply(tx: Tx, t: TransitionWrite, lease: Lease | None) -> int | None:
         },
     )
     for reply in t.replies:
-        tx.execute(
-            "enqueue_outbound",
-            {
-                "destinatario": reply.recipient,
-                "tipo": reply.kind,
-                "contenido": fill(reply.content),
-                "ahora": t.now_ms,
-                "message_id_origen": t.message_id,
-            },
-        )
+        queue_reply(tx, reply.recipient, kind=reply.kind, content=fill(reply.content), now_ms=t.now_ms,
+                    origin_message_id=t.message_id)
         tx.execute("chat_save_bot", {"telefono": t.key, "contenido": fill(reply.text), "message_id": t.message_id})
     return report_id
 
