@@ -34,6 +34,13 @@ def test_pyodbc_really_imports() -> None:
         (("08S01", "[08S01] Communication link failure"), TransientDatabaseError, True),
         (("42S02", "[42S02] Invalid object name 'dbo.SesionesChat'. (208)"), SchemaOutdated, False),
         (("23000", "[23000] Violation of UNIQUE KEY constraint (2627)"), StorageError, False),
+        # A value inside the message that looks like a code is data: this is a duplicate key, not a deadlock.
+        (("23000", "[23000] [Microsoft][ODBC Driver 18 for SQL Server][SQL Server]Violation of PRIMARY KEY "
+                   "constraint 'PK_x'. The duplicate key value is (1205). (2627) (SQLExecDirectW); [01000] "
+                   "[Microsoft][ODBC Driver 18 for SQL Server][SQL Server]The statement has been terminated. (3621)"),
+         StorageError, False),
+        (("42000", "[42000] [SQL Server]Cannot open database \"(40613)\" requested by the login. (4060) "
+                   "(SQLDriverConnect)"), TransientDatabaseError, True),
     ],
 )
 def test_driver_errors_are_translated(args: tuple[str, str], expected: type, reconnect: bool) -> None:
@@ -48,6 +55,21 @@ def test_driver_errors_are_translated(args: tuple[str, str], expected: type, rec
         assert db._translate(ValueError("not a driver error")) is None
     finally:
         db.close()
+
+
+def test_native_codes_come_from_each_record_of_a_real_driver_error() -> None:
+    """The format is pyodbc's own: an error raised by the real driver manager parses to its native code."""
+    import pyodbc
+
+    from core.storage.sqlserver import native_codes
+
+    with pytest.raises(pyodbc.Error) as caught:
+        pyodbc.connect("DSN=no-such-dsn-(1205)", timeout=1)
+    assert caught.value.args[1].endswith("(SQLDriverConnect)")
+    assert native_codes(caught.value) == {0}
+    two_records = pyodbc.Error("40001", "[40001] deadlocked (1205) (SQLExecDirectW); [01000] terminated. (3621)")
+    assert native_codes(two_records) == {1205, 3621}
+    assert native_codes(pyodbc.Error("08S01", "[08S01] Communication link failure")) == set()
 
 
 def test_unreachable_server_is_reported_clearly() -> None:

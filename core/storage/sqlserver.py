@@ -31,12 +31,23 @@ LOCK_TIMEOUT_MS = 10_000
 QUERY_TIMEOUT_S = 30
 # ODBC states of a connection that is gone: reconnect before retrying.
 BROKEN_CONNECTION_STATES = {"08S01", "08001", "08003", "08004", "08007", "HYT00", "HYT01"}
-_CODE = re.compile(r"\((\d{2,5})\)")
+# pyodbc gives no structured field for the native error: it writes each ODBC diagnostic record as
+# `[SQLSTATE] message (native) (SQLFunction)`, later records joined with `; ` and without the function.
+# Only the number in that position is the engine's; a number in parentheses inside the message text
+# (a duplicate key value, a user's text echoed back) is data and must never select a retry policy.
+_NATIVE = re.compile(r"\((-?\d+)\)(?: \(SQL\w+\))?$")
+_RECORD = re.compile(r"(?:^|; )\[[0-9A-Z]{5}\] ")
 
 
 def native_codes(exc: Exception) -> set[int]:
-    """SQL Server error numbers quoted in a pyodbc message, e.g. `... (1205) (SQLExecDirectW)`."""
-    return {int(code) for code in _CODE.findall(" ".join(str(a) for a in exc.args))}
+    """The native error numbers of a pyodbc error, one per diagnostic record."""
+    message = str(exc.args[1]) if len(exc.args) > 1 else ""
+    codes = set()
+    for record in _RECORD.split(message):
+        found = _NATIVE.search(record.rstrip())
+        if found:
+            codes.add(int(found.group(1)))
+    return codes
 
 
 class SqlServerDatabase(Database):
