@@ -133,6 +133,25 @@ async def test_a_retried_lease_acquire_recognises_its_own_lease(any_db: Database
     assert first is not None and again is not None and again.token == first.token and thief is None
 
 
+async def test_identifiers_that_differ_only_in_case_are_different(any_db: Database) -> None:
+    """Base64 wamids and usernames are case-sensitive: a case-insensitive comparison would take a new
+    message for a redelivery (and lose it) and give two users one lease."""
+    import time
+
+    from bot.messages import InboundMessage, MessageKind
+    from core.storage.inbox import register_delivery
+    from core.storage.leases import acquire_lease
+
+    now = int(time.time() * 1000)
+    upper, lower = (InboundMessage(wamid=w, conversation_key=k, kind=MessageKind.TEXT, timestamp=1763880000,
+                                   phone=None, text="hola")
+                    for w, k in (("wamid.HBgLNTIxNTUAbC==", "MX.AbCdEf"), ("wamid.HBgLNTIxNTUaBc==", "MX.aBcDeF")))
+    first, second = await register_delivery(any_db, upper, now), await register_delivery(any_db, lower, now)
+    assert not first.is_duplicate and not second.is_duplicate
+    assert await acquire_lease(any_db, "MX.AbCdEf", "owner-1", 30_000, now) is not None
+    assert await acquire_lease(any_db, "MX.aBcDeF", "owner-2", 30_000, now) is not None
+
+
 async def test_a_status_that_beat_its_send_is_applied_by_the_sweep(any_db: Database) -> None:
     """Under read-committed snapshot a `failed` status can be registered while the send's wamid is not yet
     visible, and the send's commit cannot see the status either: neither applies it. Played here in that

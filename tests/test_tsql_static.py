@@ -130,3 +130,88 @@ def test_hot_path_indexes_exist_in_both_dialects(index: str) -> None:
 def test_the_adapter_bounds_every_statement() -> None:
     source = (Path(__file__).resolve().parents[1] / "core" / "storage" / "sqlserver.py").read_text(encoding="utf-8")
     assert "conn.timeout = QUERY_TIMEOUT_S" in source and "SET LOCK_TIMEOUT" in source
+
+
+# --- Identifier columns compare byte for byte (005) ------------------------------------------------
+BINARY = "Latin1_General_100_BIN2"
+COLLATION_SCRIPT = TSQL_SCRIPTS_DIR / "005_identificadores_binarios.sql"
+# Columns that hold ids from Meta, the AI provider or the bot itself: phones and usernames, wamids,
+# lease keys and owners, claim tokens, campaign names, run and conversation ids.
+_IDENTIFIER = re.compile(r"^(Telefono|Destinatario|Clave|Propietario|TokenReclamo|Campana|MensajeOrigen|"
+                         r"WamidEnviado|\w*MessageId\w*|Conversacion(IA|Id))$")
+_COLUMN = re.compile(r"^\s+(\w+)\s+(NVARCHAR\(\d+\))(?:\s+COLLATE\s+(\w+))?\s+(NOT NULL|NULL)(.*)$", re.MULTILINE)
+_TABLE = re.compile(r"CREATE TABLE dbo\.(\w+) \((.*?)\n    \);", re.DOTALL)
+_INDEX = re.compile(r"CREATE (?:UNIQUE )?INDEX (\w+) ON dbo\.(\w+) \(([^)]*)\)(?: INCLUDE \(([^)]*)\))?"
+                    r"(?:\s+WHERE ([^;]*?))?(?:\s+WITH \([^)]*\))?;", re.DOTALL)
+
+
+def _identifier_columns() -> dict[tuple[str, str], tuple[str, str]]:
+    """(table, column) -> (type, nullability) of every identifier column the scripts before 005 create,
+    plus every NVARCHAR primary key."""
+    found = {}
+    for path in MIGRATIONS:
+        if path.name >= COLLATION_SCRIPT.name:
+            continue
+        for table, body in _TABLE.findall(path.read_text(encoding="utf-8")):
+            for column, sql_type, _, nullability, rest in _COLUMN.findall(body):
+                if _IDENTIFIER.match(column) or "PRIMARY KEY" in rest:
+                    found[(table, column)] = (sql_type, nullability)
+    return found
+
+
+def _indexes_before_005() -> dict[str, tuple[str, str, str, str]]:
+    """The last definition of every index the earlier scripts build: name -> (table, keys, include, where)."""
+    indexes = {}
+    for path in MIGRATIONS:
+        if path.name >= COLLATION_SCRIPT.name:
+            continue
+        for name, table, keys, include, where in _INDEX.findall(path.read_text(encoding="utf-8")):
+            indexes[name] = (table, " ".join(keys.split()), " ".join(include.split()), " ".join(where.split()))
+    return indexes
+
+
+def test_every_identifier_column_becomes_binary_with_its_size_and_nullability() -> None:
+    script = COLLATION_SCRIPT.read_text(encoding="utf-8")
+    altered = {(t, c): (ty, n) for t, c, ty, n in re.findall(
+        rf"ALTER TABLE dbo\.(\w+) ALTER COLUMN (\w+) (NVARCHAR\(\d+\)) COLLATE {BINARY} (NOT NULL|NULL);", script)}
+    checked = set(re.findall(r"\(N'dbo\.(\w+)', N'(\w+)'\)", script))
+    expected = _identifier_columns()
+    assert ("MensajesProcesados", "MessageId") in expected and ("EjecucionesIA", "Id") in expected
+    assert altered == expected  # same columns, same sizes, nullability restated (ALTER COLUMN forgets it)
+    assert checked == set(expected)  # the guard looks at exactly the columns the script changes
+
+
+def test_every_index_on_an_identifier_column_is_dropped_and_rebuilt_the_same() -> None:
+    script = COLLATION_SCRIPT.read_text(encoding="utf-8")
+    columns = _identifier_columns()
+    rebuilt = {name: (table, " ".join(k.split()), " ".join(i.split()), " ".join(w.split()))
+               for name, table, k, i, w in _INDEX.findall(script)}
+    touching = {name: spec for name, spec in _indexes_before_005().items()
+                if any((spec[0], col.strip()) in columns for col in f"{spec[1]},{spec[2]}".split(",") if col.strip())}
+    assert "IX_ColaEnvios_Reclamables" in touching  # an INCLUDE column counts too
+    assert rebuilt == touching
+    for name, (table, *_) in touching.items():
+        assert f"DROP INDEX IF EXISTS {name} ON dbo.{table};" in script
+    for (table, column) in columns:
+        for constraint in re.findall(rf"CREATE TABLE dbo\.{table} \(.*?\n\s+{column}\s[^\n]*CONSTRAINT (\w+) "
+                                     rf"(?:PRIMARY KEY|UNIQUE)", "".join(p.read_text(encoding="utf-8")
+                                                                         for p in MIGRATIONS), re.DOTALL):
+            assert f"DROP CONSTRAINT IF EXISTS {constraint};" in script
+            assert re.search(rf"ADD CONSTRAINT {constraint} (PRIMARY KEY|UNIQUE) \({column}\);", script), constraint
+
+
+def test_the_collation_change_is_one_transaction_that_aborts_whole() -> None:
+    code = _code(COLLATION_SCRIPT.read_text(encoding="utf-8"))
+    assert "SET XACT_ABORT ON" in code and "BEGIN TRANSACTION" in code and "COMMIT TRANSACTION" in code
+
+
+def _non_binary_identifiers(script: str) -> list[str]:
+    return [column for column, _, collation, _, _ in _COLUMN.findall(script)
+            if _IDENTIFIER.match(column) and collation != BINARY]
+
+
+@pytest.mark.parametrize("path", [p for p in MIGRATIONS if p.name >= COLLATION_SCRIPT.name], ids=lambda p: p.name)
+def test_identifier_columns_created_from_005_on_say_binary(path: Path) -> None:
+    assert _non_binary_identifiers(path.read_text(encoding="utf-8")) == [], path.name
+    later = "    CREATE TABLE dbo.X (\n        Telefono NVARCHAR(64) NOT NULL,\n        Nota NVARCHAR(10) NULL\n    );"
+    assert _non_binary_identifiers(later) == ["Telefono"]  # the rule sees a column that forgot

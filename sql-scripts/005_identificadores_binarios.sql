@@ -1,0 +1,121 @@
+-- Identifier columns compare byte for byte (Latin1_General_100_BIN2), as SQLite's BINARY does.
+-- The database's default collation is case-insensitive: there two base64 wamids that differ only in
+-- case are "equal", so the second message is taken for a redelivery and lost, and a mixed-case
+-- username (BSUID) shares another's session. Binary also makes every seek on these keys cheaper.
+--
+-- A column's collation cannot change while an index, key or user statistics use it, so this script
+-- drops them, changes the columns and builds them again, all in one transaction (XACT_ABORT: any
+-- error rolls the whole script back and it can simply be run again). The tables are locked while it
+-- runs and every index listed here is rebuilt: run it in a quiet window; with 30 days of retention it
+-- takes seconds to a few minutes. Nothing happens when every column is already binary.
+-- sqlcmd -S <server> -d <db> -b -I -i sql-scripts/005_identificadores_binarios.sql
+SET NOCOUNT ON;
+SET ANSI_NULLS ON;
+SET QUOTED_IDENTIFIER ON;
+SET XACT_ABORT ON;
+GO
+IF EXISTS (
+    SELECT 1
+    FROM sys.columns AS c
+    JOIN (VALUES
+        (N'dbo.SesionesChat', N'Telefono'), (N'dbo.SesionesChat', N'ConversacionIA'),
+        (N'dbo.MensajesProcesados', N'MessageId'), (N'dbo.MensajesProcesados', N'Telefono'),
+        (N'dbo.MensajesChat', N'Telefono'), (N'dbo.MensajesChat', N'MessageId'),
+        (N'dbo.Reportes', N'Telefono'), (N'dbo.Reportes', N'MensajeOrigen'),
+        (N'dbo.HistorialSesiones', N'Telefono'), (N'dbo.HistorialSesiones', N'MessageId'),
+        (N'dbo.ColaEnvios', N'Destinatario'), (N'dbo.ColaEnvios', N'TokenReclamo'),
+        (N'dbo.ColaEnvios', N'WamidEnviado'), (N'dbo.ColaEnvios', N'Campana'),
+        (N'dbo.ColaEnvios', N'MessageIdOrigen'),
+        (N'dbo.BloqueosConversacion', N'Clave'), (N'dbo.BloqueosConversacion', N'Propietario'),
+        (N'dbo.EjecucionesIA', N'Id'), (N'dbo.EjecucionesIA', N'Telefono'),
+        (N'dbo.EjecucionesIA', N'ConversacionId'), (N'dbo.EjecucionesIA', N'MessageId')
+    ) AS k (TableName, ColumnName)
+        ON c.object_id = OBJECT_ID(k.TableName) AND c.name = k.ColumnName
+    WHERE c.collation_name <> N'Latin1_General_100_BIN2'
+)
+BEGIN
+    BEGIN TRANSACTION;
+
+    -- Statistics a DBA created on these columns block the change; the optimizer's own are dropped by
+    -- ALTER COLUMN itself.
+    DECLARE @drop_stats NVARCHAR(MAX) = N'';
+    SELECT @drop_stats = @drop_stats + N'DROP STATISTICS dbo.' + QUOTENAME(OBJECT_NAME(s.object_id)) + N'.' + QUOTENAME(s.name) + N';'
+    FROM sys.stats AS s
+    JOIN sys.stats_columns AS sc ON sc.object_id = s.object_id AND sc.stats_id = s.stats_id
+    JOIN sys.columns AS c ON c.object_id = sc.object_id AND c.column_id = sc.column_id
+    WHERE s.user_created = 1
+      AND OBJECT_SCHEMA_NAME(s.object_id) = N'dbo'
+      AND OBJECT_NAME(s.object_id) IN (N'SesionesChat', N'MensajesProcesados', N'MensajesChat', N'Reportes',
+                                       N'HistorialSesiones', N'ColaEnvios', N'BloqueosConversacion', N'EjecucionesIA')
+      AND c.name IN (N'Telefono', N'ConversacionIA', N'MessageId', N'MensajeOrigen', N'Destinatario',
+                     N'TokenReclamo', N'WamidEnviado', N'Campana', N'MessageIdOrigen', N'Clave', N'Propietario',
+                     N'Id', N'ConversacionId');
+    IF @drop_stats <> N''
+        EXEC sys.sp_executesql @drop_stats;
+
+    -- 1. Keys and indexes on the columns that change.
+    ALTER TABLE dbo.SesionesChat DROP CONSTRAINT IF EXISTS PK_SesionesChat;
+    ALTER TABLE dbo.MensajesProcesados DROP CONSTRAINT IF EXISTS UX_MensajesProcesados_MessageId;
+    DROP INDEX IF EXISTS IX_MensajesProcesados_Pendientes ON dbo.MensajesProcesados;
+    DROP INDEX IF EXISTS IX_MensajesChat_Telefono ON dbo.MensajesChat;
+    DROP INDEX IF EXISTS IX_MensajesChat_MessageId ON dbo.MensajesChat;
+    DROP INDEX IF EXISTS IX_Reportes_Telefono ON dbo.Reportes;
+    ALTER TABLE dbo.Reportes DROP CONSTRAINT IF EXISTS UX_Reportes_MensajeOrigen;
+    DROP INDEX IF EXISTS IX_HistorialSesiones_Telefono ON dbo.HistorialSesiones;
+    DROP INDEX IF EXISTS IX_ColaEnvios_Destinatario ON dbo.ColaEnvios;
+    DROP INDEX IF EXISTS IX_ColaEnvios_Reclamables ON dbo.ColaEnvios;
+    DROP INDEX IF EXISTS UX_ColaEnvios_Campana ON dbo.ColaEnvios;
+    DROP INDEX IF EXISTS UX_ColaEnvios_Wamid ON dbo.ColaEnvios;
+    ALTER TABLE dbo.BloqueosConversacion DROP CONSTRAINT IF EXISTS PK_BloqueosConversacion;
+    ALTER TABLE dbo.EjecucionesIA DROP CONSTRAINT IF EXISTS PK_EjecucionesIA;
+    DROP INDEX IF EXISTS IX_EjecucionesIA_Telefono ON dbo.EjecucionesIA;
+
+    -- 2. The columns, with their sizes and nullability unchanged.
+    ALTER TABLE dbo.SesionesChat ALTER COLUMN Telefono NVARCHAR(64) COLLATE Latin1_General_100_BIN2 NOT NULL;
+    ALTER TABLE dbo.SesionesChat ALTER COLUMN ConversacionIA NVARCHAR(128) COLLATE Latin1_General_100_BIN2 NULL;
+    ALTER TABLE dbo.MensajesProcesados ALTER COLUMN MessageId NVARCHAR(200) COLLATE Latin1_General_100_BIN2 NOT NULL;
+    ALTER TABLE dbo.MensajesProcesados ALTER COLUMN Telefono NVARCHAR(64) COLLATE Latin1_General_100_BIN2 NULL;
+    ALTER TABLE dbo.MensajesChat ALTER COLUMN Telefono NVARCHAR(64) COLLATE Latin1_General_100_BIN2 NOT NULL;
+    ALTER TABLE dbo.MensajesChat ALTER COLUMN MessageId NVARCHAR(200) COLLATE Latin1_General_100_BIN2 NULL;
+    ALTER TABLE dbo.Reportes ALTER COLUMN Telefono NVARCHAR(64) COLLATE Latin1_General_100_BIN2 NOT NULL;
+    ALTER TABLE dbo.Reportes ALTER COLUMN MensajeOrigen NVARCHAR(200) COLLATE Latin1_General_100_BIN2 NOT NULL;
+    ALTER TABLE dbo.HistorialSesiones ALTER COLUMN Telefono NVARCHAR(64) COLLATE Latin1_General_100_BIN2 NOT NULL;
+    ALTER TABLE dbo.HistorialSesiones ALTER COLUMN MessageId NVARCHAR(200) COLLATE Latin1_General_100_BIN2 NULL;
+    ALTER TABLE dbo.ColaEnvios ALTER COLUMN Destinatario NVARCHAR(64) COLLATE Latin1_General_100_BIN2 NOT NULL;
+    ALTER TABLE dbo.ColaEnvios ALTER COLUMN TokenReclamo NVARCHAR(64) COLLATE Latin1_General_100_BIN2 NULL;
+    ALTER TABLE dbo.ColaEnvios ALTER COLUMN WamidEnviado NVARCHAR(200) COLLATE Latin1_General_100_BIN2 NULL;
+    ALTER TABLE dbo.ColaEnvios ALTER COLUMN Campana NVARCHAR(100) COLLATE Latin1_General_100_BIN2 NULL;
+    ALTER TABLE dbo.ColaEnvios ALTER COLUMN MessageIdOrigen NVARCHAR(200) COLLATE Latin1_General_100_BIN2 NULL;
+    ALTER TABLE dbo.BloqueosConversacion ALTER COLUMN Clave NVARCHAR(100) COLLATE Latin1_General_100_BIN2 NOT NULL;
+    ALTER TABLE dbo.BloqueosConversacion ALTER COLUMN Propietario NVARCHAR(100) COLLATE Latin1_General_100_BIN2 NULL;
+    ALTER TABLE dbo.EjecucionesIA ALTER COLUMN Id NVARCHAR(128) COLLATE Latin1_General_100_BIN2 NOT NULL;
+    ALTER TABLE dbo.EjecucionesIA ALTER COLUMN Telefono NVARCHAR(64) COLLATE Latin1_General_100_BIN2 NOT NULL;
+    ALTER TABLE dbo.EjecucionesIA ALTER COLUMN ConversacionId NVARCHAR(128) COLLATE Latin1_General_100_BIN2 NULL;
+    ALTER TABLE dbo.EjecucionesIA ALTER COLUMN MessageId NVARCHAR(200) COLLATE Latin1_General_100_BIN2 NULL;
+
+    -- 3. The same keys and indexes as before (definitions from 001, 002 and 004).
+    ALTER TABLE dbo.SesionesChat ADD CONSTRAINT PK_SesionesChat PRIMARY KEY (Telefono);
+    ALTER TABLE dbo.MensajesProcesados ADD CONSTRAINT UX_MensajesProcesados_MessageId UNIQUE (MessageId);
+    CREATE INDEX IX_MensajesProcesados_Pendientes ON dbo.MensajesProcesados (Telefono, WaTimestamp, Id)
+        WHERE Estado = N'pendiente';
+    CREATE INDEX IX_MensajesChat_Telefono ON dbo.MensajesChat (Telefono, Id);
+    CREATE INDEX IX_MensajesChat_MessageId ON dbo.MensajesChat (MessageId) WHERE Origen = N'USUARIO';
+    CREATE INDEX IX_Reportes_Telefono ON dbo.Reportes (Telefono);
+    ALTER TABLE dbo.Reportes ADD CONSTRAINT UX_Reportes_MensajeOrigen UNIQUE (MensajeOrigen);
+    CREATE INDEX IX_HistorialSesiones_Telefono ON dbo.HistorialSesiones (Telefono, Id);
+    CREATE INDEX IX_ColaEnvios_Destinatario ON dbo.ColaEnvios (Destinatario, Id) INCLUDE (Estado, ProximoIntento)
+        WHERE Estado IN (N'pendiente', N'procesando');
+    CREATE INDEX IX_ColaEnvios_Reclamables ON dbo.ColaEnvios (Id) INCLUDE (ProximoIntento, Destinatario)
+        WHERE Estado = N'pendiente';
+    CREATE UNIQUE INDEX UX_ColaEnvios_Campana ON dbo.ColaEnvios (Campana, Destinatario) WHERE Campana IS NOT NULL;
+    CREATE UNIQUE INDEX UX_ColaEnvios_Wamid ON dbo.ColaEnvios (WamidEnviado) WHERE WamidEnviado IS NOT NULL;
+    ALTER TABLE dbo.BloqueosConversacion ADD CONSTRAINT PK_BloqueosConversacion PRIMARY KEY (Clave);
+    ALTER TABLE dbo.EjecucionesIA ADD CONSTRAINT PK_EjecucionesIA PRIMARY KEY (Id);
+    CREATE INDEX IX_EjecucionesIA_Telefono ON dbo.EjecucionesIA (Telefono, Estado);
+
+    COMMIT TRANSACTION;
+END
+GO
+IF NOT EXISTS (SELECT 1 FROM dbo.SchemaVersion WHERE Version = 5)
+    INSERT INTO dbo.SchemaVersion (Version, Nombre) VALUES (5, N'005_identificadores_binarios');
+GO
