@@ -167,7 +167,7 @@ async def test_a_status_that_beat_its_send_is_applied_by_the_sweep(any_db: Datab
     await any_db.write(lambda tx: register_status_tx(tx, failed, 5))  # finds no row with that wamid yet
     # The send's mark, without the catch-up (what a snapshot read would have seen):
     (claim,) = await claim_outbound(any_db, limit=1, now_ms=6)
-    marked = {"id": claim.id, "token": claim.token, "wamid": "wamid.RACE1", "ahora": 7}
+    marked = {"id": claim.id, "token_reclamo": claim.token, "wamid": "wamid.RACE1", "ahora": 7}
     assert await any_db.write(lambda tx: tx.execute("mark_outbound_sent", marked)) == 1
     assert await reconcile_delivery_statuses(any_db, since_ms=0) == 1
     row = await get_outbound(any_db, claim.id)
@@ -187,7 +187,8 @@ SAMPLE_PARAMS: dict[str, object] = {
     "message_id_origen": None, "n": 10, "numero": "RPT-999999", "origen": "SISTEMA", "patron": "%",
     "payload": "{}", "procesado_en": None, "propietario": "contract", "proximo_intento": 0, "rango": 1,
     "recibido_antes": 1, "reporte_id": None, "resultado": None, "telefono": "5215500009999", "tipo": "text",
-    "tipo_equipo": "VEHICULO", "token": "tok-contract", "ultimo_error": None, "version_esperada": 1,
+    "tipo_equipo": "VEHICULO", "token": 1, "token_reclamo": "tok-contract", "ejecucion_id": "run_contract",
+    "ultimo_error": None, "version_esperada": 1,
     "wa_timestamp": 1, "wamid": "wamid.X",
 }
 

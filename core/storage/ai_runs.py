@@ -49,7 +49,7 @@ async def record_ai_run(
     ahora: int,
 ) -> None:
     params = {
-        "id": run_id,
+        "ejecucion_id": run_id,
         "telefono": telefono,
         "conversacion_id": conversacion_id,
         "estado": estado,
@@ -60,7 +60,7 @@ async def record_ai_run(
 
 
 async def get_ai_run(db: Database, run_id: str) -> AiRun | None:
-    row = await db.read(lambda tx: tx.fetch_one("get_ai_run", {"id": run_id}))
+    row = await db.read(lambda tx: tx.fetch_one("get_ai_run", {"ejecucion_id": run_id}))
     return AiRun.from_row(row) if row else None
 
 
@@ -80,13 +80,13 @@ async def list_active_ai_runs_for_phone(db: Database, telefono: str) -> list[AiR
 
 async def update_active_ai_run_status(db: Database, run_id: str, estado: str, ahora: int) -> bool:
     """Follow the provider's status while active (queued -> in_progress); False if already settled."""
-    params = {"id": run_id, "estado": estado, "ahora": ahora}
+    params = {"ejecucion_id": run_id, "estado": estado, "ahora": ahora}
     return await db.write(lambda tx: tx.execute("update_active_ai_run_status", params)) == 1
 
 
 def settle_ai_run_tx(tx: Tx, run_id: str, estado: str, resultado: str | None, ahora: int) -> bool:
     """Mark an active run settled; True for exactly one caller, the one that must deliver its outcome."""
-    params = {"id": run_id, "estado": estado, "resultado": resultado, "ahora": ahora}
+    params = {"ejecucion_id": run_id, "estado": estado, "resultado": resultado, "ahora": ahora}
     return tx.execute("settle_ai_run", params) == 1
 
 

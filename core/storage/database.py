@@ -35,16 +35,21 @@ log = logging.getLogger(__name__)
 class Tx:
     """One open transaction. Only storage modules use it; rows leave as domain values."""
 
-    __slots__ = ("_cursor", "_queries", "dialect")
+    __slots__ = ("_cursor", "_input_sizes", "_queries", "dialect")
 
-    def __init__(self, cursor: Any, queries: dict[str, Query], dialect: str) -> None:
+    def __init__(self, cursor: Any, queries: dict[str, Query], dialect: str,
+                 input_sizes: Mapping[str, list[Any]] | None = None) -> None:
         self._cursor = cursor
         self._queries = queries
+        self._input_sizes = input_sizes
         self.dialect = dialect
 
     def _run(self, name: str, params: Mapping[str, object] | None) -> Any:
         query = self._queries[name]
-        self._cursor.execute(query.sql, query.bind(params))
+        bound = query.bind(params)
+        if self._input_sizes is not None and bound:
+            self._cursor.setinputsizes(self._input_sizes[name])  # declared types: one plan, no describe
+        self._cursor.execute(query.sql, bound)
         return self._cursor
 
     def execute(self, name: str, params: Mapping[str, object] | None = None) -> int:
@@ -98,6 +103,7 @@ class Database:
 
     def __init__(self, pool_size: int = 8) -> None:
         self.queries = load_queries(self.dialect)
+        self._input_sizes: dict[str, list[Any]] | None = None  # a dialect that declares types sets it
         self._executor = ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix=f"db-{self.dialect}")
         self._local = threading.local()
         # One thread for the webhook's registrations, so an ack never queues behind the worker's
@@ -172,7 +178,7 @@ class Database:
             conn = self._connection()
             cursor = self._begin(conn, write)
             try:
-                result = fn(Tx(cursor, self.queries, self.dialect))
+                result = fn(Tx(cursor, self.queries, self.dialect, self._input_sizes))
                 self._commit(conn, cursor)
             except BaseException:
                 try:

@@ -143,13 +143,13 @@ def _claimed(rows: list[dict[str, Any]]) -> list[ClaimedSend]:
 def _claim_once(tx: Tx, query: str, params: dict[str, Any]) -> list[ClaimedSend]:
     """Claim, unless this token already holds rows: `Database` retries a transaction whose commit
     answer was lost, and the retry must get the first attempt's rows back, not claim more."""
-    mine = tx.fetch_all("claimed_with_token", {"token": params["token"]})
+    mine = tx.fetch_all("claimed_with_token", {"token_reclamo": params["token_reclamo"]})
     return _claimed(mine or tx.fetch_all(query, params))
 
 
 async def claim_outbound(db: Database, *, limit: int, now_ms: int, token: str | None = None) -> list[ClaimedSend]:
     """Atomically take up to `limit` due `pendiente` rows, at most one per recipient (its oldest open row)."""
-    params = {"token": token or new_claim_token(), "ahora": now_ms, "n": limit}
+    params = {"token_reclamo": token or new_claim_token(), "ahora": now_ms, "n": limit}
     return await db.write(lambda tx: _claim_once(tx, "claim_outbound", params))
 
 
@@ -157,7 +157,7 @@ async def claim_outbound_recipient(
     db: Database, recipient: str, *, now_ms: int, limit: int = 1, token: str | None = None
 ) -> list[ClaimedSend]:
     """The eager path: the recipient's oldest open row, if it is due and nobody else holds an earlier one."""
-    params = {"token": token or new_claim_token(), "ahora": now_ms, "n": limit, "destinatario": recipient}
+    params = {"token_reclamo": token or new_claim_token(), "ahora": now_ms, "n": limit, "destinatario": recipient}
     return await db.write(lambda tx: _claim_once(tx, "claim_outbound_recipient", params))
 
 
@@ -166,7 +166,7 @@ def _truncate(text: str | None) -> str | None:
 
 
 def _record(tx: Tx, outcome: Outcome, now_ms: int, max_attempts: int) -> int:
-    fence = {"id": outcome.claim.id, "token": outcome.claim.token}
+    fence = {"id": outcome.claim.id, "token_reclamo": outcome.claim.token}
     if outcome.state is OutboxState.ENVIADO:
         marked = tx.execute("mark_outbound_sent", fence | {"wamid": outcome.wamid, "ahora": now_ms})
         if marked and outcome.wamid:
@@ -196,7 +196,7 @@ async def record_outcomes(
 
 async def release_claim(db: Database, claim: ClaimedSend) -> bool:
     """Give back a claim whose request never left (a cancelled send): `pendiente`, no attempt counted."""
-    fence = {"id": claim.id, "token": claim.token}
+    fence = {"id": claim.id, "token_reclamo": claim.token}
     return await db.write(lambda tx: tx.execute("release_outbound_claim", fence)) == 1
 
 

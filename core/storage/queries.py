@@ -2,7 +2,8 @@
 
 Each query sits under a `-- name: some_query` header. Queries take named parameters written
 `:name`; the loader turns them into the `?` placeholders both sqlite3 and pyodbc understand and
-remembers the order, so callers always pass a dict and both dialects bind the same names.
+remembers the order, so callers always pass a dict and both dialects bind the same names. Every
+parameter name has one declared type (`parameters.py`), checked when a value is bound.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+
+from core.storage.parameters import ParameterType, parameter_type
 
 SQL_DIR = Path(__file__).parent / "sql"
 DIALECTS = ("sqlite", "tsql")
@@ -29,13 +32,19 @@ class Query:
     text: str  # as written, with :name parameters (what a DBA reads)
     sql: str  # with ? placeholders (what the driver runs)
     params: tuple[str, ...]
+    types: tuple[ParameterType | None, ...]  # None: undeclared (refused by load_queries)
 
     def bind(self, values: Mapping[str, object] | None) -> tuple[object, ...]:
         values = values or {}
         missing = [p for p in self.params if p not in values]
         if missing:
             raise KeyError(f"query {self.name} needs parameters {missing}")
-        return tuple(values[p] for p in self.params)
+        bound = tuple(values[p] for p in self.params)
+        for param, declared, value in zip(self.params, self.types, bound, strict=True):
+            problem = declared.problem(value) if declared is not None else None
+            if problem:
+                raise ValueError(f"query {self.name}: parameter :{param}: {problem}")
+        return bound
 
 
 def compile_query(name: str, text: str) -> Query:
@@ -48,7 +57,7 @@ def compile_query(name: str, text: str) -> Query:
         return "?"
 
     sql = _TOKEN.sub(replace, text)
-    return Query(name=name, text=text, sql=sql, params=tuple(params))
+    return Query(name=name, text=text, sql=sql, params=tuple(params), types=tuple(parameter_type(p) for p in params))
 
 
 def parse_queries(source: str) -> dict[str, Query]:
@@ -75,5 +84,8 @@ def load_queries(dialect: str) -> dict[str, Query]:
         for name, query in parse_queries(path.read_text(encoding="utf-8")).items():
             if name in queries:
                 raise ValueError(f"query {name} defined twice ({path.name})")
+            undeclared = [p for p, t in zip(query.params, query.types, strict=True) if t is None]
+            if undeclared:
+                raise ValueError(f"query {name} ({path.name}): declare the type of {undeclared} in parameters.py")
             queries[name] = query
     return queries

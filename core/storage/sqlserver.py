@@ -13,6 +13,7 @@ from typing import Any
 
 from core.errors import DatabaseUnavailable, SchemaOutdated, StorageError, TransientDatabaseError
 from core.storage.database import Database
+from core.storage.parameters import ParameterType
 
 # Azure SQL transient errors (learn.microsoft.com: "Troubleshoot transient connection errors") and
 # SQL Server's deadlock victim (1205) and lock timeout (1222).
@@ -62,6 +63,15 @@ class SqlServerDatabase(Database):
         self._connection_string = connection_string
         self._connect_timeout_s = connect_timeout_s
         super().__init__(pool_size)
+        self._input_sizes = {name: [self._input_size(t) for t in query.types] for name, query in self.queries.items()}
+
+    def _input_size(self, declared: ParameterType | None) -> tuple[int, int, int]:
+        """pyodbc's (SQL type, column size, decimal digits) for a declared parameter type."""
+        if declared is None:
+            raise ValueError("every parameter of a loaded query has a declared type")
+        if declared.is_text:  # size 0 binds NVARCHAR(MAX), not the deprecated NTEXT of a long value
+            return (self._pyodbc.SQL_WVARCHAR, declared.units or 0, 0)
+        return (self._pyodbc.SQL_BIGINT if declared.sql == "BIGINT" else self._pyodbc.SQL_INTEGER, 0, 0)
 
     def describe(self) -> str:
         server = re.search(r"(?i)server=([^;]+)", self._connection_string)

@@ -5,11 +5,11 @@
 
 -- name: insert_ai_run
 INSERT INTO EjecucionesIA (Id, Telefono, ConversacionId, Estado, MessageId, Resultado, CreadoEn, ActualizadoEn)
-VALUES (:id, :telefono, :conversacion_id, :estado, :message_id, NULL, :ahora, :ahora);
+VALUES (:ejecucion_id, :telefono, :conversacion_id, :estado, :message_id, NULL, :ahora, :ahora);
 
 -- name: get_ai_run
 SELECT Id, Telefono, ConversacionId, Estado, MessageId, Resultado, CreadoEn, ActualizadoEn
-FROM EjecucionesIA WHERE Id = :id;
+FROM EjecucionesIA WHERE Id = :ejecucion_id;
 
 -- name: has_active_ai_run
 SELECT 1 AS Activa FROM EjecucionesIA
@@ -31,11 +31,11 @@ ORDER BY CreadoEn, Id;
 
 -- name: update_active_ai_run_status
 UPDATE EjecucionesIA SET Estado = :estado, ActualizadoEn = :ahora
-WHERE Id = :id AND Estado IN ('queued', 'in_progress');
+WHERE Id = :ejecucion_id AND Estado IN ('queued', 'in_progress');
 
 -- name: settle_ai_run
 UPDATE EjecucionesIA SET Estado = :estado, Resultado = :resultado, ActualizadoEn = :ahora
-WHERE Id = :id AND Estado IN ('queued', 'in_progress');
+WHERE Id = :ejecucion_id AND Estado IN ('queued', 'in_progress');
 
 -- name: get_ai_conversation
 SELECT ConversacionIA FROM SesionesChat WHERE Telefono = :telefono;

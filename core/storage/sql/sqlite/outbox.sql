@@ -12,7 +12,7 @@ VALUES (:destinatario, :tipo, :contenido, 'pendiente', :ahora, :message_id_orige
 
 -- name: claim_outbound
 UPDATE ColaEnvios
-SET Estado = 'procesando', TokenReclamo = :token, ReclamadoEn = :ahora, Intentos = Intentos + 1
+SET Estado = 'procesando', TokenReclamo = :token_reclamo, ReclamadoEn = :ahora, Intentos = Intentos + 1
 WHERE Id IN (
     SELECT c.Id FROM ColaEnvios AS c
     WHERE c.Estado = 'pendiente' AND c.ProximoIntento <= :ahora
@@ -27,7 +27,7 @@ RETURNING Id, Destinatario, Tipo, Contenido, Intentos, Campana, MessageIdOrigen,
 
 -- name: claim_outbound_recipient
 UPDATE ColaEnvios
-SET Estado = 'procesando', TokenReclamo = :token, ReclamadoEn = :ahora, Intentos = Intentos + 1
+SET Estado = 'procesando', TokenReclamo = :token_reclamo, ReclamadoEn = :ahora, Intentos = Intentos + 1
 WHERE Id IN (
     SELECT c.Id FROM ColaEnvios AS c
     WHERE c.Destinatario = :destinatario AND c.Estado = 'pendiente' AND c.ProximoIntento <= :ahora
@@ -43,23 +43,23 @@ RETURNING Id, Destinatario, Tipo, Contenido, Intentos, Campana, MessageIdOrigen,
 -- name: mark_outbound_sent
 UPDATE ColaEnvios
 SET Estado = 'enviado', WamidEnviado = :wamid, EnviadoEn = :ahora, UltimoError = NULL
-WHERE Id = :id AND TokenReclamo = :token AND Estado = 'procesando';
+WHERE Id = :id AND TokenReclamo = :token_reclamo AND Estado = 'procesando';
 
 -- name: mark_outbound_retry
 UPDATE ColaEnvios
 SET Estado = CASE WHEN Intentos >= :max_intentos THEN 'error' ELSE 'pendiente' END,
     ProximoIntento = :proximo_intento, UltimoError = :error
-WHERE Id = :id AND TokenReclamo = :token AND Estado = 'procesando';
+WHERE Id = :id AND TokenReclamo = :token_reclamo AND Estado = 'procesando';
 
 -- name: mark_outbound_failed
 UPDATE ColaEnvios
 SET Estado = 'error', UltimoError = :error
-WHERE Id = :id AND TokenReclamo = :token AND Estado = 'procesando';
+WHERE Id = :id AND TokenReclamo = :token_reclamo AND Estado = 'procesando';
 
 -- name: mark_outbound_uncertain
 UPDATE ColaEnvios
 SET Estado = 'incierto', UltimoError = :error
-WHERE Id = :id AND TokenReclamo = :token AND Estado = 'procesando';
+WHERE Id = :id AND TokenReclamo = :token_reclamo AND Estado = 'procesando';
 
 -- name: release_outbound_claim
 -- The send was cancelled before its request left: hand the row back as if it had never been claimed
@@ -67,7 +67,7 @@ WHERE Id = :id AND TokenReclamo = :token AND Estado = 'procesando';
 UPDATE ColaEnvios
 SET Estado = 'pendiente', Intentos = CASE WHEN Intentos > 0 THEN Intentos - 1 ELSE 0 END,
     TokenReclamo = NULL, ReclamadoEn = NULL
-WHERE Id = :id AND TokenReclamo = :token AND Estado = 'procesando';
+WHERE Id = :id AND TokenReclamo = :token_reclamo AND Estado = 'procesando';
 
 -- name: settle_outbound_uncertain
 UPDATE ColaEnvios
@@ -106,7 +106,7 @@ FROM ColaEnvios WHERE Destinatario = :destinatario ORDER BY Id;
 -- these back instead of claiming more (and stranding the first batch until it turns incierto).
 SELECT Id, Destinatario, Tipo, Contenido, Intentos, Campana, MessageIdOrigen, TokenReclamo
 FROM ColaEnvios
-WHERE Estado = 'procesando' AND TokenReclamo = :token;
+WHERE Estado = 'procesando' AND TokenReclamo = :token_reclamo;
 
 -- name: outbound_status_behind
 -- Sent rows whose recorded delivery statuses (in the ledger, keyed wamid:status) are ahead of the row:

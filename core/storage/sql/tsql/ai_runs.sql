@@ -5,11 +5,11 @@
 
 -- name: insert_ai_run
 INSERT INTO dbo.EjecucionesIA (Id, Telefono, ConversacionId, Estado, MessageId, Resultado, CreadoEn, ActualizadoEn)
-VALUES (:id, :telefono, :conversacion_id, :estado, :message_id, NULL, :ahora, :ahora);
+VALUES (:ejecucion_id, :telefono, :conversacion_id, :estado, :message_id, NULL, :ahora, :ahora);
 
 -- name: get_ai_run
 SELECT Id, Telefono, ConversacionId, Estado, MessageId, Resultado, CreadoEn, ActualizadoEn
-FROM dbo.EjecucionesIA WHERE Id = :id;
+FROM dbo.EjecucionesIA WHERE Id = :ejecucion_id;
 
 -- name: has_active_ai_run
 SELECT TOP (1) 1 AS Activa FROM dbo.EjecucionesIA
@@ -29,11 +29,11 @@ ORDER BY CreadoEn, Id;
 
 -- name: update_active_ai_run_status
 UPDATE dbo.EjecucionesIA SET Estado = :estado, ActualizadoEn = :ahora
-WHERE Id = :id AND Estado IN (N'queued', N'in_progress');
+WHERE Id = :ejecucion_id AND Estado IN (N'queued', N'in_progress');
 
 -- name: settle_ai_run
 UPDATE dbo.EjecucionesIA SET Estado = :estado, Resultado = :resultado, ActualizadoEn = :ahora
-WHERE Id = :id AND Estado IN (N'queued', N'in_progress');
+WHERE Id = :ejecucion_id AND Estado IN (N'queued', N'in_progress');
 
 -- name: get_ai_conversation
 SELECT ConversacionIA FROM dbo.SesionesChat WHERE Telefono = :telefono;

@@ -27,7 +27,7 @@ WITH next AS (
     ORDER BY c.Id
 )
 UPDATE next
-SET Estado = N'procesando', TokenReclamo = :token, ReclamadoEn = :ahora, Intentos = Intentos + 1
+SET Estado = N'procesando', TokenReclamo = :token_reclamo, ReclamadoEn = :ahora, Intentos = Intentos + 1
 OUTPUT inserted.Id, inserted.Destinatario, inserted.Tipo, inserted.Contenido, inserted.Intentos,
        inserted.Campana, inserted.MessageIdOrigen, inserted.TokenReclamo;
 
@@ -46,30 +46,30 @@ WITH next AS (
     ORDER BY c.Id
 )
 UPDATE next
-SET Estado = N'procesando', TokenReclamo = :token, ReclamadoEn = :ahora, Intentos = Intentos + 1
+SET Estado = N'procesando', TokenReclamo = :token_reclamo, ReclamadoEn = :ahora, Intentos = Intentos + 1
 OUTPUT inserted.Id, inserted.Destinatario, inserted.Tipo, inserted.Contenido, inserted.Intentos,
        inserted.Campana, inserted.MessageIdOrigen, inserted.TokenReclamo;
 
 -- name: mark_outbound_sent
 UPDATE dbo.ColaEnvios
 SET Estado = N'enviado', WamidEnviado = :wamid, EnviadoEn = :ahora, UltimoError = NULL
-WHERE Id = :id AND TokenReclamo = :token AND Estado = N'procesando';
+WHERE Id = :id AND TokenReclamo = :token_reclamo AND Estado = N'procesando';
 
 -- name: mark_outbound_retry
 UPDATE dbo.ColaEnvios
 SET Estado = CASE WHEN Intentos >= :max_intentos THEN N'error' ELSE N'pendiente' END,
     ProximoIntento = :proximo_intento, UltimoError = :error
-WHERE Id = :id AND TokenReclamo = :token AND Estado = N'procesando';
+WHERE Id = :id AND TokenReclamo = :token_reclamo AND Estado = N'procesando';
 
 -- name: mark_outbound_failed
 UPDATE dbo.ColaEnvios
 SET Estado = N'error', UltimoError = :error
-WHERE Id = :id AND TokenReclamo = :token AND Estado = N'procesando';
+WHERE Id = :id AND TokenReclamo = :token_reclamo AND Estado = N'procesando';
 
 -- name: mark_outbound_uncertain
 UPDATE dbo.ColaEnvios
 SET Estado = N'incierto', UltimoError = :error
-WHERE Id = :id AND TokenReclamo = :token AND Estado = N'procesando';
+WHERE Id = :id AND TokenReclamo = :token_reclamo AND Estado = N'procesando';
 
 -- name: release_outbound_claim
 -- The send was cancelled before its request left: hand the row back as if it had never been claimed
@@ -77,7 +77,7 @@ WHERE Id = :id AND TokenReclamo = :token AND Estado = N'procesando';
 UPDATE dbo.ColaEnvios
 SET Estado = N'pendiente', Intentos = CASE WHEN Intentos > 0 THEN Intentos - 1 ELSE 0 END,
     TokenReclamo = NULL, ReclamadoEn = NULL
-WHERE Id = :id AND TokenReclamo = :token AND Estado = N'procesando';
+WHERE Id = :id AND TokenReclamo = :token_reclamo AND Estado = N'procesando';
 
 -- name: settle_outbound_uncertain
 UPDATE dbo.ColaEnvios
@@ -119,7 +119,7 @@ FROM dbo.ColaEnvios WHERE Destinatario = :destinatario ORDER BY Id;
 -- these back instead of claiming more (and stranding the first batch until it turns incierto).
 SELECT Id, Destinatario, Tipo, Contenido, Intentos, Campana, MessageIdOrigen, TokenReclamo
 FROM dbo.ColaEnvios
-WHERE Estado = N'procesando' AND TokenReclamo = :token;
+WHERE Estado = N'procesando' AND TokenReclamo = :token_reclamo;
 
 -- name: outbound_status_behind
 -- Sent rows whose recorded delivery statuses (in the ledger, keyed wamid:status) are ahead of the row:
