@@ -6,6 +6,7 @@ import os
 import shutil
 import socket
 from collections.abc import AsyncIterator, Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -82,11 +83,28 @@ def sqlite_db(db_path: Path) -> Iterator[SqliteDatabase]:
     db.close()
 
 
+# Every table a test writes, children before parents; the catalog (Equipos) and SchemaVersion stay.
+_SQLSERVER_DATA_TABLES = ("HistorialSesiones", "Reportes", "SesionesChat", "MensajesChat", "MensajesProcesados",
+                          "ColaEnvios", "BloqueosConversacion", "EjecucionesIA", "SondaSalud")
+
+
+def _clear_sqlserver_data(connection_string: str) -> None:
+    """A test starts from empty tables, as on its fresh SQLite copy; report numbers start at 1 again."""
+    import pyodbc
+
+    with closing(pyodbc.connect(connection_string, autocommit=True)) as conn:
+        for table in _SQLSERVER_DATA_TABLES:
+            conn.execute(f"DELETE FROM dbo.{table}")
+        conn.execute("IF EXISTS (SELECT 1 FROM sys.identity_columns WHERE object_id = OBJECT_ID(N'dbo.Reportes')"
+                     " AND last_value IS NOT NULL) DBCC CHECKIDENT (N'dbo.Reportes', RESEED, 0) WITH NO_INFOMSGS")
+
+
 def _sqlserver_db() -> Database:
     from core.storage.sqlserver import SqlServerDatabase
 
     db = SqlServerDatabase(os.environ[SQLSERVER_ENV], pool_size=4)
     apply_tsql_scripts(db, seed=True)
+    _clear_sqlserver_data(os.environ[SQLSERVER_ENV])
     return db
 
 
@@ -101,6 +119,20 @@ def any_db(request: pytest.FixtureRequest, db_path: Path) -> Iterator[Database]:
         db = SqliteDatabase(str(db_path), pool_size=4)
     yield db
     db.close()
+
+
+@pytest.fixture(params=["sqlite", "sqlserver"])
+def process_target(request: pytest.FixtureRequest, db_path: Path) -> object:
+    """Where the OS processes of a storm or outbox test keep their data: the test's SQLite file always,
+    and a migrated, emptied SQL Server database when a connection string is given."""
+    from tests.conversation_helpers import SqlServer
+
+    if request.param == "sqlite":
+        return db_path
+    if not os.environ.get(SQLSERVER_ENV):
+        pytest.skip(f"SQL Server process run is opt-in: set {SQLSERVER_ENV}")
+    _sqlserver_db().close()
+    return SqlServer(os.environ[SQLSERVER_ENV])
 
 
 @pytest.fixture

@@ -5,9 +5,38 @@ from __future__ import annotations
 import itertools
 import sqlite3
 import time
+from contextlib import closing
+from dataclasses import dataclass
 from pathlib import Path
 
 from bot.messages import InboundMessage, MessageKind
+from core.storage.database import Database
+
+
+@dataclass(frozen=True)
+class SqlServer:
+    """The opt-in SQL Server database a multi-process test runs against instead of its SQLite file."""
+
+    connection_string: str
+
+
+# Where a test's instances keep their data: a SQLite file, or SQL Server.
+Target = Path | str | SqlServer
+
+
+def open_db(target: Target, pool_size: int = 1) -> Database:
+    if isinstance(target, SqlServer):
+        from core.storage.sqlserver import SqlServerDatabase
+
+        return SqlServerDatabase(target.connection_string, pool_size=pool_size)
+    from core.storage.sqlite import SqliteDatabase
+
+    return SqliteDatabase(str(target), pool_size=pool_size)
+
+
+def target_env(target: Target) -> dict[str, str]:
+    """The settings that point an instance (a process built from the environment) at `target`."""
+    return {"SQL_CONNECTION_STRING": target.connection_string} if isinstance(target, SqlServer) else {}
 
 _seq = itertools.count(1)
 
@@ -22,20 +51,26 @@ def text_message(phone: str, body: str, ts: int, *, wamid: str | None = None, bs
     )
 
 
-def put_in_inbox(db_path: Path | str, msg: InboundMessage) -> None:
+def put_in_inbox(target: Target, msg: InboundMessage) -> None:
     """Register a delivery exactly as the webhook does (the real atomic statement), on its own connection."""
     from core.storage.inbox import register_message_tx
-    from core.storage.sqlite import SqliteDatabase
 
-    db = SqliteDatabase(str(db_path), pool_size=1)
+    db = open_db(target)
     try:
         db.run_sync(lambda tx: register_message_tx(tx, msg, int(time.time() * 1000)))
     finally:
         db.close()
 
 
-def query(db_path: Path | str, sql: str, *params: object) -> list[tuple]:
-    with sqlite3.connect(db_path, timeout=30) as conn:
+def query(target: Target, sql: str, *params: object) -> list[tuple]:
+    """Test-side SQL for assertions, in the subset both dialects read alike (`?` parameters)."""
+    if isinstance(target, SqlServer):
+        import pyodbc
+
+        with closing(pyodbc.connect(target.connection_string, autocommit=True)) as conn:
+            cursor = conn.execute(sql, *params)
+            return [tuple(row) for row in cursor.fetchall()] if cursor.description else []
+    with sqlite3.connect(target, timeout=30) as conn:
         return conn.execute(sql, params).fetchall()
 
 

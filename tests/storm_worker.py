@@ -107,14 +107,15 @@ class HangOnConfirmation:
         await asyncio.sleep(3600)
 
 
-def hold_lease_and_hang(db_path: str, key: str, ready_file: str, lock_timeout_ms: int) -> None:
+def hold_lease_and_hang(db_path: str, key: str, ready_file: str, lock_timeout_ms: int,
+                        env: dict[str, str] | None = None) -> None:
     """The queue-triggered worker drains `key` with a provider that hangs mid-message (the test SIGKILLs it)."""
 
     async def main() -> None:
         from bot.runtime import build_runtime
         from local_host.queues import serving_worker
 
-        rt = build_runtime(load_settings(base_env(Path(db_path), LOCK_TIMEOUT=str(lock_timeout_ms))))
+        rt = build_runtime(load_settings(base_env(Path(db_path), LOCK_TIMEOUT=str(lock_timeout_ms), **(env or {}))))
         rt.intent = HangOnConfirmation(ready_file)
         async with serving_worker(rt) as queue:
             await queue.enqueue([key])

@@ -1,4 +1,5 @@
-"""Multi-process storm and crash tests: real OS processes sharing one SQLite file, as Function instances do."""
+"""Multi-process storm and crash tests: real OS processes sharing one database, as Function instances do
+(the test's SQLite file; and SQL Server too when SQLSERVER_TEST_CONNECTION_STRING is set)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from local_host import fake_graph
 from local_host.queues import serving_worker, settle
 from tests import storm_worker as sw
 from tests.conftest import ROOT, base_env, free_port
-from tests.conversation_helpers import put_in_inbox, query, text_message
+from tests.conversation_helpers import Target, put_in_inbox, query, target_env, text_message
 from tests.outbox_support import sent_by_graph
 
 CONVERSATIONS = 210
@@ -46,7 +47,7 @@ def run_storm(db_path: Path, conversations: int, env: dict[str, str]) -> list[di
     return outcomes
 
 
-def finish_with_sweepers(db_path: Path, env: dict[str, str]) -> int:
+def finish_with_sweepers(db_path: Path, target: Target, env: dict[str, str]) -> int:
     """Whatever the instances left behind, the sweepers finish (the invariant is "no message lost").
     Answers how many sweep rounds found work left."""
 
@@ -57,15 +58,15 @@ def finish_with_sweepers(db_path: Path, env: dict[str, str]) -> int:
         busy_rounds = 0
         async with serving_worker(rt) as queue:
             for _ in range(60):
-                open_rows = query(db_path, "SELECT (SELECT COUNT(*) FROM MensajesProcesados WHERE Estado = 'pendiente')"
-                                           " + (SELECT COUNT(*) FROM ColaEnvios WHERE Estado <> 'enviado')")[0][0]
+                open_rows = query(target, "SELECT (SELECT COUNT(*) FROM MensajesProcesados WHERE Estado = 'pendiente')"
+                                          " + (SELECT COUNT(*) FROM ColaEnvios WHERE Estado <> 'enviado')")[0][0]
                 if not open_rows:
                     break
                 busy_rounds += 1
-                query(db_path, "UPDATE MensajesProcesados SET RecibidoEn = 0 WHERE Estado = 'pendiente'")
+                query(target, "UPDATE MensajesProcesados SET RecibidoEn = 0 WHERE Estado = 'pendiente'")
                 await sweep_conversations(rt)
                 await settle(queue)
-                query(db_path, "UPDATE ColaEnvios SET ProximoIntento = 0 WHERE Estado = 'pendiente'")
+                query(target, "UPDATE ColaEnvios SET ProximoIntento = 0 WHERE Estado = 'pendiente'")
                 await sweep_outbox(rt)
         await rt.aclose()
         return busy_rounds
@@ -73,7 +74,7 @@ def finish_with_sweepers(db_path: Path, env: dict[str, str]) -> int:
     return asyncio.run(sweep())
 
 
-def assert_every_conversation_done(db_path: Path, conversations: int) -> int:
+def assert_every_conversation_done(db_path: Target, conversations: int) -> int:
     unique_messages = sum(len(sw.script_for(i)) for i in range(conversations))
     assert query(db_path, "SELECT Estado, COUNT(*) FROM MensajesProcesados GROUP BY Estado") == [
         ("procesado", unique_messages)]
@@ -97,24 +98,26 @@ def assert_every_conversation_done(db_path: Path, conversations: int) -> int:
     return unique_messages
 
 
-def test_storm_every_conversation_ends_with_exactly_one_report(db_path: Path) -> None:
+def test_storm_every_conversation_ends_with_exactly_one_report(db_path: Path, process_target: Target) -> None:
     port = free_port()
     graph = fake_graph.spawn(port)
-    env = {"WHATSAPP_API_BASE_URL": f"http://127.0.0.1:{port}/v23.0", "OUTBOX_RATE_PER_SECOND": "100000"}
+    target = process_target
+    env = {"WHATSAPP_API_BASE_URL": f"http://127.0.0.1:{port}/v23.0", "OUTBOX_RATE_PER_SECOND": "100000",
+           **target_env(target)}
     try:
         run_storm(db_path, CONVERSATIONS, env)
-        finish_with_sweepers(db_path, env)
-        unique_messages = assert_every_conversation_done(db_path, CONVERSATIONS)
+        finish_with_sweepers(db_path, target, env)
+        unique_messages = assert_every_conversation_done(target, CONVERSATIONS)
         sent = sent_by_graph(port)
     finally:
         graph.terminate()
         graph.wait(10)
-    deliveries = query(db_path, "SELECT SUM(Reintentos) + COUNT(*) FROM MensajesProcesados")[0][0]
+    deliveries = query(target, "SELECT SUM(Reintentos) + COUNT(*) FROM MensajesProcesados")[0][0]
     assert deliveries > unique_messages  # redeliveries happened, were counted, and were not re-handled
     # One reply per handled message, each sent exactly once, in order per recipient.
-    assert query(db_path, "SELECT Estado, COUNT(*) FROM ColaEnvios GROUP BY Estado") == [("enviado", unique_messages)]
+    assert query(target, "SELECT Estado, COUNT(*) FROM ColaEnvios GROUP BY Estado") == [("enviado", unique_messages)]
     assert len(sent) == unique_messages and len({s["wamid"] for s in sent}) == unique_messages
-    stored = query(db_path, "SELECT Destinatario, WamidEnviado FROM ColaEnvios ORDER BY Id")
+    stored = query(target, "SELECT Destinatario, WamidEnviado FROM ColaEnvios ORDER BY Id")
     assert {w for _, w in stored} == {s["wamid"] for s in sent}
     by_recipient: dict[str, list[str]] = {}
     for s in sent:
@@ -123,7 +126,7 @@ def test_storm_every_conversation_ends_with_exactly_one_report(db_path: Path) ->
         assert wamids == [w for r, w in stored if r == recipient], f"replies out of order for {recipient}"
 
 
-def test_storm_with_an_ai_provider_that_hangs_on_every_call(db_path: Path) -> None:
+def test_storm_with_an_ai_provider_that_hangs_on_every_call(db_path: Path, process_target: Target) -> None:
     """Every AI call hangs: conversations still complete on fallbacks, and the acks never wait for the AI."""
     ai_port, gemini_port = free_port(), free_port()
     fake_ai = subprocess.Popen(
@@ -131,16 +134,16 @@ def test_storm_with_an_ai_provider_that_hangs_on_every_call(db_path: Path) -> No
          str(gemini_port), "--behavior", "hang"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     env = {"AI_PROVIDER": "openai,offline", "OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL":
-           f"http://127.0.0.1:{ai_port}/v1"}
+           f"http://127.0.0.1:{ai_port}/v1", **target_env(process_target)}
     try:
         wait_for_port(ai_port)
         outcomes = run_storm(db_path, 40, env)
-        finish_with_sweepers(db_path, env)
+        finish_with_sweepers(db_path, process_target, env)
         state = httpx.get(f"http://127.0.0.1:{ai_port}/_state", timeout=5).json()
     finally:
         fake_ai.kill()
         fake_ai.wait(10)
-    assert_every_conversation_done(db_path, 40)
+    assert_every_conversation_done(process_target, 40)
     assert state["calls"] >= PROCESSES and state["disconnects"] >= PROCESSES  # it was asked, and hung up on
     # The request never waits on the AI (one hanging call is 3 s): a generous bound for a loaded 2-core
     # machine that the old in-request drain (3.5 s per ack) could not meet.
@@ -158,17 +161,19 @@ def wait_for_port(port: int, timeout: float = 20) -> None:
     raise RuntimeError(f"nothing listening on {port}")
 
 
-def test_instance_killed_holding_a_lease_mid_message(db_path: Path, tmp_path: Path, caplog) -> None:
+def test_instance_killed_holding_a_lease_mid_message(db_path: Path, process_target: Target, tmp_path: Path,
+                                                      caplog) -> None:
+    target = process_target
     caplog.set_level(logging.INFO)
     phone = "5215599990000"
     script = ["Hola, el refrigerador no enfría", "10004512", "sí"]
     messages = [text_message(phone, body, 100 + i, wamid=f"wamid.CRASH.{i}") for i, body in enumerate(script)]
     for msg in messages:
-        put_in_inbox(db_path, msg)
+        put_in_inbox(target, msg)
     ready = tmp_path / "ready"
     lock_timeout_ms = 1500
     proc = mp.get_context("spawn").Process(
-        target=sw.hold_lease_and_hang, args=(str(db_path), phone, str(ready), lock_timeout_ms)
+        target=sw.hold_lease_and_hang, args=(str(db_path), phone, str(ready), lock_timeout_ms, target_env(target))
     )
     proc.start()
     deadline = time.monotonic() + 60
@@ -178,17 +183,18 @@ def test_instance_killed_holding_a_lease_mid_message(db_path: Path, tmp_path: Pa
     os.kill(proc.pid, signal.SIGKILL)  # dies holding the lease, mid-message, nothing committed for step 3
     proc.join(10)
 
-    assert query(db_path, "SELECT Estado FROM MensajesProcesados ORDER BY WaTimestamp") == [
+    assert query(target, "SELECT Estado FROM MensajesProcesados ORDER BY WaTimestamp") == [
         ("procesado",), ("procesado",), ("pendiente",)]
-    assert query(db_path, "SELECT Propietario IS NOT NULL FROM BloqueosConversacion WHERE Clave = ?", phone) == [(1,)]
+    assert query(target, "SELECT COUNT(*) FROM BloqueosConversacion WHERE Clave = ? AND Propietario IS NOT NULL",
+                 phone) == [(1,)]
 
     async def recover() -> tuple[int, int]:
         from bot.webhook.ingest import handle_webhook_post
         from tests.webhook_helpers import encode, signed_headers, text_payload
 
-        rt = build_runtime(load_settings(base_env(db_path, LOCK_TIMEOUT=str(lock_timeout_ms))))
+        rt = build_runtime(load_settings(base_env(db_path, LOCK_TIMEOUT=str(lock_timeout_ms), **target_env(target))))
         async with serving_worker(rt) as queue:
-            query(db_path, "UPDATE MensajesProcesados SET RecibidoEn = 0")
+            query(target, "UPDATE MensajesProcesados SET RecibidoEn = 0")
             early = await sweep_conversations(rt)  # the dead instance's lease is still live: not stalled
             await settle(queue)
             await asyncio.sleep(lock_timeout_ms / 1000 + 0.2)
@@ -203,8 +209,8 @@ def test_instance_killed_holding_a_lease_mid_message(db_path: Path, tmp_path: Pa
 
     early, late = asyncio.run(recover())
     assert (early, late) == (0, 1)
-    assert query(db_path, "SELECT COUNT(*) FROM Reportes") == [(1,)]
-    assert query(db_path, "SELECT COUNT(*) FROM HistorialSesiones WHERE MessageId = 'wamid.CRASH.2'") == [(1,)]
-    assert query(db_path, "SELECT Reintentos FROM MensajesProcesados WHERE MessageId = 'wamid.CRASH.2'") == [(1,)]
-    assert query(db_path, "SELECT Estado FROM SesionesChat") == [("FINALIZADO",)]
+    assert query(target, "SELECT COUNT(*) FROM Reportes") == [(1,)]
+    assert query(target, "SELECT COUNT(*) FROM HistorialSesiones WHERE MessageId = 'wamid.CRASH.2'") == [(1,)]
+    assert query(target, "SELECT Reintentos FROM MensajesProcesados WHERE MessageId = 'wamid.CRASH.2'") == [(1,)]
+    assert query(target, "SELECT Estado FROM SesionesChat") == [("FINALIZADO",)]
     assert "THREAD_LOCK_TIMEOUT" in caplog.text and "*********0000" in caplog.text and phone not in caplog.text

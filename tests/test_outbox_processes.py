@@ -1,4 +1,5 @@
-"""The outbound queue under real concurrency: several OS processes, one SQLite file, a fake Graph server process.
+"""The outbound queue under real concurrency: several OS processes, one database (the test's SQLite file; SQL
+Server too when SQLSERVER_TEST_CONNECTION_STRING is set), a fake Graph server process.
 
 Each test is bounded (message count and a per-process time cap) and asserts outcomes, never timings.
 """
@@ -21,9 +22,9 @@ from bot.outbound.dispatcher import sweep_outbox
 from bot.runtime import Runtime
 from core.settings import load_settings
 from core.storage.outbox import count_by_state, count_campaign, list_recipient
-from core.storage.sqlite import SqliteDatabase
 from local_host import fake_graph
 from tests.conftest import ROOT, base_env, free_port
+from tests.conversation_helpers import Target, open_db, target_env
 from tests.outbox_support import queue_texts, sent_by_graph, worker_env
 
 pytestmark = pytest.mark.slow
@@ -38,10 +39,10 @@ def graph_port() -> int:
     proc.wait(10)
 
 
-def _env(db_path: Path, graph_port: int, **extra: str) -> dict[str, str]:
+def _env(db_path: Path, target: Target, graph_port: int, **extra: str) -> dict[str, str]:
     return worker_env(base_env(
         db_path, WHATSAPP_API_BASE_URL=f"http://127.0.0.1:{graph_port}/v23.0", OUTBOX_RATE_PER_SECOND="100000",
-        **extra,
+        **target_env(target), **extra,
     ))
 
 
@@ -55,20 +56,20 @@ async def _worker(env: dict[str, str], *args: str) -> dict:
     return json.loads(out.decode().strip().splitlines()[-1])
 
 
-def _runtime(env: dict[str, str], db_path: Path) -> Runtime:
-    return Runtime(settings=load_settings(env), db=SqliteDatabase(str(db_path), pool_size=2))
+def _runtime(env: dict[str, str], target: Target) -> Runtime:
+    return Runtime(settings=load_settings(env), db=open_db(target, pool_size=2))
 
 
 async def test_thousand_messages_four_dispatchers_and_the_sweep_send_each_once(
-    db_path: Path, graph_port: int, tmp_path: Path
+    db_path: Path, process_target: Target, graph_port: int, tmp_path: Path
 ) -> None:
     recipients = [f"52155{i:08d}" for i in range(250)]
     # 4 replies per user, queued interleaved as several conversations would queue them.
-    queue_texts(SqliteDatabase(str(db_path), pool_size=1), [(r, f"{r}#{k}") for k in range(4) for r in recipients])
+    queue_texts(open_db(process_target), [(r, f"{r}#{k}") for k in range(4) for r in recipients])
     listing = tmp_path / "recipients.txt"
     listing.write_text("\n".join(recipients), encoding="utf-8")
-    env = _env(db_path, graph_port, MAX_TRABAJOS_POR_EJECUCION="100")
-    rt = _runtime(env, db_path)
+    env = _env(db_path, process_target, graph_port, MAX_TRABAJOS_POR_EJECUCION="100")
+    rt = _runtime(env, process_target)
 
     async def in_process_sweeps() -> int:
         sent = 0
@@ -107,11 +108,10 @@ async def test_thousand_messages_four_dispatchers_and_the_sweep_send_each_once(
 
 
 async def test_dispatcher_killed_after_meta_accepted_leaves_the_row_incierto(
-    db_path: Path, graph_port: int
+    db_path: Path, process_target: Target, graph_port: int
 ) -> None:
-    queue_texts(SqliteDatabase(str(db_path), pool_size=1),
-                [("5215500000001", "a1"), ("5215500000002", "b1"), ("5215500000001", "a2")])
-    env = _env(db_path, graph_port, MAX_TRABAJOS_POR_EJECUCION="1", OUTBOX_CLAIM_TIMEOUT_MS="1000")
+    queue_texts(open_db(process_target), [("5215500000001", "a1"), ("5215500000002", "b1"), ("5215500000001", "a2")])
+    env = _env(db_path, process_target, graph_port, MAX_TRABAJOS_POR_EJECUCION="1", OUTBOX_CLAIM_TIMEOUT_MS="1000")
     hang = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "tests.outbox_worker", "hang", cwd=ROOT, env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
@@ -127,12 +127,12 @@ async def test_dispatcher_killed_after_meta_accepted_leaves_the_row_incierto(
     assert hang.returncode == -signal.SIGKILL
     assert [s["payload"]["text"]["body"] for s in sent_by_graph(graph_port)] == ["a1"]
     # Meta has a1, our database does not know it: it stays 'procesando' until the claim times out.
-    rt = _runtime(env, db_path)
+    rt = _runtime(env, process_target)
     try:
         [a1, a2] = await list_recipient(rt.db, "5215500000001")
         assert a1.state == "procesando" and a2.state == "pendiente"
         await asyncio.sleep(1.1)
-        more = _env(db_path, graph_port, OUTBOX_CLAIM_TIMEOUT_MS="1000")
+        more = _env(db_path, process_target, graph_port, OUTBOX_CLAIM_TIMEOUT_MS="1000")
         await asyncio.gather(*(_worker(more, "sweep", "--seconds", "20") for _ in range(3)))
         [a1, a2] = await list_recipient(rt.db, "5215500000001")
         [b1] = await list_recipient(rt.db, "5215500000002")
@@ -164,9 +164,11 @@ async def _wait_up(client: httpx.AsyncClient, url: str, proc: subprocess.Popen[s
     raise AssertionError("host did not start")
 
 
-async def test_seed_004_three_instances_queue_and_sweep_a_campaign_once(db_path: Path, graph_port: int) -> None:
+async def test_seed_004_three_instances_queue_and_sweep_a_campaign_once(
+    db_path: Path, process_target: Target, graph_port: int
+) -> None:
     """27 companies, three instances sending at once: a naive outbox made 90+ sends. Here: exactly 27."""
-    env = _env(db_path, graph_port)
+    env = _env(db_path, process_target, graph_port)
     ports = [free_port() for _ in range(3)]
     hosts = [_start_host(env, port) for port in ports]
     recipients = [f"5255{i:08d}" for i in range(27)]
@@ -197,7 +199,7 @@ async def test_seed_004_three_instances_queue_and_sweep_a_campaign_once(db_path:
     assert status.status_code == 200 and status.json()["estados"]["enviado"] == 27
     assert status.json()["estados"]["total"] == 27
     assert bad.status_code == 400 and "JSON" in bad.json()["error"]
-    db = SqliteDatabase(str(db_path), pool_size=1)
+    db = open_db(process_target)
     try:
         assert (await count_campaign(db, "sesion-28")).get("enviado") == 27
     finally:
