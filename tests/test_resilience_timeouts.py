@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 
 import pytest
 
 from core.metrics import ai_timeouts_total
 from core.resilience.timeouts import (
     OperationTimeout,
-    all_with_timeout,
     with_timeout,
     with_timeout_and_fallback,
-    with_timeout_and_fallback_fn,
 )
 
 
@@ -87,51 +84,6 @@ async def test_fallback_is_not_used_for_other_errors() -> None:
 
     with pytest.raises(ValueError):
         await with_timeout_and_fallback(boom(), 1000, None, "op")
-
-
-async def test_fallback_fn_only_runs_on_timeout_and_may_be_async() -> None:
-    calls: list[str] = []
-
-    def sync_fb() -> str:
-        calls.append("sync")
-        return "s"
-
-    async def async_fb() -> str:
-        calls.append("async")
-        return "a"
-
-    assert await with_timeout_and_fallback_fn(Probe().run(0, "v"), 1000, sync_fb, "op") == "v"
-    assert calls == []
-    assert await with_timeout_and_fallback_fn(Probe().run(30), 20, sync_fb, "op") == "s"
-    assert await with_timeout_and_fallback_fn(Probe().run(30), 20, async_fb, "op") == "a"
-    assert calls == ["sync", "async"]
-
-
-async def test_all_with_timeout_gives_each_item_its_own_limit() -> None:
-    fast, slow, medium = Probe(), Probe(), Probe()
-    started = time.monotonic()
-    results = await all_with_timeout(
-        [
-            (fast.run(0, "fast"), 1000, "fb-fast", "a"),
-            (slow.run(30, "slow"), 50, "fb-slow", "b"),
-            (medium.run(0.05, "medium"), 2000, "fb-medium", "c"),
-        ]
-    )
-    assert results == ["fast", "fb-slow", "medium"]
-    assert slow.cancelled and medium.finished
-    assert time.monotonic() - started < 5  # loose: nobody waited for the 30 s sleeper
-
-
-async def test_all_with_timeout_cancels_the_rest_when_one_fails() -> None:
-    sibling = Probe()
-
-    async def boom() -> None:
-        await asyncio.sleep(0.01)
-        raise ValueError("x")
-
-    with pytest.raises(ValueError):
-        await all_with_timeout([(boom(), 1000, None, "a"), (sibling.run(30), 5000, None, "b")])
-    assert sibling.cancelled
 
 
 async def test_cancelling_the_caller_cancels_the_call() -> None:

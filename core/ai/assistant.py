@@ -5,7 +5,7 @@ phone's conversation and is recorded in `EjecucionesIA` while it is in flight; `
 budget and answers inline when the response is done by then. Otherwise the response stays recorded
 (`has_active_response` is True, and the engine keeps that phone's later messages pending, since the
 provider refuses work on a busy conversation with `conversation_locked`), and the sweeper's
-`recover_orphaned_runs` / `finish_active_responses` delivers the answer when it completes, or cancels
+`recover_orphaned_runs` delivers the answer when it completes, or cancels
 it once it is older than `ORPHANED_RUN_MAX_AGE`. A response found completed is delivered, never
 thrown away. Settling a run is conditional on it still being active, so exactly one of the webhook
 and the sweeper delivers each answer.
@@ -313,19 +313,3 @@ async def refresh_active_response(
 async def _settle(db: Database, run: AiRun, estado: str, text: str, ahora: int, deliver: Deliver | None) -> bool:
     then = (lambda tx: deliver(tx, run, text)) if deliver is not None else None
     return await ai_runs.settle_ai_run(db, run.id, estado, text, ahora, then)
-
-
-async def finish_active_responses(
-    db: Database,
-    backend: AssistantBackend,
-    *,
-    max_age_ms: int,
-    now_ms: Callable[[], int] = _now_ms,
-    deliver: Deliver | None = None,
-    call_timeout_ms: int = DEFAULT_CALL_TIMEOUT_MS,
-) -> list[tuple[str, str]]:
-    """The sweeper's pass: `(conversation_key, text)` for every response settled now (answers and apologies)."""
-    report = await recover_orphaned_runs(
-        db, backend, max_age_ms=max_age_ms, now_ms=now_ms, deliver=deliver, call_timeout_ms=call_timeout_ms
-    )
-    return list(report.delivered)

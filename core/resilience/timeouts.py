@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable
 from typing import Any, TypeVar
 
 from core import events
@@ -63,35 +63,3 @@ async def with_timeout_and_fallback(aw: Awaitable[T], timeout_ms: int, fallback:
     except OperationTimeout:
         _log_timeout(operation, timeout_ms)
         return fallback
-
-
-async def with_timeout_and_fallback_fn(
-    aw: Awaitable[T], timeout_ms: int, fallback_fn: Callable[[], T | Awaitable[T]], operation: str
-) -> T:
-    """Like `with_timeout_and_fallback`, but the fallback is computed (sync or async) only when needed."""
-    try:
-        return await with_timeout(aw, timeout_ms, operation)
-    except OperationTimeout:
-        _log_timeout(operation, timeout_ms)
-        value = fallback_fn()
-        if asyncio.iscoroutine(value) or isinstance(value, asyncio.Future):
-            return await value
-        return value  # type: ignore[return-value]
-
-
-async def all_with_timeout(
-    items: Sequence[tuple[Awaitable[T], int, T, str]],
-) -> list[T]:
-    """Run `(awaitable, timeout_ms, fallback, operation)` items concurrently, each under its OWN limit.
-
-    A slow item falls back alone; the others keep their results. Errors other than timeouts propagate
-    (the remaining items are cancelled), as `asyncio.gather` does.
-    """
-    tasks = [asyncio.ensure_future(with_timeout_and_fallback(aw, ms, fb, op)) for aw, ms, fb, op in items]
-    try:
-        return list(await asyncio.gather(*tasks))
-    except BaseException:
-        for task in tasks:
-            task.cancel()  # gather leaves siblings running on error; nothing may outlive this call
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise

@@ -25,7 +25,6 @@ from core.ai.assistant import (
     AskOutcome,
     OfflineAssistant,
     ask,
-    finish_active_responses,
     has_active_response,
     recover_orphaned_runs,
     refresh_active_response,
@@ -52,6 +51,12 @@ def outbox(db_path: Path) -> list[tuple[str, str, str | None]]:
     with sqlite3.connect(db_path) as conn:
         rows = conn.execute("SELECT Destinatario, Contenido, MessageIdOrigen FROM ColaEnvios ORDER BY Id").fetchall()
     return [(d, json.loads(c)["body"], m) for d, c, m in rows]
+
+
+async def settled_now(db, backend, deliver) -> list[tuple[str, str]]:
+    """What the sweeper's pass settles now: `(conversation_key, text)` per answer or apology."""
+    report = await recover_orphaned_runs(db, backend, max_age_ms=300_000, deliver=deliver)
+    return list(report.delivered)
 
 
 def cancelled_total() -> float:
@@ -115,15 +120,15 @@ async def test_pending_response_blocks_the_phone_and_the_sweeper_delivers_it_onc
     assert busy.status == "busy" and busy.answer is None
     assert fake.calls == calls  # nothing sent to a locked conversation
 
-    assert await finish_active_responses(sqlite_db, backend, max_age_ms=300_000, deliver=enqueue_answer) == []
+    assert await settled_now(sqlite_db, backend, enqueue_answer) == []
     fake.responses[outcome.response_id].complete_at = 0.0  # the model finishes
-    runs = [finish_active_responses(sqlite_db, backend, max_age_ms=300_000, deliver=enqueue_answer) for _ in range(3)]
+    runs = [settled_now(sqlite_db, backend, enqueue_answer) for _ in range(3)]
     results = await asyncio.gather(*runs)
     delivered = [pair for result in results for pair in result]
     assert delivered == [(BSUID, fake.background_answer)]
     assert outbox(db_path) == [(BSUID, fake.background_answer, "w1")]
     assert not await has_active_response(sqlite_db, BSUID)
-    assert await finish_active_responses(sqlite_db, backend, max_age_ms=300_000, deliver=enqueue_answer) == []
+    assert await settled_now(sqlite_db, backend, enqueue_answer) == []
 
 
 async def test_provider_failure_answers_an_apology_and_records_nothing(
