@@ -31,8 +31,9 @@ if str(ROOT) not in sys.path:
 import httpx  # noqa: E402
 
 from core.storage.migrate import migrate_sqlite  # noqa: E402
-from core.storage.outbox import OutboxState, Outcome, claim_outbound, record_outcomes  # noqa: E402
+from core.storage.outbox import Outcome, claim_outbound, record_outcomes  # noqa: E402
 from core.storage.sqlite import SqliteDatabase  # noqa: E402
+from core.storage.states import OutboxState  # noqa: E402
 from local_host import fake_graph  # noqa: E402
 from tests.outbox_support import queue_texts, worker_env  # noqa: E402
 

@@ -23,13 +23,12 @@ from core import events
 from core.errors import StorageError
 from core.metrics import webhook_deliveries_total
 from core.storage.database import Database, Tx
+from core.storage.states import InboxState
 from core.whatsapp.status import STATUS_RANK, StatusUpdate
 
 log = logging.getLogger(__name__)
 
-PENDING = "pendiente"
-PROCESSED = "procesado"
-STATUS_KIND = "status"
+STATUS_KIND = "status"  # MensajesProcesados.Tipo of a delivery status
 
 
 class InboxMessage(Protocol):
@@ -48,12 +47,12 @@ class InboxMessage(Protocol):
 class Registration:
     is_duplicate: bool
     retry_count: int  # Reintentos after this delivery: 0 for a first delivery
-    state: str = PENDING  # the row's Estado after this delivery: a redelivery may find it still `pendiente`
+    state: str = InboxState.PENDIENTE  # Estado after this delivery: a redelivery may find it still pending
 
     @property
     def needs_handling(self) -> bool:
         """New, or redelivered while still pending: its conversation must be handed to the worker."""
-        return self.state == PENDING
+        return self.state == InboxState.PENDIENTE
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +78,7 @@ def _register(tx: Tx, message_id: str, telefono: str | None, tipo: str, payload:
         "estado": estado,
         "wa_timestamp": wa_timestamp,
         "ahora": now_ms,
-        "procesado_en": now_ms if estado == PROCESSED else None,
+        "procesado_en": now_ms if estado == InboxState.PROCESADO else None,
     })
     if row is None:  # both statements always answer one row; anything else is a broken schema
         raise StorageError(f"register_delivery returned no row for {message_id}")
@@ -88,12 +87,12 @@ def _register(tx: Tx, message_id: str, telefono: str | None, tipo: str, payload:
 
 
 def register_message_tx(tx: Tx, msg: InboxMessage, now_ms: int) -> Registration:
-    return _register(tx, msg.wamid, msg.conversation_key, str(msg.kind), msg.to_json(), PENDING,
+    return _register(tx, msg.wamid, msg.conversation_key, str(msg.kind), msg.to_json(), InboxState.PENDIENTE,
                      msg.timestamp, now_ms)
 
 
 def register_status_tx(tx: Tx, status: StatusUpdate, now_ms: int) -> StatusRegistration:
-    reg = _register(tx, status.dedup_key, status.recipient, STATUS_KIND, status.to_json(), PROCESSED,
+    reg = _register(tx, status.dedup_key, status.recipient, STATUS_KIND, status.to_json(), InboxState.PROCESADO,
                     status.timestamp, now_ms)
     updated = False
     # Only a first delivery touches the outbound row, so a redelivered old `sent` cannot race a `read`.

@@ -10,22 +10,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
 from core.storage.database import Database, Tx
 from core.storage.inbox import apply_recorded_status_tx
+from core.storage.states import OutboxState
 from core.storage.text import fit_units
 
 ERROR_MAX_CHARS = 1000  # UltimoError is NVARCHAR(1000) on SQL Server
-
-
-class OutboxState(StrEnum):
-    PENDIENTE = "pendiente"
-    PROCESANDO = "procesando"
-    ENVIADO = "enviado"
-    ERROR = "error"
-    INCIERTO = "incierto"
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,12 +39,16 @@ class Query:
         missing = [p for p in self.params if p not in values]
         if missing:
             raise KeyError(f"query {self.name} needs parameters {missing}")
-        bound = tuple(values[p] for p in self.params)
-        for param, declared, value in zip(self.params, self.types, bound, strict=True):
+        bound = []
+        for param, declared in zip(self.params, self.types, strict=True):
+            value = values[param]
+            if isinstance(value, str) and type(value) is not str:
+                value = str(value)  # a StrEnum member travels as its text
             problem = declared.problem(value) if declared is not None else None
             if problem:
                 raise ValueError(f"query {self.name}: parameter :{param}: {problem}")
-        return bound
+            bound.append(value)
+        return tuple(bound)
 
 
 def compile_query(name: str, text: str) -> Query:

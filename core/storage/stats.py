@@ -9,9 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from core.storage.database import Database, Tx
+from core.storage.states import InboxState, OutboxState
 
-INBOX_STATES = ("pendiente", "error")
-OUTBOX_STATES = ("pendiente", "procesando", "enviado", "error", "incierto")
+INBOX_STATES = (InboxState.PENDIENTE, InboxState.ERROR)  # the open rows; processed ones are history
+OUTBOX_STATES = tuple(OutboxState)
 AI_RUN_STATES = ("queued", "in_progress")
 
 
@@ -60,9 +61,9 @@ async def read_stats(db: Database, ahora: int) -> DbStats:
             leases_active=int(leases["activos"] or 0),
             leases_expired=int(leases["vencidos"] or 0),
             inbox=_by_state(inbox, INBOX_STATES),
-            inbox_oldest_pending_ms=_oldest(inbox, "pendiente"),
+            inbox_oldest_pending_ms=_oldest(inbox, InboxState.PENDIENTE),
             outbox=_by_state(outbox, OUTBOX_STATES),
-            outbox_oldest_due_ms=_oldest(outbox, "pendiente"),
+            outbox_oldest_due_ms=_oldest(outbox, OutboxState.PENDIENTE),
             ai_runs=_by_state(ai_runs, AI_RUN_STATES),
             ai_runs_oldest_ms=_oldest(ai_runs),
             read_at_ms=ahora,
