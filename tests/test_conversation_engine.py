@@ -197,7 +197,7 @@ async def test_stale_version_write_raises_and_retry_succeeds(rt: Runtime, db_pat
             bumped.append(True)
             current = await get_session_with_version(rt.db, PHONE)
             await original(lambda tx: tx.execute("session_update_versioned", {
-                "telefono": PHONE, "estado": current.state, "datos": "{}", "equipo_id": None,
+                "telefono": PHONE, "estado_sesion": current.state, "datos": "{}", "equipo_id": None,
                 "ahora": now_ms(), "version_esperada": current.version}))
         return await original(fn)
 

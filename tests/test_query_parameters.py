@@ -9,7 +9,7 @@ import sqlite3
 
 import pytest
 
-from core.storage.database import Tx
+from core.storage.database import DeclaredTypes, Tx
 from core.storage.parameters import PARAMETER_TYPES
 from core.storage.queries import compile_query, load_queries
 
@@ -73,12 +73,14 @@ class _RecordingCursor:
 
 def test_declared_sizes_go_to_the_driver_before_every_statement_with_parameters() -> None:
     cursor = _RecordingCursor(sqlite3.connect(":memory:").cursor())
+    typed_null = "<typed NULL>"  # stands in for pyodbc.BinaryNull, which sqlite3 cannot bind
     tx = Tx(cursor, {"probe": compile_query("probe", "SELECT :telefono AS t, :ahora AS a"),
                      "plain": compile_query("plain", "SELECT 1 AS one")}, "sqlite",
-            {"probe": ["NVARCHAR(64)", "BIGINT"], "plain": []})
-    assert tx.fetch_one("probe", {"telefono": None, "ahora": 5}) == {"t": None, "a": 5}
+            DeclaredTypes(sizes={"probe": ["NVARCHAR(64)", "BIGINT"], "plain": []}, null=typed_null))
+    assert tx.fetch_one("probe", {"telefono": None, "ahora": 5}) == {"t": typed_null, "a": 5}
     assert tx.fetch_one("plain") == {"one": 1}
-    assert cursor.calls == [("setinputsizes", ["NVARCHAR(64)", "BIGINT"]), ("execute", (None, 5)), ("execute", ())]
+    assert cursor.calls == [("setinputsizes", ["NVARCHAR(64)", "BIGINT"]), ("execute", (typed_null, 5)),
+                            ("execute", ())]
 
 
 @pytest.mark.skipif(ctypes.util.find_library("odbc") is None, reason="unixODBC is not installed (.ci/run installs it)")
@@ -89,14 +91,16 @@ def test_the_sqlserver_adapter_declares_each_parameter_to_pyodbc() -> None:
 
     db = SqlServerDatabase("Driver={ODBC Driver 18 for SQL Server};Server=tcp:127.0.0.1,1;Database=x", pool_size=1)
     try:
+        assert db._declared is not None and db._declared.null is pyodbc.BinaryNull  # bound without a describe
+        sizes = db._declared.sizes
         for name, query in db.queries.items():
-            assert len(db._input_sizes[name]) == len(query.params), name
+            assert len(sizes[name]) == len(query.params), name
         claim = db.queries["claim_outbound"]
-        declared = dict(zip(claim.params, db._input_sizes["claim_outbound"], strict=True))
+        declared = dict(zip(claim.params, sizes["claim_outbound"], strict=True))
         assert declared["token_reclamo"] == (pyodbc.SQL_WVARCHAR, 64, 0)
         assert declared["ahora"] == (pyodbc.SQL_BIGINT, 0, 0)
         assert declared["n"] == (pyodbc.SQL_INTEGER, 0, 0)
-        save = dict(zip(db.queries["chat_save_bot"].params, db._input_sizes["chat_save_bot"], strict=True))
+        save = dict(zip(db.queries["chat_save_bot"].params, sizes["chat_save_bot"], strict=True))
         assert save["contenido"] == (pyodbc.SQL_WVARCHAR, 0, 0)  # NVARCHAR(MAX), never NTEXT
     finally:
         db.close()

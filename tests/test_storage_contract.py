@@ -177,19 +177,19 @@ async def test_a_status_that_beat_its_send_is_applied_by_the_sweep(any_db: Datab
 
 # One plausible value per parameter name used by any named query (a new name must be added here).
 SAMPLE_PARAMS: dict[str, object] = {
-    "ahora": 1_800_000_000_000, "antes_fecha": "2000-01-01 00:00:00", "antes_ms": 1, "campana": "prueba",
+    "ahora": 1800000000000, "antes_fecha": "2000-01-01 00:00:00", "antes_ms": 1, "campana": "prueba",
     "clave": "5215500009999", "clave_delivered": "wamid.X:delivered", "clave_failed": "wamid.X:failed",
     "clave_read": "wamid.X:read", "clave_sent": "wamid.X:sent", "codigo": "10004512", "contenido": '{"body":"x"}',
     "conversacion_id": "conv_1", "datos": "{}", "descripcion": "prueba", "desde": 0,
-    "destinatario": "5215500009999", "equipo_id": None, "error": "prueba", "estado": "pendiente",
-    "estado_anterior": "INICIO", "estado_entrega": "sent", "estado_nuevo": "INICIO", "expira": 1_800_000_030_000,
-    "id": 1, "limite": 10, "max_intentos": 5, "mensaje_origen": "wamid.CONTRACT", "message_id": "wamid.CONTRACT",
-    "message_id_origen": None, "n": 10, "numero": "RPT-999999", "origen": "SISTEMA", "patron": "%",
-    "payload": "{}", "procesado_en": None, "propietario": "contract", "proximo_intento": 0, "rango": 1,
-    "recibido_antes": 1, "reporte_id": None, "resultado": None, "telefono": "5215500009999", "tipo": "text",
-    "tipo_equipo": "VEHICULO", "token": 1, "token_reclamo": "tok-contract", "ejecucion_id": "run_contract",
-    "ultimo_error": None, "version_esperada": 1,
-    "wa_timestamp": 1, "wamid": "wamid.X",
+    "destinatario": "5215500009999", "ejecucion_id": "run_contract", "equipo_id": None, "error": "prueba",
+    "estado": "pendiente", "estado_anterior": "INICIO", "estado_entrega": "sent", "estado_nuevo": "INICIO",
+    "estado_sesion": "INICIO", "expira": 1800000030000, "id": 1, "limite": 10, "max_intentos": 5,
+    "mensaje_origen": "wamid.CONTRACT", "message_id": "wamid.CONTRACT", "message_id_origen": None, "n": 10,
+    "numero": "RPT-999999", "origen": "SISTEMA", "patron": "%", "payload": "{}", "procesado_en": None,
+    "propietario": "contract", "proximo_intento": 0, "rango": 1, "recibido_antes": 1, "reporte_id": None,
+    "resultado": None, "telefono": "5215500009999", "tipo": "text", "tipo_envio": "text", "tipo_equipo": "VEHICULO",
+    "token": 1, "token_reclamo": "tok-contract", "ultimo_error": None, "version_esperada": 1, "wa_timestamp": 1,
+    "wamid": "wamid.X",
 }
 
 

@@ -149,7 +149,7 @@ def _apply(tx: Tx, t: TransitionWrite, lease: Lease | None) -> int | None:
 
     session = {
         "telefono": t.key,
-        "estado": t.state_to,
+        "estado_sesion": t.state_to,
         "datos": fill(json.dumps(dict(t.data), ensure_ascii=False, sort_keys=True)),
         "equipo_id": t.equipment_id,
         "ahora": t.now_ms,

@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from tenacity import (
@@ -32,23 +33,33 @@ Row = dict[str, Any]
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True, slots=True)
+class DeclaredTypes:
+    """For a driver that takes declared parameter types (pyodbc): what each statement declares."""
+
+    sizes: Mapping[str, list[Any]]  # query name -> the `setinputsizes` argument, one entry per parameter
+    null: object  # the NULL to bind instead of None: typed by the declaration, so never described
+
+
 class Tx:
     """One open transaction. Only storage modules use it; rows leave as domain values."""
 
-    __slots__ = ("_cursor", "_input_sizes", "_queries", "dialect")
+    __slots__ = ("_cursor", "_declared", "_queries", "dialect")
 
     def __init__(self, cursor: Any, queries: dict[str, Query], dialect: str,
-                 input_sizes: Mapping[str, list[Any]] | None = None) -> None:
+                 declared: DeclaredTypes | None = None) -> None:
         self._cursor = cursor
         self._queries = queries
-        self._input_sizes = input_sizes
+        self._declared = declared
         self.dialect = dialect
 
     def _run(self, name: str, params: Mapping[str, object] | None) -> Any:
         query = self._queries[name]
         bound = query.bind(params)
-        if self._input_sizes is not None and bound:
-            self._cursor.setinputsizes(self._input_sizes[name])  # declared types: one plan, no describe
+        if self._declared is not None and bound:
+            self._cursor.setinputsizes(self._declared.sizes[name])
+            if None in bound:
+                bound = tuple(self._declared.null if v is None else v for v in bound)
         self._cursor.execute(query.sql, bound)
         return self._cursor
 
@@ -103,7 +114,7 @@ class Database:
 
     def __init__(self, pool_size: int = 8) -> None:
         self.queries = load_queries(self.dialect)
-        self._input_sizes: dict[str, list[Any]] | None = None  # a dialect that declares types sets it
+        self._declared: DeclaredTypes | None = None  # a dialect whose driver takes declared types sets it
         self._executor = ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix=f"db-{self.dialect}")
         self._local = threading.local()
         # One thread for the webhook's registrations, so an ack never queues behind the worker's
@@ -178,7 +189,7 @@ class Database:
             conn = self._connection()
             cursor = self._begin(conn, write)
             try:
-                result = fn(Tx(cursor, self.queries, self.dialect, self._input_sizes))
+                result = fn(Tx(cursor, self.queries, self.dialect, self._declared))
                 self._commit(conn, cursor)
             except BaseException:
                 try:

@@ -217,8 +217,8 @@ async def enqueue_campaign(
 
     def run(chunk: Sequence[str]) -> Callable[[Tx], int]:
         def insert(tx: Tx) -> int:
-            return sum(tx.execute("enqueue_campaign", {"campana": campaign, "destinatario": recipient, "tipo": kind,
-                                                       "contenido": content, "ahora": now_ms})
+            return sum(tx.execute("enqueue_campaign", {"campana": campaign, "destinatario": recipient,
+                                                       "tipo_envio": kind, "contenido": content, "ahora": now_ms})
                        for recipient in chunk)
         return insert
 
@@ -254,7 +254,7 @@ def queue_reply(tx: Tx, recipient: str, *, kind: str, content: str, now_ms: int,
     """Queue one reply inside the caller's transaction (the engine commits it with the session change)."""
     tx.execute(
         "enqueue_outbound",
-        {"destinatario": recipient, "tipo": kind, "contenido": content, "ahora": now_ms,
+        {"destinatario": recipient, "tipo_envio": kind, "contenido": content, "ahora": now_ms,
          "message_id_origen": origin_message_id},
     )
 

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 
 from core.storage.text import utf16_units
 
-# Text sizes are those of the columns the parameter is written to or compared with (the largest, when
-# it meets several); timestamps are epoch milliseconds.
+# Text sizes are those of the columns the parameter is written to or compared with: a name that met
+# columns of two sizes is split in two (`estado` / `estado_sesion`, `tipo` / `tipo_envio`), so a value
+# SQL Server would refuse is refused on SQLite too. Timestamps are epoch milliseconds.
 PARAMETER_TYPES: dict[str, str] = {
     # ids and keys from Meta, the AI provider and the bot
     "wamid": "NVARCHAR(200)", "message_id": "NVARCHAR(200)", "message_id_origen": "NVARCHAR(200)",
@@ -27,9 +28,9 @@ PARAMETER_TYPES: dict[str, str] = {
     "conversacion_id": "NVARCHAR(128)", "campana": "NVARCHAR(100)", "numero": "NVARCHAR(20)",
     "codigo": "NVARCHAR(40)",
     # states and kinds
-    "estado": "NVARCHAR(40)", "estado_anterior": "NVARCHAR(40)", "estado_nuevo": "NVARCHAR(40)",
-    "estado_entrega": "NVARCHAR(20)", "origen": "NVARCHAR(10)", "tipo": "NVARCHAR(40)",
-    "tipo_equipo": "NVARCHAR(20)",
+    "estado": "NVARCHAR(20)", "estado_sesion": "NVARCHAR(40)", "estado_anterior": "NVARCHAR(40)",
+    "estado_nuevo": "NVARCHAR(40)", "estado_entrega": "NVARCHAR(20)", "origen": "NVARCHAR(10)",
+    "tipo": "NVARCHAR(40)", "tipo_envio": "NVARCHAR(20)", "tipo_equipo": "NVARCHAR(20)",
     # free text and documents
     "descripcion": "NVARCHAR(2000)", "error": "NVARCHAR(1000)", "ultimo_error": "NVARCHAR(1000)",
     "contenido": "NVARCHAR(MAX)", "datos": "NVARCHAR(MAX)", "payload": "NVARCHAR(MAX)",

@@ -12,7 +12,7 @@ import re
 from typing import Any
 
 from core.errors import DatabaseUnavailable, SchemaOutdated, StorageError, TransientDatabaseError
-from core.storage.database import Database
+from core.storage.database import Database, DeclaredTypes
 from core.storage.parameters import ParameterType
 
 # Azure SQL transient errors (learn.microsoft.com: "Troubleshoot transient connection errors") and
@@ -63,7 +63,13 @@ class SqlServerDatabase(Database):
         self._connection_string = connection_string
         self._connect_timeout_s = connect_timeout_s
         super().__init__(pool_size)
-        self._input_sizes = {name: [self._input_size(t) for t in query.types] for name, query in self.queries.items()}
+        # pyodbc describes every None with SQLDescribeParam (a server round trip on SQL Server) before it
+        # looks at setinputsizes; its BinaryNull is bound without a describe, and the declared type
+        # then replaces its SQL type, so a NULL costs nothing and still has the right type.
+        self._declared = DeclaredTypes(
+            sizes={name: [self._input_size(t) for t in query.types] for name, query in self.queries.items()},
+            null=pyodbc.BinaryNull,
+        )
 
     def _input_size(self, declared: ParameterType | None) -> tuple[int, int, int]:
         """pyodbc's (SQL type, column size, decimal digits) for a declared parameter type."""

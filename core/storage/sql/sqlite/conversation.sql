@@ -7,12 +7,12 @@ FROM SesionesChat WHERE Telefono = :telefono;
 
 -- name: session_insert
 INSERT INTO SesionesChat (Telefono, Estado, DatosTemp, EquipoId, Version, UltimaActividad)
-VALUES (:telefono, :estado, :datos, :equipo_id, 1, :ahora)
+VALUES (:telefono, :estado_sesion, :datos, :equipo_id, 1, :ahora)
 ON CONFLICT (Telefono) DO NOTHING;
 
 -- name: session_update_versioned
 UPDATE SesionesChat
-SET Estado = :estado, DatosTemp = :datos, EquipoId = :equipo_id, Version = Version + 1, UltimaActividad = :ahora
+SET Estado = :estado_sesion, DatosTemp = :datos, EquipoId = :equipo_id, Version = Version + 1, UltimaActividad = :ahora
 WHERE Telefono = :telefono AND Version = :version_esperada;
 
 -- name: session_touch

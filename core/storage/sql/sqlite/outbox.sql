@@ -2,7 +2,7 @@
 
 -- name: enqueue_outbound
 INSERT INTO ColaEnvios (Destinatario, Tipo, Contenido, Estado, ProximoIntento, MessageIdOrigen, Campana)
-VALUES (:destinatario, :tipo, :contenido, 'pendiente', :ahora, :message_id_origen, NULL);
+VALUES (:destinatario, :tipo_envio, :contenido, 'pendiente', :ahora, :message_id_origen, NULL);
 
 -- Claims are head-of-line per recipient: a row is claimable only when no earlier row of the same
 -- recipient is still open ('pendiente' or 'procesando'). So one claim takes at most one row per
@@ -82,7 +82,7 @@ WHERE Estado = 'procesando' AND ReclamadoEn < :limite;
 
 -- name: enqueue_campaign
 INSERT INTO ColaEnvios (Destinatario, Tipo, Contenido, Estado, ProximoIntento, MessageIdOrigen, Campana)
-VALUES (:destinatario, :tipo, :contenido, 'pendiente', :ahora, NULL, :campana)
+VALUES (:destinatario, :tipo_envio, :contenido, 'pendiente', :ahora, NULL, :campana)
 ON CONFLICT DO NOTHING;
 
 -- name: count_outbound

@@ -7,12 +7,12 @@ FROM dbo.SesionesChat WHERE Telefono = :telefono;
 
 -- name: session_insert
 INSERT INTO dbo.SesionesChat (Telefono, Estado, DatosTemp, EquipoId, Version, UltimaActividad)
-SELECT :telefono, :estado, :datos, :equipo_id, 1, :ahora
+SELECT :telefono, :estado_sesion, :datos, :equipo_id, 1, :ahora
 WHERE NOT EXISTS (SELECT 1 FROM dbo.SesionesChat WITH (UPDLOCK, HOLDLOCK) WHERE Telefono = :telefono);
 
 -- name: session_update_versioned
 UPDATE dbo.SesionesChat
-SET Estado = :estado, DatosTemp = :datos, EquipoId = :equipo_id, Version = Version + 1, UltimaActividad = :ahora
+SET Estado = :estado_sesion, DatosTemp = :datos, EquipoId = :equipo_id, Version = Version + 1, UltimaActividad = :ahora
 WHERE Telefono = :telefono AND Version = :version_esperada;
 
 -- name: session_touch

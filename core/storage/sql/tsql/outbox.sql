@@ -2,7 +2,7 @@
 
 -- name: enqueue_outbound
 INSERT INTO dbo.ColaEnvios (Destinatario, Tipo, Contenido, Estado, ProximoIntento, MessageIdOrigen, Campana)
-VALUES (:destinatario, :tipo, :contenido, N'pendiente', :ahora, :message_id_origen, NULL);
+VALUES (:destinatario, :tipo_envio, :contenido, N'pendiente', :ahora, :message_id_origen, NULL);
 
 -- Claims are head-of-line per recipient: a row is claimable only when no earlier row of the same
 -- recipient is still open (N'pendiente' or N'procesando'). So one claim takes at most one row per
@@ -96,7 +96,7 @@ USING (SELECT :campana AS Campana, :destinatario AS Destinatario) AS s
     ON t.Campana = s.Campana AND t.Destinatario = s.Destinatario
 WHEN NOT MATCHED THEN
     INSERT (Destinatario, Tipo, Contenido, Estado, ProximoIntento, MessageIdOrigen, Campana)
-    VALUES (s.Destinatario, :tipo, :contenido, N'pendiente', :ahora, NULL, s.Campana);
+    VALUES (s.Destinatario, :tipo_envio, :contenido, N'pendiente', :ahora, NULL, s.Campana);
 
 -- name: count_outbound
 SELECT Estado AS estado, COUNT(*) AS total FROM dbo.ColaEnvios GROUP BY Estado;
