@@ -7,49 +7,83 @@
 -- drops them, changes the columns and builds them again, all in one transaction (XACT_ABORT: any
 -- error rolls the whole script back and it can simply be run again). The tables are locked while it
 -- runs and every index listed here is rebuilt: run it in a quiet window; with 30 days of retention it
--- takes seconds to a few minutes. Nothing happens when every column is already binary.
+-- takes seconds to a few minutes. Nothing happens when every column is already binary. Change tracking
+-- or replication on these tables refuses the key drops: turn it off for the run.
 -- sqlcmd -S <server> -d <db> -b -I -i sql-scripts/005_identificadores_binarios.sql
 SET NOCOUNT ON;
 SET ANSI_NULLS ON;
 SET QUOTED_IDENTIFIER ON;
 SET XACT_ABORT ON;
 GO
+DECLARE @identificadores TABLE (TableName SYSNAME NOT NULL, ColumnName SYSNAME NOT NULL);
+INSERT INTO @identificadores (TableName, ColumnName) VALUES
+    (N'dbo.SesionesChat', N'Telefono'), (N'dbo.SesionesChat', N'ConversacionIA'),
+    (N'dbo.MensajesProcesados', N'MessageId'), (N'dbo.MensajesProcesados', N'Telefono'),
+    (N'dbo.MensajesChat', N'Telefono'), (N'dbo.MensajesChat', N'MessageId'),
+    (N'dbo.Reportes', N'Telefono'), (N'dbo.Reportes', N'MensajeOrigen'),
+    (N'dbo.HistorialSesiones', N'Telefono'), (N'dbo.HistorialSesiones', N'MessageId'),
+    (N'dbo.ColaEnvios', N'Destinatario'), (N'dbo.ColaEnvios', N'TokenReclamo'),
+    (N'dbo.ColaEnvios', N'WamidEnviado'), (N'dbo.ColaEnvios', N'Campana'),
+    (N'dbo.ColaEnvios', N'MessageIdOrigen'),
+    (N'dbo.BloqueosConversacion', N'Clave'), (N'dbo.BloqueosConversacion', N'Propietario'),
+    (N'dbo.BloqueosConversacion', N'PropietarioAnterior'),
+    (N'dbo.EjecucionesIA', N'Id'), (N'dbo.EjecucionesIA', N'Telefono'),
+    (N'dbo.EjecucionesIA', N'ConversacionId'), (N'dbo.EjecucionesIA', N'MessageId');
+
 IF EXISTS (
     SELECT 1
     FROM sys.columns AS c
-    JOIN (VALUES
-        (N'dbo.SesionesChat', N'Telefono'), (N'dbo.SesionesChat', N'ConversacionIA'),
-        (N'dbo.MensajesProcesados', N'MessageId'), (N'dbo.MensajesProcesados', N'Telefono'),
-        (N'dbo.MensajesChat', N'Telefono'), (N'dbo.MensajesChat', N'MessageId'),
-        (N'dbo.Reportes', N'Telefono'), (N'dbo.Reportes', N'MensajeOrigen'),
-        (N'dbo.HistorialSesiones', N'Telefono'), (N'dbo.HistorialSesiones', N'MessageId'),
-        (N'dbo.ColaEnvios', N'Destinatario'), (N'dbo.ColaEnvios', N'TokenReclamo'),
-        (N'dbo.ColaEnvios', N'WamidEnviado'), (N'dbo.ColaEnvios', N'Campana'),
-        (N'dbo.ColaEnvios', N'MessageIdOrigen'),
-        (N'dbo.BloqueosConversacion', N'Clave'), (N'dbo.BloqueosConversacion', N'Propietario'),
-        (N'dbo.EjecucionesIA', N'Id'), (N'dbo.EjecucionesIA', N'Telefono'),
-        (N'dbo.EjecucionesIA', N'ConversacionId'), (N'dbo.EjecucionesIA', N'MessageId')
-    ) AS k (TableName, ColumnName)
-        ON c.object_id = OBJECT_ID(k.TableName) AND c.name = k.ColumnName
+    JOIN @identificadores AS k ON c.object_id = OBJECT_ID(k.TableName) AND c.name = k.ColumnName
     WHERE c.collation_name <> N'Latin1_General_100_BIN2'
 )
 BEGIN
+    -- An index this script does not know (added by a DBA or by automatic tuning) would block the
+    -- column change half way: name it and stop before anything changes. Drop it, run this script,
+    -- create it again.
+    IF EXISTS (
+        SELECT 1
+        FROM sys.indexes AS i
+        JOIN sys.index_columns AS ic ON ic.object_id = i.object_id AND ic.index_id = i.index_id
+        JOIN sys.columns AS c ON c.object_id = ic.object_id AND c.column_id = ic.column_id
+        JOIN @identificadores AS k ON c.object_id = OBJECT_ID(k.TableName) AND c.name = k.ColumnName
+        WHERE i.name NOT IN (N'PK_SesionesChat', N'UX_MensajesProcesados_MessageId', N'IX_MensajesProcesados_Pendientes',
+                             N'IX_MensajesChat_Telefono', N'IX_MensajesChat_MessageId', N'IX_Reportes_Telefono',
+                             N'UX_Reportes_MensajeOrigen', N'IX_HistorialSesiones_Telefono',
+                             N'IX_ColaEnvios_Destinatario', N'IX_ColaEnvios_Reclamables', N'UX_ColaEnvios_Campana',
+                             N'UX_ColaEnvios_Wamid', N'PK_BloqueosConversacion', N'PK_EjecucionesIA',
+                             N'IX_EjecucionesIA_Telefono')
+    )
+    BEGIN
+        SELECT DISTINCT OBJECT_NAME(i.object_id) AS Tabla, i.name AS IndiceNoPrevisto
+        FROM sys.indexes AS i
+        JOIN sys.index_columns AS ic ON ic.object_id = i.object_id AND ic.index_id = i.index_id
+        JOIN sys.columns AS c ON c.object_id = ic.object_id AND c.column_id = ic.column_id
+        JOIN @identificadores AS k ON c.object_id = OBJECT_ID(k.TableName) AND c.name = k.ColumnName
+        WHERE i.name NOT IN (N'PK_SesionesChat', N'UX_MensajesProcesados_MessageId', N'IX_MensajesProcesados_Pendientes',
+                             N'IX_MensajesChat_Telefono', N'IX_MensajesChat_MessageId', N'IX_Reportes_Telefono',
+                             N'UX_Reportes_MensajeOrigen', N'IX_HistorialSesiones_Telefono',
+                             N'IX_ColaEnvios_Destinatario', N'IX_ColaEnvios_Reclamables', N'UX_ColaEnvios_Campana',
+                             N'UX_ColaEnvios_Wamid', N'PK_BloqueosConversacion', N'PK_EjecucionesIA',
+                             N'IX_EjecucionesIA_Telefono');
+        -- Severity 16 stops `sqlcmd -b` with an error; RETURN ends the batch before anything changes.
+        RAISERROR(N'005: unknown indexes use identifier columns (listed above); drop them, run 005, recreate them.', 16, 1);
+        RETURN;
+    END;
+
     BEGIN TRANSACTION;
 
-    -- Statistics a DBA created on these columns block the change; the optimizer's own are dropped by
-    -- ALTER COLUMN itself.
+    -- Statistics a DBA created on these columns block the change (the optimizer's own are dropped by
+    -- ALTER COLUMN itself). One DROP per statistic, even when it covers several of the columns.
     DECLARE @drop_stats NVARCHAR(MAX) = N'';
-    SELECT @drop_stats = @drop_stats + N'DROP STATISTICS dbo.' + QUOTENAME(OBJECT_NAME(s.object_id)) + N'.' + QUOTENAME(s.name) + N';'
+    SELECT @drop_stats = @drop_stats + N'DROP STATISTICS ' + QUOTENAME(OBJECT_SCHEMA_NAME(s.object_id)) + N'.'
+                         + QUOTENAME(OBJECT_NAME(s.object_id)) + N'.' + QUOTENAME(s.name) + N';'
     FROM sys.stats AS s
-    JOIN sys.stats_columns AS sc ON sc.object_id = s.object_id AND sc.stats_id = s.stats_id
-    JOIN sys.columns AS c ON c.object_id = sc.object_id AND c.column_id = sc.column_id
     WHERE s.user_created = 1
-      AND OBJECT_SCHEMA_NAME(s.object_id) = N'dbo'
-      AND OBJECT_NAME(s.object_id) IN (N'SesionesChat', N'MensajesProcesados', N'MensajesChat', N'Reportes',
-                                       N'HistorialSesiones', N'ColaEnvios', N'BloqueosConversacion', N'EjecucionesIA')
-      AND c.name IN (N'Telefono', N'ConversacionIA', N'MessageId', N'MensajeOrigen', N'Destinatario',
-                     N'TokenReclamo', N'WamidEnviado', N'Campana', N'MessageIdOrigen', N'Clave', N'Propietario',
-                     N'Id', N'ConversacionId');
+      AND EXISTS (SELECT 1
+                  FROM sys.stats_columns AS sc
+                  JOIN sys.columns AS c ON c.object_id = sc.object_id AND c.column_id = sc.column_id
+                  JOIN @identificadores AS k ON c.object_id = OBJECT_ID(k.TableName) AND c.name = k.ColumnName
+                  WHERE sc.object_id = s.object_id AND sc.stats_id = s.stats_id);
     IF @drop_stats <> N''
         EXEC sys.sp_executesql @drop_stats;
 
@@ -88,6 +122,7 @@ BEGIN
     ALTER TABLE dbo.ColaEnvios ALTER COLUMN MessageIdOrigen NVARCHAR(200) COLLATE Latin1_General_100_BIN2 NULL;
     ALTER TABLE dbo.BloqueosConversacion ALTER COLUMN Clave NVARCHAR(100) COLLATE Latin1_General_100_BIN2 NOT NULL;
     ALTER TABLE dbo.BloqueosConversacion ALTER COLUMN Propietario NVARCHAR(100) COLLATE Latin1_General_100_BIN2 NULL;
+    ALTER TABLE dbo.BloqueosConversacion ALTER COLUMN PropietarioAnterior NVARCHAR(100) COLLATE Latin1_General_100_BIN2 NULL;
     ALTER TABLE dbo.EjecucionesIA ALTER COLUMN Id NVARCHAR(128) COLLATE Latin1_General_100_BIN2 NOT NULL;
     ALTER TABLE dbo.EjecucionesIA ALTER COLUMN Telefono NVARCHAR(64) COLLATE Latin1_General_100_BIN2 NOT NULL;
     ALTER TABLE dbo.EjecucionesIA ALTER COLUMN ConversacionId NVARCHAR(128) COLLATE Latin1_General_100_BIN2 NULL;

@@ -97,7 +97,7 @@ def test_every_script_sets_its_own_options_before_anything_else(path: Path) -> N
 @pytest.mark.parametrize("path", MIGRATIONS, ids=lambda p: p.name)
 def test_index_guards_name_their_table(path: Path) -> None:
     """An index name is unique per table, not per database: a guard must say which table."""
-    for guard in re.finditer(r"FROM SYS\.INDEXES[^\n]*", _code(path.read_text(encoding="utf-8"))):
+    for guard in re.finditer(r"FROM SYS\.INDEXES WHERE NAME =[^\n]*", _code(path.read_text(encoding="utf-8"))):
         assert "OBJECT_ID" in guard.group(0), f"{path.name}: {guard.group(0)}"
 
 
@@ -137,7 +137,7 @@ BINARY = "Latin1_General_100_BIN2"
 COLLATION_SCRIPT = TSQL_SCRIPTS_DIR / "005_identificadores_binarios.sql"
 # Columns that hold ids from Meta, the AI provider or the bot itself: phones and usernames, wamids,
 # lease keys and owners, claim tokens, campaign names, run and conversation ids.
-_IDENTIFIER = re.compile(r"^(Telefono|Destinatario|Clave|Propietario|TokenReclamo|Campana|MensajeOrigen|"
+_IDENTIFIER = re.compile(r"^(Telefono|Destinatario|Clave|Propietario\w*|TokenReclamo|Campana|MensajeOrigen|"
                          r"WamidEnviado|\w*MessageId\w*|Conversacion(IA|Id))$")
 _COLUMN = re.compile(r"^\s+(\w+)\s+(NVARCHAR\(\d+\))(?:\s+COLLATE\s+(\w+))?\s+(NOT NULL|NULL)(.*)$", re.MULTILINE)
 _TABLE = re.compile(r"CREATE TABLE dbo\.(\w+) \((.*?)\n    \);", re.DOTALL)
@@ -198,6 +198,18 @@ def test_every_index_on_an_identifier_column_is_dropped_and_rebuilt_the_same() -
                                                                          for p in MIGRATIONS), re.DOTALL):
             assert f"DROP CONSTRAINT IF EXISTS {constraint};" in script
             assert re.search(rf"ADD CONSTRAINT {constraint} (PRIMARY KEY|UNIQUE) \({column}\);", script), constraint
+
+
+def test_indexes_the_script_does_not_know_stop_it_before_anything_changes() -> None:
+    """The guard lists exactly the indexes and keys the script drops and rebuilds (twice: to test, to print)."""
+    script = COLLATION_SCRIPT.read_text(encoding="utf-8")
+    dropped = set(re.findall(r"DROP (?:INDEX|CONSTRAINT) IF EXISTS (\w+)", script))
+    known_lists = re.findall(r"i\.name NOT IN \(([^)]*)\)", script)
+    assert len(known_lists) == 2
+    for known in known_lists:
+        assert set(re.findall(r"N'(\w+)'", known)) == dropped
+    code = _code(script)
+    assert code.index("RAISERROR(N'005: UNKNOWN INDEXES") < code.index("RETURN;") < code.index("BEGIN TRANSACTION")
 
 
 def test_the_collation_change_is_one_transaction_that_aborts_whole() -> None:
