@@ -47,7 +47,7 @@ def get(samples: dict, name: str, **labels: str) -> float:
 async def enqueue(db: Database, n: int, ahora: int) -> None:
     def write(tx) -> None:
         for i in range(n):
-            tx.execute("enqueue_outbound", {"destinatario": f"52155{i:08d}", "tipo": "text",
+            tx.execute("enqueue_outbound", {"destinatario": f"52155{i:08d}", "tipo_envio": "text",
                                             "contenido": '{"text": "hola"}', "ahora": ahora - i * 1000,
                                             "message_id_origen": f"wamid.src{i}"})
 
