@@ -180,7 +180,7 @@ SAMPLE_PARAMS: dict[str, object] = {
     "ahora": 1800000000000, "antes_fecha": "2000-01-01 00:00:00", "antes_ms": 1, "campana": "prueba",
     "clave": "5215500009999", "clave_delivered": "wamid.X:delivered", "clave_failed": "wamid.X:failed",
     "clave_read": "wamid.X:read", "clave_sent": "wamid.X:sent", "codigo": "10004512", "contenido": '{"body":"x"}',
-    "conversacion_id": "conv_1", "datos": "{}", "descripcion": "prueba", "desde": 0,
+    "conversacion_id": "conv_1", "datos": "{}", "descripcion": "prueba", "descripcion_historial": "prueba", "desde": 0,
     "destinatario": "5215500009999", "ejecucion_id": "run_contract", "equipo_id": None, "error": "prueba",
     "estado": "pendiente", "estado_anterior": "INICIO", "estado_entrega": "sent", "estado_nuevo": "INICIO",
     "estado_sesion": "INICIO", "expira": 1800000030000, "id": 1, "limite": 10, "max_intentos": 5,

@@ -227,3 +227,80 @@ def test_identifier_columns_created_from_005_on_say_binary(path: Path) -> None:
     assert _non_binary_identifiers(path.read_text(encoding="utf-8")) == [], path.name
     later = "    CREATE TABLE dbo.X (\n        Telefono NVARCHAR(64) NOT NULL,\n        Nota NVARCHAR(10) NULL\n    );"
     assert _non_binary_identifiers(later) == ["Telefono"]  # the rule sees a column that forgot
+
+
+# --- Declared parameter types match the columns they meet ------------------------------------------
+_ANY_COLUMN = re.compile(r"^\s+(\w+)\s+(NVARCHAR\((?:\d+|MAX)\)|BIGINT|INT|BIT|DATETIME2\(\d\))(?=[\s,])", re.MULTILINE)
+_INT_BITS = {"INT": 32, "BIGINT": 64}
+
+
+def _schema() -> dict[str, dict[str, str]]:
+    """table -> column -> T-SQL type, as the migrations create them."""
+    schema: dict[str, dict[str, str]] = {}
+    for path in MIGRATIONS:
+        for table, body in _TABLE.findall(path.read_text(encoding="utf-8")):
+            schema.setdefault(table, {}).update(_ANY_COLUMN.findall(body))
+    return schema
+
+
+def _placeholder(node: exp.Expression) -> str | None:
+    if isinstance(node, exp.Cast):
+        node = node.this
+    return node.name if isinstance(node, exp.Placeholder) else None
+
+
+def _meetings(tree: exp.Expression, schema: dict[str, dict[str, str]]) -> list[tuple[str, str, str, str]]:
+    """(how, table, column, parameter) for each parameter written to or compared with a column."""
+    tables = {}
+    for table in tree.find_all(exp.Table):
+        tables[table.alias_or_name] = tables[table.name] = table.name
+
+    def owners(column: exp.Column) -> list[str]:
+        if column.table:
+            return [tables[column.table]]
+        return sorted(t for t in set(tables.values()) if column.name in schema.get(t, {}))
+
+    found = []
+    for node in tree.walk():
+        if isinstance(node, exp.Insert) and isinstance(node.this, exp.Schema):
+            names = [i.name for i in node.this.expressions]
+            source = node.expression
+            rows = [r.expressions for r in source.expressions] if isinstance(source, exp.Values) else (
+                [source.expressions] if isinstance(source, exp.Select) else [])
+            for row in rows:
+                found += [("write", node.this.this.name, c, p) for c, v in zip(names, row, strict=False)
+                          if (p := _placeholder(v))]
+        elif isinstance(node, exp.EQ):
+            for column, value in ((node.this, node.expression), (node.expression, node.this)):
+                if isinstance(column, exp.Column) and (p := _placeholder(value)):
+                    how = "write" if node.arg_key == "expressions" else "compare"  # UPDATE ... SET col = :p
+                    found += [(how, t, column.name, p) for t in owners(column)]
+        elif isinstance(node, exp.Alias) and (p := _placeholder(node.this)):  # MERGE ... USING (SELECT :p AS Col)
+            found += [("compare", t, node.alias, p) for t in set(tables.values()) if node.alias in schema.get(t, {})]
+    return found
+
+
+def test_every_declared_parameter_type_is_the_type_of_the_columns_it_meets() -> None:
+    """A value too long for its column must be refused on SQLite too, and a valid one never refused: a
+    text parameter has its column's exact size, an integer fits the column it is written to."""
+    from core.storage.parameters import PARAMETER_TYPES
+
+    schema = _schema()
+    problems, seen = [], set()
+    for name, query in sorted(TSQL.items()):
+        for how, table, column, param in _meetings(sqlglot.parse_one(query.text, read="tsql"), schema):
+            seen.add((table, column, param))
+            column_type, declared = schema[table].get(column), PARAMETER_TYPES[param]
+            if column_type is None:
+                problems.append(f"{name}: :{param} meets {table}.{column}, which no migration creates")
+            elif column_type in _INT_BITS and declared in _INT_BITS:
+                if how == "write" and _INT_BITS[declared] > _INT_BITS[column_type]:
+                    problems.append(f"{name}: :{param} {declared} is written to {table}.{column} {column_type}")
+            elif column_type != declared:
+                problems.append(f"{name}: :{param} {declared} meets {table}.{column} {column_type}")
+    assert problems == []
+    # The walk sees writes (INSERT, UPDATE SET), comparisons and MERGE sources, not just a few of them.
+    assert {("HistorialSesiones", "Descripcion", "descripcion_historial"), ("SesionesChat", "Estado", "estado_sesion"),
+            ("MensajesProcesados", "MessageId", "message_id"), ("BloqueosConversacion", "Clave", "clave"),
+            ("ColaEnvios", "TokenReclamo", "token_reclamo")} <= seen
+    assert len(seen) > 60

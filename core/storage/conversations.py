@@ -167,7 +167,7 @@ def _apply(tx: Tx, t: TransitionWrite, lease: Lease | None) -> int | None:
             "estado_anterior": t.state_from,
             "estado_nuevo": t.state_to,
             "origen": t.origin,
-            "descripcion": fit_units(fill(t.description), MAX_HISTORY_DESCRIPTION),
+            "descripcion_historial": fit_units(fill(t.description), MAX_HISTORY_DESCRIPTION),
             "reporte_id": report_id,
             "message_id": t.message_id,
         },

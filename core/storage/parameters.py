@@ -32,7 +32,8 @@ PARAMETER_TYPES: dict[str, str] = {
     "estado_nuevo": "NVARCHAR(40)", "estado_entrega": "NVARCHAR(20)", "origen": "NVARCHAR(10)",
     "tipo": "NVARCHAR(40)", "tipo_envio": "NVARCHAR(20)", "tipo_equipo": "NVARCHAR(20)",
     # free text and documents
-    "descripcion": "NVARCHAR(2000)", "error": "NVARCHAR(1000)", "ultimo_error": "NVARCHAR(1000)",
+    "descripcion": "NVARCHAR(2000)", "descripcion_historial": "NVARCHAR(500)", "error": "NVARCHAR(1000)",
+    "ultimo_error": "NVARCHAR(1000)",
     "contenido": "NVARCHAR(MAX)", "datos": "NVARCHAR(MAX)", "payload": "NVARCHAR(MAX)",
     "resultado": "NVARCHAR(MAX)", "antes_fecha": "NVARCHAR(30)",
     # numbers

@@ -71,4 +71,4 @@ RETURNING Id AS id;
 
 -- name: history_insert
 INSERT INTO HistorialSesiones (Telefono, EstadoAnterior, EstadoNuevo, Origen, Descripcion, ReporteId, MessageId)
-VALUES (:telefono, :estado_anterior, :estado_nuevo, :origen, :descripcion, :reporte_id, :message_id);
+VALUES (:telefono, :estado_anterior, :estado_nuevo, :origen, :descripcion_historial, :reporte_id, :message_id);

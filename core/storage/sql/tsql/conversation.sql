@@ -72,4 +72,4 @@ VALUES (:numero, :telefono, :tipo_equipo, :equipo_id, :descripcion, :datos, :men
 
 -- name: history_insert
 INSERT INTO dbo.HistorialSesiones (Telefono, EstadoAnterior, EstadoNuevo, Origen, Descripcion, ReporteId, MessageId)
-VALUES (:telefono, :estado_anterior, :estado_nuevo, :origen, :descripcion, :reporte_id, :message_id);
+VALUES (:telefono, :estado_anterior, :estado_nuevo, :origen, :descripcion_historial, :reporte_id, :message_id);
