@@ -16,7 +16,7 @@ from pathlib import Path
 
 from core.errors import BotError
 from core.storage.database import Database
-from core.storage.sqlite import SqliteDatabase
+from core.storage.sqlite import SqliteDatabase, begin_immediate
 from core.storage.sqlserver import SqlServerDatabase
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -55,7 +55,7 @@ def migrate_sqlite(db: SqliteDatabase) -> int:
         " AplicadoEn TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)"
     )
     for version, name, path in migrations(SQLITE_SCHEMA_DIR):
-        conn.execute("BEGIN IMMEDIATE")
+        begin_immediate(conn)  # other processes may be migrating too
         try:
             done = conn.execute("SELECT 1 FROM SchemaVersion WHERE Version = ?", (version,)).fetchone()
             if not done:

@@ -1,15 +1,18 @@
 """SQLite adapter (standard library): the embedded default.
 
-WAL so readers never block the writer; a busy timeout so several processes can share the file;
-`BEGIN IMMEDIATE` for every write transaction, because a deferred one that reads and then writes
-fails at once with SQLITE_BUSY when another writer holds the lock, busy timeout or not.
+WAL so readers never block the writer; `BEGIN IMMEDIATE` for every write transaction, because a
+deferred one that reads and then writes fails at once with SQLITE_BUSY when another writer holds the
+lock. Several processes can share the file: a writer that finds the lock taken by another process
+retries its `BEGIN IMMEDIATE` every few milliseconds for up to 10 s (`begin_immediate`).
 """
 
 from __future__ import annotations
 
 import os
+import random
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -20,6 +23,31 @@ from core.storage.database import Database, Tx
 T = TypeVar("T")
 
 BUSY_TIMEOUT_MS = 10_000
+# SQLite's own busy handler sleeps 1, 2, 5, 10, 15, 20, 25 ... 100 ms between tries, so a writer that
+# loses a few races against other processes waits far longer than the lock was held. Ours retries
+# after 0.2 ms, doubling to at most 4 ms (with jitter so waiting processes do not retry in step).
+SPIN_FIRST_S = 0.0002
+SPIN_MAX_S = 0.004
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
+def begin_immediate(cursor: sqlite3.Cursor | sqlite3.Connection, budget_s: float = BUSY_TIMEOUT_MS / 1000) -> None:
+    """Take the file's write lock, retrying briefly while another process holds it."""
+    deadline = time.monotonic() + budget_s
+    pause = SPIN_FIRST_S
+    while True:
+        try:
+            cursor.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as exc:
+            if not _is_busy(exc) or time.monotonic() >= deadline:
+                raise
+        time.sleep(pause * random.uniform(0.5, 1.5))
+        pause = min(pause * 2, SPIN_MAX_S)
 
 
 def _create_private(path: Path) -> None:
@@ -110,11 +138,14 @@ class SqliteDatabase(Database):
         if (st.st_dev, st.st_ino) != self._identity:
             raise DatabaseUnavailable("el archivo de la base de datos fue reemplazado")
 
-    def _connect(self, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, timeout=busy_timeout_ms / 1000, isolation_level=None)
-        conn.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
+    def _connect(self, busy_timeout_ms: int = 0) -> sqlite3.Connection:
+        """A connection whose transactions do without SQLite's busy handler: writers wait in
+        `begin_immediate` instead, WAL readers never wait on a writer, and the rare busy read (WAL
+        recovery) is retried as transient. Switching a new file to WAL does wait (10 s)."""
+        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
         if conn.execute("PRAGMA journal_mode = WAL").fetchone()[0].lower() != "wal":
             raise DatabaseUnavailable(f"could not switch {self.path} to WAL")
+        conn.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
         conn.execute("PRAGMA synchronous = NORMAL")  # durable across process crashes in WAL mode
         conn.execute("PRAGMA foreign_keys = ON")
         if self.path != ":memory:":
@@ -127,7 +158,10 @@ class SqliteDatabase(Database):
 
     def _begin(self, connection: sqlite3.Connection, write: bool) -> sqlite3.Cursor:
         cursor = connection.cursor()
-        cursor.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+        if write:
+            begin_immediate(cursor)
+        else:
+            cursor.execute("BEGIN")
         return cursor
 
     def _commit(self, connection: sqlite3.Connection, cursor: sqlite3.Cursor) -> None:
@@ -142,7 +176,7 @@ class SqliteDatabase(Database):
             return None
         text = str(exc).lower()
         if isinstance(exc, sqlite3.OperationalError):
-            if "locked" in text or "busy" in text:
+            if _is_busy(exc):
                 return TransientDatabaseError(f"sqlite busy: {exc}")
             if "no such table" in text or "no such column" in text:
                 return SchemaOutdated(f"sqlite schema not migrated: {exc}")
@@ -191,7 +225,7 @@ class SqliteDatabase(Database):
             try:
                 cursor.execute("BEGIN IMMEDIATE")
             except sqlite3.OperationalError as exc:
-                if "locked" in str(exc).lower() or "busy" in str(exc).lower():
+                if _is_busy(exc):
                     return False, None
                 raise
             try:
