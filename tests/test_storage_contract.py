@@ -36,23 +36,33 @@ def test_migrations_are_idempotent(tmp_path: Path) -> None:
     db.close()
 
 
-def _migrate_in_process(path: str) -> int:
-    db = SqliteDatabase(path, pool_size=1)
-    try:
-        return migrate_sqlite(db)
-    finally:
-        db.close()
+def _migrate_and_seed(paths: list[str]) -> list[int]:
+    """What every local host does at start, on each file in turn."""
+    from core.storage.migrate import seed_sqlite
+
+    versions = []
+    for path in paths:
+        db = SqliteDatabase(path, pool_size=1)
+        try:
+            versions.append(migrate_sqlite(db))
+            seed_sqlite(db)
+        finally:
+            db.close()
+    return versions
 
 
 def test_concurrent_migrations_from_processes(tmp_path: Path) -> None:
-    path = str(tmp_path / "race.sqlite3")
+    """Four processes start on the same new files at once (a new file's switch to WAL, the version table,
+    each migration, the seed): each one waits for the others, none fails."""
+    paths = [str(tmp_path / f"race{i}.sqlite3") for i in range(6)]
     with mp.get_context("spawn").Pool(4) as pool:
-        versions = pool.map(_migrate_in_process, [path] * 4)
-    assert versions == [LATEST_VERSION] * 4
-    db = SqliteDatabase(path, pool_size=1)
-    rows = db.run_sync(lambda tx: tx.fetch_one("schema_version"), write=False)
-    assert rows == {"version": LATEST_VERSION}
-    db.close()
+        versions = pool.map(_migrate_and_seed, [paths] * 4)
+    assert versions == [[LATEST_VERSION] * len(paths)] * 4
+    for path in paths:
+        db = SqliteDatabase(path, pool_size=1)
+        rows = db.run_sync(lambda tx: tx.fetch_one("schema_version"), write=False)
+        assert rows == {"version": LATEST_VERSION}
+        db.close()
 
 
 def test_unmigrated_database_is_reported(tmp_path: Path) -> None:

@@ -217,9 +217,14 @@ def test_the_collation_change_is_one_transaction_that_aborts_whole() -> None:
     assert "SET XACT_ABORT ON" in code and "BEGIN TRANSACTION" in code and "COMMIT TRANSACTION" in code
 
 
+_ADDED_COLUMN = re.compile(r"\bADD\s+(\w+)\s+NVARCHAR\(\d+\)(?:\s+COLLATE\s+(\w+))?", re.IGNORECASE)
+
+
 def _non_binary_identifiers(script: str) -> list[str]:
-    return [column for column, _, collation, _, _ in _COLUMN.findall(script)
-            if _IDENTIFIER.match(column) and collation != BINARY]
+    """Identifier columns a script creates (in CREATE TABLE or ALTER TABLE ... ADD) without the binary collation."""
+    created = [(column, collation) for column, _, collation, _, _ in _COLUMN.findall(script)]
+    added = _ADDED_COLUMN.findall(script)
+    return [column for column, collation in created + added if _IDENTIFIER.match(column) and collation != BINARY]
 
 
 @pytest.mark.parametrize("path", [p for p in MIGRATIONS if p.name >= COLLATION_SCRIPT.name], ids=lambda p: p.name)
@@ -227,6 +232,9 @@ def test_identifier_columns_created_from_005_on_say_binary(path: Path) -> None:
     assert _non_binary_identifiers(path.read_text(encoding="utf-8")) == [], path.name
     later = "    CREATE TABLE dbo.X (\n        Telefono NVARCHAR(64) NOT NULL,\n        Nota NVARCHAR(10) NULL\n    );"
     assert _non_binary_identifiers(later) == ["Telefono"]  # the rule sees a column that forgot
+    added = "ALTER TABLE dbo.X ADD MessageId NVARCHAR(200) NULL;\nALTER TABLE dbo.Y ADD Clave NVARCHAR(100) COLLATE " \
+            f"{BINARY} NULL;"
+    assert _non_binary_identifiers(added) == ["MessageId"]
 
 
 # --- Declared parameter types match the columns they meet ------------------------------------------

@@ -50,10 +50,16 @@ def split_sqlite_statements(script: str) -> list[str]:
 def migrate_sqlite(db: SqliteDatabase) -> int:
     """Apply pending SQLite migrations, each in its own write transaction; safe to run concurrently."""
     conn = db._connection()
-    conn.execute(
-        "CREATE TABLE IF NOT EXISTS SchemaVersion (Version INTEGER PRIMARY KEY, Nombre TEXT NOT NULL,"
-        " AplicadoEn TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)"
-    )
+    begin_immediate(conn)  # other processes may be migrating too
+    try:
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS SchemaVersion (Version INTEGER PRIMARY KEY, Nombre TEXT NOT NULL,"
+            " AplicadoEn TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)"
+        )
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
     for version, name, path in migrations(SQLITE_SCHEMA_DIR):
         begin_immediate(conn)  # other processes may be migrating too
         try:

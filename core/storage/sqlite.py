@@ -35,19 +35,24 @@ def _is_busy(exc: sqlite3.OperationalError) -> bool:
     return "locked" in text or "busy" in text
 
 
-def begin_immediate(cursor: sqlite3.Cursor | sqlite3.Connection, budget_s: float = BUSY_TIMEOUT_MS / 1000) -> None:
-    """Take the file's write lock, retrying briefly while another process holds it."""
+def retry_while_busy(conn: sqlite3.Cursor | sqlite3.Connection, sql: str,
+                     budget_s: float = BUSY_TIMEOUT_MS / 1000) -> sqlite3.Cursor:
+    """Run `sql`, retrying briefly while another process holds the lock it needs."""
     deadline = time.monotonic() + budget_s
     pause = SPIN_FIRST_S
     while True:
         try:
-            cursor.execute("BEGIN IMMEDIATE")
-            return
+            return conn.execute(sql)
         except sqlite3.OperationalError as exc:
             if not _is_busy(exc) or time.monotonic() >= deadline:
                 raise
         time.sleep(pause * random.uniform(0.5, 1.5))
         pause = min(pause * 2, SPIN_MAX_S)
+
+
+def begin_immediate(conn: sqlite3.Cursor | sqlite3.Connection, budget_s: float = BUSY_TIMEOUT_MS / 1000) -> None:
+    """Take the file's write lock, waiting up to `budget_s` for another process to release it."""
+    retry_while_busy(conn, "BEGIN IMMEDIATE", budget_s)
 
 
 def _create_private(path: Path) -> None:
@@ -138,14 +143,13 @@ class SqliteDatabase(Database):
         if (st.st_dev, st.st_ino) != self._identity:
             raise DatabaseUnavailable("el archivo de la base de datos fue reemplazado")
 
-    def _connect(self, busy_timeout_ms: int = 0) -> sqlite3.Connection:
-        """A connection whose transactions do without SQLite's busy handler: writers wait in
-        `begin_immediate` instead, WAL readers never wait on a writer, and the rare busy read (WAL
-        recovery) is retried as transient. Switching a new file to WAL does wait (10 s)."""
-        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
-        if conn.execute("PRAGMA journal_mode = WAL").fetchone()[0].lower() != "wal":
+    def _connect(self, wait_s: float = BUSY_TIMEOUT_MS / 1000) -> sqlite3.Connection:
+        """A connection without SQLite's busy handler (it sleeps 1 to 100 ms between tries): writers wait
+        in `begin_immediate`, WAL readers never wait on a writer, and the rare busy read (WAL recovery)
+        is retried as transient. Switching a new file to WAL waits up to `wait_s` the same way."""
+        conn = sqlite3.connect(self.path, timeout=0, isolation_level=None)
+        if retry_while_busy(conn, "PRAGMA journal_mode = WAL", wait_s).fetchone()[0].lower() != "wal":
             raise DatabaseUnavailable(f"could not switch {self.path} to WAL")
-        conn.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
         conn.execute("PRAGMA synchronous = NORMAL")  # durable across process crashes in WAL mode
         conn.execute("PRAGMA foreign_keys = ON")
         if self.path != ":memory:":
@@ -217,7 +221,7 @@ class SqliteDatabase(Database):
         conn: sqlite3.Connection | None = getattr(local, "conn", None)
         with self._translated():
             if conn is None:
-                conn = self._connect(busy_timeout_ms=0)
+                conn = self._connect(wait_s=0)  # never waits on the event loop
                 local.conn = conn
                 with self._lock:
                     self._connections.append(conn)
@@ -239,7 +243,12 @@ class SqliteDatabase(Database):
         return True, result
 
     def executescript(self, script: str) -> None:
-        """Run a whole script (migrations, seeds) on this thread's connection."""
+        """Run a whole script (seeds) on this thread's connection. `executescript` commits as it goes, so
+        no `begin_immediate` can wrap it: SQLite's busy handler waits for other processes instead."""
         conn: Any = self._connection()
         with self._translated():
-            conn.executescript(script)
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            try:
+                conn.executescript(script)
+            finally:
+                conn.execute("PRAGMA busy_timeout = 0")
