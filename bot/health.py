@@ -44,7 +44,7 @@ async def check_health(db: Database) -> Health:
         version = await db.read(lambda tx: int(tx.fetch_one("schema_version")["version"]))  # type: ignore[index]
     except SchemaOutdated as exc:
         log.warning("Health: esquema sin migrar: %s", exc)
-        return Health(False, db.dialect, None, "schema not migrated: run migrations")
+        return Health(False, db.dialect, None, "esquema sin migrar: aplica las migraciones")
     except BotError as exc:
         log.warning("Health: base de datos no disponible: %s", exc)
         return Health(False, db.dialect, None, REASON_UNAVAILABLE)

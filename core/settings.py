@@ -23,7 +23,7 @@ def _text(env: Mapping[str, str], name: str, default: str | None = None, *, requ
     if value:
         return value
     if required:
-        raise SettingsError(name, "is required and not set")
+        raise SettingsError(name, "es obligatoria y no está definida")
     return default or ""
 
 
@@ -34,9 +34,9 @@ def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0) -
     try:
         value = int(raw)
     except ValueError:
-        raise SettingsError(name, f"must be an integer, got {raw!r}") from None
+        raise SettingsError(name, f"debe ser un número entero; se recibió {raw!r}") from None
     if value < minimum:
-        raise SettingsError(name, f"must be >= {minimum}, got {value}")
+        raise SettingsError(name, f"debe ser >= {minimum}; se recibió {value}")
     return value
 
 
@@ -48,7 +48,7 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
         return True
     if raw in ("0", "false", "no", "off"):
         return False
-    raise SettingsError(name, f"must be true or false, got {raw!r}")
+    raise SettingsError(name, f"debe ser true o false; se recibió {raw!r}")
 
 
 def _providers(env: Mapping[str, str]) -> tuple[str, ...]:
@@ -56,7 +56,8 @@ def _providers(env: Mapping[str, str]) -> tuple[str, ...]:
     names = tuple(p.strip().lower() for p in raw.split(",") if p.strip())
     unknown = [p for p in names if p not in AI_PROVIDERS]
     if not names or unknown:
-        raise SettingsError("AI_PROVIDER", f"must be a comma list of {', '.join(AI_PROVIDERS)}; got {raw!r}")
+        raise SettingsError("AI_PROVIDER",
+                            f"debe ser una lista separada por comas de {', '.join(AI_PROVIDERS)}; se recibió {raw!r}")
     return names
 
 
@@ -67,7 +68,8 @@ def _served_numbers(env: Mapping[str, str], default: str) -> tuple[str, ...]:
     numbers = tuple(dict.fromkeys(n.strip() for n in raw.split(",") if n.strip()))
     bad = [n for n in numbers if not (n.isascii() and n.isdigit())]
     if not numbers or bad:
-        raise SettingsError("WHATSAPP_PHONE_NUMBER_IDS", f"must be a comma list of numeric ids, got {raw!r}")
+        raise SettingsError("WHATSAPP_PHONE_NUMBER_IDS",
+                            f"debe ser una lista de ids numéricos separados por comas; se recibió {raw!r}")
     return numbers
 
 
@@ -119,7 +121,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     phone_number_id = _text(env, "WHATSAPP_PHONE_NUMBER_ID", "000000000000000")
     base_url = _text(env, "WHATSAPP_API_BASE_URL", GRAPH_API_DEFAULT).rstrip("/")
     if not base_url.startswith(("http://", "https://")):
-        raise SettingsError("WHATSAPP_API_BASE_URL", f"must be an http(s) URL, got {base_url!r}")
+        raise SettingsError("WHATSAPP_API_BASE_URL", f"debe ser una URL http(s); se recibió {base_url!r}")
     return Settings(
         whatsapp_app_secret=_text(env, "WHATSAPP_APP_SECRET", required=True),
         whatsapp_verify_token=_text(env, "WHATSAPP_VERIFY_TOKEN", required=True),

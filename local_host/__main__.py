@@ -102,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     web_app.on_shutdown.append(on_shutdown)
     web_app.on_cleanup.append(on_cleanup)
     base = f"http://{args.host}:{args.port}"
-    print(f"local_host: settings from {settings_path.name if settings_path else 'environment'}", flush=True)
+    source = settings_path.name if settings_path else "las variables de entorno"
+    print(f"local_host: configuración de {source}", flush=True)
     for function in web_app["functions"]:
         print(f"  {function.name}: [{','.join(function.methods)}] {base}/api/{function.route}", flush=True)
     for timer in web_app["timers"]:

@@ -20,9 +20,9 @@ def load_local_settings(root: Path) -> Path | None:
     try:
         values = json.loads(path.read_text(encoding="utf-8")).get("Values", {})
     except json.JSONDecodeError as exc:
-        raise SettingsError(path.name, f"is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+        raise SettingsError(path.name, f"no es JSON válido ({exc.msg}, línea {exc.lineno})") from None
     if not isinstance(values, dict):
-        raise SettingsError(path.name, "must hold a 'Values' object")
+        raise SettingsError(path.name, "debe contener un objeto 'Values'")
     for key, value in values.items():
         os.environ.setdefault(str(key), str(value))
     return path

@@ -59,7 +59,7 @@ def test_bad_setting_stops_startup_with_one_line(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-    assert lines == ["local_host: Configuración inválida: LOCK_TIMEOUT must be an integer, got 'soon'"]
+    assert lines == ["local_host: Configuración inválida: LOCK_TIMEOUT debe ser un número entero; se recibió 'soon'"]
     assert "Traceback" not in proc.stdout + proc.stderr
 
 

@@ -75,7 +75,7 @@ def test_native_codes_come_from_each_record_of_a_real_driver_error() -> None:
 def test_unreachable_server_is_reported_clearly() -> None:
     db = adapter()
     try:
-        with pytest.raises(DatabaseUnavailable, match="cannot connect"):
+        with pytest.raises(DatabaseUnavailable, match="no se puede conectar"):
             db.run_sync(lambda tx: tx.fetch_one("ping"), write=False)
     finally:
         db.close()

@@ -90,7 +90,7 @@ async def test_health_reports_503_reason_when_database_is_down(tmp_path: Path) -
     db.close()
     db = SqliteDatabase(str(tmp_path / "empty.sqlite3"), pool_size=1)
     health = await check_health(db)
-    assert not health.ok and "not migrated" in health.reason
+    assert not health.ok and "sin migrar" in health.reason
     db.close()
 
 

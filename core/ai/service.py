@@ -189,14 +189,14 @@ def build_providers(settings: Settings) -> list[IntentProvider]:
             from core.ai.openai_provider import OpenAIProvider, build_openai_client
 
             if not settings.openai_api_key:
-                raise SettingsError("OPENAI_API_KEY", "is required when AI_PROVIDER includes openai")
+                raise SettingsError("OPENAI_API_KEY", "es obligatoria cuando AI_PROVIDER incluye openai")
             client = build_openai_client(settings.openai_api_key, settings.openai_base_url)
             providers.append(OpenAIProvider(client, settings.openai_model))
         elif name == "gemini":
             from core.ai.gemini_provider import GeminiProvider, build_gemini_client
 
             if not settings.gemini_api_key:
-                raise SettingsError("GEMINI_API_KEY", "is required when AI_PROVIDER includes gemini")
+                raise SettingsError("GEMINI_API_KEY", "es obligatoria cuando AI_PROVIDER incluye gemini")
             gemini = build_gemini_client(settings.gemini_api_key, settings.gemini_base_url)
             providers.append(GeminiProvider(gemini, settings.gemini_model))
     return providers
@@ -212,7 +212,7 @@ def build_assistant_backend(settings: Settings) -> AssistantBackend:
         from core.ai.openai_provider import OpenAIAssistant, build_openai_client
 
         if not settings.openai_api_key:
-            raise SettingsError("OPENAI_API_KEY", "is required when AI_PROVIDER includes openai")
+            raise SettingsError("OPENAI_API_KEY", "es obligatoria cuando AI_PROVIDER incluye openai")
         client = build_openai_client(settings.openai_api_key, settings.openai_base_url)
         return OpenAIAssistant(client, settings.openai_model)
     return OfflineAssistant()

@@ -149,7 +149,7 @@ class SqliteDatabase(Database):
         is retried as transient. Switching a new file to WAL waits up to `wait_s` the same way."""
         conn = sqlite3.connect(self.path, timeout=0, isolation_level=None)
         if retry_while_busy(conn, "PRAGMA journal_mode = WAL", wait_s).fetchone()[0].lower() != "wal":
-            raise DatabaseUnavailable(f"could not switch {self.path} to WAL")
+            raise DatabaseUnavailable(f"no se pudo pasar {self.path} a modo WAL")
         conn.execute("PRAGMA synchronous = NORMAL")  # durable across process crashes in WAL mode
         conn.execute("PRAGMA foreign_keys = ON")
         if self.path != ":memory:":
@@ -181,12 +181,12 @@ class SqliteDatabase(Database):
         text = str(exc).lower()
         if isinstance(exc, sqlite3.OperationalError):
             if _is_busy(exc):
-                return TransientDatabaseError(f"sqlite busy: {exc}")
+                return TransientDatabaseError(f"SQLite ocupado por otro escritor: {exc}")
             if "no such table" in text or "no such column" in text:
-                return SchemaOutdated(f"sqlite schema not migrated: {exc}")
+                return SchemaOutdated(f"esquema de SQLite sin migrar: {exc}")
             if "unable to open" in text or "disk i/o" in text or "readonly" in text:
-                return DatabaseUnavailable(f"sqlite unavailable: {exc}")
-        return StorageError(f"sqlite error: {exc}")
+                return DatabaseUnavailable(f"SQLite no disponible: {exc}")
+        return StorageError(f"error de SQLite: {exc}")
 
     def _once(self, fn: Callable[[Tx], T], write: bool) -> T:
         if not write:

@@ -58,7 +58,7 @@ class SqlServerDatabase(Database):
         try:
             import pyodbc
         except ImportError as exc:  # the ODBC driver manager (unixODBC) is missing
-            raise DatabaseUnavailable(f"pyodbc cannot load: {exc}") from exc
+            raise DatabaseUnavailable(f"pyodbc no se puede cargar: {exc}") from exc
         self._pyodbc = pyodbc
         self._connection_string = connection_string
         self._connect_timeout_s = connect_timeout_s
@@ -97,7 +97,7 @@ class SqlServerDatabase(Database):
             if isinstance(mapped, TransientDatabaseError):
                 raise mapped from exc
             # A missing ODBC driver, a wrong server or login: nothing a retry fixes.
-            raise DatabaseUnavailable(f"sqlserver: cannot connect ({exc.args[-1] if exc.args else exc})") from exc
+            raise DatabaseUnavailable(f"sqlserver: no se puede conectar ({exc.args[-1] if exc.args else exc})") from exc
 
     def _begin(self, connection: Any, write: bool) -> Any:
         return connection.cursor()  # pyodbc opens the transaction implicitly (autocommit off)
@@ -114,17 +114,17 @@ class SqlServerDatabase(Database):
         state = str(exc.args[0]) if exc.args else ""
         codes = native_codes(exc)
         if state in CONTENTION_STATES or codes & CONTENTION_CODES:
-            return TransientDatabaseError(f"sqlserver contention ({state} {sorted(codes & CONTENTION_CODES)})")
+            return TransientDatabaseError(f"sqlserver: contención ({state} {sorted(codes & CONTENTION_CODES)})")
         if state in BROKEN_CONNECTION_STATES:
-            return TransientDatabaseError(f"sqlserver connection lost ({state})", reconnect=True, availability=True)
+            return TransientDatabaseError(f"sqlserver: conexión perdida ({state})", reconnect=True, availability=True)
         if codes & TRANSIENT_CODES:
-            return TransientDatabaseError(f"sqlserver transient error {sorted(codes & TRANSIENT_CODES)}",
+            return TransientDatabaseError(f"sqlserver: error transitorio {sorted(codes & TRANSIENT_CODES)}",
                                           reconnect=True, availability=True)
         if 208 in codes or 207 in codes:  # invalid object / column name
-            return SchemaOutdated(f"sqlserver schema not migrated: {exc}")
+            return SchemaOutdated(f"sqlserver: esquema sin migrar: {exc}")
         if isinstance(exc, self._pyodbc.InterfaceError | self._pyodbc.OperationalError):
-            return DatabaseUnavailable(f"sqlserver unavailable ({state})")
-        return StorageError(f"sqlserver error ({state}): {exc}")
+            return DatabaseUnavailable(f"sqlserver: no disponible ({state})")
+        return StorageError(f"sqlserver: error ({state}): {exc}")
 
     def execute_batch(self, batch: str) -> None:
         """Run one T-SQL batch (a migration script split on GO) and commit it."""
