@@ -40,31 +40,22 @@ BEGIN
     -- An index this script does not know (added by a DBA or by automatic tuning) would block the
     -- column change half way: name it and stop before anything changes. Drop it, run this script,
     -- create it again.
-    IF EXISTS (
-        SELECT 1
-        FROM sys.indexes AS i
-        JOIN sys.index_columns AS ic ON ic.object_id = i.object_id AND ic.index_id = i.index_id
-        JOIN sys.columns AS c ON c.object_id = ic.object_id AND c.column_id = ic.column_id
-        JOIN @identificadores AS k ON c.object_id = OBJECT_ID(k.TableName) AND c.name = k.ColumnName
-        WHERE i.name NOT IN (N'PK_SesionesChat', N'UX_MensajesProcesados_MessageId', N'IX_MensajesProcesados_Pendientes',
-                             N'IX_MensajesChat_Telefono', N'IX_MensajesChat_MessageId', N'IX_Reportes_Telefono',
-                             N'UX_Reportes_MensajeOrigen', N'IX_HistorialSesiones_Telefono',
-                             N'IX_ColaEnvios_Destinatario', N'IX_ColaEnvios_Reclamables', N'UX_ColaEnvios_Campana',
-                             N'UX_ColaEnvios_Wamid', N'PK_BloqueosConversacion', N'PK_EjecucionesIA',
-                             N'IX_EjecucionesIA_Telefono')
-    )
+    DECLARE @no_previstos TABLE (Tabla SYSNAME NOT NULL, IndiceNoPrevisto SYSNAME NOT NULL);
+    INSERT INTO @no_previstos (Tabla, IndiceNoPrevisto)
+    SELECT DISTINCT OBJECT_NAME(i.object_id), i.name
+    FROM sys.indexes AS i
+    JOIN sys.index_columns AS ic ON ic.object_id = i.object_id AND ic.index_id = i.index_id
+    JOIN sys.columns AS c ON c.object_id = ic.object_id AND c.column_id = ic.column_id
+    JOIN @identificadores AS k ON c.object_id = OBJECT_ID(k.TableName) AND c.name = k.ColumnName
+    WHERE i.name NOT IN (N'PK_SesionesChat', N'UX_MensajesProcesados_MessageId', N'IX_MensajesProcesados_Pendientes',
+                         N'IX_MensajesChat_Telefono', N'IX_MensajesChat_MessageId', N'IX_Reportes_Telefono',
+                         N'UX_Reportes_MensajeOrigen', N'IX_HistorialSesiones_Telefono',
+                         N'IX_ColaEnvios_Destinatario', N'IX_ColaEnvios_Reclamables', N'UX_ColaEnvios_Campana',
+                         N'UX_ColaEnvios_Wamid', N'PK_BloqueosConversacion', N'PK_EjecucionesIA',
+                         N'IX_EjecucionesIA_Telefono');
+    IF EXISTS (SELECT 1 FROM @no_previstos)
     BEGIN
-        SELECT DISTINCT OBJECT_NAME(i.object_id) AS Tabla, i.name AS IndiceNoPrevisto
-        FROM sys.indexes AS i
-        JOIN sys.index_columns AS ic ON ic.object_id = i.object_id AND ic.index_id = i.index_id
-        JOIN sys.columns AS c ON c.object_id = ic.object_id AND c.column_id = ic.column_id
-        JOIN @identificadores AS k ON c.object_id = OBJECT_ID(k.TableName) AND c.name = k.ColumnName
-        WHERE i.name NOT IN (N'PK_SesionesChat', N'UX_MensajesProcesados_MessageId', N'IX_MensajesProcesados_Pendientes',
-                             N'IX_MensajesChat_Telefono', N'IX_MensajesChat_MessageId', N'IX_Reportes_Telefono',
-                             N'UX_Reportes_MensajeOrigen', N'IX_HistorialSesiones_Telefono',
-                             N'IX_ColaEnvios_Destinatario', N'IX_ColaEnvios_Reclamables', N'UX_ColaEnvios_Campana',
-                             N'UX_ColaEnvios_Wamid', N'PK_BloqueosConversacion', N'PK_EjecucionesIA',
-                             N'IX_EjecucionesIA_Telefono');
+        SELECT Tabla, IndiceNoPrevisto FROM @no_previstos;
         -- Severity 16 stops `sqlcmd -b` with an error; RETURN ends the batch before anything changes.
         RAISERROR(N'005: unknown indexes use identifier columns (listed above); drop them, run 005, recreate them.', 16, 1);
         RETURN;
