@@ -35,4 +35,4 @@ outdated: $(STAMP)  ## the pinned packages that have newer releases
 	$(BIN)/pip list --outdated --disable-pip-version-check
 
 clean:
-	rm -rf $(VENV) .data .pytest_cache
+	rm -rf $(VENV) .data .pytest_cache .coverage .coverage.* htmlcov .mypy_cache .ruff_cache

@@ -35,6 +35,10 @@ class InboundMessage:
     choice_id: str | None = None  # interactive reply id (button or list row)
     contact_name: str | None = None
     media_id: str | None = None
+    mime_type: str | None = None  # media: as Meta declared it
+    sha256: str | None = None  # media: the body's digest as Meta declared it (checked after download)
+    filename: str | None = None  # documents
+    voice: bool = False  # audio recorded as a voice note
     latitude: float | None = None
     longitude: float | None = None
 

@@ -156,7 +156,11 @@ def _content(kind_name: str, msg: dict[str, object]) -> tuple[MessageKind, dict[
         return MessageKind.BUTTON_REPLY, {"text": clean_text(body.get("text")),
                                           "choice_id": _opt_text(body.get("payload"))}
     if kind_name in _MEDIA:
-        return _MEDIA[kind_name], {"text": clean_text(body.get("caption")), "media_id": _opt_text(body.get("id"))}
+        return _MEDIA[kind_name], {
+            "text": clean_text(body.get("caption")), "media_id": _opt_text(body.get("id")),
+            "mime_type": _opt_text(body.get("mime_type")), "sha256": _opt_text(body.get("sha256")),
+            "filename": (_opt_text(body.get("filename")) or "")[:200] or None, "voice": body.get("voice") is True,
+        }
     if kind_name == "location":
         label = ", ".join(t for t in (clean_text(body.get("name")), clean_text(body.get("address"))) if t)
         return MessageKind.LOCATION, {"text": label, "latitude": _coordinate(body.get("latitude")),
