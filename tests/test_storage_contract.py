@@ -201,6 +201,10 @@ SAMPLE_PARAMS: dict[str, object] = {
     "token": 1, "token_reclamo": "tok-contract", "ultimo_error": None, "version_esperada": 1, "wa_timestamp": 1,
     "wamid": "wamid.X",
 }
+SAMPLE_PARAMS.update({  # evidence.sql
+    "media_id": "1234567890", "tipo_evidencia": "image", "mime": "image/jpeg", "sha256": "abc",
+    "nombre_archivo": None, "ruta": "evidencias/x.jpg", "tamano": 10, "transcripcion": "prueba",
+})
 
 
 class _RolledBack(Exception):

@@ -41,6 +41,10 @@ PARAMETER_TYPES: dict[str, str] = {
     "ahora": "BIGINT", "antes_ms": "BIGINT", "desde": "BIGINT", "expira": "BIGINT", "limite": "BIGINT",
     "procesado_en": "BIGINT", "proximo_intento": "BIGINT", "recibido_antes": "BIGINT",
     "wa_timestamp": "BIGINT", "max_intentos": "INT", "n": "INT", "rango": "INT",
+    # evidence (Evidencias)
+    "media_id": "NVARCHAR(200)", "tipo_evidencia": "NVARCHAR(20)", "mime": "NVARCHAR(100)",
+    "sha256": "NVARCHAR(100)", "nombre_archivo": "NVARCHAR(240)", "ruta": "NVARCHAR(400)", "tamano": "BIGINT",
+    "transcripcion": "NVARCHAR(MAX)",
 }
 
 _TEXT = re.compile(r"^NVARCHAR\((\d+|MAX)\)$")

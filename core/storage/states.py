@@ -22,3 +22,11 @@ class OutboxState(StrEnum):
     ENVIADO = "enviado"
     ERROR = "error"
     INCIERTO = "incierto"
+
+
+class EvidenceState(StrEnum):
+    """`Evidencias.Estado`: a media body's life from the webhook to storage."""
+
+    PENDIENTE = "pendiente"  # recorded with its message, not stored yet (or waiting for a retry)
+    GUARDADA = "guardada"  # downloaded, checked and stored (`Ruta`)
+    ERROR = "error"  # gave up: attempts spent, or a body that can never be right
