@@ -84,8 +84,8 @@ def sqlite_db(db_path: Path) -> Iterator[SqliteDatabase]:
 
 
 # Every table a test writes, children before parents; the catalog (Equipos) and SchemaVersion stay.
-_SQLSERVER_DATA_TABLES = ("HistorialSesiones", "Reportes", "SesionesChat", "MensajesChat", "MensajesProcesados",
-                          "ColaEnvios", "BloqueosConversacion", "EjecucionesIA", "SondaSalud")
+_SQLSERVER_DATA_TABLES = ("HistorialSesiones", "HistorialReportes", "Reportes", "SesionesChat", "MensajesChat",
+                          "MensajesProcesados", "ColaEnvios", "BloqueosConversacion", "EjecucionesIA", "SondaSalud")
 
 
 def _clear_sqlserver_data(connection_string: str) -> None:
