@@ -238,3 +238,22 @@ def test_006_opens_existing_reports_with_one_history_row(tmp_path: Path) -> None
             == [(None, "abierto", "SISTEMA", "2026-01-02 03:04:05")]
     finally:
         db.close()
+
+
+def test_template_parameters_are_one_line_and_the_fake_graph_checks_the_shape() -> None:
+    from core.whatsapp.outgoing import TemplateMessage, outgoing_from_json
+    from local_host.fake_graph import limit_problem
+
+    message = TemplateMessage("reporte_estado", "es_MX", ("RPT-000001", "", "a\r\n\tb" + " " * 9 + "c"))
+    assert message.parameters == ("RPT-000001", "-", "a · b   c")
+    assert outgoing_from_json(message.to_json()) == message
+    payload = message.to_graph_payload("5215512345678")
+    assert limit_problem(payload) is None
+    assert payload["template"]["components"][0]["parameters"][2] == {"type": "text", "text": "a · b   c"}  # type: ignore[index]
+    broken = {**payload, "template": {"name": "reporte_estado", "language": {"code": "es_MX"}, "components": [
+        {"type": "body", "parameters": [{"type": "text", "text": "dos\nlíneas"}]}]}}
+    assert "132018" in (limit_problem(broken) or "")
+    assert limit_problem({**payload, "template": {"name": "Con Espacios", "language": {"code": "es"}}})
+    assert limit_problem({**payload, "template": {"name": "ok", "language": {}}})
+    with pytest.raises(ValueError):
+        TemplateMessage("", "es_MX")
