@@ -6,6 +6,7 @@ A missing or malformed setting raises `SettingsError` naming it; hosts turn that
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -73,6 +74,28 @@ def _served_numbers(env: Mapping[str, str], default: str) -> tuple[str, ...]:
     return numbers
 
 
+_TEMPLATE_NAME = re.compile(r"^[a-z0-9_]{1,512}$")  # what Meta accepts as a template name
+_LANGUAGE_CODE = re.compile(r"^[a-z]{2,3}(_[A-Z]{2})?$")  # es, es_MX, en_US
+_TEMPLATE_WHAT = "un nombre de plantilla de WhatsApp (minúsculas, dígitos y _)"
+
+
+def _notify_numbers(env: Mapping[str, str]) -> tuple[str, ...]:
+    raw = env.get("REPORT_NOTIFY_NUMBERS", "").strip()
+    numbers = tuple(dict.fromkeys(n.strip().lstrip("+").replace(" ", "") for n in raw.split(",") if n.strip()))
+    bad = [n for n in numbers if not (n.isascii() and n.isdigit() and 8 <= len(n) <= 15)]
+    if bad:
+        raise SettingsError("REPORT_NOTIFY_NUMBERS",
+                            f"debe ser una lista de teléfonos (8 a 15 dígitos) separados por comas; se recibió {raw!r}")
+    return numbers
+
+
+def _pattern(env: Mapping[str, str], name: str, default: str, pattern: re.Pattern[str], what: str) -> str:
+    value = _text(env, name, default)
+    if not pattern.match(value):
+        raise SettingsError(name, f"debe ser {what}; se recibió {value!r}")
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     whatsapp_app_secret: str = field(repr=False)
@@ -109,6 +132,11 @@ class Settings:
     retention_ledger_days: int = 30  # dedup ledger: Meta redelivers for up to 7 days
     retention_outbox_days: int = 30  # settled sends (enviado, error, incierto)
     retention_history_days: int = 365  # chat history and transitions; 0 keeps them forever
+    report_notify_numbers: tuple[str, ...] = ()  # maintenance numbers told of new reports and handovers
+    template_new_report: str = "reporte_nuevo"  # approved templates for outside the 24-hour window
+    template_status_change: str = "reporte_estado"
+    template_handover: str = "atencion_humana"
+    template_language: str = "es_MX"
 
     @property
     def backend(self) -> str:
@@ -156,4 +184,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         retention_ledger_days=_int(env, "RETENTION_LEDGER_DAYS", 30, minimum=0),
         retention_outbox_days=_int(env, "RETENTION_OUTBOX_DAYS", 30, minimum=0),
         retention_history_days=_int(env, "RETENTION_HISTORY_DAYS", 365, minimum=0),
+        report_notify_numbers=_notify_numbers(env),
+        template_new_report=_pattern(env, "TEMPLATE_NEW_REPORT", "reporte_nuevo", _TEMPLATE_NAME, _TEMPLATE_WHAT),
+        template_status_change=_pattern(env, "TEMPLATE_STATUS_CHANGE", "reporte_estado", _TEMPLATE_NAME,
+                                        _TEMPLATE_WHAT),
+        template_handover=_pattern(env, "TEMPLATE_HANDOVER", "atencion_humana", _TEMPLATE_NAME, _TEMPLATE_WHAT),
+        template_language=_pattern(env, "TEMPLATE_LANGUAGE", "es_MX", _LANGUAGE_CODE,
+                                   "un código de idioma de WhatsApp como es_MX"),
     )

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
+import re
 import socket
 import subprocess
 import sys
@@ -124,6 +125,8 @@ def limit_problem(body: dict[str, Any]) -> str | None:
 
     if body.get("type") == "text":
         return too_long(_dig(body, "text", "body"), 4096, "text['body']")
+    if body.get("type") == "template":
+        return template_problem(body.get("template"))
     interactive = body.get("interactive")
     if not isinstance(interactive, dict):
         return None
@@ -146,6 +149,32 @@ def limit_problem(body: dict[str, Any]) -> str | None:
     checks += [too_long(row.get("description"), 72, "rows[]['description']") for row in rows]
     checks.append(too_long(action.get("button"), 20, "interactive['action']['button']"))
     return next((c for c in checks if c), None)
+
+
+_TEMPLATE_NAME = re.compile(r"^[a-z0-9_]{1,512}$")
+
+
+def template_problem(template: object) -> str | None:
+    """What Graph refuses in a template message: no name or language code, a component that is not a
+    list of text parameters, an empty parameter, or one with a newline, a tab or more than 4 spaces in a
+    row (error 132018)."""
+    if not isinstance(template, dict):
+        return "Param template is required"
+    if not _TEMPLATE_NAME.match(str(template.get("name") or "")):
+        return "Param template['name'] is invalid"
+    if not isinstance(template.get("language"), dict) or not _dig(template, "language", "code"):
+        return "Param template['language']['code'] is required"
+    for component in template.get("components") or []:
+        if not isinstance(component, dict) or component.get("type") not in ("body", "header", "button"):
+            return "Param template['components'][]['type'] is invalid"
+        for parameter in component.get("parameters") or []:
+            text = parameter.get("text") if isinstance(parameter, dict) else None
+            if not isinstance(parameter, dict) or parameter.get("type") != "text" or not isinstance(text, str):
+                return "Param template['components'][]['parameters'][] must be a text parameter"
+            if not text.strip() or re.search(r"[\n\t]| {5,}", text):
+                return ("(#132018) Param text cannot have new-line/tab characters or more than 4 consecutive "
+                        "spaces")
+    return None
 
 
 def _dig(data: object, *keys: str) -> object:

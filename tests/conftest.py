@@ -84,7 +84,8 @@ def sqlite_db(db_path: Path) -> Iterator[SqliteDatabase]:
 
 
 # Every table a test writes, children before parents; the catalog (Equipos) and SchemaVersion stay.
-_SQLSERVER_DATA_TABLES = ("HistorialSesiones", "Evidencias", "Reportes", "SesionesChat", "MensajesChat",
+_SQLSERVER_DATA_TABLES = ("HistorialSesiones", "HistorialReportes", "Evidencias", "Reportes", "SesionesChat",
+                          "MensajesChat",
                           "MensajesProcesados", "ColaEnvios", "BloqueosConversacion", "EjecucionesIA", "SondaSalud")
 
 

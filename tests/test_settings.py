@@ -26,6 +26,9 @@ def test_defaults() -> None:
         ({**BASE, "AI_PROVIDER": "openai,skynet"}, "AI_PROVIDER"),
         ({**BASE, "WHATSAPP_API_BASE_URL": "ftp://x"}, "WHATSAPP_API_BASE_URL"),
         ({**BASE, "OUTBOX_AT_LEAST_ONCE": "maybe"}, "OUTBOX_AT_LEAST_ONCE"),
+        ({**BASE, "REPORT_NOTIFY_NUMBERS": "5215512345678,jefe"}, "REPORT_NOTIFY_NUMBERS"),
+        ({**BASE, "TEMPLATE_NEW_REPORT": "Reporte Nuevo"}, "TEMPLATE_NEW_REPORT"),
+        ({**BASE, "TEMPLATE_LANGUAGE": "español"}, "TEMPLATE_LANGUAGE"),
     ],
 )
 def test_bad_settings_name_the_setting(env: dict[str, str], name: str) -> None:
@@ -50,3 +53,14 @@ def test_the_smallest_worker_budget_fits_one_whole_message() -> None:
     from core.settings import WORKER_BUDGET_MIN_MS
 
     assert WORKER_BUDGET_MIN_MS > MESSAGE_RESERVE_MS
+
+
+def test_report_notices_settings() -> None:
+    s = load_settings(BASE)
+    assert s.report_notify_numbers == ()
+    assert (s.template_new_report, s.template_status_change, s.template_handover, s.template_language) == (
+        "reporte_nuevo", "reporte_estado", "atencion_humana", "es_MX")
+    s = load_settings({**BASE, "REPORT_NOTIFY_NUMBERS": " +52 1 55 1234 5678, 5215598765432,5215598765432 ",
+                       "TEMPLATE_STATUS_CHANGE": "estado_v2", "TEMPLATE_LANGUAGE": "es"})
+    assert s.report_notify_numbers == ("5215512345678", "5215598765432")
+    assert s.template_status_change == "estado_v2" and s.template_language == "es"

@@ -199,12 +199,16 @@ SAMPLE_PARAMS: dict[str, object] = {
     "propietario": "contract", "proximo_intento": 0, "rango": 1, "recibido_antes": 1, "reporte_id": None,
     "resultado": None, "telefono": "5215500009999", "tipo": "text", "tipo_envio": "text", "tipo_equipo": "VEHICULO",
     "token": 1, "token_reclamo": "tok-contract", "ultimo_error": None, "version_esperada": 1, "wa_timestamp": 1,
-    "wamid": "wamid.X",
+    "wamid": "wamid.X", "estado_reporte": "asignado", "estado_reporte_anterior": "abierto", "nota": "prueba",
+    "origen_reporte": "MANTENIMIENTO", "placa": "ABC1234",
 }
 SAMPLE_PARAMS.update({  # evidence.sql
     "media_id": "1234567890", "tipo_evidencia": "image", "mime": "image/jpeg", "sha256": "abc",
     "nombre_archivo": None, "ruta": "evidencias/x.jpg", "tamano": 10, "transcripcion": "prueba",
 })
+
+
+NEEDS_A_REPORT = {"report_history_insert"}
 
 
 class _RolledBack(Exception):
@@ -220,7 +224,10 @@ async def test_every_named_query_runs(any_db: Database) -> None:
         assert not missing, f"{name}: add sample values for {missing}"
 
         def run(tx, name: str = name) -> None:
-            tx.fetch_all(name, SAMPLE_PARAMS)  # statements without rows answer []
+            params = SAMPLE_PARAMS
+            if name in NEEDS_A_REPORT:  # a NOT NULL foreign key: the parent row first, in the same transaction
+                params = {**SAMPLE_PARAMS, "reporte_id": int(tx.fetch_one("report_insert", SAMPLE_PARAMS)["id"])}
+            tx.fetch_all(name, params)  # statements without rows answer []
             raise _RolledBack
 
         try:

@@ -240,12 +240,18 @@ _ANY_COLUMN = re.compile(r"^\s+(\w+)\s+(NVARCHAR\((?:\d+|MAX)\)|BIGINT|INT|BIT|D
 _INT_BITS = {"INT": 32, "BIGINT": 64}
 
 
+_ALTER_ADD = re.compile(r"ALTER TABLE dbo\.(\w+) ADD (\w+) (NVARCHAR\((?:\d+|MAX)\)|BIGINT|INT|BIT|DATETIME2\(\d\))\s")
+
+
 def _schema() -> dict[str, dict[str, str]]:
-    """table -> column -> T-SQL type, as the migrations create them."""
+    """table -> column -> T-SQL type, as the migrations create them (CREATE TABLE and ALTER TABLE ... ADD)."""
     schema: dict[str, dict[str, str]] = {}
     for path in MIGRATIONS:
-        for table, body in _TABLE.findall(path.read_text(encoding="utf-8")):
+        text = path.read_text(encoding="utf-8")
+        for table, body in _TABLE.findall(text):
             schema.setdefault(table, {}).update(_ANY_COLUMN.findall(body))
+        for table, column, sql_type in _ALTER_ADD.findall(text):
+            schema.setdefault(table, {})[column] = sql_type
     return schema
 
 
@@ -308,5 +314,5 @@ def test_every_declared_parameter_type_is_the_type_of_the_columns_it_meets() -> 
     # The walk sees writes (INSERT, UPDATE SET), comparisons and MERGE sources, not just a few of them.
     assert {("HistorialSesiones", "Descripcion", "descripcion_historial"), ("SesionesChat", "Estado", "estado_sesion"),
             ("MensajesProcesados", "MessageId", "message_id"), ("BloqueosConversacion", "Clave", "clave"),
-            ("ColaEnvios", "TokenReclamo", "token_reclamo")} <= seen
+            ("ColaEnvios", "TokenReclamo", "token_reclamo"), ("Reportes", "Estado", "estado_reporte")} <= seen
     assert len(seen) > 60

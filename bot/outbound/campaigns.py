@@ -35,7 +35,7 @@ def _bad(message: str, **extra: Any) -> ApiResponse:
     return ApiResponse(400, {"error": message, **extra})
 
 
-def _recipient(raw: object) -> str | None:
+def parse_recipient(raw: object) -> str | None:
     """A WhatsApp id as `ColaEnvios` stores it: digits only (no +), or a BSUID."""
     if not isinstance(raw, str):
         return None
@@ -68,7 +68,7 @@ def _parse(campaign: str, raw_body: bytes) -> tuple[str, list[str]] | ApiRespons
         return _bad("'destinatarios' es obligatorio y debe ser una lista no vacía")
     if len(recipients) > MAX_RECIPIENTS:
         return _bad(f"'destinatarios' admite como máximo {MAX_RECIPIENTS} por llamada")
-    parsed = [_recipient(r) for r in recipients]
+    parsed = [parse_recipient(r) for r in recipients]
     invalid = [r for r, p in zip(recipients, parsed, strict=True) if p is None]
     if invalid:
         return _bad("destinatarios inválidos: usa el número con código de país (8 a 15 dígitos) o el BSUID",

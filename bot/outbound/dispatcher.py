@@ -40,7 +40,7 @@ from core.whatsapp.errors import (
     TransientWhatsAppError,
     WhatsAppError,
 )
-from core.whatsapp.outgoing import OutgoingMessage
+from core.whatsapp.outgoing import outgoing_from_json
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ async def _deliver(rt: Runtime, sender: MessageSender, claim: ClaimedSend, clock
     """Send one claimed row and say how it ended; never raises for a send failure."""
     settings = rt.settings
     try:
-        message = OutgoingMessage.from_json(claim.content)
+        message = outgoing_from_json(claim.content)
     except (ValueError, KeyError, TypeError) as exc:
         return Outcome(claim, OutboxState.ERROR, error=f"contenido inválido: {type(exc).__name__}: {exc}")
     request_started = False

@@ -26,14 +26,15 @@ PARAMETER_TYPES: dict[str, str] = {
     "destinatario": "NVARCHAR(64)", "clave": "NVARCHAR(100)", "propietario": "NVARCHAR(100)",
     "patron": "NVARCHAR(101)", "token_reclamo": "NVARCHAR(64)", "ejecucion_id": "NVARCHAR(128)",
     "conversacion_id": "NVARCHAR(128)", "campana": "NVARCHAR(100)", "numero": "NVARCHAR(20)",
-    "codigo": "NVARCHAR(40)",
+    "codigo": "NVARCHAR(40)", "placa": "NVARCHAR(20)",
     # states and kinds
     "estado": "NVARCHAR(20)", "estado_sesion": "NVARCHAR(40)", "estado_anterior": "NVARCHAR(40)",
     "estado_nuevo": "NVARCHAR(40)", "estado_entrega": "NVARCHAR(20)", "origen": "NVARCHAR(10)",
     "tipo": "NVARCHAR(40)", "tipo_envio": "NVARCHAR(20)", "tipo_equipo": "NVARCHAR(20)",
+    "estado_reporte": "NVARCHAR(20)", "estado_reporte_anterior": "NVARCHAR(20)", "origen_reporte": "NVARCHAR(20)",
     # free text and documents
     "descripcion": "NVARCHAR(2000)", "descripcion_historial": "NVARCHAR(500)", "error": "NVARCHAR(1000)",
-    "ultimo_error": "NVARCHAR(1000)",
+    "ultimo_error": "NVARCHAR(1000)", "nota": "NVARCHAR(500)",
     "contenido": "NVARCHAR(MAX)", "datos": "NVARCHAR(MAX)", "payload": "NVARCHAR(MAX)",
     "resultado": "NVARCHAR(MAX)", "antes_fecha": "NVARCHAR(30)",
     # numbers

@@ -1,4 +1,4 @@
-"""The WhatsApp client the app uses: `send(recipient, OutgoingMessage) -> wamid`, rate limited per number."""
+"""The WhatsApp client the app uses: `send(recipient, message) -> wamid`, rate limited per number."""
 
 from __future__ import annotations
 
@@ -8,14 +8,14 @@ from typing import Any, Protocol
 from core.settings import Settings
 from core.whatsapp.errors import SendOutcomeUnknown
 from core.whatsapp.graph import GraphApi
-from core.whatsapp.outgoing import OutgoingMessage
+from core.whatsapp.outgoing import AnyOutgoing
 from core.whatsapp.ratelimit import RateLimiter
 
 
 class MessageSender(Protocol):
     """What the dispatcher needs of a WhatsApp client (tests give it stand-ins)."""
 
-    async def send(self, recipient: str, message: OutgoingMessage, *,
+    async def send(self, recipient: str, message: AnyOutgoing, *,
                    on_request: Callable[[], None] | None = None) -> str: ...
 
 
@@ -40,7 +40,7 @@ class WhatsAppClient:
             limiter = self._limiters[phone_number_id] = RateLimiter(self.rate_per_second)
         return limiter
 
-    async def send(self, recipient: str, message: OutgoingMessage, *, phone_number_id: str | None = None,
+    async def send(self, recipient: str, message: AnyOutgoing, *, phone_number_id: str | None = None,
                    on_request: Callable[[], None] | None = None) -> str:
         """Send one message; answers its wamid. Raises the typed errors of `core.whatsapp.errors`.
 

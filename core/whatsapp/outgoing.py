@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from typing import TypeAlias
 
 _BSUID = re.compile(r"^[A-Z]{2}\.[0-9A-Za-z]+$")
 
@@ -151,3 +152,59 @@ class OutgoingMessage:
                 },
             )
         return payload
+
+
+# Template body parameters: Graph refuses one holding a newline or tab, or more than 4 spaces in a row
+# (error 132018), and an empty one.
+MAX_TEMPLATE_PARAMETER = 1_000
+_TEMPLATE_BREAKS = re.compile(r"[\r\n\t]+")
+_TEMPLATE_SPACES = re.compile(r" {4,}")
+
+
+def template_parameter(value: object) -> str:
+    """`value` as one template body parameter: on one line, no runs of spaces, never empty, bounded."""
+    text = _TEMPLATE_SPACES.sub("   ", _TEMPLATE_BREAKS.sub(" · ", str(value)).strip())
+    return fit(text, MAX_TEMPLATE_PARAMETER) or "-"
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateMessage:
+    """An approved template (the only kind Meta delivers outside the 24-hour customer-service window)
+    with its body parameters {{1}}, {{2}}, ... in order."""
+
+    name: str
+    language: str
+    parameters: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.name or not self.language:
+            raise ValueError("plantilla sin nombre o sin idioma")
+        object.__setattr__(self, "parameters", tuple(template_parameter(p) for p in self.parameters))
+
+    @property
+    def kind(self) -> str:
+        return "template"
+
+    def to_json(self) -> str:
+        data = {"template": self.name, "language": self.language, "parameters": list(self.parameters)}
+        return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+    def to_graph_payload(self, recipient: str) -> dict[str, object]:
+        template: dict[str, object] = {"name": self.name, "language": {"code": self.language}}
+        if self.parameters:
+            template["components"] = [
+                {"type": "body", "parameters": [{"type": "text", "text": p} for p in self.parameters]}
+            ]
+        return {"messaging_product": "whatsapp", "recipient_type": "individual",
+                "recipient" if is_bsuid(recipient) else "to": recipient, "type": "template", "template": template}
+
+
+AnyOutgoing: TypeAlias = OutgoingMessage | TemplateMessage
+
+
+def outgoing_from_json(raw: str) -> AnyOutgoing:
+    """What `to_json` of either message kind stored in `ColaEnvios.Contenido`."""
+    data = json.loads(raw)
+    if isinstance(data, dict) and "template" in data:
+        return TemplateMessage(data["template"], data["language"], tuple(data.get("parameters", ())))
+    return OutgoingMessage.from_json(raw)
