@@ -120,6 +120,10 @@ class Settings:
     azure_webjobs_storage: str = field(default="", repr=False)  # the hand-off queue's account (holds its key)
     webhook_max_body_bytes: int = 3 * 1024 * 1024
     session_idle_minutes: int = 30
+    draft_ttl_hours: int = 24  # an unfinished report is kept this long after the worker's last message
+    report_followup_minutes: int = 120  # after filing, new details and evidence join the report
+    report_correction_minutes: int = 30  # "me equivoqué de equipo" cancels the report this long after filing
+    handover_minutes: int = 240  # the bot stays quiet after handing a conversation to a person
     inbox_max_attempts: int = 5
     max_trabajos_por_ejecucion: int = 50
     outbox_rate_per_second: int = 80
@@ -172,6 +176,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         azure_webjobs_storage=_text(env, "AzureWebJobsStorage"),
         webhook_max_body_bytes=_int(env, "WEBHOOK_MAX_BODY_BYTES", 3 * 1024 * 1024, minimum=1024),
         session_idle_minutes=_int(env, "SESSION_IDLE_MINUTES", 30, minimum=1),
+        draft_ttl_hours=_int(env, "DRAFT_TTL_HOURS", 24, minimum=1),
+        report_followup_minutes=_int(env, "REPORT_FOLLOWUP_MINUTES", 120, minimum=0),
+        report_correction_minutes=_int(env, "REPORT_CORRECTION_MINUTES", 30, minimum=0),
+        handover_minutes=_int(env, "HANDOVER_MINUTES", 240, minimum=1),
         inbox_max_attempts=_int(env, "INBOX_MAX_ATTEMPTS", 5, minimum=1),
         max_trabajos_por_ejecucion=_int(env, "MAX_TRABAJOS_POR_EJECUCION", 50, minimum=1),
         outbox_rate_per_second=_int(env, "OUTBOX_RATE_PER_SECOND", 80, minimum=1),

@@ -25,6 +25,7 @@ from typing import Any
 from aiohttp import web
 
 from core.ai.offline import OfflineProvider
+from core.ai.structured import extraction_json
 from core.ai.types import TermKind
 
 
@@ -46,17 +47,7 @@ async def _model_answer(schema: dict[str, Any], text: str) -> str:
         kind = TermKind.SI_NO if "SI" in enum else TermKind.TIPO_EQUIPO
         return json.dumps({"valor": await rules.interpret_term(text, kind)})
     if "tipo_equipo" in props:
-        e = await rules.extract_structured_data(text)
-        return json.dumps(
-            {
-                "intencion": e.intencion.value,
-                "tipo_equipo": e.tipo_equipo.value if e.tipo_equipo else None,
-                "problema": e.problema,
-                "confianza": e.confianza,
-                "razon": e.razon,
-            },
-            ensure_ascii=False,
-        )
+        return json.dumps(extraction_json(await rules.extract_structured_data(text)), ensure_ascii=False)
     i = await rules.detect_intent(text)
     return json.dumps({"intencion": i.intencion.value, "confianza": i.confianza})
 

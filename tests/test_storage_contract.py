@@ -109,7 +109,7 @@ async def test_emoji_heavy_text_fits_its_columns_in_utf16_units(any_db: Database
     description = "🧊🚚" * 1_500 + "fin"  # 6,003 UTF-16 units, 3,003 characters
     write = TransitionWrite(
         key="5215500000777", expected_version=0, state_from="INICIO", state_to="FINALIZADO", data={},
-        equipment_id=None, origin="USUARIO", description="🧊" * 400, now_ms=1, inbox_id=None,
+        equipment_id=None, origin="USUARIO", description="🧊" * 400, now_ms=1,
         message_id="wamid.EMOJI1", report=ReportWrite("VEHICULO", None, description, {}), replies=(),
     )
     report_id = await commit_transition(any_db, write, None)

@@ -17,7 +17,7 @@ import time
 import uuid
 
 from bot.assistant import has_active_question, refresh_question
-from bot.conversation.engine import handle_message, now_ms
+from bot.conversation.engine import handle_turn, now_ms
 from bot.messages import InboundMessage
 from bot.outbound.dispatcher import dispatch_recipient
 from bot.runtime import Runtime
@@ -28,7 +28,8 @@ from core.storage.leases import Lease, acquire_lease, extend_lease, release_leas
 from core.telemetry import mask_phone, mask_wamid
 
 log = logging.getLogger("bot.conversation.drain")
-BATCH = 20
+# Pending messages read together as one turn: a burst gets one answer, a flood of hundreds a few.
+TURN_MAX = 50
 INSTANCE = f"{socket.gethostname()}:{os.getpid()}"
 
 
@@ -112,34 +113,48 @@ async def _drain_under_lease(rt: Runtime, key: str, hb: Heartbeat, deadline: flo
         # An assistant response is running on this conversation: later messages wait, in order,
         # until it completes or is cancelled (the AI sweep drains them then).
         return handled, True
+    single = False  # after a failed turn, rows go one at a time so a poison row is isolated
     while True:
-        batch = await pending_messages(rt.db, key, BATCH)
+        batch = await pending_messages(rt.db, key, 1 if single else TURN_MAX)
         if not batch:
             return handled, False
+        if time.monotonic() >= deadline or hb.lost or rt.stopping:
+            return handled, True
+        rows: list[tuple[int, InboundMessage]] = []
         for row in batch:
-            if time.monotonic() >= deadline or hb.lost or rt.stopping:
-                return handled, True
             try:
-                msg = InboundMessage.from_json(row.payload)
-                result = await handle_message(rt, row.id, msg, hb.lease)
-            except AlreadyProcessed:
+                rows.append((row.id, InboundMessage.from_json(row.payload)))
+            except (ValueError, TypeError, KeyError) as exc:
+                await _record_failure(rt, row.id, exc)
+                break  # handle what came before it, in order
+        if not rows:
+            continue
+        try:
+            result = await handle_turn(rt, rows, hb.lease)
+        except AlreadyProcessed:
+            continue
+        except LeaseLost:
+            ttl = rt.settings.lock_timeout_ms
+            events.lock_timeout(key, ttl, hb.lease.token, reason="perdido antes de confirmar")
+            return handled, True
+        except Exception as exc:  # counted against the row's attempts, then retried later
+            if len(rows) > 1:
+                log.warning("Turno de %d mensajes falló (%r); se reintenta mensaje por mensaje", len(rows), exc)
+                single = True
                 continue
-            except LeaseLost:
-                ttl = rt.settings.lock_timeout_ms
-                events.lock_timeout(key, ttl, hb.lease.token, reason="perdido antes de confirmar")
-                return handled, True
-            except Exception as exc:  # counted against the row's attempts, then retried later
-                state = await _record_failure(rt, row.id, exc)
-                metrics.messages_processed_total.labels(outcome="fallo").inc()
-                if state == "error":
-                    log.error("Mensaje %s marcado como error tras %d intentos", mask_wamid(row.message_id),
-                              rt.settings.inbox_max_attempts)
-                    continue  # poison message: do not block the conversation behind it
-                return handled, True
-            handled += 1
-            metrics.messages_processed_total.labels(outcome="ok").inc()
-            if result.transition.replies and await notify_replies_committed(rt, result.recipient) and row.received_ms:
-                events.reply_sent(key, max(0, now_ms() - row.received_ms))
+            state = await _record_failure(rt, rows[0][0], exc)
+            metrics.messages_processed_total.labels(outcome="fallo").inc()
+            if state == "error":
+                log.error("Mensaje %s marcado como error tras %d intentos", mask_wamid(batch[0].message_id),
+                          rt.settings.inbox_max_attempts)
+                continue  # poison message: do not block the conversation behind it
+            return handled, True
+        single = False
+        handled += len(rows)
+        metrics.messages_processed_total.labels(outcome="ok").inc(len(rows))
+        first = batch[0]
+        if result.transition.replies and await notify_replies_committed(rt, result.recipient) and first.received_ms:
+            events.reply_sent(key, max(0, now_ms() - first.received_ms))
 
 
 async def _record_failure(rt: Runtime, inbox_id: int, exc: BaseException) -> str | None:

@@ -1,26 +1,45 @@
-"""Handle one inbound message: gather reads, ask the AI what the state needs, decide purely, commit as one unit."""
+"""Handle one turn (the pending messages of a conversation, read together): read the facts once, look up
+what the flows need, decide purely, commit as one unit. A version conflict retries the lookups, the
+decision and the commit; the AI calls (extraction, an assistant question, a transcription) are made once
+per turn and never repeated by that retry."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
 from bot.assistant import ask_question
-from bot.conversation.flows import Answer, FlowInput, Transition, aside, decide, is_question, needs
+from bot.conversation import effects
+from bot.conversation.flows import (
+    Answer,
+    FlowInput,
+    Lookups,
+    Needs,
+    ReportInfo,
+    Rules,
+    Transition,
+    Turn,
+    decide,
+    facts_for,
+    needs,
+)
 from bot.messages import InboundMessage, MessageKind
 from bot.runtime import Runtime
-from core.ai.types import FALLBACK_INTENT, Intencion, Intent
+from core.ai.types import Extraction
 from core.resilience.retry import with_session_retry
 from core.storage.conversations import (
     ReplyWrite,
     Session,
     TransitionWrite,
     commit_transition,
+    equipment_at,
     find_equipment,
     format_report_number,
     get_session_with_version,
+    recent_chat,
     save_user_message,
     touch_last_activity,
 )
@@ -29,7 +48,7 @@ from core.telemetry import mask_phone
 
 log = logging.getLogger("bot.conversation")
 TEXTUAL = (MessageKind.TEXT, MessageKind.BUTTON_REPLY, MessageKind.LIST_REPLY)
-ASK_BUDGET_MS = 1_500  # well inside the webhook's budget; a slower answer is delivered by the AI sweep
+ASK_BUDGET_MS = 1_500  # well inside the worker's budget; a slower answer is delivered by the AI sweep
 
 
 def now_ms() -> int:
@@ -43,8 +62,16 @@ class Handled:
     recipient: str
 
 
-def to_write(session: Session, msg: InboundMessage, inbox_id: int | None, tr: Transition, now: int) -> TransitionWrite:
-    replies = tuple(ReplyWrite(msg.recipient, m.kind, m.to_json(), m.body) for m in tr.replies)
+def flow_rules(rt: Runtime) -> Rules:
+    s = rt.settings
+    return Rules(followup_ms=s.report_followup_minutes * 60_000, correction_ms=s.report_correction_minutes * 60_000,
+                 handover_ms=s.handover_minutes * 60_000, draft_ttl_ms=s.draft_ttl_hours * 3_600_000)
+
+
+def to_write(session: Session, turn: Turn, inbox_ids: Sequence[int], tr: Transition, now: int,
+             rt: Runtime | None = None, history: str | None = None) -> TransitionWrite:
+    recipient = turn.last.recipient if turn.messages else session.key
+    replies = tuple(ReplyWrite(recipient, m.kind, m.to_json(), m.body) for m in tr.replies)
     return TransitionWrite(
         key=session.key,
         expected_version=session.version,
@@ -52,38 +79,47 @@ def to_write(session: Session, msg: InboundMessage, inbox_id: int | None, tr: Tr
         state_to=tr.state.value,
         data=tr.data,
         equipment_id=tr.equipment_id,
-        origin="USUARIO",
+        origin="USUARIO" if turn.messages else "SISTEMA",
         description=tr.description,
         now_ms=now,
-        inbox_id=inbox_id,
-        message_id=msg.wamid,
+        inbox_ids=tuple(inbox_ids),
+        message_id=turn.last.wamid if turn.messages else None,
         report=tr.report,
         replies=replies,
+        effects=effects.for_transition(rt, session.key, tr, now, turn.last.wamid if turn.messages else None, history),
     )
 
 
-async def handle_message(rt: Runtime, inbox_id: int, msg: InboundMessage, lease: Lease | None) -> Handled:
-    """Handle one pending inbox row. Raises LeaseLost / AlreadyProcessed / ConcurrencyError with nothing committed."""
-    db, ai, key = rt.db, rt.get_intent(), msg.conversation_key
-    textual = msg.kind in TEXTUAL
-    history, session, touched, intent = await asyncio.gather(
-        save_user_message(db, key, msg.text if textual else f"[{msg.kind.value}]", msg.wamid),
+async def handle_turn(rt: Runtime, rows: Sequence[tuple[int, InboundMessage]], lease: Lease | None) -> Handled:
+    """Handle pending inbox rows of one conversation as one turn. Raises LeaseLost / AlreadyProcessed /
+    ConcurrencyError with nothing committed."""
+    db, ai = rt.db, rt.get_intent()
+    messages = [m for _, m in rows]
+    key = messages[0].conversation_key
+    saves = [save_user_message(db, key, _chat_text(m), m.wamid) for m in messages]
+    messages = [await _with_transcript(rt, m) for m in messages]
+    turn = Turn(tuple(messages))
+    text = turn.text
+    results = await asyncio.gather(
         get_session_with_version(db, key),
         touch_last_activity(db, key, now_ms()),
-        ai.detect_intent(msg.text) if textual else _no_intent(),
+        ai.extract_structured_data(text) if text else _nothing(),
+        *saves,
         return_exceptions=True,
     )
-    if isinstance(history, BaseException):
-        log.warning("No se pudo guardar el mensaje en el historial (%s): %s", mask_phone(key), history)
-    if isinstance(touched, BaseException):
-        log.warning("No se pudo actualizar la última actividad (%s): %s", mask_phone(key), touched)
+    session, touched, extraction = results[0], results[1], results[2]
+    for failed in [x for x in (touched, *results[3:]) if isinstance(x, BaseException)]:
+        log.warning("No se pudo guardar el historial o la actividad (%s): %s", mask_phone(key), failed)
     if isinstance(session, BaseException):
         log.error("Error obteniendo sesión (%s): %s", mask_phone(key), session)
         raise session
-    if isinstance(intent, BaseException):
-        log.warning("Detección de intención falló (%s): %s", mask_phone(key), intent)
-        intent = FALLBACK_INTENT
-
+    assert isinstance(session, Session)
+    if isinstance(extraction, BaseException):
+        log.warning("Extracción falló (%s): %s", mask_phone(key), extraction)
+        extraction = None
+    facts = facts_for(turn, extraction if isinstance(extraction, Extraction) else None)
+    answer = await _answer(rt, session, turn, facts)
+    rules_ = flow_rules(rt)
     loaded = [session]
 
     async def load(phone: str) -> Session:
@@ -91,20 +127,14 @@ async def handle_message(rt: Runtime, inbox_id: int, msg: InboundMessage, lease:
 
     async def attempt(current: object) -> Handled:
         assert isinstance(current, Session)
-        need = needs(current.state, msg)
-        term_text = msg.choice_id or msg.text
-        extraction = await ai.extract_structured_data(msg.text) if need.extraction else None
-        term = await ai.interpret_term(term_text, need.term) if need.term else None
-        equipment = await find_equipment(db, need.sap_code) if need.sap_code else None
-        answer = None
-        if is_question(extraction) or aside(current.state, msg, intent, term) is Intencion.PREGUNTA:
-            # Free-form question: the assistant answers inline, or later through the AI sweep.
-            outcome = await ask_question(rt, key, msg.text, current.ai_conversation_id, message_id=msg.wamid,
-                                         budget_ms=ASK_BUDGET_MS)
-            answer = Answer(outcome.status, outcome.answer)
-        tr = decide(FlowInput(current, msg, intent, extraction, term, equipment, answer))
-        report_id = await commit_transition(db, to_write(current, msg, inbox_id, tr, now_ms()), lease)
-        return Handled(tr, report_id, msg.recipient)
+        need = needs(current, turn, facts)
+        lookups = await _lookups(rt, key, need, current, answer)
+        history = await _history(rt, key, need)
+        now = now_ms()
+        tr = decide(FlowInput(current, turn, facts, now, lookups, rules_))
+        write = to_write(current, turn, [i for i, _ in rows], tr, now, rt, history)
+        report_id = await commit_transition(db, write, lease)
+        return Handled(tr, report_id, turn.last.recipient)
 
     handled = await with_session_retry(key, load, attempt)
     if handled.report_id is not None:
@@ -112,5 +142,56 @@ async def handle_message(rt: Runtime, inbox_id: int, msg: InboundMessage, lease:
     return handled
 
 
-async def _no_intent() -> Intent:
-    return FALLBACK_INTENT
+async def handle_message(rt: Runtime, inbox_id: int, msg: InboundMessage, lease: Lease | None) -> Handled:
+    """One message as its own turn."""
+    return await handle_turn(rt, [(inbox_id, msg)], lease)
+
+
+def _chat_text(m: InboundMessage) -> str:
+    if m.kind in TEXTUAL:
+        return m.text
+    return f"[{m.kind.value}] {m.text}".strip()
+
+
+async def _with_transcript(rt: Runtime, m: InboundMessage) -> InboundMessage:
+    """A voice note's transcript, when an AI provider can make one, is read like text."""
+    if m.kind is not MessageKind.AUDIO or m.text:
+        return m
+    transcript = await effects.transcribe(rt, m)
+    return replace(m, text=transcript) if transcript else m
+
+
+async def _nothing() -> None:
+    return None
+
+
+async def _answer(rt: Runtime, session: Session, turn: Turn, facts: Extraction) -> Answer | None:
+    """A free-form question goes to the assistant once per turn (inline, or later through the AI sweep)."""
+    if not needs(session, turn, facts).question:
+        return None
+    outcome = await ask_question(rt, session.key, turn.text, session.ai_conversation_id,
+                                 message_id=turn.last.wamid, budget_ms=ASK_BUDGET_MS)
+    return Answer(outcome.status, outcome.answer)
+
+
+async def _lookups(rt: Runtime, key: str, need: Needs, session: Session, answer: Answer | None) -> Lookups:
+    db = rt.db
+    equipment = await find_equipment(db, need.sap_code) if need.sap_code else None
+    store = tuple(await equipment_at(db, need.store)) if need.store else ()
+    duplicate = None
+    if need.duplicate:
+        equipment_id = equipment.id if equipment else need.equipment_id
+        duplicate = await effects.open_report(rt, equipment_id, need.plate)
+    reports: tuple[ReportInfo, ...] = ()
+    if need.reports:
+        reports = tuple(await effects.reports_of(rt, key))
+    return Lookups(equipment, store, duplicate, reports, answer)
+
+
+async def _history(rt: Runtime, key: str, need: Needs) -> str | None:
+    if not need.history:
+        return None
+    lines = await recent_chat(rt.db, key, 20)
+    return "\n".join(f"{'Usuario' if who == 'USUARIO' else 'Bot'}: {text}" for who, text in lines)
+
+

@@ -1,21 +1,27 @@
-"""The conversation as pure functions: (session, message, AI results, lookups) -> transition. No I/O here.
+"""The conversation as pure functions: (session, turn, facts, lookups) -> transition. No I/O here.
 
-`needs()` tells the engine which AI calls and lookups a message requires in the session's state;
-`decide()` computes the next state, its data, the replies and the report, if any.
+A report is a draft of slots kept in the session's data (equipment type, SAP code and the catalog's
+equipment, store, employee, plate or unit, description, evidence, location). Every turn is read for every
+slot at once, whatever the bot last asked, so nothing the worker already said is asked again; the state
+names the one question the bot is waiting on. When the draft is complete the worker sees a summary and
+answers yes, and the report is filed. After filing, the session keeps the report's number for courtesy,
+follow-up information and corrections. `needs()` tells the engine which lookups a turn requires;
+`decide()` computes the transition.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
 from bot.conversation import replies as r
 from bot.messages import InboundMessage, MessageKind
-from core.ai.types import Extraction, Intencion, Intent, TermKind, TipoEquipo
-from core.storage.conversations import REPORT_NUMBER, Equipment, ReportWrite, Session
+from core.ai import rules
+from core.ai.types import Extraction, Intencion, TipoEquipo
+from core.storage.conversations import REPORT_ID, REPORT_NUMBER, Equipment, ReportWrite, Session
 from core.whatsapp.outgoing import MAX_INTERACTIVE_BODY, MAX_TEXT_BODY, OutgoingMessage, fit
 
 
@@ -23,38 +29,95 @@ class Estado(StrEnum):
     INICIO = "INICIO"
     ESPERA_TIPO_EQUIPO = "ESPERA_TIPO_EQUIPO"
     REFRI_ESPERA_SAP = "REFRI_ESPERA_SAP"
-    REFRI_CONFIRMA_EQUIPO = "REFRI_CONFIRMA_EQUIPO"
+    REFRI_ESPERA_TIENDA = "REFRI_ESPERA_TIENDA"
+    REFRI_ELIGE_EQUIPO = "REFRI_ELIGE_EQUIPO"
+    REFRI_CONFIRMA_EQUIPO = "REFRI_CONFIRMA_EQUIPO"  # kept so sessions saved by older versions still load
     REFRI_ESPERA_DESCRIPCION = "REFRI_ESPERA_DESCRIPCION"
     VEHICULO_ESPERA_EMPLEADO = "VEHICULO_ESPERA_EMPLEADO"
     VEHICULO_ESPERA_PLACA = "VEHICULO_ESPERA_PLACA"
     VEHICULO_ESPERA_DESCRIPCION = "VEHICULO_ESPERA_DESCRIPCION"
+    ESPERA_DETALLE = "ESPERA_DETALLE"
+    CONFIRMA_REPORTE = "CONFIRMA_REPORTE"
+    CORRIGE_REPORTE = "CORRIGE_REPORTE"
+    CONFIRMA_DUPLICADO = "CONFIRMA_DUPLICADO"
+    ATENCION_HUMANA = "ATENCION_HUMANA"
     FINALIZADO = "FINALIZADO"
 
 
 IDLE_STATES = (Estado.INICIO, Estado.FINALIZADO)
-WAITING_STATES = frozenset(set(Estado) - set(IDLE_STATES))
+WAITING_STATES = frozenset(set(Estado) - {Estado.INICIO, Estado.FINALIZADO, Estado.ATENCION_HUMANA})
 MAX_SAP_MISSES = 3
-_SAP = re.compile(r"(?<!\d)(\d{5,10})(?!\d)")
-_EMPLOYEE = re.compile(r"^\D*?(\d{4,10})\D*$")
-_PLATE = re.compile(r"^[A-Z0-9]{5,8}$")
-_CANCEL = re.compile(r"^\s*(cancelar|cancela|cancelo)\b", re.IGNORECASE)
+TEXTUAL = (MessageKind.TEXT, MessageKind.BUTTON_REPLY, MessageKind.LIST_REPLY)
+# Stickers are courtesy, not evidence.
+MEDIA = (MessageKind.IMAGE, MessageKind.VIDEO, MessageKind.AUDIO, MessageKind.DOCUMENT)
+# Slots of the draft that survive a filed report (the worker's own data, confirmed in every summary).
+MEMORY = ("empleado",)
+_WRONG_EQUIPMENT = re.compile(r"\b(me equivoque|equivocad[oa]|no era ese|no era el|era otro|wrong)\b")
 
 
 @dataclass(frozen=True, slots=True)
-class Needs:
-    extraction: bool = False
-    term: TermKind | None = None
-    sap_code: str | None = None
+class Rules:
+    """Times the flows reason about (from settings)."""
+
+    followup_ms: int = 2 * 3_600_000  # after filing, new details join the report for this long
+    correction_ms: int = 30 * 60_000  # "me equivoqué de equipo" cancels the report for this long
+    handover_ms: int = 4 * 3_600_000  # the bot stays quiet after handing over to a person
+    draft_ttl_ms: int = 24 * 3_600_000  # an unfinished draft is kept this long
 
 
 @dataclass(frozen=True, slots=True)
-class Transition:
-    state: Estado
-    data: Mapping[str, Any]
-    equipment_id: int | None
-    replies: tuple[OutgoingMessage, ...]
-    description: str
-    report: ReportWrite | None = None
+class ReportInfo:
+    """A filed report as the conversation sees it."""
+
+    id: int
+    number: str
+    status: str
+    created: str
+    last_note: str | None = None
+
+    @property
+    def open(self) -> bool:
+        return self.status in ("abierto", "asignado", "en_proceso")
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """The messages a worker sent together, read as one turn (oldest first)."""
+
+    messages: tuple[InboundMessage, ...]
+
+    @property
+    def text(self) -> str:
+        """Text, captions and transcripts joined: what the facts are read from."""
+        return "\n".join(m.text.strip() for m in self.messages
+                         if m.text.strip() and m.kind not in (MessageKind.LOCATION, MessageKind.CONTACTS))
+
+    @property
+    def choice(self) -> str | None:
+        ids = [m.choice_id for m in self.messages if m.choice_id]
+        return ids[-1] if ids else None
+
+    @property
+    def media(self) -> tuple[InboundMessage, ...]:
+        return tuple(m for m in self.messages if m.kind in MEDIA and m.media_id)
+
+    @property
+    def location(self) -> InboundMessage | None:
+        found = [m for m in self.messages if m.kind is MessageKind.LOCATION and m.latitude is not None]
+        return found[-1] if found else None
+
+    @property
+    def only_reactions(self) -> bool:
+        return all(m.kind is MessageKind.REACTION for m in self.messages)
+
+    @property
+    def unreadable(self) -> bool:
+        return all(m.kind in (MessageKind.UNKNOWN, MessageKind.UNSUPPORTED, MessageKind.CONTACTS, MessageKind.REACTION)
+                   for m in self.messages)
+
+    @property
+    def last(self) -> InboundMessage:
+        return self.messages[-1]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,106 +129,195 @@ class Answer:
 
 
 @dataclass(frozen=True, slots=True)
-class FlowInput:
-    session: Session
-    message: InboundMessage
-    intent: Intent
-    extraction: Extraction | None = None
-    term: str | None = None
+class Needs:
+    sap_code: str | None = None  # look the code up in the catalog
+    store: str | None = None  # list the catalog's refrigerators at this store
+    duplicate: bool = False  # look for an open report of the draft's equipment (the SAP code's, or these)
+    equipment_id: int | None = None
+    plate: str | None = None
+    reports: bool = False  # the worker's recent reports (a status question)
+    question: bool = False  # the assistant answers a free-form question
+    history: bool = False  # the conversation so far (a handover)
+
+
+@dataclass(frozen=True, slots=True)
+class Lookups:
     equipment: Equipment | None = None
+    store_equipment: tuple[Equipment, ...] = ()
+    duplicate: ReportInfo | None = None
+    reports: tuple[ReportInfo, ...] = ()
     answer: Answer | None = None
 
 
-def sap_candidate(text: str) -> str | None:
-    match = _SAP.search(text)
-    return match.group(1) if match else None
+@dataclass(frozen=True, slots=True)
+class FlowInput:
+    session: Session
+    turn: Turn
+    facts: Extraction
+    now_ms: int
+    lookups: Lookups = field(default_factory=Lookups)
+    rules: Rules = field(default_factory=Rules)
 
 
-def is_question(extraction: Extraction | None) -> bool:
-    """A question rather than a report: the assistant answers it."""
-    return extraction is not None and extraction.intencion is Intencion.PREGUNTA and extraction.tipo_equipo is None
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    message_id: str
+    media_id: str
+    kind: str
+    mime: str | None
+    sha256: str | None
+    filename: str | None
 
 
-def is_cancel(message: InboundMessage) -> bool:
-    return message.kind is MessageKind.TEXT and bool(_CANCEL.match(message.text))
+@dataclass(frozen=True, slots=True)
+class Transition:
+    state: Estado
+    data: Mapping[str, Any]
+    equipment_id: int | None
+    replies: tuple[OutgoingMessage, ...]
+    description: str
+    report: ReportWrite | None = None
+    evidence: tuple[Evidence, ...] = ()  # media of this turn, recorded whatever the state
+    attach: tuple[str, ...] = ()  # message ids of evidence that goes with `report` or `note_report`
+    note_report: int | None = None  # the report id that `note` is added to
+    note: str | None = None
+    cancel_report: int | None = None  # a report the worker cancelled ("me equivoqué de equipo")
+    handover: bool = False  # notify maintenance with the conversation so far
 
 
-def needs(state: str, message: InboundMessage) -> Needs:
-    """Which AI calls and lookups `decide` will need for this message in this state."""
-    if message.kind not in (MessageKind.TEXT, MessageKind.BUTTON_REPLY, MessageKind.LIST_REPLY) or is_cancel(message):
-        return Needs()
-    match Estado(state) if state in Estado.__members__ else Estado.INICIO:
-        case Estado.INICIO | Estado.FINALIZADO:
-            return Needs(extraction=True)
-        case Estado.ESPERA_TIPO_EQUIPO:
-            return Needs(term=TermKind.TIPO_EQUIPO)
-        case Estado.REFRI_CONFIRMA_EQUIPO:
-            return Needs(term=TermKind.SI_NO)
-        case Estado.REFRI_ESPERA_SAP:
-            return Needs(sap_code=sap_candidate(message.text))
-        case _:
-            return Needs()
+def _state(session: Session) -> Estado:
+    return Estado(session.state) if session.state in Estado.__members__ else Estado.INICIO
 
 
-def _stay(inp: FlowInput, *messages: OutgoingMessage, description: str) -> Transition:
-    s = inp.session
-    return Transition(Estado(s.state) if s.state in Estado.__members__ else Estado.INICIO, dict(s.data),
-                      s.equipment_id, tuple(messages), description)
+def _memory(data: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: data[k] for k in MEMORY if data.get(k)}
 
 
-def _reset(*messages: OutgoingMessage, description: str) -> Transition:
-    return Transition(Estado.INICIO, {}, None, tuple(messages), description)
+def _drafting(data: Mapping[str, Any], state: Estado) -> bool:
+    return state in WAITING_STATES
 
 
-def _prompt_for(state: str, data: Mapping[str, Any] | None = None) -> OutgoingMessage | None:
-    """What to ask again when a message could not be used in `state`."""
-    data = data or {}
-    return {
-        Estado.ESPERA_TIPO_EQUIPO: r.MENU_TIPO_CORTO,
-        Estado.REFRI_ESPERA_SAP: r.text(r.PIDE_SAP_OTRA_VEZ),
-        Estado.REFRI_CONFIRMA_EQUIPO: r.confirm_equipment(str(data.get("equipo", "equipo")),
-                                                          str(data.get("ubicacion", "tu tienda"))),
-        Estado.REFRI_ESPERA_DESCRIPCION: r.text(r.PIDE_DESCRIPCION),
-        Estado.VEHICULO_ESPERA_EMPLEADO: r.text(r.PIDE_EMPLEADO_OTRA_VEZ),
-        Estado.VEHICULO_ESPERA_PLACA: r.text(r.PIDE_PLACA_OTRA_VEZ),
-        Estado.VEHICULO_ESPERA_DESCRIPCION: r.text(r.PIDE_DESCRIPCION_VEHICULO),
-    }.get(Estado(state) if state in Estado.__members__ else Estado.INICIO)
+def merged_draft(session: Session, turn: Turn, facts: Extraction) -> dict[str, Any]:
+    """The draft after reading this turn's facts (and bare answers to the pending question)."""
+    state = _state(session)
+    data = dict(session.data) if _drafting(session.data, state) else _memory(session.data)
+    text = turn.text
+    pending = state
+    if facts.tipo_equipo is not None:
+        data["tipo"] = facts.tipo_equipo.value
+    choice = turn.choice
+    if choice in ("tipo_refrigerador", "tipo_vehiculo"):
+        data["tipo"] = TipoEquipo.REFRIGERADOR.value if choice == "tipo_refrigerador" else TipoEquipo.VEHICULO.value
+    elif pending is Estado.ESPERA_TIPO_EQUIPO and rules.fold(text).strip(" .") in ("1", "uno", "2", "dos"):
+        data["tipo"] = TipoEquipo.REFRIGERADOR.value if rules.fold(text).strip(" .") in ("1", "uno") \
+            else TipoEquipo.VEHICULO.value
+    number = rules.bare_number(text) if text else None
+    if number and pending in (Estado.VEHICULO_ESPERA_EMPLEADO, Estado.VEHICULO_ESPERA_PLACA):
+        facts = replace(facts, codigo_sap=None)  # a bare number answers the question, it is no SAP code
+    new_code = facts.codigo_sap and facts.codigo_sap != data.get("codigo_sap")
+    if new_code and data.get("tipo") != TipoEquipo.VEHICULO.value:
+        data["codigo_sap_nuevo"] = facts.codigo_sap
+    if facts.tienda:
+        data["tienda"] = facts.tienda
+    if facts.empleado:
+        data["empleado"] = facts.empleado
+    if facts.placa:
+        data["placa"] = facts.placa
+    if facts.unidad and not facts.placa:
+        data["unidad"] = facts.unidad
+    if facts.sin_etiqueta:
+        data["sin_etiqueta"] = True
+    # Bare answers mean what the pending question asked for.
+    if number and not (facts.codigo_sap or facts.empleado or facts.placa or facts.unidad):
+        if pending is Estado.VEHICULO_ESPERA_EMPLEADO and 3 <= len(number) <= 10:
+            data["empleado"] = number
+        elif pending is Estado.VEHICULO_ESPERA_PLACA and len(number) <= 6:
+            data["unidad"] = number
+    elif pending is Estado.VEHICULO_ESPERA_PLACA and not facts.placa and not facts.unidad:
+        tail = re.search(r"(\d{1,6})\s*$", rules.fold(text))
+        if tail and not facts.problema:
+            data["unidad"] = tail.group(1)  # "es la 254"
+    if pending is Estado.REFRI_ESPERA_TIENDA and text and not facts.tienda and not number \
+            and not rules.yes_no(text) and len(text) <= 80:
+        data["tienda"] = text.strip().rstrip(".")
+    loc = turn.location
+    if loc is not None:
+        data["gps"] = {"lat": loc.latitude, "lon": loc.longitude, "nombre": loc.text or None}
+        if loc.text and not data.get("tienda") and data.get("tipo") != TipoEquipo.VEHICULO.value:
+            data["tienda"] = loc.text
+    description = _description(pending, text, facts, turn.choice)
+    if description:
+        if pending is Estado.ESPERA_DETALLE and data.get("problema"):
+            data["problema"] = f"{data['problema']}: {description}"
+        else:
+            data["problema"] = description
+    media = [{"mensaje": m.wamid, "tipo": m.kind.value} for m in turn.media]
+    if media:
+        known = {e["mensaje"] for e in data.get("evidencias", [])}
+        data["evidencias"] = [*data.get("evidencias", []), *[m for m in media if m["mensaje"] not in known]]
+    return data
 
 
-def _looks_like_answer(state: str, text: str, term: str | None) -> bool:
-    """Whether `text` answers what `state` waits for (then it is not an aside, whatever its tone)."""
-    if state in (Estado.ESPERA_TIPO_EQUIPO, Estado.REFRI_CONFIRMA_EQUIPO):
-        return term is not None
-    if state == Estado.REFRI_ESPERA_SAP:
-        return sap_candidate(text) is not None
-    if state == Estado.VEHICULO_ESPERA_EMPLEADO:
-        return bool(_EMPLOYEE.match(text.strip()))
-    if state == Estado.VEHICULO_ESPERA_PLACA:
-        return _plate(text) is not None
-    return False  # a description: anything that is not a question or a greeting
-
-
-def aside(state: str, message: InboundMessage, intent: Intent, term: str | None) -> Intencion | None:
-    """A question or a greeting in the middle of a report (not an answer to what the state waits for):
-    answered without moving the state or spending an attempt. None when the message is an answer."""
-    if state not in WAITING_STATES or message.kind is not MessageKind.TEXT:
+def _description(pending: Estado, text: str, facts: Extraction, choice: str | None) -> str | None:
+    """The failure this turn describes: a failure phrase anywhere, or the whole text when it answers the
+    description question (and is not just a code, a yes/no or a courtesy)."""
+    if choice or pending not in (Estado.REFRI_ESPERA_DESCRIPCION, Estado.VEHICULO_ESPERA_DESCRIPCION,
+                                 Estado.ESPERA_DETALLE):
+        return facts.problema
+    cleaned = re.sub(r"^(hola|buenos dias|buenas tardes|buenas noches|buenas)[,.! ]*", "", text.strip(), flags=re.I)
+    if not cleaned or rules.bare_number(cleaned) or rules.yes_no(cleaned) or rules.courtesy(cleaned):
+        return facts.problema
+    if facts.ya_funciona or facts.intencion in (Intencion.CANCELAR, Intencion.CONSULTA_ESTADO):
         return None
-    if intent.intencion not in (Intencion.PREGUNTA, Intencion.SALUDO):
-        return None
-    return None if _looks_like_answer(state, message.text, term) else intent.intencion
+    if facts.codigo_sap or facts.placa or facts.empleado or facts.tienda:
+        return facts.problema  # a message of facts: its failure phrase, not the whole text
+    return cleaned.strip(" .")
 
 
-def _plate(text: str) -> str | None:
-    plate = re.sub(r"[\s\-.]", "", text.upper())
-    if _PLATE.match(plate) and re.search(r"[A-Z]", plate) and re.search(r"\d", plate):
-        return plate
-    return None
+def needs(session: Session, turn: Turn, facts: Extraction) -> Needs:
+    """Which lookups `decide` will need for this turn."""
+    state = _state(session)
+    draft = merged_draft(session, turn, facts)
+    quiet = state is Estado.ATENCION_HUMANA
+    sap = draft.get("codigo_sap_nuevo")
+    store = None
+    if draft.get("tipo") != TipoEquipo.VEHICULO.value and draft.get("tienda") and not draft.get("equipo_id") \
+            and (draft.get("sin_etiqueta") or int(draft.get("fallos_sap", 0)) >= MAX_SAP_MISSES
+                 or state is Estado.REFRI_ESPERA_TIENDA):
+        store = str(draft["tienda"])
+    question = (facts.intencion is Intencion.PREGUNTA and not _has_report_facts(facts) and not quiet)
+    eid, plate = draft.get("equipo_id"), draft.get("placa") or draft.get("unidad")
+    return Needs(
+        equipment_id=eid if isinstance(eid, int) else None,
+        plate=plate if isinstance(plate, str) else None,
+        sap_code=None if quiet else sap,
+        store=None if quiet else store,
+        duplicate=not quiet and (bool(sap) or bool(draft.get("placa") or draft.get("unidad"))
+                                 or bool(draft.get("equipo_id"))),
+        reports=not quiet and (facts.intencion is Intencion.CONSULTA_ESTADO or bool(facts.numero_reporte)),
+        question=question,
+        history=not quiet and (facts.intencion is Intencion.HABLAR_PERSONA or facts.urgente),
+    )
+
+
+def _has_report_facts(f: Extraction) -> bool:
+    return bool(f.tipo_equipo or f.problema or f.codigo_sap or f.placa or f.empleado or f.tienda)
+
+
+def _evidence(turn: Turn) -> tuple[Evidence, ...]:
+    return tuple(Evidence(m.wamid, m.media_id or "", m.kind.value, m.mime_type, m.sha256, m.filename)
+                 for m in turn.media)
+
+
+def _t(state: Estado, data: Mapping[str, Any], inp: FlowInput, replies: Sequence[OutgoingMessage],
+       description: str, **kw: Any) -> Transition:
+    equipment_id = data.get("equipo_id") if state in WAITING_STATES else None
+    return Transition(state, dict(data), equipment_id if isinstance(equipment_id, int) else None, tuple(replies),
+                      description, evidence=_evidence(inp.turn), **kw)
 
 
 def _with_prompt(lead: str, prompt: OutgoingMessage | None, *, resume: bool = False) -> tuple[OutgoingMessage, ...]:
-    """`lead`, then the question the state is waiting on: one message when it fits, else two (one user
-    gets about one message every few seconds before WhatsApp throttles, so fewer is better).
-    `resume` says we are going back to the report ("Sigamos con tu reporte.")."""
+    """`lead`, then the pending question: one message when it fits, else two."""
     if prompt is None:
         return (r.text(lead),)
     limit = MAX_INTERACTIVE_BODY if prompt.kind != "text" else MAX_TEXT_BODY
@@ -176,169 +328,484 @@ def _with_prompt(lead: str, prompt: OutgoingMessage | None, *, resume: bool = Fa
     return r.text(lead), replace(prompt, body=fit(question, limit))
 
 
-def _answer_aside(inp: FlowInput, state: str, kind: Intencion) -> Transition:
-    prompt = _prompt_for(state, inp.session.data)
-    if kind is Intencion.SALUDO:
-        return _stay(inp, *_with_prompt(r.SALUDO_EN_CURSO, prompt), description="Saludo durante el reporte")
-    answer = inp.answer
-    if answer is not None and answer.text:
-        lead, why = answer.text, f"Pregunta respondida durante el reporte ({answer.status})"
-    elif answer is not None and answer.status == "busy":
-        lead, why = r.PREGUNTA_EN_CURSO, "Pregunta anterior en curso"
-    elif answer is not None:
-        lead, why = r.PREGUNTA_PENDIENTE, "Pregunta en proceso durante el reporte"
-    else:
-        lead, why = r.SIN_RESPUESTA, "Pregunta sin respuesta durante el reporte"
-    return _stay(inp, *_with_prompt(lead, prompt, resume=True), description=why)
-
-
-def _start(tipo: TipoEquipo | None, problem: str | None) -> Transition:
-    data: dict[str, Any] = {"problema": problem} if problem else {}
-    if tipo is TipoEquipo.REFRIGERADOR:
-        return Transition(Estado.REFRI_ESPERA_SAP, {**data, "tipo": tipo.value}, None, (r.text(r.PIDE_SAP),),
-                          "Inicio de reporte de refrigerador")
-    if tipo is TipoEquipo.VEHICULO:
-        return Transition(Estado.VEHICULO_ESPERA_EMPLEADO, {**data, "tipo": tipo.value}, None,
-                          (r.text(r.PIDE_EMPLEADO),), "Inicio de reporte de vehículo")
-    return Transition(Estado.ESPERA_TIPO_EQUIPO, data, None, (r.MENU_TIPO,), "Menú de tipo de equipo")
-
-
-def _file_report(inp: FlowInput, data: Mapping[str, Any], problem: str) -> Transition:
-    kind = data.get("tipo", TipoEquipo.REFRIGERADOR.value)
-    if kind == TipoEquipo.REFRIGERADOR.value:
-        label = f"{data.get('equipo', 'Refrigerador')} ({data.get('codigo_sap', '')})"
-        details = {"codigo_sap": data.get("codigo_sap")}
-        equipment_id = inp.session.equipment_id
-    else:
-        label = f"Vehículo placa {data.get('placa', '')}"
-        details = {"empleado": data.get("empleado"), "placa": data.get("placa")}
-        equipment_id = None
-    report = ReportWrite(kind, equipment_id, problem, details)
-    # REPORT_NUMBER is replaced by the real number (from the report row's Id) in the commit.
-    reply = r.text(r.report_filed(REPORT_NUMBER, label, problem))
-    return Transition(Estado.FINALIZADO, {"ultimo_reporte": REPORT_NUMBER}, None, (reply,),
-                      f"Reporte {REPORT_NUMBER} creado", report)
-
-
 def decide(inp: FlowInput) -> Transition:
-    """The next state of the conversation after `inp.message`: what every state shares (reactions,
-    non-text, cancel, a question or greeting mid-report), then the handler of the session's state."""
-    msg, session = inp.message, inp.session
-    state = session.state if session.state in Estado.__members__ else Estado.INICIO.value
+    """The next state after a turn: handover silence, reactions, cancel, handover requests, status
+    questions, courtesy and questions first; then the draft is updated and the next question asked."""
+    session, turn, f = inp.session, inp.turn, inp.facts
+    state = _state(session)
     data = dict(session.data)
 
-    if msg.kind is MessageKind.REACTION:
-        return _stay(inp, description="Reacción ignorada")
-    if msg.kind not in (MessageKind.TEXT, MessageKind.BUTTON_REPLY, MessageKind.LIST_REPLY):
-        what = r.MEDIA_NAMES.get(msg.kind.value)
-        first = r.SOLO_TEXTO.format(que=what) if what else r.NO_LEIBLE
-        prompt = _prompt_for(state, data) or r.text(r.COMO_EMPEZAR)
-        return _stay(inp, *_with_prompt(first, prompt), description=f"Mensaje no textual: {msg.kind.value}")
+    if state is Estado.ATENCION_HUMANA:
+        if inp.now_ms < int(data.get("atencion_hasta", 0)):
+            return _t(state, data, inp, (), "Mensaje durante atención humana")
+        state, data = _resume_after_handover(data)
+        session = replace(session, state=state.value, data=data)
+        inp = replace(inp, session=session)
+    if turn.only_reactions:
+        return _t(state, data, inp, (), "Reacción ignorada")
+    drafting = state in WAITING_STATES
+    last = _last_report(data, inp.now_ms)
+    if all(m.kind in (MessageKind.STICKER, MessageKind.REACTION) for m in turn.messages) and not turn.text:
+        f = replace(f, intencion=Intencion.CORTESIA)
+        inp = replace(inp, facts=f)
 
-    if is_cancel(msg) or (inp.intent.intencion is Intencion.CANCELAR and state not in IDLE_STATES):
-        if state in IDLE_STATES:
-            return _reset(r.text(r.NADA_QUE_CANCELAR), description="Cancelar sin reporte en curso")
-        return _reset(r.text(r.CANCELADO), description="Cancelado por el usuario")
+    if f.intencion is Intencion.HABLAR_PERSONA or (f.urgente and not f.problema and not drafting):
+        return _handover(inp, state, data, r.ATENCION_HUMANA, "Atención humana solicitada")
+    if f.intencion is Intencion.CANCELAR or (f.ya_funciona and not _has_report_facts(replace(f, problema=None))):
+        return _cancel(inp, state, data, last)
+    if f.intencion is Intencion.CONSULTA_ESTADO and not (f.tipo_equipo and f.problema):
+        return _status(inp, state, data)
+    if turn.unreadable and not turn.text:
+        prompt = _prompt(state, data)
+        return _t(state, data, inp, _with_prompt(r.NO_LEIBLE, prompt), "Mensaje no legible")
 
-    kind = aside(state, msg, inp.intent, inp.term)
-    if kind is not None:
-        return _answer_aside(inp, state, kind)
-    return _HANDLERS[Estado(state)](inp, data, msg.text.strip())
-
-
-def _on_idle(inp: FlowInput, data: dict[str, Any], text: str) -> Transition:
-    """INICIO / FINALIZADO: a question is answered; a report (with or without its type) starts one."""
-    ex = inp.extraction
-    if is_question(ex):
-        answer = inp.answer
-        if answer is not None and answer.text:
-            return _stay(inp, *_with_prompt(answer.text, r.text(r.COMO_EMPEZAR)),
-                         description=f"Pregunta respondida ({answer.status})")
-        if answer is not None and answer.status == "busy":
-            return _stay(inp, r.text(r.PREGUNTA_EN_CURSO), description="Pregunta anterior en curso")
-        if answer is not None:
-            return _stay(inp, r.text(r.PREGUNTA_PENDIENTE), description="Pregunta en proceso")
-        return _stay(inp, r.text(r.RESPUESTA_PREGUNTA), description="Pregunta respondida")
-    if ex is not None and ex.intencion is Intencion.CANCELAR:
-        return _reset(r.text(r.NADA_QUE_CANCELAR), description="Cancelar sin reporte en curso")
-    return _start(ex.tipo_equipo if ex else None, ex.problema if ex else None)
-
-
-def _on_equipment_type(inp: FlowInput, data: dict[str, Any], text: str) -> Transition:
-    if inp.term in (TipoEquipo.REFRIGERADOR.value, TipoEquipo.VEHICULO.value):
-        return _start(TipoEquipo(inp.term), data.get("problema"))
-    return _stay(inp, r.MENU_TIPO_OTRA_VEZ, description="Tipo de equipo no reconocido")
-
-
-def _on_sap_code(inp: FlowInput, data: dict[str, Any], text: str) -> Transition:
-    eq = inp.equipment
-    if eq is not None and eq.kind == TipoEquipo.REFRIGERADOR.value:
-        data.update(codigo_sap=eq.sap_code, equipo=eq.description, ubicacion=eq.location, fallos_sap=0)
-        return Transition(Estado.REFRI_CONFIRMA_EQUIPO, data, eq.id,
-                          (r.confirm_equipment(eq.description, eq.location),), "Equipo encontrado")
-    misses = int(data.get("fallos_sap", 0)) + 1
-    if misses >= MAX_SAP_MISSES:
-        return _reset(r.text(r.SAP_AGOTADO), description="Código SAP no encontrado 3 veces")
-    data["fallos_sap"] = misses
-    code = sap_candidate(text)
-    body = r.SAP_NO_ENCONTRADO.format(codigo=code, n=misses) if code else r.SAP_SIN_CODIGO.format(n=misses)
-    return Transition(Estado.REFRI_ESPERA_SAP, data, None, (r.text(body),), "Código SAP no encontrado")
+    wrong = last is not None and bool(_WRONG_EQUIPMENT.search(rules.fold(turn.text)))
+    if not drafting and last is not None and (wrong or not _starts_new_report(f, turn)):
+        followup = _after_report(inp, state, data, last)
+        if followup is not None:
+            return followup
+    if not drafting and f.intencion is Intencion.CORTESIA and not _has_report_facts(f) and not turn.media:
+        return _t(state, data, inp, (r.text(r.CORTESIA),), "Cortesía")
+    if f.intencion is Intencion.PREGUNTA and not _has_report_facts(f) and not turn.media and not turn.location:
+        return _question(inp, state, data, drafting)
+    if drafting and f.intencion is Intencion.SALUDO and not _has_report_facts(f) and not turn.media:
+        return _t(state, data, inp, _with_prompt(r.SALUDO_EN_CURSO, _prompt(state, data)), "Saludo durante el reporte")
+    if not drafting and not _has_report_facts(f) and not turn.media and not turn.location \
+            and f.intencion not in (Intencion.REPORTAR_FALLA,) and turn.choice not in ("tipo_refrigerador",
+                                                                                       "tipo_vehiculo"):
+        if f.intencion is Intencion.SALUDO or not turn.text:
+            return _t(Estado.ESPERA_TIPO_EQUIPO, _memory(data), inp, (r.MENU_TIPO,), "Menú de tipo de equipo")
+        return _t(state, data, inp, (r.text(r.COMO_EMPEZAR),), "Mensaje sin datos de reporte")
+    return _advance(inp, state)
 
 
-def _on_equipment_confirmation(inp: FlowInput, data: dict[str, Any], text: str) -> Transition:
-    if inp.term == "SI":
-        if data.get("problema"):
-            return _file_report(inp, data, str(data["problema"]))
-        return Transition(Estado.REFRI_ESPERA_DESCRIPCION, data, inp.session.equipment_id,
-                          (r.text(r.PIDE_DESCRIPCION),), "Equipo confirmado")
-    if inp.term == "NO":
-        for k in ("codigo_sap", "equipo", "ubicacion"):
-            data.pop(k, None)
-        return Transition(Estado.REFRI_ESPERA_SAP, data, None, (r.text(r.EQUIPO_RECHAZADO),), "Equipo rechazado")
-    return _stay(inp, r.text(r.SI_NO_OTRA_VEZ), description="Confirmación no reconocida")
+def _starts_new_report(f: Extraction, turn: Turn) -> bool:
+    return bool(f.tipo_equipo or f.codigo_sap or f.placa or f.unidad) or turn.choice in (
+        "tipo_refrigerador", "tipo_vehiculo")
 
 
-def _on_description(inp: FlowInput, data: dict[str, Any], text: str) -> Transition:
-    if not text:
-        prompt = _prompt_for(inp.session.state, data) or r.text(r.PIDE_DESCRIPCION)
-        return _stay(inp, prompt, description="Descripción vacía")
-    return _file_report(inp, data, text)
+def _last_report(data: Mapping[str, Any], now: int) -> tuple[str, int, int] | None:
+    """(number, id, filed at) of the report this session filed, if any."""
+    number, rid, at = data.get("ultimo_reporte"), data.get("ultimo_reporte_id"), data.get("ultimo_reporte_en")
+    if isinstance(number, str) and isinstance(rid, int) and isinstance(at, int):
+        return number, rid, at
+    return None
 
 
-def _on_employee(inp: FlowInput, data: dict[str, Any], text: str) -> Transition:
-    match_employee = _EMPLOYEE.match(text)
-    if not match_employee:
-        return _stay(inp, r.text(r.EMPLEADO_INVALIDO), description="Número de empleado inválido")
-    data["empleado"] = match_employee.group(1)
-    return Transition(Estado.VEHICULO_ESPERA_PLACA, data, None, (r.text(r.PIDE_PLACA),), "Empleado registrado")
+def _after_report(inp: FlowInput, state: Estado, data: dict[str, Any],
+                  last: tuple[str, int, int]) -> Transition | None:
+    """After filing: courtesy, more details for the report, or "me equivoqué de equipo"."""
+    f, turn = inp.facts, inp.turn
+    number, rid, at = last
+    age = inp.now_ms - at
+    if _WRONG_EQUIPMENT.search(rules.fold(turn.text)) and age <= inp.rules.correction_ms:
+        before = data.get("ultimo_borrador")
+        draft = {**(dict(before) if isinstance(before, Mapping) else {}), **_memory(data), "reporte_corregido": number}
+        for k in ("ultimo_reporte", "ultimo_reporte_id", "ultimo_reporte_en"):
+            draft.pop(k, None)
+        session = replace(inp.session, state=Estado.REFRI_ESPERA_SAP.value, data=draft)
+        tr = _advance(replace(inp, session=session), Estado.REFRI_ESPERA_SAP)
+        lead = r.EQUIVOCADO.format(numero=number)
+        replies = _with_prompt(lead, tr.replies[0]) + tr.replies[1:] if tr.replies else (r.text(lead),)
+        return replace(tr, replies=replies, cancel_report=rid,
+                       description=f"Reporte {number} cancelado: equipo equivocado")
+    if f.intencion is Intencion.CORTESIA and not turn.media and not f.problema:
+        return _t(state, data, inp, (r.text(r.CORTESIA_CON_REPORTE.format(numero=number)),),
+                  "Cortesía tras el reporte")
+    if age > inp.rules.followup_ms:
+        return None
+    if turn.media or f.problema or turn.location:
+        what = []
+        if turn.media:
+            what.append(r.attachments_line([{"tipo": m.kind.value} for m in turn.media]) or "tu archivo")
+        if turn.location:
+            what.append("tu ubicación")
+        if f.problema:
+            what.append("el detalle")
+        note = f.problema or turn.text or None
+        if turn.location is not None:
+            loc = turn.location
+            note = ((note + " · ") if note else "") + f"Ubicación: {loc.latitude},{loc.longitude}"
+        lead = r.AGREGADO_A_REPORTE.format(que=" y ".join(w for w in what if w), numero=number)
+        return _t(state, data, inp, (r.text(lead),), f"Información agregada a {number}", note_report=rid,
+                  note=note or "Evidencia agregada", attach=tuple(m.wamid for m in turn.media))
+    return None
 
 
-def _on_plate(inp: FlowInput, data: dict[str, Any], text: str) -> Transition:
-    plate = _plate(text)
-    if plate is None:
-        return _stay(inp, r.text(r.PLACA_INVALIDA), description="Placa inválida")
-    data["placa"] = plate
-    if data.get("problema"):
-        return _file_report(inp, data, str(data["problema"]))
-    return Transition(Estado.VEHICULO_ESPERA_DESCRIPCION, data, None,
-                      (r.text(r.PIDE_DESCRIPCION_VEHICULO),), "Placa registrada")
+def _cancel(inp: FlowInput, state: Estado, data: dict[str, Any], last: tuple[str, int, int] | None) -> Transition:
+    f = inp.facts
+    if state in WAITING_STATES:
+        text = r.YA_FUNCIONA if f.ya_funciona else r.CANCELADO
+        return _t(Estado.INICIO, _memory(data), inp, (r.text(text),), "Cancelado por el usuario")
+    if f.ya_funciona and last is not None and inp.now_ms - last[2] <= inp.rules.followup_ms:
+        number, rid, _ = last
+        return _t(state, data, inp, (r.text(r.NOTA_YA_FUNCIONA.format(numero=number)),),
+                  f"El usuario indica que {number} ya funciona", note_report=rid,
+                  note="El usuario indica que el equipo ya funciona")
+    if f.ya_funciona:
+        return _t(state, data, inp, (r.text(r.CORTESIA),), "Ya funciona, sin reporte en curso")
+    return _t(state, data, inp, (r.text(r.NADA_QUE_CANCELAR),), "Cancelar sin reporte en curso")
 
 
-# One handler per state; a state without one fails at import, not on a user's message.
-_HANDLERS: dict[Estado, Callable[[FlowInput, dict[str, Any], str], Transition]] = {
-    Estado.INICIO: _on_idle,
-    Estado.FINALIZADO: _on_idle,
-    Estado.ESPERA_TIPO_EQUIPO: _on_equipment_type,
-    Estado.REFRI_ESPERA_SAP: _on_sap_code,
-    Estado.REFRI_CONFIRMA_EQUIPO: _on_equipment_confirmation,
-    Estado.REFRI_ESPERA_DESCRIPCION: _on_description,
-    Estado.VEHICULO_ESPERA_EMPLEADO: _on_employee,
-    Estado.VEHICULO_ESPERA_PLACA: _on_plate,
-    Estado.VEHICULO_ESPERA_DESCRIPCION: _on_description,
-}
-assert set(_HANDLERS) == set(Estado), "every state needs a handler"
+def _status(inp: FlowInput, state: Estado, data: dict[str, Any]) -> Transition:
+    reports = inp.lookups.reports
+    wanted = inp.facts.numero_reporte
+    if wanted:
+        found = [x for x in reports if x.number == wanted]
+        body = (r.reports_status([r.report_status(x.number, x.status, x.created, x.last_note) for x in found])
+                if found else r.REPORTE_NO_ENCONTRADO.format(numero=wanted))
+    elif reports:
+        body = r.reports_status([r.report_status(x.number, x.status, x.created, x.last_note) for x in reports[:5]])
+    else:
+        body = r.SIN_REPORTES
+    prompt = _prompt(state, data) if state in WAITING_STATES else None
+    return _t(state, data, inp, _with_prompt(body, prompt, resume=True), "Consulta de estado de reportes")
 
 
-def expire(session: Session) -> Transition:
-    """The idle sweeper's transition: back to INICIO, telling the user why."""
-    return _reset(r.text(r.EXPIRADO), description="Sesión expirada por inactividad")
+def _question(inp: FlowInput, state: Estado, data: dict[str, Any], drafting: bool) -> Transition:
+    answer = inp.lookups.answer
+    prompt = _prompt(state, data) if drafting else r.text(r.COMO_EMPEZAR)
+    if answer is not None and answer.text:
+        return _t(state, data, inp, _with_prompt(answer.text, prompt, resume=drafting),
+                  f"Pregunta respondida ({answer.status})")
+    if answer is not None and answer.status == "busy":
+        return _t(state, data, inp, _with_prompt(r.PREGUNTA_EN_CURSO, prompt if drafting else None, resume=True),
+                  "Pregunta anterior en curso")
+    if answer is not None:
+        return _t(state, data, inp, _with_prompt(r.PREGUNTA_PENDIENTE, prompt if drafting else None, resume=True),
+                  "Pregunta en proceso")
+    if drafting:
+        return _t(state, data, inp, _with_prompt(r.SIN_RESPUESTA, prompt, resume=True), "Pregunta sin respuesta")
+    return _t(state, data, inp, (r.text(r.RESPUESTA_PREGUNTA),), "Pregunta respondida")
+
+
+def _handover(inp: FlowInput, state: Estado, data: dict[str, Any], text: str, why: str) -> Transition:
+    kept: dict[str, Any] = ({"borrador": {"estado": state.value, "datos": data}} if state in WAITING_STATES
+                            else dict(data))
+    kept["atencion_hasta"] = inp.now_ms + inp.rules.handover_ms
+    return _t(Estado.ATENCION_HUMANA, kept, inp, (r.text(text),), why, handover=True)
+
+
+def _resume_after_handover(data: Mapping[str, Any]) -> tuple[Estado, dict[str, Any]]:
+    draft = data.get("borrador")
+    if isinstance(draft, Mapping) and draft.get("estado") in Estado.__members__:
+        return Estado(str(draft["estado"])), dict(draft.get("datos") or {})
+    return Estado.INICIO, {k: v for k, v in data.items() if k != "atencion_hasta"}
+
+
+# -- the draft --------------------------------------------------------------------------------------
+
+
+def _advance(inp: FlowInput, state: Estado) -> Transition:
+    """Merge the turn into the draft, then ask for what is missing, confirm, or file."""
+    f, turn, look = inp.facts, inp.turn, inp.lookups
+    data = merged_draft(inp.session, turn, f)
+    data["ultimo_mensaje_en"] = inp.now_ms
+    data.pop("recordatorio", None)
+    notes: list[str] = []
+    if f.urgente and not data.get("urgente"):
+        data["urgente"] = True
+        notes.append(r.AVISO_URGENTE)
+
+    if state in (Estado.CONFIRMA_REPORTE, Estado.REFRI_CONFIRMA_EQUIPO) and not _corrects(f, turn):
+        answer = _yes_no(turn, f)
+        if answer == "SI":
+            return _file(inp, data)
+        if answer == "NO":
+            return _t(Estado.CORRIGE_REPORTE, data, inp, (r.text(r.CORRIGE),), "El usuario corrige el reporte")
+    if state is Estado.CONFIRMA_DUPLICADO:
+        choice = turn.choice or ""
+        answer = _yes_no(turn, f)
+        same = choice == "duplicado_misma" or (answer == "SI" and choice != "duplicado_otra")
+        other = choice == "duplicado_otra" or answer == "NO" or "otra" in rules.fold(turn.text)
+        dup = data.get("duplicado")
+        if same and isinstance(dup, Mapping):
+            return _join_duplicate(inp, data, dup)
+        if other:
+            data["duplicado_revisado"] = True
+            data.pop("duplicado", None)
+            if _missing(data, look) is None:
+                return _file(inp, data)
+
+    # The catalog: a new SAP code found or not.
+    sap = data.pop("codigo_sap_nuevo", None)
+    if sap:
+        eq = look.equipment
+        if eq is not None:
+            data.update(codigo_sap=eq.sap_code, equipo=eq.description, ubicacion=eq.location, equipo_id=eq.id,
+                        fallos_sap=0, tipo=eq.kind)
+            data.pop("sin_codigo", None)
+            data.pop("duplicado_revisado", None)
+        elif data.get("tipo") != TipoEquipo.VEHICULO.value:
+            misses = int(data.get("fallos_sap", 0)) + 1
+            data["fallos_sap"] = misses
+            data.setdefault("tipo", TipoEquipo.REFRIGERADOR.value)
+            for k in ("codigo_sap", "equipo", "ubicacion", "equipo_id"):
+                data.pop(k, None)
+            if misses < MAX_SAP_MISSES:
+                notes.append(r.SAP_NO_ENCONTRADO.format(codigo=sap, n=misses))
+            else:
+                notes.append(r.SAP_AGOTADO)
+    # Choosing from the store's list.
+    choice = turn.choice or ""
+    if state is Estado.REFRI_ELIGE_EQUIPO and choice.startswith("equipo_"):
+        picked = [e for e in look.store_equipment if f"equipo_{e.id}" == choice]
+        if not picked and choice[7:].isdigit():
+            picked = [Equipment(int(choice[7:]), "", TipoEquipo.REFRIGERADOR.value, turn.last.text, "")]
+        if picked:
+            e = picked[0]
+            data.update(equipo_id=e.id, equipo=e.description or turn.last.text, tipo=TipoEquipo.REFRIGERADOR.value)
+            if e.sap_code:
+                data["codigo_sap"] = e.sap_code
+            if e.location:
+                data["ubicacion"] = e.location
+    elif state is Estado.REFRI_ELIGE_EQUIPO and (choice == r.NO_ESTA_EN_LISTA or rules.yes_no(turn.text) == "NO"
+                                                 or "no esta" in rules.fold(turn.text)):
+        data["sin_codigo"] = True
+
+    if data.get("tipo") == TipoEquipo.VEHICULO.value and data.get("codigo_sap") and not data.get("placa"):
+        data.setdefault("unidad", data.get("codigo_sap"))
+
+    # Vague description: one follow-up question.
+    if state is not Estado.ESPERA_DETALLE and data.get("problema") and rules.is_vague(str(data["problema"])) \
+            and not data.get("detalle_pedido"):
+        data["detalle_pedido"] = True
+        data.pop("problema")
+        data["problema_vago"] = str(inp.turn.text).strip()
+        return _ask(inp, Estado.ESPERA_DETALLE, data, notes, r.text(r.PIDE_DETALLE), "Descripción vaga")
+    if state is Estado.ESPERA_DETALLE and not data.get("problema"):
+        data["problema"] = data.pop("problema_vago", None) or turn.text.strip() or "Sin detalle"
+
+    unlabelled = data.get("sin_etiqueta") or int(data.get("fallos_sap", 0)) >= MAX_SAP_MISSES
+    if data.get("tipo") == TipoEquipo.REFRIGERADOR.value and unlabelled and data.get("tienda") \
+            and not data.get("equipo_id") and not any(e.kind == TipoEquipo.REFRIGERADOR.value
+                                                      for e in look.store_equipment):
+        data["sin_codigo"] = True  # no catalogued refrigerator there: maintenance identifies it
+    dup = look.duplicate
+    if dup is not None and dup.open and not data.get("duplicado_revisado") \
+            and dup.number != data.get("reporte_corregido"):
+        data["duplicado"] = {"numero": dup.number, "id": dup.id, "estado": dup.status}
+        return _ask(inp, Estado.CONFIRMA_DUPLICADO, data, notes, r.duplicate(dup.number, dup.status, dup.created),
+                    f"Reporte abierto {dup.number} para el mismo equipo")
+    missing = _missing(data, look)
+    if missing is not None:
+        next_state, prompt = missing
+        if next_state is state is Estado.VEHICULO_ESPERA_EMPLEADO and re.search(r"\d", turn.text):
+            prompt = r.text(r.EMPLEADO_INVALIDO)
+        if next_state is state is Estado.VEHICULO_ESPERA_PLACA and turn.text and not turn.media:
+            prompt = r.text(r.PLACA_INVALIDA)
+        if next_state is Estado.REFRI_ESPERA_SAP and state is Estado.REFRI_ESPERA_SAP and not sap and turn.text \
+                and not _has_report_facts(f) and not turn.media and not turn.location:
+            misses = int(data.get("fallos_sap", 0)) + 1
+            data["fallos_sap"] = misses
+            if misses >= MAX_SAP_MISSES:
+                return _ask(inp, Estado.REFRI_ESPERA_TIENDA, data, [r.SAP_AGOTADO], r.text(r.PIDE_TIENDA),
+                            "Código SAP no recibido 3 veces")
+            prompt = r.text(r.SAP_SIN_CODIGO.format(n=misses))
+        if next_state is Estado.REFRI_ESPERA_SAP and (data.get("sin_etiqueta") or
+                                                      int(data.get("fallos_sap", 0)) >= MAX_SAP_MISSES):
+            next_state, prompt = Estado.REFRI_ESPERA_TIENDA, r.text(
+                r.PIDE_TIENDA_SIN_ETIQUETA if data.get("sin_etiqueta") and not notes else r.PIDE_TIENDA)
+        return _ask(inp, next_state, data, notes, prompt, f"Falta: {next_state.value}")
+
+    return _ask(inp, Estado.CONFIRMA_REPORTE, data, notes,
+                r.summary(_summary_lines(data), question="¿Lo registro?"), "Resumen para confirmar")
+
+
+def _corrects(f: Extraction, turn: Turn) -> bool:
+    """At the summary, a message with new data corrects the draft instead of answering yes/no."""
+    return bool(f.codigo_sap or f.placa or f.unidad or f.empleado or f.tienda or f.problema) \
+        and rules.yes_no(turn.text) is None
+
+
+def _yes_no(turn: Turn, f: Extraction) -> str | None:
+    if turn.choice in ("confirmar_si", "duplicado_misma"):
+        return "SI"
+    if turn.choice in ("confirmar_no", "duplicado_otra"):
+        return "NO"
+    return f.si_no or rules.yes_no(turn.text)
+
+
+def _ask(inp: FlowInput, state: Estado, data: dict[str, Any], notes: list[str], prompt: OutgoingMessage,
+         why: str) -> Transition:
+    understood = _understood(inp, data) if state is not Estado.CONFIRMA_REPORTE else None
+    lead = "\n".join(x for x in (understood, *notes) if x)
+    replies = _with_prompt(lead, prompt) if lead else (prompt,)
+    return _t(state, data, inp, replies, why)
+
+
+def _understood(inp: FlowInput, data: Mapping[str, Any]) -> str | None:
+    """"Anoté: ..." for the facts this turn added, so the worker sees they were heard."""
+    before = inp.session.data if inp.session.state not in ("INICIO", "FINALIZADO") else {}
+    parts = []
+    labels = (("equipo", "equipo"), ("tienda", "tienda"), ("placa", "placa"), ("unidad", "unidad"),
+              ("empleado", "empleado"), ("problema", "falla"))
+    for key, label in labels:
+        if data.get(key) and data.get(key) != before.get(key):
+            parts.append(f"{label} *{fit(str(data[key]), r.ECHO_EQUIPMENT)}*")
+    if data.get("gps") and not before.get("gps"):
+        parts.append("tu ubicación")
+    new_media = len(data.get("evidencias", [])) - len(before.get("evidencias", []))
+    if new_media > 0:
+        parts.append(r.attachments_line(data.get("evidencias", [])[-new_media:]) or "tu archivo")
+    if not parts:
+        return None
+    kind = data.get("tipo")
+    head = {"REFRIGERADOR": "Reporte de refrigerador. ", "VEHICULO": "Reporte de vehículo. "}.get(str(kind), "") \
+        if not before.get("tipo") else ""
+    return f"{head}Anoté: " + ", ".join(parts) + "."
+
+
+def _missing(data: Mapping[str, Any], look: Lookups) -> tuple[Estado, OutgoingMessage] | None:
+    kind = data.get("tipo")
+    if kind is None:
+        return Estado.ESPERA_TIPO_EQUIPO, r.MENU_TIPO_CORTO
+    if kind == TipoEquipo.VEHICULO.value:
+        if not data.get("empleado"):
+            return Estado.VEHICULO_ESPERA_EMPLEADO, r.text(r.PIDE_EMPLEADO)
+        if not (data.get("placa") or data.get("unidad")):
+            return Estado.VEHICULO_ESPERA_PLACA, r.text(r.PIDE_PLACA)
+        if not data.get("problema"):
+            return Estado.VEHICULO_ESPERA_DESCRIPCION, r.text(r.PIDE_DESCRIPCION_VEHICULO)
+        return None
+    if not data.get("equipo_id") and not data.get("sin_codigo"):
+        unlabelled = data.get("sin_etiqueta") or int(data.get("fallos_sap", 0)) >= MAX_SAP_MISSES
+        if unlabelled and data.get("tienda"):
+            fridges = [e for e in look.store_equipment if e.kind == TipoEquipo.REFRIGERADOR.value]
+            if fridges:
+                return Estado.REFRI_ELIGE_EQUIPO, r.store_choices(
+                    str(data["tienda"]), [(e.id, e.description, e.sap_code) for e in fridges])
+            return None  # no catalogued refrigerator there: _advance files it "sin código"
+        if unlabelled:
+            return Estado.REFRI_ESPERA_TIENDA, r.text(r.PIDE_TIENDA)
+        return Estado.REFRI_ESPERA_SAP, r.text(r.PIDE_SAP)
+    if not data.get("problema"):
+        return Estado.REFRI_ESPERA_DESCRIPCION, r.text(r.PIDE_DESCRIPCION)
+    return None
+
+
+def _summary_lines(data: Mapping[str, Any]) -> list[tuple[str, str]]:
+    lines: list[tuple[str, str]] = []
+    if data.get("tipo") == TipoEquipo.VEHICULO.value:
+        vehicle = f"placa {data['placa']}" if data.get("placa") else f"unidad {data.get('unidad')}"
+        lines.append(("Vehículo", vehicle))
+        lines.append(("Empleado", str(data.get("empleado"))))
+        if data.get("gps"):
+            gps = data["gps"]
+            lines.append(("Ubicación", gps.get("nombre") or f"{gps.get('lat')}, {gps.get('lon')}"))
+    else:
+        if data.get("equipo_id"):
+            lines.append(("Equipo", f"{data.get('equipo')} ({data.get('codigo_sap') or 'sin código'})"))
+            lines.append(("Ubicación", str(data.get("ubicacion") or data.get("tienda") or "")))
+        else:
+            lines.append(("Equipo", "Refrigerador sin código (mantenimiento lo identificará)"))
+            lines.append(("Ubicación", str(data.get("tienda") or "sin tienda")))
+    lines.append(("Falla", str(data.get("problema"))))
+    attached = r.attachments_line(data.get("evidencias", []))
+    if attached:
+        lines.append(("Adjuntos", attached))
+    return lines
+
+
+def _file(inp: FlowInput, data: dict[str, Any]) -> Transition:
+    kind = str(data.get("tipo", TipoEquipo.REFRIGERADOR.value))
+    problem = str(data.get("problema") or "Sin descripción")
+    details: dict[str, Any] = {k: data[k] for k in ("codigo_sap", "equipo", "ubicacion", "tienda", "empleado", "placa",
+                                                     "unidad", "gps", "sin_codigo", "urgente") if data.get(k)}
+    details["adjuntos"] = len(data.get("evidencias", []))
+    equipment_id = data.get("equipo_id") if kind == TipoEquipo.REFRIGERADOR.value else None
+    report = ReportWrite(kind, equipment_id if isinstance(equipment_id, int) else None, problem, details)
+    lines = _summary_lines(data)
+    # REPORT_NUMBER is replaced by the real number (from the report row's Id) in the commit.
+    reply = r.text(r.report_filed(REPORT_NUMBER, lines, notified=True))
+    kept = {**_memory(data), "ultimo_reporte": REPORT_NUMBER, "ultimo_reporte_id": REPORT_ID,
+            "ultimo_reporte_en": inp.now_ms,
+            # what "me equivoqué de equipo" carries into the corrected report
+            "ultimo_borrador": {k: data[k] for k in ("tipo", "problema", "evidencias", "gps", "tienda") if data.get(k)}}
+    attach = tuple(str(e["mensaje"]) for e in data.get("evidencias", []))
+    return Transition(Estado.FINALIZADO, kept, None, (reply,), f"Reporte {REPORT_NUMBER} creado", report,
+                      evidence=_evidence(inp.turn), attach=attach)
+
+
+def _join_duplicate(inp: FlowInput, data: dict[str, Any], dup: Mapping[str, Any]) -> Transition:
+    number, rid = str(dup.get("numero")), int(dup.get("id", 0))
+    note = str(data.get("problema") or "El usuario reportó el mismo equipo de nuevo")
+    kept = {**_memory(data), "ultimo_reporte": number, "ultimo_reporte_id": rid, "ultimo_reporte_en": inp.now_ms}
+    reply = r.text(r.AGREGADO_A_DUPLICADO.format(numero=number, estado=r.STATUS_NAMES.get(str(dup.get("estado")),
+                                                                                          str(dup.get("estado")))))
+    return _t(Estado.FINALIZADO, kept, inp, (reply,), f"Información agregada a {number} (mismo equipo)",
+              note_report=rid, note=f"Nuevo reporte del mismo equipo: {note}",
+              attach=tuple(str(e["mensaje"]) for e in data.get("evidencias", [])))
+
+
+def _prompt(state: Estado, data: Mapping[str, Any]) -> OutgoingMessage | None:
+    """The pending question of `state`, asked again."""
+    if state is Estado.CONFIRMA_REPORTE or state is Estado.REFRI_CONFIRMA_EQUIPO:
+        return r.summary(_summary_lines(data), question="¿Lo registro?")
+    if state is Estado.CONFIRMA_DUPLICADO and isinstance(data.get("duplicado"), Mapping):
+        dup = data["duplicado"]
+        return r.duplicate(str(dup.get("numero")), str(dup.get("estado")), "antes")
+    return {
+        Estado.ESPERA_TIPO_EQUIPO: r.MENU_TIPO_CORTO,
+        Estado.REFRI_ESPERA_SAP: r.text(r.PIDE_SAP),
+        Estado.REFRI_ESPERA_TIENDA: r.text(r.PIDE_TIENDA),
+        Estado.REFRI_ELIGE_EQUIPO: r.text(r.PIDE_TIENDA),
+        Estado.REFRI_ESPERA_DESCRIPCION: r.text(r.PIDE_DESCRIPCION),
+        Estado.VEHICULO_ESPERA_EMPLEADO: r.text(r.PIDE_EMPLEADO),
+        Estado.VEHICULO_ESPERA_PLACA: r.text(r.PIDE_PLACA),
+        Estado.VEHICULO_ESPERA_DESCRIPCION: r.text(r.PIDE_DESCRIPCION_VEHICULO),
+        Estado.ESPERA_DETALLE: r.text(r.PIDE_DETALLE),
+        Estado.CORRIGE_REPORTE: r.text(r.CORRIGE),
+    }.get(state)
+
+
+# -- silence ----------------------------------------------------------------------------------------
+
+
+def on_idle(session: Session, now_ms: int, rules_: Rules) -> Transition | None:
+    """The idle sweep's transition for a session silent for SESSION_IDLE_MINUTES: one reminder for a draft,
+    the draft dropped silently after a day, a handover that ran out of time ended. None: nothing to do."""
+    state = _state(session)
+    data = dict(session.data)
+    empty = Turn(())
+    facts = Extraction(Intencion.OTRO, None, None, 0.0, "")
+    inp = FlowInput(session, empty, facts, now_ms, rules=rules_)
+    if state is Estado.ATENCION_HUMANA:
+        if now_ms < int(data.get("atencion_hasta", 0)):
+            return _t(state, data, inp, (), "Atención humana en curso")
+        resumed, kept = _resume_after_handover(data)
+        return _t(resumed, kept, inp, (), "Fin de la atención humana")
+    if state not in WAITING_STATES:
+        return None
+    if state is Estado.ESPERA_TIPO_EQUIPO and not any(data.get(k) for k in ("problema", "evidencias", "tienda", "gps")):
+        return _t(Estado.INICIO, _memory(data), inp, (), "Menú sin respuesta")
+    last_user = int(data.get("ultimo_mensaje_en", session.last_activity_ms) or 0)
+    if now_ms - last_user >= rules_.draft_ttl_ms:
+        return _t(Estado.INICIO, _memory(data), inp, (), "Borrador descartado tras un día sin respuesta")
+    if data.get("recordatorio"):
+        return _t(state, data, inp, (), "Borrador en espera")
+    prompt = _prompt(state, data)
+    data["recordatorio"] = True
+    question = prompt.body if prompt is not None else ""
+    reminder = replace(prompt, body=fit(r.RECORDATORIO.format(pregunta=question), MAX_INTERACTIVE_BODY)) \
+        if prompt is not None else r.text(r.RECORDATORIO.format(pregunta=""))
+    return _t(state, data, inp, (reminder,), "Recordatorio de borrador")
+
+
+def facts_for(turn: Turn, extraction: Extraction | None) -> Extraction:
+    """The offline rules' reading of the turn, completed by a model's extraction when there is one: the
+    model's intention and equipment type win, and a slot the model left empty keeps what the rules found."""
+    base = rules.extract(turn.text)
+    if extraction is None or extraction is base:
+        return base
+    merged = {name: getattr(extraction, name) for name in extraction.__dataclass_fields__}
+    for name in base.__dataclass_fields__:
+        if merged.get(name) in (None, False, "") and getattr(base, name) not in (None, False, ""):
+            merged[name] = getattr(base, name)
+    if extraction.intencion is Intencion.OTRO:
+        merged["intencion"] = base.intencion
+    return Extraction(**merged)
+
+
+def messages_of(rows: Sequence[InboundMessage]) -> Turn:
+    return Turn(tuple(rows))

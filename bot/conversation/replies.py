@@ -2,57 +2,65 @@
 
 from __future__ import annotations
 
-from core.whatsapp.outgoing import MAX_TEXT_BODY, Choice, OutgoingMessage, fit
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from core.whatsapp.outgoing import MAX_ROW_DESCRIPTION, MAX_ROW_TITLE, MAX_TEXT_BODY, Choice, OutgoingMessage, fit
 
 # How much of a user's or the catalog's own words a reply repeats: enough to recognise, never enough
 # to push the reply past WhatsApp's limits.
 ECHO_PROBLEM = 300
 ECHO_EQUIPMENT = 150
 
+YES_NO = (Choice("confirmar_si", "Sí"), Choice("confirmar_no", "No"))
 MENU_TIPO = OutgoingMessage(
     body=(
         "¡Hola! Soy el asistente de reportes de fallas. ¿Qué equipo quieres reportar?\n"
-        "1. Refrigerador\n2. Vehículo\n\nEscribe *cancelar* en cualquier momento para salir."
+        "1. Refrigerador\n2. Vehículo\n\nTambién puedes contarme todo en un mensaje, por ejemplo: "
+        "*el refri 10004512 de la tienda centro no enfría*."
     ),
     buttons=(Choice("tipo_refrigerador", "Refrigerador"), Choice("tipo_vehiculo", "Vehículo")),
 )
-MENU_TIPO_CORTO = OutgoingMessage(
-    body="¿Qué equipo quieres reportar?\n1. Refrigerador\n2. Vehículo",
-    buttons=MENU_TIPO.buttons,
-)
+MENU_TIPO_CORTO = OutgoingMessage(body="¿Qué equipo quieres reportar?\n1. Refrigerador\n2. Vehículo",
+                                  buttons=MENU_TIPO.buttons)
 MENU_TIPO_OTRA_VEZ = OutgoingMessage(
-    body="No entendí el tipo de equipo. Responde *1* para refrigerador o *2* para vehículo.",
-    buttons=MENU_TIPO.buttons,
+    body="No entendí el tipo de equipo. Responde *1* para refrigerador o *2* para vehículo.", buttons=MENU_TIPO.buttons,
 )
-PIDE_SAP = "Entendido, reporte de refrigerador. Envíame el *código SAP* del equipo (está en la etiqueta)."
-PIDE_SAP_OTRA_VEZ = "Envíame de nuevo el *código SAP* del refrigerador."
+PIDE_SAP = (
+    "Envíame el *código SAP* del refrigerador (está en la etiqueta). Si no tiene etiqueta, dime *sin etiqueta*."
+)
 SAP_NO_ENCONTRADO = "No encontré el código SAP {codigo}. Revisa la etiqueta y envíalo de nuevo (intento {n} de 3)."
-SAP_SIN_CODIGO = "No vi un código SAP en tu mensaje. Envíame solo los números de la etiqueta (intento {n} de 3)."
-SAP_AGOTADO = (
-    "No pude encontrar el equipo después de 3 intentos, así que cancelé este reporte. "
-    "Escribe *hola* para empezar de nuevo o contacta a tu supervisor."
-)
-PIDE_DESCRIPCION = "Describe brevemente la falla (por ejemplo: *no enfría*, *hace ruido*, *gotea agua*)."
+SAP_SIN_CODIGO = ("No vi un código SAP en tu mensaje. Envíame los números de la etiqueta (intento {n} de 3), "
+                  "o dime *sin etiqueta*.")
+SAP_AGOTADO = "No encontré ese código después de 3 intentos. No te preocupes, lo buscamos de otra forma."
+PIDE_TIENDA = "¿En qué *tienda* está el refrigerador? (por ejemplo: *tienda centro*)"
+PIDE_TIENDA_SIN_ETIQUETA = "Sin problema. ¿En qué *tienda* está el refrigerador? (por ejemplo: *tienda centro*)"
+ELIGE_EQUIPO = "Estos son los refrigeradores registrados en *{tienda}*. ¿Cuál es?"
+NO_ESTA_EN_LISTA = "no_esta"
+PIDE_DESCRIPCION = "¿Qué falla tiene? (por ejemplo: *no enfría*, *hace ruido*, *gotea agua*)"
 PIDE_DESCRIPCION_VEHICULO = (
-    "Describe brevemente la falla del vehículo (por ejemplo: *no arranca*, *se calienta*, *ruido al frenar*)."
+    "¿Qué falla tiene el vehículo? (por ejemplo: *no arranca*, *se calienta*, *ruido al frenar*)"
 )
-PIDE_EMPLEADO = "Entendido, reporte de vehículo. ¿Cuál es tu *número de empleado*?"
-PIDE_EMPLEADO_OTRA_VEZ = "¿Cuál es tu *número de empleado*? Son de 4 a 10 dígitos."
-EMPLEADO_INVALIDO = "El número de empleado debe tener de 4 a 10 dígitos. Inténtalo de nuevo."
-PIDE_PLACA = "Gracias. ¿Cuál es la *placa* del vehículo?"
-PIDE_PLACA_OTRA_VEZ = "¿Cuál es la *placa* del vehículo? Por ejemplo: *ABC-123-D*."
-PLACA_INVALIDA = "No reconocí la placa. Escríbela con letras y números, por ejemplo *ABC-123-D*."
+PIDE_DETALLE = (
+    "¿Qué le pasa exactamente? Un detalle ayuda a mantenimiento a llevar lo necesario "
+    "(por ejemplo: *no enfría*, *no arranca*)."
+)
+PIDE_EMPLEADO = "¿Cuál es tu *número de empleado*?"
+EMPLEADO_INVALIDO = "El número de empleado es de 4 a 10 dígitos. ¿Cuál es el tuyo?"
+PIDE_PLACA = "¿Cuál es la *placa* o el *número de unidad* del vehículo?"
+PLACA_INVALIDA = "No reconocí la placa. Escríbela como aparece, por ejemplo *NXR-452-A*, o el número de unidad."
 SI_NO_OTRA_VEZ = "Responde *sí* o *no*, por favor."
-CANCELADO = "Reporte cancelado. Escribe *hola* cuando quieras empezar de nuevo."
-NADA_QUE_CANCELAR = "No tienes ningún reporte en curso. Escribe *hola* para empezar uno."
-EXPIRADO = (
-    "Tu reporte se canceló por 30 minutos de inactividad. Escribe *hola* para empezar de nuevo."
-)
-SOLO_TEXTO = "Recibí tu {que}, pero por ahora solo puedo leer mensajes de texto."
+CORRIGE = "¿Qué dato corrijo? Escríbeme el dato correcto (código, tienda, placa, empleado o la falla)."
+CANCELADO = "Listo, descarté el reporte que estábamos llenando. Si necesitas algo más, escríbeme."
+YA_FUNCIONA = "¡Qué bueno que ya funciona! Descarté el reporte que estábamos llenando."
+NADA_QUE_CANCELAR = "No tienes ningún reporte en curso. Si algo falla, cuéntame qué equipo y qué le pasa."
+CORTESIA = "¡Con gusto! Si necesitas algo más, aquí estoy."
+CORTESIA_CON_REPORTE = "¡Con gusto! Tu reporte *{numero}* sigue en seguimiento; te aviso cuando cambie."
 NO_LEIBLE = "No pude leer ese tipo de mensaje. Escríbeme con texto, por favor."
 RESPUESTA_PREGUNTA = (
-    "Puedo ayudarte a reportar fallas de refrigeradores y vehículos. Escribe *hola* para empezar un reporte, "
-    "o describe la falla directamente (por ejemplo: *el refrigerador no enfría*)."
+    "Puedo ayudarte a reportar fallas de refrigeradores y vehículos y a consultar tus reportes. Cuéntame qué "
+    "equipo falla y qué le pasa (por ejemplo: *el refrigerador de la tienda centro no enfría*), o escribe "
+    "*mis reportes*."
 )
 PREGUNTA_PENDIENTE = "Estoy revisando tu pregunta; te respondo en un momento."
 PREGUNTA_EN_CURSO = "Todavía estoy respondiendo tu pregunta anterior; dame un momento."
@@ -61,35 +69,95 @@ SALUDO_EN_CURSO = "¡Hola! Seguimos con tu reporte."
 SEGUIMOS = "Sigamos con tu reporte."
 COMO_EMPEZAR = (
     "Si quieres reportar una falla, cuéntame qué equipo falla y qué le pasa "
-    "(por ejemplo: *el refrigerador de la tienda no enfría*)."
+    "(por ejemplo: *el refrigerador de la tienda centro no enfría*)."
 )
-EQUIPO_RECHAZADO = "Entendido, no es ese equipo. Envíame de nuevo el *código SAP* del refrigerador."
+RECORDATORIO = "¿Seguimos con tu reporte? Lo guardo hasta mañana. {pregunta}"
+ATENCION_HUMANA = (
+    "Listo, avisé al equipo de mantenimiento; una persona te escribirá por aquí. Mientras tanto no te enviaré "
+    "respuestas automáticas."
+)
+URGENTE = (
+    "⚠️ Si hay humo, fuego o alguien lastimado, aléjate del equipo y llama al 911. Ya avisé al equipo de "
+    "mantenimiento; una persona te escribirá por aquí."
+)
+AVISO_URGENTE = (
+    "⚠️ Si hay humo, fuego o alguien lastimado, aléjate del equipo y llama al 911. Marco el reporte como urgente."
+)
+AGREGADO_A_REPORTE = "Agregué {que} a tu reporte *{numero}*."
+AGREGADO_A_DUPLICADO = "Agregué tu información al reporte *{numero}* ({estado}). Te aviso cuando cambie."
+NOTA_YA_FUNCIONA = "¡Qué bueno! Le avisé a mantenimiento en tu reporte *{numero}* que ya funciona."
+EQUIVOCADO = "Cancelé el reporte *{numero}*. Vamos a corregirlo."
+SIN_REPORTES = "No tienes reportes registrados con este número. Si algo falla, cuéntame qué equipo y qué le pasa."
+REPORTE_NO_ENCONTRADO = "No encontré el reporte *{numero}* entre los tuyos. Escribe *mis reportes* para ver tu lista."
+UBICACION_RECIBIDA = "Recibí tu ubicación."
 MEDIA_NAMES = {
-    "image": "imagen",
-    "audio": "audio",
-    "video": "video",
-    "document": "documento",
-    "sticker": "sticker",
-    "location": "ubicación",
-    "contacts": "contacto",
+    "image": ("una foto", "fotos"), "video": ("un video", "videos"), "audio": ("una nota de voz", "notas de voz"),
+    "document": ("un documento", "documentos"), "sticker": ("un sticker", "stickers"),
 }
-
-
-def confirm_equipment(description: str, location: str) -> OutgoingMessage:
-    return OutgoingMessage(
-        body=f"¿Es el *{fit(description, ECHO_EQUIPMENT)}* en *{fit(location, ECHO_EQUIPMENT)}*?",
-        buttons=(Choice("confirmar_si", "Sí"), Choice("confirmar_no", "No")),
-    )
-
-
-def report_filed(number: str, equipment: str, problem: str) -> str:
-    return (
-        f"✅ Reporte *{number}* registrado.\nEquipo: {fit(equipment, ECHO_EQUIPMENT)}\n"
-        f"Falla: {fit(problem, ECHO_PROBLEM)}\n"
-        "El equipo de mantenimiento dará seguimiento. Guarda este número para cualquier consulta."
-    )
+STATUS_NAMES = {
+    "abierto": "abierto", "asignado": "asignado a un técnico", "en_proceso": "en proceso",
+    "resuelto": "resuelto ✅", "cancelado": "cancelado",
+}
 
 
 def text(body: str) -> OutgoingMessage:
     """A plain text reply; a longer body (an AI answer) is cut to WhatsApp's limit."""
     return OutgoingMessage(body=fit(body, MAX_TEXT_BODY))
+
+
+def yes_no(body: str) -> OutgoingMessage:
+    return OutgoingMessage(body=fit(body, 1_024), buttons=YES_NO)
+
+
+def attachments_line(evidence: Sequence[Mapping[str, Any]]) -> str | None:
+    """"2 fotos y una nota de voz" for what the worker sent, or None."""
+    counts: dict[str, int] = {}
+    for item in evidence:
+        counts[str(item.get("tipo"))] = counts.get(str(item.get("tipo")), 0) + 1
+    parts = []
+    for kind, n in counts.items():
+        one, many = MEDIA_NAMES.get(kind, ("un archivo", "archivos"))
+        parts.append(one if n == 1 else f"{n} {many}")
+    if not parts:
+        return None
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " y " + parts[-1]
+
+
+def summary(lines: Sequence[tuple[str, str]], *, question: str) -> OutgoingMessage:
+    body = "Revisa tu reporte:\n" + "\n".join(f"• {k}: {fit(v, ECHO_PROBLEM)}" for k, v in lines)
+    return OutgoingMessage(body=fit(f"{body}\n\n{question}", 1_024),
+                           buttons=(Choice("confirmar_si", "Sí, registrar"), Choice("confirmar_no", "Corregir")))
+
+
+def report_filed(number: str, lines: Sequence[tuple[str, str]], *, notified: bool) -> str:
+    body = "\n".join(f"{k}: {fit(v, ECHO_PROBLEM)}" for k, v in lines)
+    who = "Ya avisé al equipo de mantenimiento" if notified else "El equipo de mantenimiento dará seguimiento"
+    return (f"✅ Reporte *{number}* registrado.\n{body}\n{who}; te escribo aquí cuando cambie su estado. "
+            "Si quieres saber cómo va, escribe *mis reportes*.")
+
+
+def duplicate(number: str, status: str, created: str) -> OutgoingMessage:
+    return OutgoingMessage(
+        body=(f"Ese equipo ya tiene el reporte *{number}* ({STATUS_NAMES.get(status, status)}, desde {created}). "
+              "¿Es la misma falla? Si es la misma, agrego tus datos a ese reporte."),
+        buttons=(Choice("duplicado_misma", "Es la misma"), Choice("duplicado_otra", "Es otra falla")),
+    )
+
+
+def store_choices(store: str, equipment: Sequence[tuple[int, str, str]]) -> OutgoingMessage:
+    rows = tuple(Choice(f"equipo_{eid}", fit(desc, MAX_ROW_TITLE), fit(f"SAP {sap}", MAX_ROW_DESCRIPTION))
+                 for eid, desc, sap in equipment[:9])
+    rows += (Choice(NO_ESTA_EN_LISTA, "No está en la lista", "Lo reporto sin código"),)
+    return OutgoingMessage(body=ELIGE_EQUIPO.format(tienda=fit(store, ECHO_EQUIPMENT)), list_button="Ver equipos",
+                           rows=rows)
+
+
+def report_status(number: str, status: str, created: str, note: str | None) -> str:
+    line = f"• *{number}*: {STATUS_NAMES.get(status, status)} (desde {created})"
+    return f"{line}\n  Última nota: {fit(note, ECHO_PROBLEM)}" if note else line
+
+
+def reports_status(items: Sequence[str]) -> str:
+    if len(items) == 1:
+        return "Así va tu reporte:\n" + items[0]
+    return "Así van tus reportes más recientes:\n" + "\n".join(items)

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 from bot.assistant import enqueue_answer
 from bot.conversation.drain import INSTANCE, notify_replies_committed
-from bot.conversation.engine import now_ms
-from bot.conversation.flows import IDLE_STATES, expire
+from bot.conversation.engine import flow_rules, now_ms, to_write
+from bot.conversation.flows import Turn, on_idle
 from bot.conversation.worker import hand_off
 from bot.runtime import Runtime
 from core import events
@@ -26,8 +26,6 @@ from core.ai import assistant
 from core.ai.assistant import RecoveryReport
 from core.errors import BotError
 from core.storage.conversations import (
-    ReplyWrite,
-    TransitionWrite,
     commit_transition,
     get_session_with_version,
     idle_sessions,
@@ -84,27 +82,30 @@ async def sweep_conversations(rt: Runtime, budget_s: float = SWEEP_BUDGET_S, *,
 
 
 async def expire_session(rt: Runtime, key: str, idle_before_ms: int) -> int:
-    """Back to INICIO under the conversation's lease, with a versioned write; 0 if it moved meanwhile."""
+    """The session's idle transition (a reminder, a dropped draft, the end of a handover) under the
+    conversation's lease, with a versioned write; 0 if it moved meanwhile or there was nothing to do."""
     lease = await acquire_lease(rt.db, key, f"{INSTANCE}:sweeper:{uuid.uuid4().hex[:8]}",
                                 rt.settings.lock_timeout_ms, now_ms())
     if lease is None:
         return 0  # someone is talking to the bot right now: not idle
     try:
         session = await get_session_with_version(rt.db, key)
-        if session.state in IDLE_STATES or session.last_activity_ms >= idle_before_ms:
+        if session.last_activity_ms >= idle_before_ms:
             return 0
-        tr = expire(session)
-        write = TransitionWrite(
-            key=key, expected_version=session.version, state_from=session.state, state_to=tr.state.value,
-            data=tr.data, equipment_id=None, origin="SISTEMA", description=tr.description, now_ms=now_ms(),
-            replies=tuple(ReplyWrite(key, m.kind, m.to_json(), m.body) for m in tr.replies),
-        )
-        await commit_transition(rt.db, write, lease)
-        log.info("Sesión expirada por inactividad (%s): %s -> INICIO", mask_phone(key), session.state)
+        now = now_ms()
+        tr = on_idle(session, now, flow_rules(rt))
+        if tr is None:
+            return 0
+        # Every idle transition is committed, even a silent one: it moves the session's last activity, so
+        # the sweep looks at it again only after another idle period.
+        await commit_transition(rt.db, to_write(session, Turn(()), (), tr, now), lease)
+        log.info("Sesión inactiva (%s): %s -> %s (%s)", mask_phone(key), session.state, tr.state.value,
+                 tr.description)
     finally:
         with contextlib.suppress(BotError):
             await release_lease(rt.db, lease)
-    await notify_replies_committed(rt, key)
+    if tr.replies:
+        await notify_replies_committed(rt, key)
     return 1
 
 

@@ -31,6 +31,10 @@ INTENT_SCHEMA: dict[str, Any] = {
     "additionalProperties": False,
 }
 
+# The slots beyond the first five: text or null, and three flags. Strict schemas list every property as
+# required; an answer without them (an older prompt, a lenient model) still parses, as "not said".
+_SLOT_TEXT = ("codigo_sap", "tienda", "empleado", "placa", "unidad", "numero_reporte")
+_SLOT_FLAGS = ("sin_etiqueta", "ya_funciona", "urgente")
 EXTRACTION_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
@@ -39,8 +43,11 @@ EXTRACTION_SCHEMA: dict[str, Any] = {
         "problema": {"type": ["string", "null"]},
         "confianza": {"type": "number"},
         "razon": {"type": "string"},
+        **{name: {"type": ["string", "null"]} for name in _SLOT_TEXT},
+        "si_no": {"type": ["string", "null"], "enum": ["SI", "NO", None]},
+        **{name: {"type": "boolean"} for name in _SLOT_FLAGS},
     },
-    "required": ["intencion", "tipo_equipo", "problema", "confianza", "razon"],
+    "required": ["intencion", "tipo_equipo", "problema", "confianza", "razon", *_SLOT_TEXT, "si_no", *_SLOT_FLAGS],
     "additionalProperties": False,
 }
 
@@ -63,9 +70,17 @@ INTENT_INSTRUCTIONS = (
     "reportar), CANCELAR, PREGUNTA (una duda que no es un reporte) u OTRO. confianza entre 0 y 1."
 )
 EXTRACTION_INSTRUCTIONS = (
-    f"{_CONTEXT} Extrae del mensaje: intencion; tipo_equipo (REFRIGERADOR para refrigerador, refri, nevera, "
-    "congelador...; VEHICULO para vehículo, camión, auto, camioneta...; null si no lo dice); problema (la "
-    "falla con las palabras del usuario, o null); confianza entre 0 y 1; razon (breve)."
+    f"{_CONTEXT} El mensaje puede traer varios datos a la vez; extrae todos los que diga, null si no lo dice: "
+    "intencion (SALUDO, REPORTAR_FALLA, CANCELAR, PREGUNTA, CORTESIA para gracias/ok/👍, CONSULTA_ESTADO para "
+    "preguntar cómo va un reporte, HABLAR_PERSONA para pedir un humano, OTRO); tipo_equipo (REFRIGERADOR para "
+    "refrigerador, refri, nevera, congelador, vitrina, enfriador, cuarto frío; VEHICULO para vehículo, camión, "
+    "camioneta, troca, unidad, carro, moto); problema (la falla con las palabras del usuario); codigo_sap (solo "
+    "dígitos, sin espacios ni guiones); tienda (la tienda o lugar); empleado (número de empleado, dígitos); "
+    "placa (mayúsculas sin guiones; nunca un número de empleado); unidad (número económico de la unidad); "
+    "si_no (SI o NO si el mensaje responde sí o no: sí, sip, simón, claro, ok, 👍 / no, nel, nop); "
+    "numero_reporte (RPT-000123); sin_etiqueta (el equipo no tiene etiqueta o código legible); ya_funciona (la "
+    "falla se quitó sola); urgente (humo, fuego, accidente); confianza entre 0 y 1; razon (breve). "
+    "Entiende también mensajes en inglés."
 )
 TERM_INSTRUCTIONS = {
     TermKind.SI_NO: f"{_CONTEXT} ¿El mensaje responde sí o no? valor: SI, NO, o null si no es ninguno.",
@@ -122,13 +137,33 @@ def parse_intent(provider: str, raw: str | None) -> Intent:
 def parse_extraction(provider: str, raw: str | None) -> Extraction:
     data = _load(provider, raw)
     tipo = data.get("tipo_equipo")
+    si_no = data.get("si_no")
+    if si_no not in ("SI", "NO", None):
+        raise AIProviderError(provider, f"si_no inválido: {si_no!r}")
+    flags = {name: data.get(name, False) for name in _SLOT_FLAGS}
+    if any(not isinstance(v, bool) for v in flags.values()):
+        raise AIProviderError(provider, f"bandera no booleana: {flags!r}")
+    slots: dict[str, Any] = {name: _optional_text(provider, data.get(name), name) for name in _SLOT_TEXT}
+    if slots["codigo_sap"] is not None:
+        slots["codigo_sap"] = "".join(ch for ch in slots["codigo_sap"] if ch.isdigit()) or None
+    if slots["placa"] is not None:
+        slots["placa"] = "".join(ch for ch in slots["placa"].upper() if ch.isalnum()) or None
     return Extraction(
         intencion=_enum(provider, Intencion, data.get("intencion"), "intencion"),
         tipo_equipo=None if tipo is None else _enum(provider, TipoEquipo, tipo, "tipo_equipo"),
         problema=_optional_text(provider, data.get("problema"), "problema"),
         confianza=_confidence(provider, data.get("confianza")),
         razon=_optional_text(provider, data.get("razon"), "razon") or "",
+        si_no=si_no, **slots, **flags,
     )
+
+
+def extraction_json(e: Extraction) -> dict[str, Any]:
+    """An extraction as the schema's JSON (what a well-behaved model answers)."""
+    out: dict[str, Any] = {name: getattr(e, name) for name in e.__dataclass_fields__}
+    out["intencion"] = e.intencion.value
+    out["tipo_equipo"] = e.tipo_equipo.value if e.tipo_equipo else None
+    return out
 
 
 def parse_term(provider: str, raw: str | None, kind: TermKind) -> str | None:

@@ -12,6 +12,9 @@ class Intencion(StrEnum):
     REPORTAR_FALLA = "REPORTAR_FALLA"
     CANCELAR = "CANCELAR"
     PREGUNTA = "PREGUNTA"
+    CORTESIA = "CORTESIA"  # "gracias", "ok", 👍: needs a short courteous answer, never the menu
+    CONSULTA_ESTADO = "CONSULTA_ESTADO"  # "¿cómo va mi reporte?", "mis reportes"
+    HABLAR_PERSONA = "HABLAR_PERSONA"  # "quiero hablar con una persona"
     OTRO = "OTRO"
 
 
@@ -33,11 +36,23 @@ class Intent:
 
 @dataclass(frozen=True, slots=True)
 class Extraction:
+    """Every fact a report needs that one message (or one turn of messages) states. None: not said."""
+
     intencion: Intencion
     tipo_equipo: TipoEquipo | None
     problema: str | None
     confianza: float
     razon: str
+    codigo_sap: str | None = None  # digits only ("1000 4512", "sap: 10004512" -> "10004512")
+    tienda: str | None = None  # the store or place the worker names ("tienda centro", "sucursal 45")
+    empleado: str | None = None  # employee number, digits
+    placa: str | None = None  # a licence plate, upper case without separators ("NXR4521")
+    unidad: str | None = None  # a fleet unit number ("la unidad 254")
+    si_no: str | None = None  # "SI" / "NO" when the message answers a yes/no question
+    numero_reporte: str | None = None  # "RPT-000123" when the message names a report
+    sin_etiqueta: bool = False  # the equipment has no readable label / code
+    ya_funciona: bool = False  # "ya prendió", "ya quedó": the failure went away
+    urgente: bool = False  # smoke, fire, an accident: a person should take over
 
 
 # Fallbacks: what a timed-out, failed or malformed AI call answers instead.

@@ -6,7 +6,7 @@ import json
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from core.errors import AlreadyProcessed, ConcurrencyError, LeaseLost, StorageError
 from core.storage.database import Database, Tx
@@ -22,6 +22,8 @@ MAX_ERROR = 1000  # MensajesProcesados.UltimoError
 # Flows are pure and run before the report exists, so they write this placeholder wherever the report's
 # number goes (reply, session data, history); the commit puts the real number in, from the row's Id.
 REPORT_NUMBER = "{{NUMERO_REPORTE}}"
+# Likewise for the report's id in session data: the JSON string "{{ID_REPORTE}}" becomes the number.
+REPORT_ID = "{{ID_REPORTE}}"
 
 
 def format_report_number(report_id: int) -> str:
@@ -91,10 +93,17 @@ class TransitionWrite:
     origin: str  # BOT / USUARIO / SISTEMA
     description: str
     now_ms: int
-    inbox_id: int | None = None  # the inbox row this transition handles (None for sweeper transitions)
-    message_id: str | None = None
+    inbox_ids: Sequence[int] = ()  # the inbox rows this turn handles (none for sweeper transitions)
+    message_id: str | None = None  # the turn's last message
     report: ReportWrite | None = None
     replies: Sequence[ReplyWrite] = ()
+    effects: Sequence[TxEffect] = ()  # more writes of the same transaction (evidence, report notes, notices)
+
+
+class TxEffect(Protocol):
+    """A write that belongs to a transition's transaction; `report_id` is the report it filed, if any."""
+
+    def __call__(self, tx: Tx, report_id: int | None) -> object: ...
 
 
 def _session(key: str, row: Mapping[str, Any] | None) -> Session:
@@ -120,8 +129,9 @@ def _apply(tx: Tx, t: TransitionWrite, lease: Lease | None) -> int | None:
         check = {"clave": lease.key, "propietario": lease.owner, "token": lease.token, "ahora": t.now_ms}
         if tx.execute("lease_check", check) != 1:
             raise LeaseLost(lease.key, lease.token)
-    if t.inbox_id is not None and tx.execute("inbox_mark_processed", {"id": t.inbox_id, "ahora": t.now_ms}) != 1:
-        raise AlreadyProcessed(t.message_id or str(t.inbox_id))
+    for inbox_id in t.inbox_ids:
+        if tx.execute("inbox_mark_processed", {"id": inbox_id, "ahora": t.now_ms}) != 1:
+            raise AlreadyProcessed(t.message_id or str(inbox_id))
     report_id = None
     number = ""
     if t.report is not None:
@@ -145,7 +155,9 @@ def _apply(tx: Tx, t: TransitionWrite, lease: Lease | None) -> int | None:
         tx.execute("report_set_number", {"numero": number, "id": report_id})
 
     def fill(text: str) -> str:
-        return text.replace(REPORT_NUMBER, number) if number else text
+        if not number:
+            return text
+        return text.replace(f'"{REPORT_ID}"', str(report_id)).replace(REPORT_NUMBER, number)
 
     session = {
         "telefono": t.key,
@@ -176,6 +188,8 @@ def _apply(tx: Tx, t: TransitionWrite, lease: Lease | None) -> int | None:
         queue_reply(tx, reply.recipient, kind=reply.kind, content=fill(reply.content), now_ms=t.now_ms,
                     origin_message_id=t.message_id)
         tx.execute("chat_save_bot", {"telefono": t.key, "contenido": fill(reply.text), "message_id": t.message_id})
+    for effect in t.effects:
+        effect(tx, report_id)
     return report_id
 
 
@@ -219,6 +233,29 @@ async def stalled_conversations(db: Database, now_ms: int, received_before_ms: i
 async def idle_sessions(db: Database, idle_before_ms: int, limit: int) -> list[str]:
     params = {"limite": idle_before_ms, "n": limit}
     return [r["telefono"] for r in await db.read(lambda tx: tx.fetch_all("sessions_idle", params))]
+
+
+def _equipment(row: Mapping[str, Any]) -> Equipment:
+    return Equipment(row["id"], row["codigo_sap"], row["tipo_equipo"], row["descripcion"], row["ubicacion"])
+
+
+async def equipment_at(db: Database, place: str, limit: int = 9) -> list[Equipment]:
+    """Active catalog equipment whose location contains `place` ("centro" finds "Tienda Centro")."""
+    words = place.strip()
+    for prefix in ("tienda ", "sucursal ", "store ", "local "):
+        if words.lower().startswith(prefix):
+            words = words[len(prefix):]
+    words = words.replace("[", "").replace("%", "").replace("_", " ").strip()
+    if not words:
+        return []
+    params = {"patron": f"%{words[:99]}%", "n": limit}
+    return [_equipment(r) for r in await db.read(lambda tx: tx.fetch_all("equipos_by_location", params))]
+
+
+async def recent_chat(db: Database, key: str, limit: int = 20) -> list[tuple[str, str]]:
+    """(origin, text) of the conversation's last messages, oldest first."""
+    rows = await db.read(lambda tx: tx.fetch_all("chat_recent", {"telefono": key, "n": limit}))
+    return [(r["origen"], r["contenido"]) for r in reversed(rows)]
 
 
 async def find_equipment(db: Database, sap_code: str) -> Equipment | None:

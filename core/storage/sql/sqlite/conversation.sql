@@ -72,3 +72,13 @@ RETURNING Id AS id;
 -- name: history_insert
 INSERT INTO HistorialSesiones (Telefono, EstadoAnterior, EstadoNuevo, Origen, Descripcion, ReporteId, MessageId)
 VALUES (:telefono, :estado_anterior, :estado_nuevo, :origen, :descripcion_historial, :reporte_id, :message_id);
+
+-- name: equipos_by_location
+-- The catalog's active equipment at a store the worker named (a worker without a readable label).
+-- Intended scan: Equipos is a small catalog (hundreds to a few thousand rows).
+SELECT Id AS id, CodigoSAP AS codigo_sap, TipoEquipo AS tipo_equipo, Descripcion AS descripcion, Ubicacion AS ubicacion
+FROM Equipos WHERE Ubicacion LIKE :patron AND Activo = 1 ORDER BY Descripcion LIMIT :n;
+
+-- name: chat_recent
+-- The conversation so far, newest first (a handover to a person sends it to maintenance).
+SELECT Origen AS origen, Contenido AS contenido FROM MensajesChat WHERE Telefono = :telefono ORDER BY Id DESC LIMIT :n;
