@@ -120,6 +120,7 @@ class Settings:
     azure_webjobs_storage: str = field(default="", repr=False)  # the hand-off queue's account (holds its key)
     webhook_max_body_bytes: int = 3 * 1024 * 1024
     session_idle_minutes: int = 30
+    turn_gap_seconds: int = 8  # pending messages sent this close together are read as one turn
     draft_ttl_hours: int = 24  # an unfinished report is kept this long after the worker's last message
     report_followup_minutes: int = 120  # after filing, new details and evidence join the report
     report_correction_minutes: int = 30  # "me equivoqué de equipo" cancels the report this long after filing
@@ -176,6 +177,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         azure_webjobs_storage=_text(env, "AzureWebJobsStorage"),
         webhook_max_body_bytes=_int(env, "WEBHOOK_MAX_BODY_BYTES", 3 * 1024 * 1024, minimum=1024),
         session_idle_minutes=_int(env, "SESSION_IDLE_MINUTES", 30, minimum=1),
+        turn_gap_seconds=_int(env, "TURN_GAP_SECONDS", 8, minimum=0),
         draft_ttl_hours=_int(env, "DRAFT_TTL_HOURS", 24, minimum=1),
         report_followup_minutes=_int(env, "REPORT_FOLLOWUP_MINUTES", 120, minimum=0),
         report_correction_minutes=_int(env, "REPORT_CORRECTION_MINUTES", 30, minimum=0),

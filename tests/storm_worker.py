@@ -11,14 +11,26 @@ from pathlib import Path
 from core.settings import load_settings
 from tests.conftest import base_env
 
-# The conversations of the storm: each step is the user's answer to the bot's previous question.
-FRIDGE = ["Hola, el refrigerador no enfría", "10004512", "sí"]
-FRIDGE_MENU = ["Buenos días", "1", "10004513", "si", "hace mucho ruido"]
-VEHICLE = ["el camión no arranca", "48213", "XYZ-987-A"]
+# The conversations of the storm: each step is the user's answer to the bot's previous question. Each
+# conversation reports its own equipment (a refrigerator from `storm_catalog`, or its own plate): two
+# conversations about one equipment would meet the duplicate check, which is not what a storm tests.
+FRIDGE = ["Hola, el refrigerador no enfría", "{code}", "sí"]
+FRIDGE_MENU = ["Buenos días", "1", "{code}", "hace mucho ruido", "si"]
+VEHICLE = ["el camión no arranca", "48213", "XYZ-{i:03d}-A", "sí"]
+FIRST_STORM_CODE = 30_000_000
+
+
+def storm_code(i: int) -> str:
+    return str(FIRST_STORM_CODE + i)
 
 
 def script_for(i: int) -> list[str]:
-    return (FRIDGE, FRIDGE_MENU, VEHICLE)[i % 3]
+    return [step.format(code=storm_code(i), i=i % 1000) for step in (FRIDGE, FRIDGE_MENU, VEHICLE)[i % 3]]
+
+
+def storm_catalog(conversations: int) -> list[tuple[str, str, str]]:
+    """The refrigerators the storm's conversations report: (SAP code, description, location)."""
+    return [(storm_code(i), f"Refrigerador de prueba {i}", f"Tienda {i}") for i in range(conversations) if i % 3 != 2]
 
 
 def phone_for(i: int) -> str:
@@ -86,7 +98,8 @@ async def _deliver_rounds(rt, rounds: Rounds, barrier, concurrency: int) -> dict
 
 
 class HangOnConfirmation:
-    """An AI provider whose yes/no interpretation never answers: the process is stuck holding the lease."""
+    """An AI provider that never answers when asked to read the confirmation ("sí"): the process is stuck
+    holding the lease, mid-message."""
 
     name = "hang"
 
@@ -100,11 +113,13 @@ class HangOnConfirmation:
         return await self._inner.detect_intent(text)
 
     async def extract_structured_data(self, text: str):
+        if text.strip() == "sí":
+            Path(self._ready).write_text(str(os.getpid()))  # noqa: ASYNC240 - a tiny signal file
+            await asyncio.sleep(3600)
         return await self._inner.extract_structured_data(text)
 
     async def interpret_term(self, text: str, kind):
-        Path(self._ready).write_text(str(os.getpid()))  # noqa: ASYNC240 - a tiny signal file
-        await asyncio.sleep(3600)
+        return await self._inner.interpret_term(text, kind)
 
 
 def hold_lease_and_hang(db_path: str, key: str, ready_file: str, lock_timeout_ms: int,

@@ -333,9 +333,10 @@ def test_refrigerator_flow_end_to_end(browser: WebDriver, local_host: str) -> No
 
     seen = len(bubbles(browser, "bot"))
     type_and_send(browser, "10004512")
-    confirm = wait_new_bot_bubble(browser, seen, r"Refrigerador vertical 2 puertas.*Tienda Centro", REPLY_WAIT_S)
+    confirm = wait_new_bot_bubble(browser, seen, r"(?s)Refrigerador vertical 2 puertas.*Tienda Centro", REPLY_WAIT_S)
     plain = re.sub(r"[*_~]", "", confirm.text)  # WhatsApp bold/italic marks aside
-    assert re.search(r"¿\s*Es el Refrigerador vertical 2 puertas en Tienda Centro\s*\?", plain, re.I), confirm.text
+    assert re.search(r"Revisa tu reporte.*Refrigerador vertical 2 puertas.*Tienda Centro.*¿Lo registro\?", plain,
+                     re.I | re.S), confirm.text
 
     seen = len(bubbles(browser, "bot"))
     if any(YES.match(c) for c in confirm.choices):

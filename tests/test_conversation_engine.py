@@ -43,19 +43,19 @@ async def say(rt: Runtime, db_path: Path, phone: str, body: str, ts: int, **kw: 
 async def test_refrigerator_flow_files_exactly_one_report(rt: Runtime, db_path: Path) -> None:
     out = await say(rt, db_path, PHONE, "Hola, el refrigerador no enfría", 100)
     assert "código SAP" in out[0]
-    out = await say(rt, db_path, PHONE, "10004512", 101)
-    assert "Refrigerador vertical 2 puertas" in out[0] and "Tienda Centro" in out[0]
-    out = await say(rt, db_path, PHONE, "sí", 102)
+    out = await say(rt, db_path, PHONE, "10004512", 110)
+    assert "Refrigerador vertical 2 puertas" in out[0] and "Tienda Centro" in out[0] and "no enfría" in out[0]
+    out = await say(rt, db_path, PHONE, "sí", 120)
     assert "RPT-" in out[0] and "no enfría" in out[0]
     assert session_state(db_path, PHONE) == ("FINALIZADO", 3)
     reports = query(db_path, "SELECT Numero, TipoEquipo, EquipoId, Descripcion FROM Reportes")
     assert len(reports) == 1
     number, kind, equipo_id, description = reports[0]
     assert number in out[0] and kind == "REFRIGERADOR" and equipo_id is not None
-    assert description == "el refrigerador no enfría"
+    assert description == "no enfría"
     history = query(db_path, "SELECT EstadoAnterior, EstadoNuevo FROM HistorialSesiones ORDER BY Id")
-    assert history == [("INICIO", "REFRI_ESPERA_SAP"), ("REFRI_ESPERA_SAP", "REFRI_CONFIRMA_EQUIPO"),
-                       ("REFRI_CONFIRMA_EQUIPO", "FINALIZADO")]
+    assert history == [("INICIO", "REFRI_ESPERA_SAP"), ("REFRI_ESPERA_SAP", "CONFIRMA_REPORTE"),
+                       ("CONFIRMA_REPORTE", "FINALIZADO")]
     assert query(db_path, "SELECT COUNT(*) FROM MensajesProcesados WHERE Estado = 'pendiente'") == [(0,)]
     # Messages and replies are kept as conversation history.
     assert query(db_path, "SELECT Origen, COUNT(*) FROM MensajesChat GROUP BY Origen ORDER BY Origen") == [
@@ -63,17 +63,19 @@ async def test_refrigerator_flow_files_exactly_one_report(rt: Runtime, db_path: 
 
 
 async def test_vehicle_flow_with_description_and_menu(rt: Runtime, db_path: Path) -> None:
-    out = await say(rt, db_path, PHONE, "Buenos días", 1)
+    out = await say(rt, db_path, PHONE, "Buenos días", 10)
     assert "Refrigerador" in out[0] and "Vehículo" in out[0]
-    out = await say(rt, db_path, PHONE, "2", 2)
+    out = await say(rt, db_path, PHONE, "2", 20)
     assert "número de empleado" in out[0]
-    out = await say(rt, db_path, PHONE, "12", 3)
+    out = await say(rt, db_path, PHONE, "12", 30)
     assert "4 a 10 dígitos" in out[0]
-    out = await say(rt, db_path, PHONE, "mi número es 48213", 4)
+    out = await say(rt, db_path, PHONE, "mi número es 48213", 40)
     assert "placa" in out[0]
-    out = await say(rt, db_path, PHONE, "ABC-123-D", 5)
-    assert "Describe" in out[0]
-    out = await say(rt, db_path, PHONE, "Se le ponchó una llanta", 6)
+    out = await say(rt, db_path, PHONE, "ABC-123-D", 50)
+    assert "falla tiene el vehículo" in out[0]
+    out = await say(rt, db_path, PHONE, "Se le ponchó una llanta", 60)
+    assert "Revisa tu reporte" in out[0] and "ABC123D" in out[0] and "48213" in out[0]
+    out = await say(rt, db_path, PHONE, "sí", 70)
     assert "RPT-" in out[0]
     rows = query(db_path, "SELECT TipoEquipo, Descripcion, Datos FROM Reportes")
     assert rows[0][0] == "VEHICULO" and rows[0][1] == "Se le ponchó una llanta"
@@ -81,36 +83,37 @@ async def test_vehicle_flow_with_description_and_menu(rt: Runtime, db_path: Path
 
 
 async def test_wrong_sap_codes_no_at_confirmation_and_three_misses(rt: Runtime, db_path: Path) -> None:
-    await say(rt, db_path, PHONE, "la nevera gotea", 1)
-    out = await say(rt, db_path, PHONE, "99999999", 2)
+    await say(rt, db_path, PHONE, "la nevera gotea", 10)
+    out = await say(rt, db_path, PHONE, "99999999", 20)
     assert "No encontré el código SAP 99999999" in out[0] and "1 de 3" in out[0]
-    out = await say(rt, db_path, PHONE, "10004512", 3)
-    assert "¿Es el" in out[0]
-    out = await say(rt, db_path, PHONE, "no", 4, choice_id="confirmar_no")
-    assert session_state(db_path, PHONE)[0] == "REFRI_ESPERA_SAP"
-    out = await say(rt, db_path, PHONE, "20007781", 5)  # a vehicle's code is not a refrigerator
-    assert "No encontré" in out[0]
-    out = await say(rt, db_path, PHONE, "no sé", 6)
-    assert "No vi un código" in out[0]
-    out = await say(rt, db_path, PHONE, "123", 7)
-    assert "3 intentos" in out[0]
-    assert session_state(db_path, PHONE)[0] == "INICIO"
+    out = await say(rt, db_path, PHONE, "10004512", 30)
+    assert "Revisa tu reporte" in out[0] and "Refrigerador vertical 2 puertas" in out[0]
+    out = await say(rt, db_path, PHONE, "Corregir", 40, choice_id="confirmar_no")
+    assert session_state(db_path, PHONE)[0] == "CORRIGE_REPORTE" and "Qué dato corrijo" in out[0]
+    out = await say(rt, db_path, PHONE, "20007781", 50)  # a vehicle's code is not a refrigerator
+    assert "No encontré el código SAP 20007781" in out[0] and "1 de 3" in out[0]  # counted since the last found
+    out = await say(rt, db_path, PHONE, "no sé", 60)
+    assert "No vi un código" in out[0] and "2 de 3" in out[0]
+    out = await say(rt, db_path, PHONE, "123", 70)
+    assert "3 intentos" in out[0] and "tienda" in out[0]  # no dead end: look it up by store instead
+    assert session_state(db_path, PHONE)[0] == "REFRI_ESPERA_TIENDA"
     assert query(db_path, "SELECT COUNT(*) FROM Reportes") == [(0,)]
 
 
 async def test_cancel_anywhere_and_non_text_messages(rt: Runtime, db_path: Path) -> None:
     await say(rt, db_path, PHONE, "el camión no arranca", 1)
     assert session_state(db_path, PHONE)[0] == "VEHICULO_ESPERA_EMPLEADO"
-    out = await say(rt, db_path, PHONE, "Cancelar", 2)
-    assert "cancelado" in out[0].lower()
+    out = await say(rt, db_path, PHONE, "Cancelar", 20)
+    assert "descarté el reporte" in out[0]
     assert session_state(db_path, PHONE)[0] == "INICIO"
     from bot.messages import InboundMessage, MessageKind
 
-    image = InboundMessage("wamid.IMG1", PHONE, MessageKind.IMAGE, 3, phone=PHONE, media_id="m1")
+    image = InboundMessage("wamid.IMG1", PHONE, MessageKind.IMAGE, 30, phone=PHONE, media_id="m1")
     put_in_inbox(db_path, image)
     await drain_conversation(rt, PHONE, time.monotonic() + 10)
-    assert "imagen" in replies(db_path, PHONE)[-1]
-    reaction = InboundMessage("wamid.REA1", PHONE, MessageKind.REACTION, 4, phone=PHONE, text="👍")
+    assert "una foto" in replies(db_path, PHONE)[-1]  # kept as evidence for the report to come
+    assert query(db_path, "SELECT MediaId, Tipo FROM Evidencias") == [("m1", "image")]
+    reaction = InboundMessage("wamid.REA1", PHONE, MessageKind.REACTION, 40, phone=PHONE, text="👍")
     before = len(replies(db_path, PHONE))
     put_in_inbox(db_path, reaction)
     await drain_conversation(rt, PHONE, time.monotonic() + 10)
@@ -121,7 +124,7 @@ async def test_cancel_anywhere_and_non_text_messages(rt: Runtime, db_path: Path)
 async def test_username_only_user_files_a_report(rt: Runtime, db_path: Path) -> None:
     bsuid = "MX.8812093347712650"
     for ts, body in enumerate(["Hola, la nevera de la tienda no enfría", "10004512", "sí"]):
-        put_in_inbox(db_path, text_message(bsuid, body, ts, bsuid=bsuid))
+        put_in_inbox(db_path, text_message(bsuid, body, 10 * ts, bsuid=bsuid))  # sent apart: three turns
     await drain_conversation(rt, bsuid, time.monotonic() + 30)
     assert session_state(db_path, bsuid)[0] == "FINALIZADO"
     assert query(db_path, "SELECT COUNT(*) FROM Reportes WHERE Telefono = ?", bsuid) == [(1,)]
@@ -130,7 +133,7 @@ async def test_username_only_user_files_a_report(rt: Runtime, db_path: Path) -> 
 
 async def test_pending_messages_are_handled_in_whatsapp_timestamp_order(rt: Runtime, db_path: Path) -> None:
     script = ["Hola, el refrigerador no enfría", "10004512", "sí"]
-    messages = [text_message(PHONE, body, 1000 + i) for i, body in enumerate(script)]
+    messages = [text_message(PHONE, body, 1000 + 10 * i) for i, body in enumerate(script)]
     for msg in reversed(messages):  # arrive newest first
         put_in_inbox(db_path, msg)
     await drain_conversation(rt, PHONE, time.monotonic() + 30)
@@ -243,11 +246,19 @@ async def test_sweeper_hands_off_stalled_conversations_and_expires_idle_sessions
         assert session_state(db_path, PHONE)[0] == "REFRI_ESPERA_SAP"
         query(db_path, "UPDATE SesionesChat SET UltimaActividad = UltimaActividad - 120000")
         result = await sweep_conversations(rt)
-        assert result.expired == 1
-        assert session_state(db_path, PHONE)[0] == "INICIO"
-        assert "inactividad" in replies(db_path, PHONE)[-1]
+        assert result.expired == 1  # one reminder; the draft is kept
+        assert session_state(db_path, PHONE)[0] == "REFRI_ESPERA_SAP"
+        assert "¿Seguimos con tu reporte?" in replies(db_path, PHONE)[-1]
         assert query(db_path, "SELECT Origen FROM HistorialSesiones ORDER BY Id DESC LIMIT 1") == [("SISTEMA",)]
-        assert (await sweep_conversations(rt)).expired == 0
+        assert (await sweep_conversations(rt)).expired == 0  # the reminder moved its last activity
+        sent = len(replies(db_path, PHONE))
+        query(db_path, "UPDATE SesionesChat SET UltimaActividad = UltimaActividad - 120000")
+        assert (await sweep_conversations(rt)).expired == 1  # still silent: no second reminder
+        assert len(replies(db_path, PHONE)) == sent and session_state(db_path, PHONE)[0] == "REFRI_ESPERA_SAP"
+        query(db_path, "UPDATE SesionesChat SET UltimaActividad = UltimaActividad - 90000000, DatosTemp ="
+                       " json_set(DatosTemp, '$.ultimo_mensaje_en', 0)")
+        assert (await sweep_conversations(rt)).expired == 1  # a day without an answer: dropped silently
+        assert session_state(db_path, PHONE)[0] == "INICIO" and len(replies(db_path, PHONE)) == sent
     finally:
         await rt.aclose()
 
@@ -255,7 +266,7 @@ async def test_sweeper_hands_off_stalled_conversations_and_expires_idle_sessions
 async def test_different_phones_drain_in_parallel(rt: Runtime, db_path: Path) -> None:
     phones = [f"52155000{i:05d}" for i in range(20)]
     script = ["Hola, el refrigerador no enfría", "10004512", "sí"]
-    deliveries = [text_message(p, body, 10 + i) for p in phones for i, body in enumerate(script)]
+    deliveries = [text_message(p, body, 10 + 10 * i) for p in phones for i, body in enumerate(script)]
     random.Random(7).shuffle(deliveries)
     for msg in sorted(deliveries, key=lambda m: m.timestamp):
         put_in_inbox(db_path, msg)

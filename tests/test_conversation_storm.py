@@ -24,7 +24,7 @@ from local_host import fake_graph
 from local_host.queues import serving_worker, settle
 from tests import storm_worker as sw
 from tests.conftest import ROOT, base_env, free_port
-from tests.conversation_helpers import Target, put_in_inbox, query, target_env, text_message
+from tests.conversation_helpers import SqlServer, Target, put_in_inbox, query, target_env, text_message
 from tests.outbox_support import sent_by_graph
 
 CONVERSATIONS = 210
@@ -33,8 +33,22 @@ PROCESSES = 4
 pytestmark = pytest.mark.slow
 
 
+def seed_storm_catalog(db_path: Path, conversations: int, env: dict[str, str]) -> None:
+    """Migrate, then add one refrigerator per storm conversation to the catalog."""
+    rt = build_runtime(load_settings(base_env(db_path, **env)))
+    asyncio.run(rt.aclose())
+    target: Target = db_path
+    if "SQL_CONNECTION_STRING" in env:
+        target = SqlServer(env["SQL_CONNECTION_STRING"])
+    for code, description, location in sw.storm_catalog(conversations):
+        if not query(target, "SELECT 1 FROM Equipos WHERE CodigoSAP = ?", code):
+            query(target, "INSERT INTO Equipos (CodigoSAP, TipoEquipo, Descripcion, Ubicacion) "
+                          "VALUES (?, 'REFRIGERADOR', ?, ?)", code, description, location)
+
+
 def run_storm(db_path: Path, conversations: int, env: dict[str, str]) -> list[dict]:
     """4 OS processes (4 Function instances) post the shuffled rounds through the real, signed webhook."""
+    seed_storm_catalog(db_path, conversations, env)
     ctx = mp.get_context("spawn")
     per_process = sw.shuffled_rounds(conversations, PROCESSES, seed=20261123)
     barrier = ctx.Manager().Barrier(PROCESSES)
@@ -167,7 +181,8 @@ def test_instance_killed_holding_a_lease_mid_message(db_path: Path, process_targ
     caplog.set_level(logging.INFO)
     phone = "5215599990000"
     script = ["Hola, el refrigerador no enfría", "10004512", "sí"]
-    messages = [text_message(phone, body, 100 + i, wamid=f"wamid.CRASH.{i}") for i, body in enumerate(script)]
+    # 10 s apart: three separate turns (messages sent within TURN_GAP_SECONDS would be read as one)
+    messages = [text_message(phone, body, 100 + 10 * i, wamid=f"wamid.CRASH.{i}") for i, body in enumerate(script)]
     for msg in messages:
         put_in_inbox(target, msg)
     ready = tmp_path / "ready"
@@ -201,7 +216,7 @@ def test_instance_killed_holding_a_lease_mid_message(db_path: Path, process_targ
             late = await sweep_conversations(rt)  # expired: handed to the worker, taken over, handled
             await settle(queue)
             # Meta redelivers the same message afterwards, through the webhook: counted, not handled again.
-            body = encode(text_payload("wamid.CRASH.2", phone, script[2], ts=102))
+            body = encode(text_payload("wamid.CRASH.2", phone, script[2], ts=120))
             assert (await handle_webhook_post(rt, signed_headers(body), body))[0] == 200
             await settle(queue)
         await rt.aclose()

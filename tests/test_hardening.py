@@ -179,8 +179,8 @@ def test_leases_of_a_killed_process_are_cleared_by_the_sweep(db_path: Path, tmp_
 
     phone = "5215599990001"
     put_in_inbox(db_path, text_message(phone, "Hola, el refrigerador no enfría", 100, wamid="wamid.K9.0"))
-    put_in_inbox(db_path, text_message(phone, "10004512", 101, wamid="wamid.K9.1"))
-    put_in_inbox(db_path, text_message(phone, "sí", 102, wamid="wamid.K9.2"))
+    put_in_inbox(db_path, text_message(phone, "10004512", 110, wamid="wamid.K9.1"))
+    put_in_inbox(db_path, text_message(phone, "sí", 120, wamid="wamid.K9.2"))
     ready = tmp_path / "ready"
     proc = mp.get_context("spawn").Process(target=sw.hold_lease_and_hang, args=(str(db_path), phone, str(ready), 800))
     proc.start()

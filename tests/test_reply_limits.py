@@ -66,7 +66,7 @@ async def test_a_4000_character_description_still_gets_its_report_number(db_path
     user never got a report number."""
     rt = build_runtime(load_settings(base_env(db_path, WHATSAPP_API_BASE_URL=graph.base_url)))
     phone = "5215512349999"
-    steps = ["quiero reportar un refrigerador", "10004512", "sí", "🧊 " + "se descongela y gotea " * 180]
+    steps = ["quiero reportar un refrigerador", "10004512", "🧊 " + "se descongela y gotea " * 180, "sí"]
     try:
         async with serving_worker(rt) as queue:
             for i, text in enumerate(steps):

@@ -28,7 +28,8 @@ from core.storage.leases import Lease, acquire_lease, extend_lease, release_leas
 from core.telemetry import mask_phone, mask_wamid
 
 log = logging.getLogger("bot.conversation.drain")
-# Pending messages read together as one turn: a burst gets one answer, a flood of hundreds a few.
+# Pending messages sent within TURN_GAP_SECONDS of each other are read together as one turn (at most
+# TURN_MAX): a burst gets one answer, a flood of hundreds a few.
 TURN_MAX = 50
 INSTANCE = f"{socket.gethostname()}:{os.getpid()}"
 
@@ -121,7 +122,10 @@ async def _drain_under_lease(rt: Runtime, key: str, hb: Heartbeat, deadline: flo
         if time.monotonic() >= deadline or hb.lost or rt.stopping:
             return handled, True
         rows: list[tuple[int, InboundMessage]] = []
-        for row in batch:
+        gap = rt.settings.turn_gap_seconds
+        for previous, row in zip([None, *batch], batch, strict=False):
+            if previous is not None and row.wa_timestamp - previous.wa_timestamp > gap:
+                break  # sent apart: the next turn
             try:
                 rows.append((row.id, InboundMessage.from_json(row.payload)))
             except (ValueError, TypeError, KeyError) as exc:

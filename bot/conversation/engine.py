@@ -84,6 +84,7 @@ def to_write(session: Session, turn: Turn, inbox_ids: Sequence[int], tr: Transit
         now_ms=now,
         inbox_ids=tuple(inbox_ids),
         message_id=turn.last.wamid if turn.messages else None,
+        earlier_message_ids=tuple(m.wamid for m in turn.messages[:-1]),
         report=tr.report,
         replies=replies,
         effects=effects.for_transition(rt, session.key, tr, now, turn.last.wamid if turn.messages else None, history),

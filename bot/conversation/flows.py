@@ -531,6 +531,8 @@ def _advance(inp: FlowInput, state: Estado) -> Transition:
     sap = data.pop("codigo_sap_nuevo", None)
     if sap:
         eq = look.equipment
+        if eq is not None and data.get("tipo") not in (None, eq.kind):
+            eq = None  # a vehicle's code while reporting a refrigerator (or the reverse): not this equipment
         if eq is not None:
             data.update(codigo_sap=eq.sap_code, equipo=eq.description, ubicacion=eq.location, equipo_id=eq.id,
                         fallos_sap=0, tipo=eq.kind)

@@ -95,6 +95,7 @@ class TransitionWrite:
     now_ms: int
     inbox_ids: Sequence[int] = ()  # the inbox rows this turn handles (none for sweeper transitions)
     message_id: str | None = None  # the turn's last message
+    earlier_message_ids: Sequence[str] = ()  # the turn's other messages: one history row each, too
     report: ReportWrite | None = None
     replies: Sequence[ReplyWrite] = ()
     effects: Sequence[TxEffect] = ()  # more writes of the same transaction (evidence, report notes, notices)
@@ -172,6 +173,12 @@ def _apply(tx: Tx, t: TransitionWrite, lease: Lease | None) -> int | None:
         changed = tx.execute("session_update_versioned", {**session, "version_esperada": t.expected_version})
     if changed != 1:
         raise ConcurrencyError(t.key, t.expected_version, "updateSession")
+    for earlier in t.earlier_message_ids:
+        tx.execute("history_insert", {
+            "telefono": t.key, "estado_anterior": t.state_from, "estado_nuevo": t.state_from, "origen": t.origin,
+            "descripcion_historial": "Leído en el mismo turno que el mensaje siguiente", "reporte_id": None,
+            "message_id": earlier,
+        })
     tx.execute(
         "history_insert",
         {
