@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from core.whatsapp.outgoing import MAX_TEXT_BODY, fit
+from core.whatsapp.outgoing import ELLIPSIS, MAX_TEMPLATE_PARAMETER, MAX_TEXT_BODY, fit, one_line
 
 STATUS_LABELS: Mapping[str, str] = {
     "abierto": "abierto",
@@ -74,8 +74,10 @@ def handover_text(phone: str, transcript: str) -> str:
 
 
 def handover_parameters(phone: str, transcript: str) -> tuple[str, ...]:
-    """{{1}} phone, {{2}} the conversation on one line (the template parameter limit cuts it)."""
-    return (phone, transcript[-HANDOVER_TRANSCRIPT_MAX:] or "(sin mensajes)")
+    """{{1}} phone, {{2}} the end of the conversation (what fits one template parameter; the newest part)."""
+    flat, keep = one_line(transcript), MAX_TEMPLATE_PARAMETER - 1
+    recent = flat if len(flat) <= keep + 1 else ELLIPSIS + flat[-keep:]
+    return (phone, recent or "(sin mensajes)")
 
 
 def handover_released_text() -> str:

@@ -13,6 +13,9 @@ Beside the chat, a read-only state panel (session, lease, inbox, outbox, reports
     POST /_console/api/send          {"user", "name", "text"} or {"user", "name", "reply": {...}}
     POST /_console/api/resend        {"user"}: the last body again, same wamid and signature
     POST /_console/api/burst         {"user", "name", "text"?, "count"?}: several messages at once
+    GET  /_console/api/report?numero=RPT-000001   a report with its history (as GET /api/reportes/{numero})
+    POST /_console/api/report/status {"numero", "estado", "nota"?}: maintenance's status change, reporter told
+    POST /_console/api/release       {"user"}: give a conversation in ATENCION_HUMANA back to the bot
 """
 
 from __future__ import annotations
@@ -31,6 +34,9 @@ from urllib.parse import urlsplit, urlunsplit
 import aiohttp
 from aiohttp import web
 
+from bot.outbound.campaigns import ApiResponse
+from bot.outbound.dispatcher import epoch_ms
+from bot.reports_api import change_status, release_conversation, report_detail
 from bot.runtime import Runtime
 from core.errors import BotError
 from core.storage.console import list_conversations, read_conversation_state
@@ -314,6 +320,29 @@ async def burst(request: web.Request) -> web.Response:
     return web.json_response([asdict(d) for d in deliveries])
 
 
+def _api(response: ApiResponse) -> web.Response:
+    return web.json_response(response.body, status=response.status)
+
+
+async def report(request: web.Request) -> web.Response:
+    return _api(await report_detail(_console(request).runtime, request.query.get("numero", "")))
+
+
+async def report_status(request: web.Request) -> web.Response:
+    """The same action, validation and answers as `POST /api/reportes/{numero}/estado`."""
+    data = await _json_body(request)
+    number = str(data.pop("numero", ""))
+    body = json.dumps(data, ensure_ascii=False).encode("utf-8")
+    return _api(await change_status(_console(request).runtime, number, body, now_ms=epoch_ms()))
+
+
+async def release(request: web.Request) -> web.Response:
+    """The same action as `POST /api/conversaciones/{telefono}/liberar`."""
+    data = await _json_body(request)
+    key = parse_identity(str(data.get("user", ""))).key
+    return _api(await release_conversation(_console(request).runtime, key, now_ms=epoch_ms()))
+
+
 def mount_console(web_app: web.Application, runtime: Runtime, base_url: str) -> str | None:
     """Add the fake Graph API (when settings point at it), the page and its API; answer the page's URL.
 
@@ -349,4 +378,7 @@ def mount_console(web_app: web.Application, runtime: Runtime, base_url: str) -> 
     router.add_post("/_console/api/send", _guarded(send))
     router.add_post("/_console/api/resend", _guarded(resend))
     router.add_post("/_console/api/burst", _guarded(burst))
+    router.add_get("/_console/api/report", _guarded(report))
+    router.add_post("/_console/api/report/status", _guarded(report_status))
+    router.add_post("/_console/api/release", _guarded(release))
     return own + "/"

@@ -257,3 +257,13 @@ def test_template_parameters_are_one_line_and_the_fake_graph_checks_the_shape() 
     assert limit_problem({**payload, "template": {"name": "ok", "language": {}}})
     with pytest.raises(ValueError):
         TemplateMessage("", "es_MX")
+
+
+def test_a_long_handover_keeps_the_newest_part_of_the_conversation() -> None:
+    from core.reports_text import handover_parameters
+    from core.whatsapp.outgoing import MAX_TEMPLATE_PARAMETER, TemplateMessage
+
+    transcript = "\n".join(f"Usuario: mensaje {i}" for i in range(200))
+    message = TemplateMessage("atencion_humana", "es_MX", handover_parameters(WORKER, transcript))
+    assert len(message.parameters[1]) <= MAX_TEMPLATE_PARAMETER
+    assert message.parameters[1].endswith("Usuario: mensaje 199") and message.parameters[1].startswith("…")

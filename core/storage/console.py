@@ -64,6 +64,8 @@ class ReportView:
     tipo_equipo: str
     descripcion: str
     creado_en: str
+    estado: str = "abierto"
+    ultima_nota: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +159,8 @@ def _read_state(tx: Tx, key: str, limit: int) -> ConversationState:
             tipo_equipo=str(r["TipoEquipo"]),
             descripcion=str(r["Descripcion"]),
             creado_en=str(r["CreadoEn"]),
+            estado=str(r["Estado"]),
+            ultima_nota=r["UltimaNota"],
         )
         for r in tx.fetch_all("console_reports", {"telefono": key, "limite": limit})
     )

@@ -161,10 +161,14 @@ _TEMPLATE_BREAKS = re.compile(r"[\r\n\t]+")
 _TEMPLATE_SPACES = re.compile(r" {4,}")
 
 
+def one_line(text: str) -> str:
+    """`text` as a template parameter may hold it: line breaks and tabs become " · ", no runs of spaces."""
+    return _TEMPLATE_SPACES.sub("   ", _TEMPLATE_BREAKS.sub(" · ", text).strip())
+
+
 def template_parameter(value: object) -> str:
-    """`value` as one template body parameter: on one line, no runs of spaces, never empty, bounded."""
-    text = _TEMPLATE_SPACES.sub("   ", _TEMPLATE_BREAKS.sub(" · ", str(value)).strip())
-    return fit(text, MAX_TEMPLATE_PARAMETER) or "-"
+    """`value` as one template body parameter: on one line, never empty, bounded."""
+    return fit(one_line(str(value)), MAX_TEMPLATE_PARAMETER) or "-"
 
 
 @dataclass(frozen=True, slots=True)

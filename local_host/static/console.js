@@ -79,6 +79,8 @@ function selectUser(user, name) {
   current = users.find((u) => u.user === user);
   lastThreadSig = "";
   lastStateSig = "";
+  openReportNumber = null;
+  $("report-panel").hidden = true;
   rendered.clear();
   $("chat-title").textContent = current.name ? `${current.name} · ${current.user}` : current.user;
   $("avatar").textContent = (current.name || current.user).trim().charAt(0).toUpperCase();
@@ -350,9 +352,73 @@ function renderState(s, now) {
       : el("p", { class: "none", text: "Ningún envío para esta conversación." }));
 
   $("st-reports").replaceChildren(s.reports.length
-    ? table(["Numero", "TipoEquipo", "Descripcion"], s.reports.map((r) => [el("strong", { "data-report": r.numero, text: r.numero }), r.tipo_equipo, r.descripcion]))
+    ? table(["Numero", "Estado", "TipoEquipo", "Descripcion"], s.reports.map((r) => [
+      el("strong", { "data-report": r.numero, title: "Ver historial y cambiar estado", onclick: () => openReport(r.numero), text: r.numero }),
+      el("span", { "data-report-estado": r.numero, text: r.estado }), r.tipo_equipo, r.descripcion]))
     : el("p", { class: "none", text: "Ningún reporte de esta conversación." }));
+  $("handover-tools").hidden = !(s.session && s.session.estado === "ATENCION_HUMANA");
+  if (openReportNumber) loadReport(openReportNumber);
 }
+
+// ---------------------------------------------------------------------------------------------
+// maintenance: a report's status and history, releasing a handover (the same actions as the HTTP API)
+
+let openReportNumber = null;
+
+function openReport(numero) {
+  openReportNumber = numero;
+  $("report-status").textContent = "";
+  $("report-panel").hidden = false;
+  loadReport(numero);
+}
+
+async function loadReport(numero) {
+  try {
+    const r = await api("/_console/api/report?numero=" + encodeURIComponent(numero));
+    if (openReportNumber !== numero) return;
+    $("report-detail").replaceChildren(
+      dl([
+        ["Numero", r.numero, "numero"],
+        ["Estado", r.estado, "report_estado"],
+        ["Equipo", r.equipo + (r.ubicacion ? ` · ${r.ubicacion}` : ""), "equipo"],
+        ["UltimaNota", r.ultima_nota || "—", "ultima_nota"],
+        ["Evidencias", String(r.evidencias), "evidencias"],
+      ]),
+      el("div", { class: "sub", text: "Historial (HistorialReportes)" }),
+      el("ol", { id: "report-history" }, ...r.historial.map((h) => el("li", { "data-historial": h.estado },
+        `${h.creado} · ${h.estado_anterior ? h.estado_anterior + " → " : ""}${h.estado} · ${h.origen}${h.nota ? " · " + h.nota : ""}`))));
+  } catch (err) {
+    $("report-detail").replaceChildren(el("p", { class: "none", text: err.message }));
+  }
+}
+
+$("report-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  if (!openReportNumber) return;
+  const nota = $("report-nota").value.trim();
+  try {
+    const r = await api("/_console/api/report/status", { numero: openReportNumber, estado: $("report-estado").value, ...(nota ? { nota } : {}) });
+    $("report-nota").value = "";
+    $("report-status").textContent = `${r.numero}: ${r.estado} (se avisó a quien reportó)`;
+    $("report-status").style.color = "";
+  } catch (err) {
+    $("report-status").textContent = err.message;
+    $("report-status").style.color = "var(--error)";
+  }
+  if (openReportNumber) loadReport(openReportNumber);
+  poll();
+});
+
+$("release-btn").addEventListener("click", async () => {
+  if (!current) return;
+  try {
+    await api("/_console/api/release", { user: current.user });
+    $("release-status").textContent = "Conversación liberada: el bot vuelve a responder.";
+  } catch (err) {
+    $("release-status").textContent = err.message;
+  }
+  poll();
+});
 
 function updateLeaseClock(s, now) {
   for (const span of document.querySelectorAll(".lease-clock")) {

@@ -38,7 +38,7 @@ ORDER BY Id DESC
 LIMIT :limite;
 
 -- name: console_reports
-SELECT Numero, TipoEquipo, Descripcion, CreadoEn
+SELECT Numero, TipoEquipo, Descripcion, CreadoEn, Estado, UltimaNota
 FROM Reportes
 WHERE Telefono = :telefono
 ORDER BY Id DESC

@@ -36,7 +36,8 @@ WHERE Destinatario = :destinatario
 ORDER BY Id DESC;
 
 -- name: console_reports
-SELECT TOP (:limite) Numero, TipoEquipo, Descripcion, CONVERT(NVARCHAR(19), CreadoEn, 120) AS CreadoEn  -- as SQLite shows it: 2026-12-01 10:00:00
+SELECT TOP (:limite) Numero, TipoEquipo, Descripcion, Estado, UltimaNota,
+       CONVERT(NVARCHAR(19), CreadoEn, 120) AS CreadoEn  -- as SQLite shows it: 2026-12-01 10:00:00
 FROM dbo.Reportes
 WHERE Telefono = :telefono
 ORDER BY Id DESC;
