@@ -185,12 +185,15 @@ def test_media_and_location_are_kept_with_the_draft() -> None:
 
 def test_courtesy_after_a_report_never_shows_the_menu_or_cancels() -> None:
     data = {"ultimo_reporte": "RPT-000001", "ultimo_reporte_id": 1, "ultimo_reporte_en": NOW}
+    open_ = Lookups(reports=(ReportInfo(1, "RPT-000001", "abierto", "03/12/2026"),))
     for text in ("gracias", "ok", "👍"):
-        t = run("FINALIZADO", text, data=data)
+        t = run("FINALIZADO", text, data=data, lookups=open_)
         assert t.state is Estado.FINALIZADO and "RPT-000001" in t.replies[0].body
         assert "cancel" not in t.replies[0].body.lower() and not t.replies[0].buttons
     sticker = msg("", MessageKind.STICKER, media_id="s1")
-    assert "RPT-000001" in run("FINALIZADO", data=data, messages=(sticker,)).replies[0].body
+    assert "RPT-000001" in run("FINALIZADO", data=data, messages=(sticker,), lookups=open_).replies[0].body
+    solved = Lookups(reports=(ReportInfo(1, "RPT-000001", "resuelto", "03/12/2026"),))
+    assert "seguimiento" not in run("FINALIZADO", "gracias", data=data, lookups=solved).replies[0].body
 
 
 def test_details_after_filing_join_the_report() -> None:

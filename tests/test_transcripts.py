@@ -14,6 +14,8 @@ Turn syntax (one per line; `#` lines are comments and are kept):
     usuario: [ubicación] / [ubicación: <name>]   a shared location
     usuario: [contacto]                 a shared contact card
     (30 minutos sin actividad)          the idle sweep runs after the session aged 31 minutes
+    (mantenimiento: RPT-000001 en_proceso | nota)   maintenance changes a status (the HTTP function's code)
+    (mantenimiento libera la conversación)          maintenance gives a handed-over conversation back
     (3 horas después) / (1 día sin actividad)    the session's clocks move back that much, then the sweep runs
 The bot's messages follow as `bot: ` lines; a reply's later lines are indented, and its buttons or list
 rows are shown as `[título]`.
@@ -35,7 +37,9 @@ from pathlib import Path
 import pytest
 
 from bench.conversation_panel import panel
+from bot.conversation.engine import now_ms
 from bot.conversation.sweeper import sweep_conversations
+from bot.reports_api import change_status, release_conversation
 from bot.runtime import Runtime, build_runtime
 from bot.webhook.ingest import handle_webhook_post
 from core.settings import load_settings
@@ -52,6 +56,7 @@ PHONE = "5215512340001"
 UPDATE = os.environ.get("UPDATE_TRANSCRIPTS") == "1"
 MODEL_WORDS = {"preguntas"}  # transcripts where the fake model's assistant answers differ from the offline ones
 _BUTTON = re.compile(r"^\[botón (\S+) \| (.+)\]$")
+_MAINTENANCE = re.compile(r"^\(mantenimiento: (RPT-\d+) (\w+)(?: \| (.+))?\)$")
 _LIST = re.compile(r"^\[lista (\S+) \| (.+)\]$")
 _MEDIA = {"foto": ("image", {"id": "1234567890", "mime_type": "image/jpeg", "sha256": "x" * 64}),
           "imagen": ("image", {"id": "1234567891", "mime_type": "image/jpeg", "sha256": "x" * 64}),
@@ -146,6 +151,12 @@ async def replay(rt: Runtime, graph: InProcessGraph, db_path: Path, turns: list[
             if first in _TIME:
                 await _age(db_path, _TIME[first])
                 await sweep_conversations(rt)
+            elif m := _MAINTENANCE.match(first):
+                number, status, note = m.group(1), m.group(2), m.group(3)
+                body = json.dumps({"estado": status, "nota": note} if note else {"estado": status}).encode()
+                assert (await change_status(rt, number, body, now_ms=now_ms())).status == 200
+            elif first == "(mantenimiento libera la conversación)":
+                assert (await release_conversation(rt, PHONE, now_ms=now_ms())).status == 200
             else:
                 body: dict | None = None
                 for line in group:

@@ -294,7 +294,9 @@ def needs(session: Session, turn: Turn, facts: Extraction) -> Needs:
         store=None if quiet else store,
         duplicate=not quiet and (bool(sap) or bool(draft.get("placa") or draft.get("unidad"))
                                  or bool(draft.get("equipo_id"))),
-        reports=not quiet and (facts.intencion is Intencion.CONSULTA_ESTADO or bool(facts.numero_reporte)),
+        reports=not quiet and (facts.intencion in (Intencion.CONSULTA_ESTADO, Intencion.CORTESIA)
+                               or bool(facts.numero_reporte) or all(m.kind is MessageKind.STICKER
+                                                                    for m in turn.messages)),
         question=question,
         history=not quiet and (facts.intencion is Intencion.HABLAR_PERSONA or facts.urgente),
     )
@@ -410,8 +412,9 @@ def _after_report(inp: FlowInput, state: Estado, data: dict[str, Any],
         return replace(tr, replies=replies, cancel_report=rid,
                        description=f"Reporte {number} cancelado: equipo equivocado")
     if f.intencion is Intencion.CORTESIA and not turn.media and not f.problema:
-        return _t(state, data, inp, (r.text(r.CORTESIA_CON_REPORTE.format(numero=number)),),
-                  "Cortesía tras el reporte")
+        still_open = any(x.number == number and x.open for x in inp.lookups.reports)
+        text = r.CORTESIA_CON_REPORTE.format(numero=number) if still_open else r.CORTESIA
+        return _t(state, data, inp, (r.text(text),), "Cortesía tras el reporte")
     if age > inp.rules.followup_ms:
         return None
     if turn.media or f.problema or turn.location:

@@ -364,14 +364,20 @@ def _release(tx: Tx, phone: str, notify: NotifyConfig, now_ms: int) -> bool:
     session = tx.fetch_one("session_get", {"telefono": phone})
     if session is None or session["estado"] != HANDOVER_STATE:
         return False
+    # A draft the handover interrupted comes back as it was (the flows park it under "borrador").
+    data = json.loads(session["datos"] or "{}")
+    draft = data.get("borrador") if isinstance(data, dict) else None
+    state, kept = "INICIO", {}
+    if isinstance(draft, dict) and isinstance(draft.get("estado"), str) and isinstance(draft.get("datos"), dict):
+        state, kept = draft["estado"], draft["datos"]
     changed = tx.execute("session_update_versioned", {
-        "telefono": phone, "estado_sesion": "INICIO", "datos": "{}", "equipo_id": None, "ahora": now_ms,
-        "version_esperada": int(session["version"]),
+        "telefono": phone, "estado_sesion": state, "datos": json.dumps(kept, ensure_ascii=False, sort_keys=True),
+        "equipo_id": None, "ahora": now_ms, "version_esperada": int(session["version"]),
     })
     if changed != 1:
         raise ConcurrencyError(phone, int(session["version"]), "releaseHandover")
     tx.execute("history_insert", {
-        "telefono": phone, "estado_anterior": HANDOVER_STATE, "estado_nuevo": "INICIO", "origen": "SISTEMA",
+        "telefono": phone, "estado_anterior": HANDOVER_STATE, "estado_nuevo": state, "origen": "SISTEMA",
         "descripcion_historial": "Mantenimiento liberó la conversación", "reporte_id": None, "message_id": None,
     })
     if in_service_window(tx, phone, now_ms=now_ms, window_ms=notify.window_ms):
