@@ -2,7 +2,7 @@
 
 import azure.functions as func
 
-from bot.functions import ai_recovery, conversation, health, metrics, outbound, retention, webhook
+from bot.functions import ai_recovery, conversation, evidence, health, metrics, outbound, retention, webhook
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(webhook.bp)
@@ -12,3 +12,4 @@ app.register_functions(outbound.bp)
 app.register_functions(ai_recovery.bp)
 app.register_functions(metrics.bp)
 app.register_functions(retention.bp)
+app.register_functions(evidence.bp)
