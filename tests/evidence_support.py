@@ -11,10 +11,10 @@ from pathlib import Path
 from aiohttp import web
 
 from core.media.fetch import EvidenceFetcher
+from core.media.graph_media import MediaApi
 from core.media.store import LocalEvidenceStore
 from core.storage.database import Database
 from core.storage.evidence import record_evidence
-from core.whatsapp.graph import GraphApi
 from local_host.fake_ai import serve
 from local_host.fake_graph import FakeGraph
 
@@ -69,7 +69,7 @@ async def record(db: Database, graph: FakeGraph, message_id: str, body: bytes, *
 
 
 def fetcher(db: Database, base_url: str, root: Path, clock: Clock, **kw: int) -> EvidenceFetcher:
-    return EvidenceFetcher(db=db, api=GraphApi(base_url, TOKEN), store=LocalEvidenceStore(root), clock=clock, **kw)
+    return EvidenceFetcher(db=db, api=MediaApi(base_url, TOKEN), store=LocalEvidenceStore(root), clock=clock, **kw)
 
 
 def leftovers(root: Path) -> list[str]:

@@ -9,16 +9,16 @@ import time
 from pathlib import Path
 
 from core.media.fetch import EvidenceFetcher, fetch_pending_evidence
+from core.media.graph_media import MediaApi
 from core.media.store import LocalEvidenceStore
 from core.storage.evidence import pending_evidence
 from core.storage.sqlite import SqliteDatabase
-from core.whatsapp.graph import GraphApi
 from tests.evidence_support import TOKEN
 
 
 async def main(db_path: str, base_url: str, root: str) -> int:
     db = SqliteDatabase(db_path, pool_size=2)
-    fetcher = EvidenceFetcher(db=db, api=GraphApi(base_url, TOKEN), store=LocalEvidenceStore(Path(root)), batch=5)
+    fetcher = EvidenceFetcher(db=db, api=MediaApi(base_url, TOKEN), store=LocalEvidenceStore(Path(root)), batch=5)
     stored = 0
     try:
         for _ in range(50):  # bounded: 20 rows in batches of 5 take a handful of rounds

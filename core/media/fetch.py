@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.media.graph_media import MediaApi
 from core.media.limits import LIMITS, MediaRejected, check_declared, check_sticker, digest_matches, extension
 from core.media.store import EvidenceStore, EvidenceUpload, evidence_key, store_from_settings
 from core.settings import Settings
@@ -26,7 +27,6 @@ from core.storage.evidence import ClaimedEvidence, claim_evidence, mark_failed, 
 from core.storage.states import EvidenceState
 from core.telemetry import mask_phone
 from core.whatsapp.errors import WhatsAppError
-from core.whatsapp.graph import GraphApi
 
 log = logging.getLogger("core.media.fetch")
 CHUNK_BYTES = 256 * 1024
@@ -50,7 +50,7 @@ class EvidenceFetcher:
     """What the download needs. One per process; `api` keeps a pooled HTTP session."""
 
     db: Database
-    api: GraphApi
+    api: MediaApi
     store: EvidenceStore
     max_attempts: int = 5
     claim_ms: int = 120_000  # a download's hold on its row: longer than the slowest 100 MB body
@@ -69,7 +69,7 @@ class EvidenceFetcher:
 
 
 def build_evidence_fetcher(settings: Settings, db: Database, store: EvidenceStore | None = None) -> EvidenceFetcher:
-    return EvidenceFetcher(db=db, api=GraphApi(settings.whatsapp_api_base_url, settings.whatsapp_access_token),
+    return EvidenceFetcher(db=db, api=MediaApi(settings.whatsapp_api_base_url, settings.whatsapp_access_token),
                            store=store or store_from_settings(settings), max_attempts=settings.evidence_max_attempts,
                            claim_ms=settings.evidence_claim_ms)
 
@@ -140,7 +140,7 @@ async def _failed(fetcher: EvidenceFetcher, claim: ClaimedEvidence, error: str, 
                     row.attempts, error)
 
 
-async def download_to_store(api: GraphApi, store: EvidenceStore, claim: ClaimedEvidence) -> StoredBody:
+async def download_to_store(api: MediaApi, store: EvidenceStore, claim: ClaimedEvidence) -> StoredBody:
     """Graph's media URL, the limits, the streamed body, the digest; the body becomes visible only if all hold."""
     row = claim.evidence
     info = await api.media_info(row.media_id)
@@ -167,12 +167,12 @@ async def download_to_store(api: GraphApi, store: EvidenceStore, claim: ClaimedE
     return StoredBody(path=path, size=size, mime=mime)
 
 
-async def _stream(api: GraphApi, url: str, upload: EvidenceUpload, max_bytes: int,
+async def _stream(api: MediaApi, url: str, upload: EvidenceUpload, max_bytes: int,
                   kind: str) -> tuple[int, bytes, bytes]:
     hasher = hashlib.sha256()
     size = 0
     head = b""
-    async with api.open_media(url) as body:
+    async with api.open(url) as body:
         async for chunk in body.iter_chunked(CHUNK_BYTES):
             size += len(chunk)
             if size > max_bytes:  # stop reading at once: never take in more than the limit
@@ -184,7 +184,7 @@ async def _stream(api: GraphApi, url: str, upload: EvidenceUpload, max_bytes: in
     return size, hasher.digest(), head
 
 
-async def download_bytes(api: GraphApi, media_id: str, *, kind: str, declared_sha256: str | None,
+async def download_bytes(api: MediaApi, media_id: str, *, kind: str, declared_sha256: str | None,
                          mime: str | None = None) -> tuple[bytes, str | None]:
     """A small body in memory (a voice note to transcribe), with the same checks; answers (body, mime)."""
     info = await api.media_info(media_id)

@@ -15,11 +15,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
 
 import aiohttp
 
@@ -73,28 +70,6 @@ class GraphApi:
     async def send_message(self, phone_number_id: str, payload: dict[str, Any]) -> dict[str, Any]:
         """POST /{phone_number_id}/messages; answers Graph's JSON (`messages[0].id` is the wamid)."""
         return await self._request("POST", f"/{phone_number_id}/messages", payload)
-
-    async def media_info(self, media_id: str) -> dict[str, Any]:
-        """GET /{media-id}: a short-lived download `url`, `mime_type`, `sha256`, `file_size`."""
-        return await self._request("GET", f"/{quote(media_id, safe='')}")
-
-    @asynccontextmanager
-    async def open_media(self, url: str) -> AsyncIterator[aiohttp.StreamReader]:
-        """GET the `url` `media_info` gave, with the bearer token, as a stream (bodies reach 100 MB)."""
-        try:
-            async with self._http().get(url) as response:
-                if not 200 <= response.status < 300:
-                    raw = await response.read()
-                    try:
-                        body: Any = json.loads(raw) if raw else None
-                    except ValueError:
-                        body = None
-                    raise error_from_response(response.status, body)
-                yield response.content
-        except (aiohttp.ConnectionTimeoutError, aiohttp.ClientConnectorError) as exc:
-            raise NetworkError(f"sin conexión al descargar el medio: {type(exc).__name__}") from None
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            raise NetworkError(f"descarga del medio interrumpida: {type(exc).__name__}") from None
 
     async def _request(self, method: str, path: str, payload: dict[str, Any] | None = None) -> dict[str, Any]:
         data = json.dumps(payload, ensure_ascii=False).encode("utf-8") if payload is not None else None
