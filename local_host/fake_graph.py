@@ -237,7 +237,9 @@ class FakeGraph:
         return web.json_response({"ok": True})
 
     def build_app(self) -> web.Application:
-        app = web.Application()
+        # Room for a 100 MB document on POST /_media when served alone; mounted in the local host, the
+        # host's own request limit applies (the console hands bodies over in process instead).
+        app = web.Application(client_max_size=OVERSIZE_BYTES + 1024 * 1024)
         app.router.add_post("/{version}/{phone_number_id}/messages", self.handle_send)
         app.router.add_post("/_media", self.handle_media_upload)
         app.router.add_post("/_media_fail", self.handle_media_fail)
