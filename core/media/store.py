@@ -24,9 +24,14 @@ BLOCK_BYTES = 4 * 1024 * 1024  # staged blob blocks; a body smaller than one blo
 _UNSAFE = re.compile(r"[^A-Za-z0-9._=-]+")
 
 
+def _safe(part: str, limit: int) -> str:
+    """Letters, digits and `._=-` only, and never a `..` (a name can never climb out of its folder)."""
+    return _UNSAFE.sub("_", part).replace("..", "__")[:limit] or "_"
+
+
 def evidence_key(phone: str, evidence_id: int, message_id: str, ext: str) -> str:
     """`<phone>/<id>-<wamid><ext>`: the row id makes it unique, the rest lets a person find it."""
-    return f"{_UNSAFE.sub('_', phone)[:64]}/{evidence_id:08d}-{_UNSAFE.sub('_', message_id)[:80]}{ext}"
+    return f"{_safe(phone, 64)}/{evidence_id:08d}-{_safe(message_id, 80)}{_safe(ext, 9)}"
 
 
 class EvidenceUpload(Protocol):
