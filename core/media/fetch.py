@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.errors import StorageError
 from core.media.graph_media import MediaApi
 from core.media.limits import LIMITS, MediaRejected, check_declared, check_sticker, digest_matches, extension
 from core.media.store import EvidenceStore, EvidenceUpload, evidence_key, store_from_settings
@@ -92,10 +93,15 @@ async def fetch_pending_evidence(fetcher: EvidenceFetcher, phone: str | None = N
 
     async def one(evidence_id: int) -> bool:
         async with gate:
-            claim = await claim_evidence(fetcher.db, evidence_id, now_ms=fetcher.clock(), hold_ms=fetcher.claim_ms)
-            if claim is None:
-                return False  # another task or process has it, or it was settled meanwhile
-            return await fetch_claimed(fetcher, claim)
+            try:
+                claim = await claim_evidence(fetcher.db, evidence_id, now_ms=fetcher.clock(),
+                                             hold_ms=fetcher.claim_ms)
+                if claim is None:
+                    return False  # another task or process has it, or it was settled meanwhile
+                return await fetch_claimed(fetcher, claim)
+            except StorageError as exc:  # the row keeps its state (or its claim, which expires): retried later
+                log.warning("Evidencia %d: la base de datos falló (%s); se reintentará", evidence_id, exc)
+                return False
 
     return sum(await asyncio.gather(*(one(i) for i in ids)))
 
