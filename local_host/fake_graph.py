@@ -15,7 +15,8 @@ which is then fetched with the same bearer token):
     GET  /_media/{media-id}/download              -> the body
     POST /_media_fail {"fault": "404", "count": 1, "media_id": null} -> the next media calls misbehave:
          404 / 500 (the metadata call), wrong_sha (a body with one byte changed), oversize (the body
-         runs past every limit), wrong_mime (metadata says application/x-msdownload), slow (delay_ms)
+         runs past every limit), wrong_mime (metadata says application/x-msdownload), slow (the metadata
+         call waits delay_ms), stall (half the body, then a pause of delay_ms, then the rest)
     GET  /_media_log                              -> downloads per media id
 """
 
@@ -46,7 +47,7 @@ class Injected:
     message: str = "injected failure"
 
 
-MEDIA_FAULTS = ("404", "500", "wrong_sha", "oversize", "wrong_mime", "slow")
+MEDIA_FAULTS = ("404", "500", "wrong_sha", "oversize", "wrong_mime", "slow", "stall")
 OVERSIZE_BYTES = 101 * 1024 * 1024  # past the largest limit (documents, 100 MB)
 
 
@@ -140,7 +141,7 @@ class FakeGraph:
         stored = self.media.get(media_id)
         if stored is None:
             return _graph_error(404, 100, "Media not found")
-        fault = self._media_fault(media_id, ("wrong_sha", "oversize"))
+        fault = self._media_fault(media_id, ("wrong_sha", "oversize", "stall"))
         response = web.StreamResponse(headers={"Content-Type": stored.mime_type})
         await response.prepare(request)
         try:
@@ -148,6 +149,11 @@ class FakeGraph:
                 chunk = b"\0" * (1024 * 1024)
                 for _ in range(OVERSIZE_BYTES // len(chunk)):
                     await response.write(chunk)
+            elif fault is not None and fault.fault == "stall":
+                half = len(stored.body) // 2
+                await response.write(stored.body[:half])
+                await asyncio.sleep(fault.delay_ms / 1000)
+                await response.write(stored.body[half:])
             elif fault is not None and fault.fault == "wrong_sha":
                 await response.write(bytes([stored.body[0] ^ 0xFF]) + stored.body[1:])
             else:

@@ -16,9 +16,10 @@ from core.storage.sqlite import SqliteDatabase
 from tests.evidence_support import TOKEN
 
 
-async def main(db_path: str, base_url: str, root: str) -> int:
+async def main(db_path: str, base_url: str, root: str, claim_ms: str = "120000") -> int:
     db = SqliteDatabase(db_path, pool_size=2)
-    fetcher = EvidenceFetcher(db=db, api=MediaApi(base_url, TOKEN), store=LocalEvidenceStore(Path(root)), batch=5)
+    fetcher = EvidenceFetcher(db=db, api=MediaApi(base_url, TOKEN), store=LocalEvidenceStore(Path(root)), batch=5,
+                              claim_ms=int(claim_ms))
     stored = 0
     try:
         for _ in range(50):  # bounded: 20 rows in batches of 5 take a handful of rounds
@@ -32,4 +33,4 @@ async def main(db_path: str, base_url: str, root: str) -> int:
 
 
 if __name__ == "__main__":
-    print("guardadas", asyncio.run(main(*sys.argv[1:4])), flush=True)
+    print("guardadas", asyncio.run(main(*sys.argv[1:5])), flush=True)

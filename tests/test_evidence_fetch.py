@@ -233,3 +233,38 @@ async def test_two_processes_download_each_body_once(db_path: Path, sqlite_db: D
     assert graph.fake.downloads == {m: 1 for m in media}
     rows = [await _row(sqlite_db, f"wamid.P{i}") for i in range(20)]
     assert {(r.state, r.attempts) for r in rows} == {(EvidenceState.GUARDADA, 1)}
+
+
+async def test_a_downloader_killed_mid_body_leaves_the_row_to_the_next_one(
+        db_path: Path, sqlite_db: Database, graph: GraphServer, store_root: Path) -> None:
+    body = PNG * 4096  # about 280 KB, streamed in two halves
+    media_id = await record(sqlite_db, graph.fake, "wamid.KILL", body)
+    graph.fake.fail_media("stall", media_id=media_id, delay_ms=60_000)  # the first download stops half way
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.evidence_worker", str(db_path), graph.base_url, str(store_root), "1000",
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(200):  # until the half body sits in a partial file
+            if leftovers(store_root):
+                break
+            await asyncio.sleep(0.05)
+        assert leftovers(store_root), "the worker never started writing"
+    finally:
+        proc.kill()  # SIGKILL: no cleanup of any kind runs
+        await proc.wait()
+    row = await _row(sqlite_db, "wamid.KILL")
+    assert (row.state, row.attempts) == (EvidenceState.PENDIENTE, 1)  # claimed by the dead process
+
+    clock = Clock(now=row.updated_ms)
+    f = fetcher(sqlite_db, graph.base_url, store_root, clock)
+    try:
+        assert await fetch_pending_evidence(f) == 0  # its claim still holds
+        clock.now += 1_000
+        assert await fetch_pending_evidence(f) == 1
+    finally:
+        await f.aclose()
+    row = await _row(sqlite_db, "wamid.KILL")
+    assert (row.state, row.attempts) == (EvidenceState.GUARDADA, 2) and row.path is not None
+    assert read_bytes(row.path) == body and leftovers(store_root) == []
+    assert graph.fake.downloads == {media_id: 1}

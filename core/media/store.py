@@ -13,6 +13,7 @@ import logging
 import os
 import re
 import uuid
+from glob import escape as glob_escape
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -62,6 +63,10 @@ class _LocalUpload:
 
     def _open(self) -> Any:
         self._final.parent.mkdir(parents=True, exist_ok=True)
+        # Partial files of earlier attempts at this name belong to a holder that died or whose claim
+        # expired (a claim is exclusive): drop them, so a crash leaves nothing behind for long.
+        for stale in self._final.parent.glob(f"{glob_escape(self._final.name)}.*.parcial"):
+            stale.unlink(missing_ok=True)
         return self._partial.open("wb")
 
     async def write(self, chunk: bytes) -> None:
