@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.evidence import fetch_pending_evidence, sweep_evidence, transcribe_voice_note
+from bot.evidence import evidence_summary, fetch_pending_evidence, sweep_evidence, transcribe_voice_note
 from bot.messages import InboundMessage, MessageKind
 from bot.runtime import Runtime, build_runtime
 from core.settings import load_settings
@@ -165,3 +165,11 @@ async def test_the_bot_entry_points_never_raise(db_path: Path, graph: GraphServe
     finally:
         rt.db = build_runtime(rt.settings).db
         await rt.aclose()
+
+
+def test_what_a_confirmation_says_was_attached() -> None:
+    assert evidence_summary([]) == ""
+    assert evidence_summary(["image"]) == "1 foto"
+    assert evidence_summary(["image", "audio", "image"]) == "2 fotos y 1 nota de voz"
+    assert evidence_summary(["document", "video", "video", "sticker", "location"]) == \
+        "1 documento, 2 videos y 1 sticker"
