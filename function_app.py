@@ -2,7 +2,7 @@
 
 import azure.functions as func
 
-from bot.functions import ai_recovery, conversation, health, metrics, outbound, reports, retention, webhook
+from bot.functions import ai_recovery, conversation, evidence, health, metrics, outbound, reports, retention, webhook
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(webhook.bp)
@@ -13,3 +13,4 @@ app.register_functions(ai_recovery.bp)
 app.register_functions(metrics.bp)
 app.register_functions(retention.bp)
 app.register_functions(reports.bp)
+app.register_functions(evidence.bp)

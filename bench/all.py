@@ -15,6 +15,7 @@ RUNS = [
     ["bench.ai_budgets", "--calls", "20"],
     ["bench.telemetry_overhead"],
     ["bench.reports"],
+    ["bench.evidence"],
 ]
 
 

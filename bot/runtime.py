@@ -15,6 +15,8 @@ from core.ai.remote import AssistantBackend
 from core.ai.service import build_assistant_backend, build_intent_service
 from core.ai.types import IntentProvider
 from core.handoff import HandoffQueue, StorageQueueHandoff
+from core.media.fetch import EvidenceFetcher, build_evidence_fetcher
+from core.media.transcribe import Transcriber, build_transcriber
 from core.settings import Settings, load_settings
 from core.storage import open_database
 from core.storage.database import Database
@@ -36,6 +38,8 @@ class Runtime:
     assistant: AssistantBackend | None = None  # free-form questions
     whatsapp: MessageSender | None = None  # the Graph API client (one pooled HTTP client per process)
     registrar: InboxRegistrar | None = None  # the webhook's group commit
+    evidence: EvidenceFetcher | None = None  # media downloads: Graph's media API -> the evidence store
+    transcriber: Transcriber | None = None  # voice notes to text (NoTranscriber with the offline rules)
     # Set when the host is shutting down: drains finish the message in hand and start no other.
     stopping: bool = False
 
@@ -70,9 +74,19 @@ class Runtime:
             self.registrar = InboxRegistrar(self.db, max_in_flight=in_flight, max_posts=256 if sqlite else 16)
         return self.registrar
 
+    def get_evidence(self) -> EvidenceFetcher:
+        if self.evidence is None:
+            self.evidence = build_evidence_fetcher(self.settings, self.db)
+        return self.evidence
+
+    def get_transcriber(self) -> Transcriber:
+        if self.transcriber is None:
+            self.transcriber = build_transcriber(self.settings)
+        return self.transcriber
+
     async def aclose(self) -> None:
         """Close every service this runtime built (or was given), then the database."""
-        for service in (self.intent, self.assistant, self.whatsapp, self.handoff):
+        for service in (self.intent, self.assistant, self.whatsapp, self.handoff, self.evidence, self.transcriber):
             close = getattr(service, "aclose", None)
             if close is not None:
                 try:
@@ -80,6 +94,7 @@ class Runtime:
                 except Exception as exc:  # closing must not stop the others from closing
                     log.warning("No se pudo cerrar %s: %s", type(service).__name__, exc)
         self.intent = self.assistant = self.whatsapp = self.handoff = None
+        self.evidence = self.transcriber = None
         self.db.close()
 
 

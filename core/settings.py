@@ -142,6 +142,17 @@ class Settings:
     template_status_change: str = "reporte_estado"
     template_handover: str = "atencion_humana"
     template_language: str = "es_MX"
+    # Evidence (docs/evidence.md): bodies go to Blob Storage on the app's account, or to a local folder
+    # when AzureWebJobsStorage is empty. Identity-based accounts name the service instead of a key.
+    azure_blob_service_uri: str = ""  # AzureWebJobsStorage__blobServiceUri
+    azure_storage_account_name: str = ""  # AzureWebJobsStorage__accountName
+    azure_storage_client_id: str = ""  # AzureWebJobsStorage__clientId (a user-assigned managed identity)
+    evidence_container: str = "evidencias"
+    evidence_dir: str = ".data/evidencias"
+    evidence_max_attempts: int = 5
+    evidence_claim_ms: int = 120_000  # one download's hold on its row; a dead holder's row is due again after it
+    transcription_model: str = "gpt-4o-mini-transcribe"  # OpenAI; Gemini transcribes with GEMINI_MODEL
+    transcription_budget_ms: int = 4_000
 
     @property
     def backend(self) -> str:
@@ -201,4 +212,13 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         template_handover=_pattern(env, "TEMPLATE_HANDOVER", "atencion_humana", _TEMPLATE_NAME, _TEMPLATE_WHAT),
         template_language=_pattern(env, "TEMPLATE_LANGUAGE", "es_MX", _LANGUAGE_CODE,
                                    "un código de idioma de WhatsApp como es_MX"),
+        azure_blob_service_uri=_text(env, "AzureWebJobsStorage__blobServiceUri").rstrip("/"),
+        azure_storage_account_name=_text(env, "AzureWebJobsStorage__accountName"),
+        azure_storage_client_id=_text(env, "AzureWebJobsStorage__clientId"),
+        evidence_container=_text(env, "EVIDENCE_CONTAINER", "evidencias"),
+        evidence_dir=_text(env, "EVIDENCE_DIR", ".data/evidencias"),
+        evidence_max_attempts=_int(env, "EVIDENCE_MAX_ATTEMPTS", 5, minimum=1),
+        evidence_claim_ms=_int(env, "EVIDENCE_CLAIM_MS", 120_000, minimum=1_000),
+        transcription_model=_text(env, "OPENAI_TRANSCRIPTION_MODEL", "gpt-4o-mini-transcribe"),
+        transcription_budget_ms=_int(env, "TRANSCRIPTION_BUDGET_MS", 4_000, minimum=100),
     )

@@ -89,6 +89,11 @@ def main(argv: list[str] | None = None) -> int:
                             bind_host=args.host)
     # The webhook hands off to the in-process queue the conversation worker listens on.
     runtime.handoff = web_app[QUEUES_KEY].get(HANDOFF_QUEUE)
+    # Evidence bodies go to a local folder: this host runs no storage emulator for AzureWebJobsStorage.
+    from core.media.fetch import build_evidence_fetcher
+    from core.media.store import LocalEvidenceStore
+
+    runtime.evidence = build_evidence_fetcher(settings, runtime.db, LocalEvidenceStore(settings.evidence_dir))
     from local_host.console import mount_console
 
     console_url = mount_console(web_app, runtime, f"http://{args.host}:{args.port}")

@@ -16,11 +16,18 @@ Beside the chat, a read-only state panel (session, lease, inbox, outbox, reports
     GET  /_console/api/report?numero=RPT-000001   a report with its history (as GET /api/reportes/{numero})
     POST /_console/api/report/status {"numero", "estado", "nota"?}: maintenance's status change, reporter told
     POST /_console/api/release       {"user"}: give a conversation in ATENCION_HUMANA back to the bot
+    POST /_console/api/media         {"user", "name", "kind", "data"? (base64), "mime_type"?, "filename"?,
+                                      "caption"?, "spoken"?}: a photo, voice note, video or document,
+                                      uploaded to the fake Graph API and announced by its media id
+    POST /_console/api/location      {"user", "name", "latitude", "longitude", "label"?, "address"?}
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
+import hashlib
 import itertools
 import json
 import logging
@@ -39,8 +46,11 @@ from bot.outbound.dispatcher import epoch_ms
 from bot.reports_api import change_status, release_conversation, report_detail
 from bot.runtime import Runtime
 from core.errors import BotError
+from core.media.limits import base_mime
 from core.storage.console import list_conversations, read_conversation_state
+from core.storage.evidence import EvidenceView, evidence_for_phone
 from core.telemetry import mask_phone
+from local_host.fake_ai import fake_voice_note
 from local_host.fake_graph import FakeGraph
 from local_host.meta_payloads import (
     Identity,
@@ -48,6 +58,8 @@ from local_host.meta_payloads import (
     SignedPayload,
     button_reply,
     list_reply,
+    location_message,
+    media_message,
     parse_identity,
     signed,
     text_message,
@@ -131,7 +143,7 @@ class Console:
         payload = signed(wamid, body, settings.whatsapp_app_secret)
         msg = body["entry"][0]["changes"][0]["value"]["messages"][0]
         kind = message["interactive"]["type"] if message["type"] == "interactive" else message["type"]
-        text = message["text"]["body"] if kind == "text" else message["interactive"][kind]["title"]
+        text = thread_text(message, kind)
         delivery = Delivery(
             next(self._seq), who.key, wamid, kind, text, int(msg["timestamp"]), time.time(), burst=burst
         )
@@ -172,6 +184,26 @@ class Console:
 
 
 CONSOLE_KEY = web.AppKey("console", Console)
+MEDIA_LABELS = {"image": "📷 Foto", "audio": "🎤 Nota de voz", "video": "🎬 Video", "document": "📄 Documento",
+                "sticker": "Sticker"}
+# A 1x1 PNG: the photo the console sends when no file was chosen.
+SAMPLE_PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQ"
+                              "AAAABJRU5ErkJggg==")
+MAX_CONSOLE_MEDIA = 2 * 1024 * 1024  # the host's request size limit leaves room for about this much base64
+
+
+def thread_text(message: dict[str, Any], kind: str) -> str:
+    """How the thread shows what the user sent."""
+    if kind == "text":
+        return str(message["text"]["body"])
+    if kind in ("button_reply", "list_reply"):
+        return str(message["interactive"][kind]["title"])
+    if kind == "location":
+        loc = message["location"]
+        return f"📍 {loc.get('name') or 'Ubicación'} ({loc['latitude']:.5f}, {loc['longitude']:.5f})"
+    body = message.get(kind) or {}
+    extra = body.get("caption") or body.get("filename") or ""
+    return f"{MEDIA_LABELS.get(kind, kind)}{': ' + extra if extra else ''}"
 
 
 def loopback_base(base_url: str) -> str:
@@ -278,10 +310,18 @@ async def state(request: web.Request) -> web.Response:
     console = _console(request)
     key = parse_identity(request.query.get("user", "")).key
     view = await read_conversation_state(console.runtime.db, key, STATE_LIMIT)
+    evidence = [evidence_view(e) for e in await evidence_for_phone(console.runtime.db, key, STATE_LIMIT)]
     return web.json_response(
         {"user": key, "now_ms": int(time.time() * 1000), "thread": console.thread(key), "state": asdict(view),
-         "queue": queue_view(console.runtime.handoff)}
+         "queue": queue_view(console.runtime.handoff), "evidence": evidence}
     )
+
+
+def evidence_view(row: EvidenceView) -> dict[str, Any]:
+    """An `Evidencias` row for the panel: what came in, where it stands, what was heard."""
+    return {"message_id": row.message_id, "tipo": row.kind, "estado": str(row.state), "intentos": row.attempts,
+            "tamano": row.size, "mime": row.mime, "ruta": row.path, "ultimo_error": row.last_error,
+            "reporte_id": row.report_id, "transcripcion": row.transcript}
 
 
 def queue_view(queue: object) -> dict[str, Any] | None:
@@ -302,6 +342,60 @@ async def resend(request: web.Request) -> web.Response:
     data = await _json_body(request)
     key = parse_identity(str(data.get("user", ""))).key
     delivery = await _console(request).resend(key)
+    return web.json_response(asdict(delivery))
+
+
+def _media_body(data: dict[str, Any], kind: str) -> tuple[bytes, str]:
+    """The bytes the user "sends" and their MIME type: the file given, or a stand-in (a sample photo; a
+    voice note carrying the words typed, which the fake AI's transcription reads back)."""
+    raw = data.get("data")
+    if raw:
+        try:
+            body = base64.b64decode(str(raw), validate=True)
+        except (binascii.Error, ValueError):
+            raise PayloadError("'data' debe ser base64") from None
+        mime = str(data.get("mime_type") or "").strip()
+        if not body or not mime:
+            raise PayloadError("un archivo necesita contenido y 'mime_type'")
+    elif kind == "image":
+        body, mime = SAMPLE_PNG, "image/png"
+    elif kind == "audio":
+        body, mime = fake_voice_note(str(data.get("spoken") or "")), "audio/ogg; codecs=opus"
+    else:
+        raise PayloadError(f"para enviar {kind} elige un archivo")
+    if len(body) > MAX_CONSOLE_MEDIA:
+        raise PayloadError(f"la consola acepta archivos de hasta {MAX_CONSOLE_MEDIA // (1024 * 1024)} MB")
+    return body, mime
+
+
+async def media(request: web.Request) -> web.Response:
+    data = await _json_body(request)
+    console = _console(request)
+    if console.fake_graph is None:
+        raise PayloadError("sin la Graph API falsa de este host no hay de dónde descargar el medio")
+    who = parse_identity(str(data.get("user", "")), str(data.get("name", "")))
+    kind = str(data.get("kind", ""))
+    body, mime = _media_body(data, kind)
+    message = media_message(  # validated before the upload, so bad input uploads nothing
+        kind, "pendiente", mime, base64.b64encode(hashlib.sha256(body).digest()).decode(),
+        caption=str(data.get("caption") or "").strip() or None, filename=str(data.get("filename") or "") or None,
+        voice=kind == "audio" and not data.get("data"))
+    stored = console.fake_graph.add_media(body, base_mime(mime))
+    message[kind]["id"] = console.fake_graph.media_id_of(stored)
+    delivery = await console.send(who, message)
+    return web.json_response(asdict(delivery))
+
+
+async def location(request: web.Request) -> web.Response:
+    data = await _json_body(request)
+    who = parse_identity(str(data.get("user", "")), str(data.get("name", "")))
+    try:
+        latitude, longitude = float(data.get("latitude", "")), float(data.get("longitude", ""))
+    except (TypeError, ValueError):
+        raise PayloadError("'latitude' y 'longitude' deben ser números") from None
+    message = location_message(latitude, longitude, str(data.get("label") or "") or None,
+                               str(data.get("address") or "") or None)
+    delivery = await _console(request).send(who, message)
     return web.json_response(asdict(delivery))
 
 
@@ -381,4 +475,6 @@ def mount_console(web_app: web.Application, runtime: Runtime, base_url: str) -> 
     router.add_get("/_console/api/report", _guarded(report))
     router.add_post("/_console/api/report/status", _guarded(report_status))
     router.add_post("/_console/api/release", _guarded(release))
+    router.add_post("/_console/api/media", _guarded(media))
+    router.add_post("/_console/api/location", _guarded(location))
     return own + "/"

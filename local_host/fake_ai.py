@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import itertools
 import json
 import time
@@ -27,6 +28,19 @@ from aiohttp import web
 from core.ai.offline import OfflineProvider
 from core.ai.structured import extraction_json
 from core.ai.types import TermKind
+
+VOICE_MARKER = b"\nVOZ:"
+
+
+def fake_voice_note(text: str) -> bytes:
+    """Bytes that stand for a voice note saying `text` (an Ogg page header, then the words): the fake
+    transcription endpoints answer the words, so a test or the console decides what was "said"."""
+    return b"OggS\x00\x02" + bytes(20) + VOICE_MARKER + text.encode("utf-8")
+
+
+def spoken_text(audio: bytes) -> str:
+    _, found, words = audio.partition(VOICE_MARKER)
+    return words.decode("utf-8", "replace").strip() if found else ""
 
 
 @dataclass
@@ -133,6 +147,7 @@ class FakeOpenAI(_ScriptedServer):
         self.responses: dict[str, StoredResponse] = {}
         self.conversations: set[str] = set()
         self.cancelled: list[str] = []
+        self.transcriptions: list[str] = []  # the model of each transcription asked for
         self.background_completes_after: float | None = 0.05  # None: background responses never finish
         self.background_answer = "Para reportar una falla escribe 'reportar falla'."
         self._seq = itertools.count(1)
@@ -232,6 +247,19 @@ class FakeOpenAI(_ScriptedServer):
             self.cancelled.append(stored.id)
         return web.json_response(self._body(stored))
 
+    async def handle_transcription(self, request: web.Request) -> web.StreamResponse:
+        """POST /v1/audio/transcriptions (multipart: file, model, ...): the words the note carries."""
+        form = await request.post()
+        behavior = self._next()
+        early = await self.misbehave(request, behavior)
+        if early is not None:
+            return early
+        upload = form.get("file")
+        audio = upload.file.read() if isinstance(upload, web.FileField) else b""
+        self.transcriptions.append(str(form.get("model", "")))
+        text = behavior.text if behavior.text is not None else spoken_text(audio)
+        return web.json_response({"text": text})
+
     async def handle_conversation(self, request: web.Request) -> web.StreamResponse:
         behavior = self._next()
         early = await self.misbehave(request, behavior)
@@ -247,6 +275,7 @@ class FakeOpenAI(_ScriptedServer):
         app.router.add_get("/v1/responses/{rid}", self.handle_retrieve)
         app.router.add_post("/v1/responses/{rid}/cancel", self.handle_cancel)
         app.router.add_post("/v1/conversations", self.handle_conversation)
+        app.router.add_post("/v1/audio/transcriptions", self.handle_transcription)
         app.router.add_post("/_behavior", self.handle_behavior)
         app.router.add_get("/_state", self.handle_state)
         return app
@@ -268,7 +297,11 @@ class FakeGemini(_ScriptedServer):
         config = body.get("generationConfig") or {}
         schema = config.get("responseJsonSchema") or {}
         user_text = "".join(p.get("text", "") for c in body.get("contents", []) for p in c.get("parts", []))
-        if behavior.kind == "malformed":
+        audio = [base64.b64decode(p["inlineData"].get("data", "")) for c in body.get("contents", [])
+                 for p in c.get("parts", []) if isinstance(p.get("inlineData"), dict)]
+        if audio and behavior.kind != "malformed":  # audio input: the model transcribes it
+            text = behavior.text if behavior.text is not None else spoken_text(audio[0])
+        elif behavior.kind == "malformed":
             text = '```json\n{"intencion": "REPORTAR_FALLA", "confianza": '
         elif behavior.text is not None:
             text = behavior.text

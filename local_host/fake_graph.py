@@ -7,12 +7,24 @@ or run alone: `python -m local_host.fake_graph --port 9090`.
     GET  /_sent                                  -> every recorded send, oldest first
     POST /_fail  {"status": 429, "code": 130429, "count": 2, "delay_ms": 0}  -> the next sends fail (or stall)
     POST /_reset                                 -> forget sends and injected failures
+
+Media, as the Cloud API serves what users send (`GET /{version}/{media-id}` answers a short-lived URL,
+which is then fetched with the same bearer token):
+    POST /_media   (raw body; Content-Type its MIME)  -> {"id", "sha256", "file_size", "mime_type"}
+    GET  /{version}/{media-id}                    -> {"url", "mime_type", "sha256", "file_size", "id", ...}
+    GET  /_media/{media-id}/download              -> the body
+    POST /_media_fail {"fault": "404", "count": 1, "media_id": null} -> the next media calls misbehave:
+         404 / 500 (the metadata call), wrong_sha (a body with one byte changed), oversize (the body
+         runs past every limit), wrong_mime (metadata says application/x-msdownload), slow (the metadata
+         call waits delay_ms), stall (half the body, then a pause of delay_ms, then the rest)
+    GET  /_media_log                              -> downloads per media id
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import itertools
 import re
 import socket
@@ -36,6 +48,25 @@ class Injected:
     message: str = "injected failure"
 
 
+MEDIA_FAULTS = ("404", "500", "wrong_sha", "oversize", "wrong_mime", "slow", "stall")
+OVERSIZE_BYTES = 101 * 1024 * 1024  # past the largest limit (documents, 100 MB)
+
+
+@dataclass
+class StoredMedia:
+    body: bytes
+    mime_type: str
+    sha256: str  # hex, as the media endpoint gives it
+
+
+@dataclass
+class MediaFault:
+    fault: str
+    count: int
+    media_id: str | None = None  # None: whichever media is asked for next
+    delay_ms: int = 0
+
+
 @dataclass
 class FakeGraph:
     access_token: str | None = None  # when set, a send without `Authorization: Bearer <token>` gets 401
@@ -43,7 +74,108 @@ class FakeGraph:
     failures: list[Injected] = field(default_factory=list)
     delay_ms: int = 0
     next_wamid: str | None = None  # the wamid the next accepted send gets (tests of early statuses)
+    media: dict[str, StoredMedia] = field(default_factory=dict)
+    media_faults: list[MediaFault] = field(default_factory=list)
+    downloads: dict[str, int] = field(default_factory=dict)  # completed body downloads per media id
     _seq: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    def add_media(self, body: bytes, mime_type: str, media_id: str | None = None) -> StoredMedia:
+        """Hold `body` as a user's upload; answers it with its id-to-be and digest (`media_id` or a fresh one)."""
+        media_id = media_id or f"{next(self._seq):016d}"
+        stored = StoredMedia(body, mime_type, hashlib.sha256(body).hexdigest())
+        self.media[media_id] = stored
+        return stored
+
+    def media_id_of(self, stored: StoredMedia) -> str:
+        return next(k for k, v in self.media.items() if v is stored)
+
+    def fail_media(self, fault: str, count: int = 1, media_id: str | None = None, delay_ms: int = 0) -> None:
+        if fault not in MEDIA_FAULTS:
+            raise ValueError(f"unknown media fault {fault!r}; one of {', '.join(MEDIA_FAULTS)}")
+        self.media_faults.append(MediaFault(fault, count, media_id, delay_ms))
+
+    def _media_fault(self, media_id: str, kinds: tuple[str, ...]) -> MediaFault | None:
+        for fault in self.media_faults:
+            if fault.fault in kinds and fault.media_id in (None, media_id):
+                fault.count -= 1
+                if fault.count <= 0:
+                    self.media_faults.remove(fault)
+                return fault
+        return None
+
+    def _authorized(self, request: web.Request) -> bool:
+        return not self.access_token or request.headers.get("Authorization") == f"Bearer {self.access_token}"
+
+    async def handle_media_upload(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        if not body:
+            return _graph_error(400, 100, "Empty media body")
+        mime = request.headers.get("Content-Type", "application/octet-stream")
+        stored = self.add_media(body, mime)
+        return web.json_response({"id": self.media_id_of(stored), "sha256": stored.sha256,
+                                  "file_size": len(body), "mime_type": mime})
+
+    async def handle_media_info(self, request: web.Request) -> web.Response:
+        if not self._authorized(request):
+            return _graph_error(401, 190, "Invalid OAuth access token")
+        media_id = request.match_info["media_id"]
+        fault = self._media_fault(media_id, ("404", "500", "wrong_mime", "slow"))
+        if fault is not None and fault.fault == "slow":
+            await asyncio.sleep(fault.delay_ms / 1000)
+        stored = self.media.get(media_id)
+        if stored is None or (fault is not None and fault.fault == "404"):
+            return _graph_error(404, 100, f"Unsupported get request. Object with ID '{media_id}' does not exist")
+        if fault is not None and fault.fault == "500":
+            return _graph_error(500, 2, "Service temporarily unavailable")
+        suffix = f"/{request.match_info['version']}/{media_id}"
+        prefix = request.path[: -len(suffix)] if request.path.endswith(suffix) else ""
+        url = str(request.url.with_path(f"{prefix}/_media/{media_id}/download").with_query(
+            {"ext": uuid.uuid4().hex[:8]}))  # a fresh, short-lived-looking URL each time
+        mime = "application/x-msdownload" if fault is not None and fault.fault == "wrong_mime" else stored.mime_type
+        return web.json_response({"messaging_product": "whatsapp", "url": url, "mime_type": mime,
+                                  "sha256": stored.sha256, "file_size": len(stored.body), "id": media_id})
+
+    async def handle_media_download(self, request: web.Request) -> web.StreamResponse:
+        if not self._authorized(request):
+            return _graph_error(401, 190, "Invalid OAuth access token")
+        media_id = request.match_info["media_id"]
+        stored = self.media.get(media_id)
+        if stored is None:
+            return _graph_error(404, 100, "Media not found")
+        fault = self._media_fault(media_id, ("wrong_sha", "oversize", "stall"))
+        response = web.StreamResponse(headers={"Content-Type": stored.mime_type})
+        await response.prepare(request)
+        try:
+            if fault is not None and fault.fault == "oversize":
+                chunk = b"\0" * (1024 * 1024)
+                for _ in range(OVERSIZE_BYTES // len(chunk)):
+                    await response.write(chunk)
+            elif fault is not None and fault.fault == "stall":
+                half = len(stored.body) // 2
+                await response.write(stored.body[:half])
+                await asyncio.sleep(fault.delay_ms / 1000)
+                await response.write(stored.body[half:])
+            elif fault is not None and fault.fault == "wrong_sha":
+                await response.write(bytes([stored.body[0] ^ 0xFF]) + stored.body[1:])
+            else:
+                await response.write(stored.body)
+            await response.write_eof()
+        except (ConnectionError, asyncio.CancelledError):
+            return response  # the client stopped reading (e.g. past its limit)
+        self.downloads[media_id] = self.downloads.get(media_id, 0) + 1
+        return response
+
+    async def handle_media_fail(self, request: web.Request) -> web.Response:
+        data = await request.json()
+        try:
+            self.fail_media(str(data.get("fault", "")), int(data.get("count", 1)), data.get("media_id"),
+                            int(data.get("delay_ms", 0)))
+        except ValueError as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+        return web.json_response({"ok": True})
+
+    async def handle_media_log(self, request: web.Request) -> web.Response:
+        return web.json_response({"downloads": self.downloads, "media": len(self.media)})
 
     def fail_next(self, status: int, code: int, count: int = 1, delay_ms: int = 0, message: str = "injected") -> None:
         self.failures.append(Injected(status, code, count, delay_ms, message))
@@ -52,6 +184,8 @@ class FakeGraph:
         self.sent.clear()
         self.failures.clear()
         self.delay_ms = 0
+        self.media_faults.clear()
+        self.downloads.clear()
 
     async def handle_send(self, request: web.Request) -> web.Response:
         if self.access_token and request.headers.get("Authorization") != f"Bearer {self.access_token}":
@@ -110,8 +244,15 @@ class FakeGraph:
         return web.json_response({"ok": True})
 
     def build_app(self) -> web.Application:
-        app = web.Application()
+        # Room for a 100 MB document on POST /_media when served alone; mounted in the local host, the
+        # host's own request limit applies (the console hands bodies over in process instead).
+        app = web.Application(client_max_size=OVERSIZE_BYTES + 1024 * 1024)
         app.router.add_post("/{version}/{phone_number_id}/messages", self.handle_send)
+        app.router.add_post("/_media", self.handle_media_upload)
+        app.router.add_post("/_media_fail", self.handle_media_fail)
+        app.router.add_get("/_media_log", self.handle_media_log)
+        app.router.add_get("/_media/{media_id}/download", self.handle_media_download)
+        app.router.add_get("/{version}/{media_id}", self.handle_media_info)
         app.router.add_get("/_sent", self.handle_sent)
         app.router.add_post("/_fail", self.handle_fail)
         app.router.add_post("/_reset", self.handle_reset)

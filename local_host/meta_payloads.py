@@ -162,3 +162,38 @@ def sign(raw: bytes, app_secret: str) -> str:
 def signed(wamid: str, body: dict[str, Any], app_secret: str) -> SignedPayload:
     raw = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     return SignedPayload(wamid=wamid, body=raw, signature=sign(raw, app_secret))
+
+
+MEDIA_KINDS = ("image", "audio", "video", "document", "sticker")
+
+
+def media_message(kind: str, media_id: str, mime_type: str, sha256: str, *, caption: str | None = None,
+                  filename: str | None = None, voice: bool = False) -> dict[str, Any]:
+    """A photo, voice note, video, document or sticker as Meta delivers it: only an id, with the declared
+    type and digest (base64, as webhooks carry it); the body is fetched from the media API."""
+    if kind not in MEDIA_KINDS:
+        raise PayloadError(f"tipo de medio desconocido: {kind!r}; uno de {', '.join(MEDIA_KINDS)}")
+    if not media_id:
+        raise PayloadError("un medio necesita su id")
+    body: dict[str, Any] = {"mime_type": mime_type, "sha256": sha256, "id": media_id}
+    if caption and kind in ("image", "video", "document"):
+        if len(caption) > 1024:
+            raise PayloadError("el pie de foto pasa de 1024 caracteres")
+        body["caption"] = caption
+    if filename and kind == "document":
+        body["filename"] = filename
+    if kind == "audio":
+        body["voice"] = voice
+    return {"type": kind, kind: body}
+
+
+def location_message(latitude: float, longitude: float, name: str | None = None,
+                     address: str | None = None) -> dict[str, Any]:
+    if not (-90 <= latitude <= 90 and -180 <= longitude <= 180):
+        raise PayloadError("la ubicación necesita latitud entre -90 y 90 y longitud entre -180 y 180")
+    location: dict[str, Any] = {"latitude": latitude, "longitude": longitude}
+    if name:
+        location["name"] = name
+    if address:
+        location["address"] = address
+    return {"type": "location", "location": location}

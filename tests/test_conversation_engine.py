@@ -265,8 +265,9 @@ async def test_sweeper_hands_off_stalled_conversations_and_expires_idle_sessions
 
 async def test_different_phones_drain_in_parallel(rt: Runtime, db_path: Path) -> None:
     phones = [f"52155000{i:05d}" for i in range(20)]
-    script = ["Hola, el refrigerador no enfría", "10004512", "sí"]
-    deliveries = [text_message(p, body, 10 + 10 * i) for p in phones for i, body in enumerate(script)]
+    # Each phone its own vehicle: one equipment for all would meet the duplicate check instead.
+    scripts = {p: ["el camión no arranca, empleado 48213", f"placa XYZ-{n:03d}-A", "sí"] for n, p in enumerate(phones)}
+    deliveries = [text_message(p, body, 10 + 10 * i) for p in phones for i, body in enumerate(scripts[p])]
     random.Random(7).shuffle(deliveries)
     for msg in sorted(deliveries, key=lambda m: m.timestamp):
         put_in_inbox(db_path, msg)

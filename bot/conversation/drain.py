@@ -18,6 +18,7 @@ import uuid
 
 from bot.assistant import has_active_question, refresh_question
 from bot.conversation.engine import handle_turn, now_ms
+from bot.evidence import fetch_pending_evidence
 from bot.messages import InboundMessage
 from bot.outbound.dispatcher import dispatch_recipient
 from bot.runtime import Runtime
@@ -159,6 +160,9 @@ async def _drain_under_lease(rt: Runtime, key: str, hb: Heartbeat, deadline: flo
         first = batch[0]
         if result.transition.replies and await notify_replies_committed(rt, result.recipient) and first.received_ms:
             events.reply_sent(key, max(0, now_ms() - first.received_ms))
+        if result.transition.evidence:
+            # After the replies: a download never delays an answer; the evidence sweep retries failures.
+            await fetch_pending_evidence(rt, key)
 
 
 async def _record_failure(rt: Runtime, inbox_id: int, exc: BaseException) -> str | None:

@@ -162,3 +162,16 @@ async def mark_failed(db: Database, claim: ClaimedEvidence, *, error: str, max_a
 async def set_transcript(db: Database, message_id: str, transcript: str, *, now_ms: int) -> bool:
     params = {"transcripcion": transcript, "ahora": now_ms, "message_id": message_id}
     return await db.write(lambda tx: tx.execute("evidence_set_transcript", params)) == 1
+
+
+async def save_transcript(db: Database, *, phone: str, message_id: str, media_id: str, mime: str | None,
+                          sha256: str | None, transcript: str, now_ms: int) -> None:
+    """Keep a voice note's transcript on its row, recording the row first when the conversation has not
+    (a transcript comes before the transition that records the note; that later record is then a no-op)."""
+
+    def save(tx: Tx) -> None:
+        record_evidence(tx, phone=phone, message_id=message_id, media_id=media_id, kind="audio", mime=mime,
+                        sha256=sha256, filename=None, now_ms=now_ms)
+        tx.execute("evidence_set_transcript", {"transcripcion": transcript, "ahora": now_ms, "message_id": message_id})
+
+    await db.write(save)

@@ -81,6 +81,7 @@ function selectUser(user, name) {
   lastStateSig = "";
   openReportNumber = null;
   $("report-panel").hidden = true;
+  lastEvidenceSig = "";
   rendered.clear();
   $("chat-title").textContent = current.name ? `${current.name} · ${current.user}` : current.user;
   $("avatar").textContent = (current.name || current.user).trim().charAt(0).toUpperCase();
@@ -420,6 +421,20 @@ $("release-btn").addEventListener("click", async () => {
   poll();
 });
 
+let lastEvidenceSig = "";
+
+function renderEvidence(rows) {
+  const sig = JSON.stringify(rows);
+  if (sig === lastEvidenceSig) return;
+  lastEvidenceSig = sig;
+  $("st-evidence").replaceChildren(rows.length
+    ? table(["wamid", "Tipo", "Estado", "Intentos", "Bytes", "Reporte", "Transcripción / error"],
+      rows.map((r) => [el("span", { title: r.ruta || r.message_id, "data-evidence-wamid": r.message_id, "data-estado": r.estado, text: shortId(r.message_id) }),
+        r.tipo, estado(r.estado), String(r.intentos), r.tamano === null ? "—" : String(r.tamano),
+        r.reporte_id === null ? "—" : String(r.reporte_id), r.transcripcion || r.ultimo_error || ""]))
+    : el("p", { class: "none", text: "Ninguna foto, nota de voz ni documento guardado de esta conversación." }));
+}
+
 function updateLeaseClock(s, now) {
   for (const span of document.querySelectorAll(".lease-clock")) {
     const exp = Number(span.dataset.expira);
@@ -444,6 +459,7 @@ async function poll() {
       renderThread(data.thread, data.state);
       renderState(data.state, data.now_ms);
       renderQueue(data.queue);
+      renderEvidence(data.evidence || []);
       refreshCurrentUserState(user, data.state);
       $("poll-status").className = "poll-status";
       $("poll-status").textContent = "Actualizado " + new Date().toLocaleTimeString("es-MX") + " (cada 0.5 s)";
@@ -505,6 +521,57 @@ $("burst-btn").addEventListener("click", async () => {
     status(err.message, true);
   }
   poll();
+});
+
+async function sendMedia(path, body, label) {
+  if (!current) return;
+  try {
+    const d = await api(path, { user: current.user, name: current.name || "", ...body });
+    status(d.error ? "El webhook no respondió: " + d.error : `${label} ${shortId(d.wamid)} → HTTP ${d.status}`, !!d.error || d.status >= 300);
+  } catch (err) {
+    status(err.message, true);
+  }
+  poll();
+}
+
+function takeInput() {
+  const input = $("message-input");
+  const text = input.value.trim();
+  input.value = "";
+  return text;
+}
+
+$("photo-btn").addEventListener("click", () => sendMedia("/_console/api/media", { kind: "image", caption: takeInput() }, "Foto"));
+
+$("voice-btn").addEventListener("click", () => sendMedia("/_console/api/media", { kind: "audio", spoken: takeInput() }, "Nota de voz"));
+
+$("location-btn").addEventListener("click", () => {
+  const text = takeInput();
+  const m = text.match(/^\s*(-?\d+(?:\.\d+)?)\s*,\s*(-?\d+(?:\.\d+)?)\s*$/);
+  const where = m ? { latitude: Number(m[1]), longitude: Number(m[2]) }
+    : { latitude: 25.6866, longitude: -100.3161, label: "Tienda Centro", address: "Av. Juárez 100, Monterrey" };
+  sendMedia("/_console/api/location", where, "Ubicación");
+});
+
+function kindOf(mime) {
+  if (mime === "image/jpeg" || mime === "image/png") return "image";
+  if (mime === "image/webp") return "sticker";
+  if (mime.startsWith("audio/")) return "audio";
+  if (mime === "video/mp4" || mime === "video/3gpp") return "video";
+  return "document";
+}
+
+$("file-input").addEventListener("change", async (ev) => {
+  const file = ev.target.files[0];
+  ev.target.value = "";
+  if (!file) return;
+  const bytes = new Uint8Array(await file.arrayBuffer());
+  let binary = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  const mime = file.type || "application/octet-stream";
+  sendMedia("/_console/api/media", {
+    kind: kindOf(mime), data: btoa(binary), mime_type: mime, filename: file.name, caption: takeInput(),
+  }, file.name);
 });
 
 $("fail-btn").addEventListener("click", async () => {

@@ -1,0 +1,16 @@
+"""Timer: download evidence still `pendiente` (new rows the worker did not reach, failed ones whose
+backoff ended, claims whose holder died). Every 30 s; when nothing is due a tick costs one indexed query."""
+
+from __future__ import annotations
+
+import azure.functions as func
+
+from bot.evidence import sweep_evidence
+from bot.runtime import get_runtime
+
+bp = func.Blueprint()
+
+
+@bp.timer_trigger(arg_name="timer", schedule="*/30 * * * * *", run_on_startup=False, use_monitor=False)
+async def evidence_sweep(timer: func.TimerRequest) -> None:
+    await sweep_evidence(get_runtime())
