@@ -41,16 +41,35 @@ class DeclaredTypes:
     null: object  # the NULL to bind instead of None: typed by the declaration, so never described
 
 
+class RoundTrips:
+    """What a database's callers cost it, counted by the adapter: statements sent, and round trips (each
+    statement plus each transaction-control call the dialect makes separately: SQLite's BEGIN and COMMIT,
+    SQL Server's COMMIT or ROLLBACK; pyodbc opens a SQL Server transaction with its first statement).
+    Plain integers bumped under the GIL: exact for one flow at a time, approximate under concurrency."""
+
+    __slots__ = ("round_trips", "statements", "trace", "transactions")
+
+    def __init__(self) -> None:
+        self.round_trips = 0
+        self.statements = 0
+        self.transactions = 0  # begun, read or write, whatever their outcome
+        self.trace: list[str] | None = None  # set to a list to record each transaction and named query
+
+    def snapshot(self) -> tuple[int, int, int]:
+        return self.round_trips, self.statements, self.transactions
+
+
 class Tx:
     """One open transaction. Only storage modules use it; rows leave as domain values."""
 
-    __slots__ = ("_cursor", "_declared", "_queries", "dialect")
+    __slots__ = ("_counts", "_cursor", "_declared", "_queries", "dialect")
 
     def __init__(self, cursor: Any, queries: dict[str, Query], dialect: str,
-                 declared: DeclaredTypes | None = None) -> None:
+                 declared: DeclaredTypes | None = None, counts: RoundTrips | None = None) -> None:
         self._cursor = cursor
         self._queries = queries
         self._declared = declared
+        self._counts = counts
         self.dialect = dialect
 
     def _run(self, name: str, params: Mapping[str, object] | None) -> Any:
@@ -61,6 +80,11 @@ class Tx:
             if None in bound:
                 bound = tuple(self._declared.null if v is None else v for v in bound)
         self._cursor.execute(query.sql, bound)
+        if self._counts is not None:
+            self._counts.statements += 1
+            self._counts.round_trips += 1
+            if self._counts.trace is not None:
+                self._counts.trace.append(name)
         return self._cursor
 
     def execute(self, name: str, params: Mapping[str, object] | None = None) -> int:
@@ -127,6 +151,7 @@ class Database:
         self._lock = threading.Lock()
         self.transactions = 0  # committed write transactions, for the benchmarks
         self.reads = 0  # read transactions, for the benchmarks
+        self.counts = RoundTrips()  # statements and round trips, bumped by the dialects' _begin/_commit/_rollback
 
     # -- to be provided by each dialect -------------------------------------------------------
     def _connect(self) -> Any:
@@ -188,8 +213,11 @@ class Database:
         with self._translated():
             conn = self._connection()
             cursor = self._begin(conn, write)
+            self.counts.transactions += 1
+            if self.counts.trace is not None:
+                self.counts.trace.append("-- transacción de " + ("escritura" if write else "lectura"))
             try:
-                result = fn(Tx(cursor, self.queries, self.dialect, self._declared))
+                result = fn(Tx(cursor, self.queries, self.dialect, self._declared, self.counts))
                 self._commit(conn, cursor)
             except BaseException:
                 try:

@@ -162,6 +162,7 @@ class SqliteDatabase(Database):
 
     def _begin(self, connection: sqlite3.Connection, write: bool) -> sqlite3.Cursor:
         cursor = connection.cursor()
+        self.counts.round_trips += 1  # a call into the library, not a network trip, counted alike
         if write:
             begin_immediate(cursor)
         else:
@@ -169,10 +170,12 @@ class SqliteDatabase(Database):
         return cursor
 
     def _commit(self, connection: sqlite3.Connection, cursor: sqlite3.Cursor) -> None:
+        self.counts.round_trips += 1
         cursor.execute("COMMIT")
 
     def _rollback(self, connection: sqlite3.Connection, cursor: sqlite3.Cursor) -> None:
         if connection.in_transaction:
+            self.counts.round_trips += 1
             cursor.execute("ROLLBACK")
 
     def _translate(self, exc: Exception) -> Exception | None:
@@ -232,11 +235,17 @@ class SqliteDatabase(Database):
                 if _is_busy(exc):
                     return False, None
                 raise
+            self.counts.round_trips += 1
+            self.counts.transactions += 1
+            if self.counts.trace is not None:
+                self.counts.trace.append("-- transacción de escritura (sin espera)")
             try:
-                result = fn(Tx(cursor, self.queries, self.dialect))
+                result = fn(Tx(cursor, self.queries, self.dialect, counts=self.counts))
+                self.counts.round_trips += 1
                 cursor.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
+                    self.counts.round_trips += 1
                     conn.execute("ROLLBACK")
                 raise
         self.transactions += 1

@@ -100,12 +100,14 @@ class SqlServerDatabase(Database):
             raise DatabaseUnavailable(f"sqlserver: no se puede conectar ({exc.args[-1] if exc.args else exc})") from exc
 
     def _begin(self, connection: Any, write: bool) -> Any:
-        return connection.cursor()  # pyodbc opens the transaction implicitly (autocommit off)
+        return connection.cursor()  # implicit: the first statement opens the transaction, no round trip
 
     def _commit(self, connection: Any, cursor: Any) -> None:
+        self.counts.round_trips += 1  # SQLEndTran is a round trip, read-only transactions included
         connection.commit()
 
     def _rollback(self, connection: Any, cursor: Any) -> None:
+        self.counts.round_trips += 1
         connection.rollback()
 
     def _translate(self, exc: Exception) -> Exception | None:
