@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import multiprocessing as mp
 from pathlib import Path
 
@@ -227,3 +228,26 @@ async def test_every_named_query_runs(any_db: Database) -> None:
             failures.append(f"{name}: {type(exc).__name__}: {exc}")
     assert failures == []
 
+
+
+async def test_a_timed_out_lease_sweep_frees_nothing_and_does_not_raise(db_path: Path, caplog) -> None:
+    """The statement is really cancelled (SQLite's progress handler interrupts it, as SQL Server's query
+    timeout does): the sweep logs it and goes on, and the next run frees the lease."""
+    from core.storage.leases import acquire_lease, clear_expired_leases
+    from core.storage.sqlite import SqliteDatabase
+
+    db = SqliteDatabase(str(db_path), pool_size=1)
+    try:
+        assert await acquire_lease(db, "5215500000009", "muerto", 1_000, 1_000) is not None
+        loop = asyncio.get_running_loop()
+
+        def interrupt_every_statement(on: bool) -> None:  # on the pool's only thread, whose connection it is
+            db._connection().set_progress_handler((lambda: 1) if on else None, 1)
+
+        await loop.run_in_executor(db._executor, interrupt_every_statement, True)
+        assert await clear_expired_leases(db, 10_000) == []
+        assert "BLOQUEOS_VENCIDOS_SIN_LIBERAR" in caplog.text
+        await loop.run_in_executor(db._executor, interrupt_every_statement, False)
+        assert [key for key, _ in await clear_expired_leases(db, 10_000)] == ["5215500000009"]
+    finally:
+        db.close()

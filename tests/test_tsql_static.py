@@ -119,7 +119,8 @@ def test_claims_read_earlier_rows_with_a_locking_read(name: str) -> None:
 
 
 @pytest.mark.parametrize("index", ["IX_MensajesChat_MessageId", "IX_ColaEnvios_Reclamables",
-                                   "IX_MensajesProcesados_Abiertos"])
+                                   "IX_MensajesProcesados_Abiertos", "IX_ColaEnvios_Enviados", "IX_ColaEnvios_Abiertos",
+                                   "IX_BloqueosConversacion_Vencimiento"])
 def test_hot_path_indexes_exist_in_both_dialects(index: str) -> None:
     from core.storage.migrate import SQLITE_SCHEMA_DIR
 

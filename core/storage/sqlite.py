@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from core.errors import DatabaseUnavailable, SchemaOutdated, StorageError, TransientDatabaseError
+from core.errors import DatabaseUnavailable, QueryTimeout, SchemaOutdated, StorageError, TransientDatabaseError
 from core.storage.database import Database, Tx
 
 T = TypeVar("T")
@@ -185,6 +185,8 @@ class SqliteDatabase(Database):
         if isinstance(exc, sqlite3.OperationalError):
             if _is_busy(exc):
                 return TransientDatabaseError(f"SQLite ocupado por otro escritor: {exc}")
+            if text == "interrupted":  # a statement cancelled mid-way: SQLite's twin of a query timeout
+                return QueryTimeout(f"SQLite: consulta interrumpida: {exc}")
             if "no such table" in text or "no such column" in text:
                 return SchemaOutdated(f"esquema de SQLite sin migrar: {exc}")
             if "unable to open" in text or "disk i/o" in text or "readonly" in text:

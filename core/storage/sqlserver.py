@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from core.errors import DatabaseUnavailable, SchemaOutdated, StorageError, TransientDatabaseError
+from core.errors import DatabaseUnavailable, QueryTimeout, SchemaOutdated, StorageError, TransientDatabaseError
 from core.storage.database import Database, DeclaredTypes
 from core.storage.parameters import ParameterType
 
@@ -30,8 +30,12 @@ CONTENTION_STATES = {"40001"}
 # timeout (s): a pool thread is never held forever.
 LOCK_TIMEOUT_MS = 10_000
 QUERY_TIMEOUT_S = 30
-# ODBC states of a connection that is gone: reconnect before retrying.
-BROKEN_CONNECTION_STATES = {"08S01", "08001", "08003", "08004", "08007", "HYT00", "HYT01"}
+# ODBC states of a connection that is gone: reconnect before retrying. HYT01 is the login timeout.
+BROKEN_CONNECTION_STATES = {"08S01", "08001", "08003", "08004", "08007", "HYT01"}
+# A statement that ran past QUERY_TIMEOUT_S: the driver cancelled it and the connection still works. Not a
+# lost connection (reconnecting and retrying for 30 s stalled a whole timer run behind one slow query) and
+# not retried at once (it would time out again): `QueryTimeout`, which the caller logs; its next run retries.
+QUERY_TIMEOUT_STATE = "HYT00"
 # pyodbc gives no structured field for the native error: it writes each ODBC diagnostic record as
 # `[SQLSTATE] message (native) (SQLFunction)`, later records joined with `; ` and without the function.
 # Only the number in that position is the engine's; a number in parentheses inside the message text
@@ -117,6 +121,8 @@ class SqlServerDatabase(Database):
         codes = native_codes(exc)
         if state in CONTENTION_STATES or codes & CONTENTION_CODES:
             return TransientDatabaseError(f"sqlserver: contención ({state} {sorted(codes & CONTENTION_CODES)})")
+        if state == QUERY_TIMEOUT_STATE:
+            return QueryTimeout(f"sqlserver: tiempo de consulta agotado ({QUERY_TIMEOUT_S} s)")
         if state in BROKEN_CONNECTION_STATES:
             return TransientDatabaseError(f"sqlserver: conexión perdida ({state})", reconnect=True, availability=True)
         if codes & TRANSIENT_CODES:
