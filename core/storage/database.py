@@ -62,14 +62,16 @@ class RoundTrips:
 class Tx:
     """One open transaction. Only storage modules use it; rows leave as domain values."""
 
-    __slots__ = ("_counts", "_cursor", "_declared", "_queries", "dialect")
+    __slots__ = ("_counts", "_cursor", "_declared", "_is_duplicate_key", "_queries", "dialect")
 
     def __init__(self, cursor: Any, queries: dict[str, Query], dialect: str,
-                 declared: DeclaredTypes | None = None, counts: RoundTrips | None = None) -> None:
+                 declared: DeclaredTypes | None = None, counts: RoundTrips | None = None,
+                 is_duplicate_key: Callable[[Exception], bool] | None = None) -> None:
         self._cursor = cursor
         self._queries = queries
         self._declared = declared
         self._counts = counts
+        self._is_duplicate_key = is_duplicate_key
         self.dialect = dialect
 
     def _run(self, name: str, params: Mapping[str, object] | None) -> Any:
@@ -79,12 +81,12 @@ class Tx:
             self._cursor.setinputsizes(self._declared.sizes[name])
             if None in bound:
                 bound = tuple(self._declared.null if v is None else v for v in bound)
-        self._cursor.execute(query.sql, bound)
-        if self._counts is not None:
+        if self._counts is not None:  # counted before it runs: a statement that fails went to the server too
             self._counts.statements += 1
             self._counts.round_trips += 1
             if self._counts.trace is not None:
                 self._counts.trace.append(name)
+        self._cursor.execute(query.sql, bound)
         return self._cursor
 
     def execute(self, name: str, params: Mapping[str, object] | None = None) -> int:
@@ -101,6 +103,17 @@ class Tx:
     def fetch_one(self, name: str, params: Mapping[str, object] | None = None) -> Row | None:
         rows = self.fetch_all(name, params)
         return rows[0] if rows else None
+
+    def insert_unless_duplicate(self, name: str, params: Mapping[str, object] | None = None) -> Row | None:
+        """`fetch_one` for an insert that may meet a unique key another transaction just committed: the
+        duplicate key (SQL Server 2627/2601, SQLite's UNIQUE) answers None instead of raising. Only that
+        statement failed; the transaction goes on (neither dialect dooms it for a duplicate key)."""
+        try:
+            return self.fetch_one(name, params)
+        except Exception as exc:
+            if self._is_duplicate_key is not None and self._is_duplicate_key(exc):
+                return None
+            raise
 
 
 AVAILABILITY_BUDGET_S = 30.0
@@ -170,6 +183,10 @@ class Database:
         """Map a driver error to a project error, or None if it is not a driver error."""
         raise NotImplementedError
 
+    def _is_duplicate_key(self, exc: Exception) -> bool:
+        """Whether a driver error is a unique key or index violation (see `Tx.insert_unless_duplicate`)."""
+        raise NotImplementedError
+
     def describe(self) -> str:
         raise NotImplementedError
 
@@ -217,7 +234,7 @@ class Database:
             if self.counts.trace is not None:
                 self.counts.trace.append("-- transacción de " + ("escritura" if write else "lectura"))
             try:
-                result = fn(Tx(cursor, self.queries, self.dialect, self._declared, self.counts))
+                result = fn(Tx(cursor, self.queries, self.dialect, self._declared, self.counts, self._is_duplicate_key))
                 self._commit(conn, cursor)
             except BaseException:
                 try:

@@ -193,6 +193,9 @@ class SqliteDatabase(Database):
                 return DatabaseUnavailable(f"SQLite no disponible: {exc}")
         return StorageError(f"error de SQLite: {exc}")
 
+    def _is_duplicate_key(self, exc: Exception) -> bool:
+        return isinstance(exc, sqlite3.IntegrityError) and "UNIQUE constraint failed" in str(exc)
+
     def _once(self, fn: Callable[[Tx], T], write: bool) -> T:
         if not write:
             return super()._once(fn, write)
@@ -242,7 +245,8 @@ class SqliteDatabase(Database):
             if self.counts.trace is not None:
                 self.counts.trace.append("-- transacción de escritura (sin espera)")
             try:
-                result = fn(Tx(cursor, self.queries, self.dialect, counts=self.counts))
+                result = fn(Tx(cursor, self.queries, self.dialect, counts=self.counts,
+                               is_duplicate_key=self._is_duplicate_key))
                 self.counts.round_trips += 1
                 cursor.execute("COMMIT")
             except BaseException:

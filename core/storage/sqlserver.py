@@ -26,6 +26,8 @@ CONTENTION_CODES = {1205, 1222}
 # SQLSTATEs the driver reports in a structured field: 40001 serialization failure (deadlock), HYT00
 # query timeout. Read before the native code, which pyodbc only gives inside the message text.
 CONTENTION_STATES = {"40001"}
+# Unique constraint (2627) and unique index (2601) violations: a racing copy committed the key first.
+DUPLICATE_KEY_CODES = {2627, 2601}
 # A blocked statement gives up after this (SET LOCK_TIMEOUT, ms), and any statement after the query
 # timeout (s): a pool thread is never held forever.
 LOCK_TIMEOUT_MS = 10_000
@@ -133,6 +135,9 @@ class SqlServerDatabase(Database):
         if isinstance(exc, self._pyodbc.InterfaceError | self._pyodbc.OperationalError):
             return DatabaseUnavailable(f"sqlserver: no disponible ({state})")
         return StorageError(f"sqlserver: error ({state}): {exc}")
+
+    def _is_duplicate_key(self, exc: Exception) -> bool:
+        return isinstance(exc, self._pyodbc.IntegrityError) and bool(native_codes(exc) & DUPLICATE_KEY_CODES)
 
     def execute_batch(self, batch: str) -> None:
         """Run one T-SQL batch (a migration script split on GO) and commit it."""
