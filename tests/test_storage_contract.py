@@ -251,3 +251,17 @@ async def test_a_timed_out_lease_sweep_frees_nothing_and_does_not_raise(db_path:
         assert [key for key, _ in await clear_expired_leases(db, 10_000)] == ["5215500000009"]
     finally:
         db.close()
+
+
+async def test_health_says_how_plain_reads_behave(any_db: Database) -> None:
+    """READ_COMMITTED_SNAPSHOT is read at every health check: the bot serves either way and says which."""
+    from bot.health import REASON_LOCKING_READS, Health, check_health
+
+    health = await check_health(any_db)
+    assert health.ok and isinstance(health.snapshot_reads, bool)
+    assert health.as_dict()["read_committed"] == ("snapshot" if health.snapshot_reads else "locking")
+    assert (health.reason == "") is health.snapshot_reads
+    if any_db.dialect == "sqlite":
+        assert health.snapshot_reads  # WAL readers read the last committed snapshot
+    locking = Health(True, "tsql", LATEST_VERSION, REASON_LOCKING_READS, False).as_dict()
+    assert locking["status"] == "ok" and "READ_COMMITTED_SNAPSHOT" in str(locking["reason"])

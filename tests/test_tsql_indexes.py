@@ -172,7 +172,7 @@ def unserved(name: str, text: str) -> list[str]:
         in_scope = {t.name for t in tables}
         order = scope.args.get("order")
         for table in tables:
-            if table.name in TINY or not table.db:
+            if table.name in TINY or table.db != "dbo":  # CTEs, and catalog views (sys.*) are not ours to index
                 continue
             predicates = _predicates(condition, table.alias_or_name, table.name, in_scope) if condition else []
             bound = {p.column for p in predicates if p.equality}
