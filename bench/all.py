@@ -14,6 +14,7 @@ RUNS = [
     ["bench.outbound", "--send-concurrency", "16,4"],
     ["bench.ai_budgets", "--calls", "20"],
     ["bench.telemetry_overhead"],
+    ["bench.retention"],
 ]
 
 

@@ -109,6 +109,9 @@ class Settings:
     retention_ledger_days: int = 30  # dedup ledger: Meta redelivers for up to 7 days
     retention_outbox_days: int = 30  # settled sends (enviado, error, incierto)
     retention_history_days: int = 365  # chat history and transitions; 0 keeps them forever
+    retention_status_days: int = 7  # delivery statuses in the ledger: Meta redelivers for up to 7 days
+    retention_ai_runs_days: int = 30  # settled AI runs
+    retention_lease_days: int = 7  # lease rows nobody took for this long
 
     @property
     def backend(self) -> str:
@@ -156,4 +159,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         retention_ledger_days=_int(env, "RETENTION_LEDGER_DAYS", 30, minimum=0),
         retention_outbox_days=_int(env, "RETENTION_OUTBOX_DAYS", 30, minimum=0),
         retention_history_days=_int(env, "RETENTION_HISTORY_DAYS", 365, minimum=0),
+        retention_status_days=_int(env, "RETENTION_STATUS_DAYS", 7, minimum=0),
+        retention_ai_runs_days=_int(env, "RETENTION_AI_RUNS_DAYS", 30, minimum=0),
+        retention_lease_days=_int(env, "RETENTION_LEASE_DAYS", 7, minimum=0),
     )

@@ -192,6 +192,7 @@ SAMPLE_PARAMS: dict[str, object] = {
     "clave": "5215500009999", "clave_delivered": "wamid.X:delivered", "clave_failed": "wamid.X:failed",
     "clave_read": "wamid.X:read", "clave_sent": "wamid.X:sent", "codigo": "10004512", "contenido": '{"body":"x"}',
     "conversacion_id": "conv_1", "datos": "{}", "descripcion": "prueba", "descripcion_historial": "prueba", "desde": 0,
+    "desde_id": 0, "hasta_id": 10,
     "destinatario": "5215500009999", "ejecucion_id": "run_contract", "equipo_id": None, "error": "prueba",
     "estado": "pendiente", "estado_anterior": "INICIO", "estado_entrega": "sent", "estado_nuevo": "INICIO",
     "estado_sesion": "INICIO", "expira": 1800000030000, "id": 1, "limite": 10, "max_intentos": 5,
@@ -265,3 +266,20 @@ async def test_health_says_how_plain_reads_behave(any_db: Database) -> None:
         assert health.snapshot_reads  # WAL readers read the last committed snapshot
     locking = Health(True, "tsql", LATEST_VERSION, REASON_LOCKING_READS, False).as_dict()
     assert locking["status"] == "ok" and "READ_COMMITTED_SNAPSHOT" in str(locking["reason"])
+
+
+async def test_a_purged_lease_row_comes_back_with_a_higher_token(any_db: Database) -> None:
+    """Retention deletes idle lease rows; the fencing token of the row that replaces one starts at the
+    clock, above every token the deleted row reached."""
+    from core.storage.leases import acquire_lease, get_lease, release_lease
+
+    day = 86_400_000
+    first = await acquire_lease(any_db, "5215500007777", "a", 30_000, 1_000 * day)
+    assert first is not None and first.token == 1_000 * day
+    again = await acquire_lease(any_db, "5215500007777", "b", 30_000, 1_000 * day + 60_000)  # first expired
+    assert again is not None and again.token == first.token + 1
+    await release_lease(any_db, again)
+    purged = await any_db.write(lambda tx: tx.execute("purge_leases", {"antes_ms": 1_008 * day, "n": 10}))
+    assert purged == 1 and await get_lease(any_db, "5215500007777") is None
+    back = await acquire_lease(any_db, "5215500007777", "c", 30_000, 1_008 * day)
+    assert back is not None and back.token > again.token

@@ -7,6 +7,8 @@ CREATE INDEX IF NOT EXISTS IX_ColaEnvios_Abiertos ON ColaEnvios (Estado, Proximo
 -- expired leases are freed, and held ones counted, from the leases someone holds;
 CREATE INDEX IF NOT EXISTS IX_BloqueosConversacion_Vencimiento ON BloqueosConversacion (ExpiraEn)
     WHERE Propietario IS NOT NULL;
+-- retention deletes delivery statuses after fewer days than messages;
+CREATE INDEX IF NOT EXISTS IX_MensajesProcesados_Estados ON MensajesProcesados (RecibidoEn) WHERE Tipo = 'status';
 -- unused: the claim reads IX_ColaEnvios_Reclamables and the gauge IX_ColaEnvios_Abiertos.
 DROP INDEX IF EXISTS IX_ColaEnvios_Pendientes;
 DROP INDEX IF EXISTS IX_ColaEnvios_Estado;
