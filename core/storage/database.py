@@ -190,6 +190,10 @@ class Database:
     def describe(self) -> str:
         raise NotImplementedError
 
+    def _connect_for_reads(self) -> Any:
+        """A connection for read-only work, or None to read on the thread's write connection (the default)."""
+        return None
+
     # -- shared machinery ---------------------------------------------------------------------
     def _connection(self) -> Any:
         conn = getattr(self._local, "conn", None)
@@ -200,10 +204,24 @@ class Database:
                 self._connections.append(conn)
         return conn
 
+    def _read_connection(self) -> Any:
+        conn = getattr(self._local, "read_conn", None)
+        if conn is None:
+            conn = self._connect_for_reads()
+            if conn is None:
+                return self._connection()
+            self._local.read_conn = conn
+            with self._lock:
+                self._connections.append(conn)
+        return conn
+
     def _discard_connection(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        self._local.conn = None
-        if conn is not None:
+        """Close this thread's connections (a broken one cannot be told from its sibling's error)."""
+        for attr in ("conn", "read_conn"):
+            conn = getattr(self._local, attr, None)
+            setattr(self._local, attr, None)
+            if conn is None:
+                continue
             with self._lock:
                 if conn in self._connections:
                     self._connections.remove(conn)
@@ -228,7 +246,7 @@ class Database:
 
     def _once(self, fn: Callable[[Tx], T], write: bool) -> T:
         with self._translated():
-            conn = self._connection()
+            conn = self._connection() if write else self._read_connection()
             cursor = self._begin(conn, write)
             self.counts.transactions += 1
             if self.counts.trace is not None:

@@ -89,9 +89,16 @@ class SqlServerDatabase(Database):
         server = re.search(r"(?i)server=([^;]+)", self._connection_string)
         return f"sqlserver:{server.group(1) if server else '?'}"
 
-    def _connect(self) -> Any:
+    def _connect_for_reads(self) -> Any:
+        """Read-only work runs in autocommit on its own connection: no COMMIT round trip. It loses nothing:
+        under read committed (snapshot or locking) each statement already sees its own committed state
+        and holds no locks after it, inside a transaction or not."""
+        return self._connect(autocommit=True)
+
+    def _connect(self, autocommit: bool = False) -> Any:
         try:
-            conn = self._pyodbc.connect(self._connection_string, autocommit=False, timeout=self._connect_timeout_s)
+            conn = self._pyodbc.connect(self._connection_string, autocommit=autocommit,
+                                        timeout=self._connect_timeout_s)
             conn.timeout = QUERY_TIMEOUT_S  # per statement; HYT00 when it passes
             cursor = conn.cursor()
             cursor.execute(f"SET LOCK_TIMEOUT {LOCK_TIMEOUT_MS}")  # error 1222 instead of waiting forever
@@ -109,10 +116,14 @@ class SqlServerDatabase(Database):
         return connection.cursor()  # implicit: the first statement opens the transaction, no round trip
 
     def _commit(self, connection: Any, cursor: Any) -> None:
-        self.counts.round_trips += 1  # SQLEndTran is a round trip, read-only transactions included
+        if connection.autocommit:  # the reads' connection: every statement committed itself
+            return
+        self.counts.round_trips += 1  # SQLEndTran is a round trip
         connection.commit()
 
     def _rollback(self, connection: Any, cursor: Any) -> None:
+        if connection.autocommit:
+            return
         self.counts.round_trips += 1
         connection.rollback()
 
