@@ -1,7 +1,8 @@
 """Counts an operator needs that only the database knows: live leases, inbox and outbox backlog.
 
 They span every instance, so they are read at scrape time (never kept in one process's memory),
-in one read transaction so the numbers agree with each other.
+in one read transaction: one snapshot on SQLite; on SQL Server, where reads run in autocommit and each
+statement sees its own committed state, they are a few milliseconds apart.
 """
 
 from __future__ import annotations
