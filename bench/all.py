@@ -16,6 +16,7 @@ RUNS = [
     ["bench.telemetry_overhead"],
     ["bench.reports"],
     ["bench.evidence"],
+    ["bench.retention"],
 ]
 
 

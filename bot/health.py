@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 
 from core.errors import BotError, SchemaOutdated
-from core.storage.database import Database
+from core.storage.database import Database, Tx
 from core.storage.migrate import LATEST_VERSION
 
 log = logging.getLogger(__name__)
@@ -19,6 +19,7 @@ class Health:
     backend: str
     schema_version: int | None
     reason: str = ""
+    snapshot_reads: bool | None = None  # READ_COMMITTED_SNAPSHOT (SQLite's WAL reads are snapshots too)
 
     def as_dict(self) -> dict[str, object]:
         body: dict[str, object] = {
@@ -27,6 +28,8 @@ class Health:
             "schema_version": self.schema_version,
             "expected_schema_version": LATEST_VERSION,
         }
+        if self.snapshot_reads is not None:
+            body["read_committed"] = "snapshot" if self.snapshot_reads else "locking"
         if self.reason:
             body["reason"] = self.reason
         return body
@@ -35,13 +38,22 @@ class Health:
 # What anonymous callers read. The driver's own text (paths, server names, users) goes to the log only.
 REASON_UNAVAILABLE = "database unavailable"
 REASON_READ_ONLY = "database does not accept writes"
+# Served, and said: every claim already reads with READCOMMITTEDLOCK, so the locking mode keeps every
+# guarantee; plain reads then wait for writers and readers and writers can deadlock (1205, retried).
+REASON_LOCKING_READS = ("lecturas con bloqueo: READ_COMMITTED_SNAPSHOT está OFF; el bot funciona con las "
+                        "variantes con bloqueo, con más esperas; actívalo: ALTER DATABASE CURRENT SET "
+                        "READ_COMMITTED_SNAPSHOT ON")
 
 
 async def check_health(db: Database) -> Health:
     """Read the schema version, then prove a write lands in the real database (a read-only, full or
     replaced database still answers reads); 503 unless both hold."""
+    def read(tx: Tx) -> tuple[int, bool]:
+        version = int(tx.fetch_one("schema_version")["version"])  # type: ignore[index]
+        return version, bool(tx.fetch_one("read_committed_snapshot")["rcsi"])  # type: ignore[index]
+
     try:
-        version = await db.read(lambda tx: int(tx.fetch_one("schema_version")["version"]))  # type: ignore[index]
+        version, snapshot = await db.read(read)
     except SchemaOutdated as exc:
         log.warning("Health: esquema sin migrar: %s", exc)
         return Health(False, db.dialect, None, "esquema sin migrar: aplica las migraciones")
@@ -56,4 +68,4 @@ async def check_health(db: Database) -> Health:
     except BotError as exc:
         log.error("Health: la base de datos no acepta escrituras: %s", exc)
         return Health(False, db.dialect, version, REASON_READ_ONLY)
-    return Health(True, db.dialect, version)
+    return Health(True, db.dialect, version, "" if snapshot else REASON_LOCKING_READS, snapshot)

@@ -65,9 +65,9 @@ class Runtime:
 
     def get_registrar(self) -> InboxRegistrar:
         """SQLite has one writer, so one group commit at a time, as large as it comes. On SQL Server half the
-        pool may register at once, in small groups: each MERGE holds key-range locks (HOLDLOCK) until its
-        transaction commits, and wamids share prefixes, so big groups would serialize and deadlock (a
-        deadlock victim, 1205, retries its whole group)."""
+        pool may register at once, in small groups: each insert holds its key locks until its transaction
+        commits, so two groups holding copies of the same wamids can still wait on each other (a deadlock
+        victim, 1205, retries its whole group); small groups keep that rare and cheap."""
         if self.registrar is None:
             sqlite = self.db.dialect == "sqlite"
             in_flight = 1 if sqlite else max(1, self.settings.db_pool_size // 2)

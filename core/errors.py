@@ -31,6 +31,11 @@ class TransientDatabaseError(StorageError):
         super().__init__(message)
 
 
+class QueryTimeout(StorageError):
+    """A statement ran past its query timeout (SQL Server's HYT00). The connection still works and a
+    retry in the same run would likely time out again: the caller logs it and its next run retries."""
+
+
 class DatabaseUnavailable(StorageError):
     """The database cannot be reached or opened at all."""
 

@@ -153,6 +153,9 @@ class Settings:
     evidence_claim_ms: int = 120_000  # one download's hold on its row; a dead holder's row is due again after it
     transcription_model: str = "gpt-4o-mini-transcribe"  # OpenAI; Gemini transcribes with GEMINI_MODEL
     transcription_budget_ms: int = 4_000
+    retention_status_days: int = 7  # delivery statuses in the ledger: Meta redelivers for up to 7 days
+    retention_ai_runs_days: int = 30  # settled AI runs
+    retention_lease_days: int = 7  # lease rows nobody took for this long
 
     @property
     def backend(self) -> str:
@@ -221,4 +224,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         evidence_claim_ms=_int(env, "EVIDENCE_CLAIM_MS", 120_000, minimum=1_000),
         transcription_model=_text(env, "OPENAI_TRANSCRIPTION_MODEL", "gpt-4o-mini-transcribe"),
         transcription_budget_ms=_int(env, "TRANSCRIPTION_BUDGET_MS", 4_000, minimum=100),
+        retention_status_days=_int(env, "RETENTION_STATUS_DAYS", 7, minimum=0),
+        retention_ai_runs_days=_int(env, "RETENTION_AI_RUNS_DAYS", 30, minimum=0),
+        retention_lease_days=_int(env, "RETENTION_LEASE_DAYS", 7, minimum=0),
     )

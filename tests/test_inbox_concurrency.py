@@ -14,10 +14,11 @@ from typing import Any
 import pytest
 
 from bot.messages import InboundMessage, MessageKind
+from core.errors import StorageError
 from core.storage.database import Database
 from core.storage.inbox import get_inbox_row, register_delivery, register_status
-from core.storage.sqlite import SqliteDatabase
 from core.whatsapp.status import StatusUpdate
+from tests.conversation_helpers import SqlServer, Target, open_db, query
 
 WAMID = "wamid.STORM0001"
 IN_PROCESS = 40
@@ -36,8 +37,8 @@ async def _storm(db: Database, n: int) -> list[tuple[bool, int]]:
     return [(r.is_duplicate, r.retry_count) for r in regs]
 
 
-def _child(path: str, n: int, barrier: Any, results: Any) -> None:
-    db = SqliteDatabase(path, pool_size=n)  # n worker threads, one connection each
+def _child(target: Target, n: int, barrier: Any, results: Any) -> None:
+    db = open_db(target, pool_size=n)  # n worker threads, one connection each
     try:
         barrier.wait(timeout=60)
         results.put(asyncio.run(_storm(db, n)))
@@ -49,14 +50,17 @@ def _child(path: str, n: int, barrier: Any, results: Any) -> None:
 
 
 @pytest.mark.timeout(120)
-def test_hundred_concurrent_deliveries_from_threads_and_processes(db_path: Path) -> None:
+def test_hundred_concurrent_deliveries_from_threads_and_processes(process_target: Target) -> None:
+    """Insert first, a racing copy's duplicate key counted as a redelivery: on SQL Server (opt-in) the
+    copies really race past NOT EXISTS and meet at the unique key."""
+    target = process_target if isinstance(process_target, SqlServer) else str(process_target)
     ctx = mp.get_context("spawn")
     barrier = ctx.Barrier(CHILDREN + 1)
     results = ctx.Queue()
-    children = [ctx.Process(target=_child, args=(str(db_path), PER_CHILD, barrier, results)) for _ in range(CHILDREN)]
+    children = [ctx.Process(target=_child, args=(target, PER_CHILD, barrier, results)) for _ in range(CHILDREN)]
     for child in children:
         child.start()
-    db = SqliteDatabase(str(db_path), pool_size=IN_PROCESS)
+    db = open_db(target, pool_size=IN_PROCESS)
     try:
         barrier.wait(timeout=60)  # everyone starts together once the children have imported
         outcomes = asyncio.run(_storm(db, IN_PROCESS))
@@ -77,9 +81,8 @@ def test_hundred_concurrent_deliveries_from_threads_and_processes(db_path: Path)
     assert len(outcomes) == 100
     assert sum(not dup for dup, _ in outcomes) == 1
     assert sorted(n for _, n in outcomes) == list(range(100))  # each delivery saw its own increment
-    with sqlite3.connect(db_path) as conn:
-        assert conn.execute("SELECT COUNT(*) FROM MensajesProcesados").fetchone()[0] == 1
-        assert conn.execute("SELECT COUNT(*) FROM MensajesProcesados WHERE Estado = 'pendiente'").fetchone()[0] == 1
+    assert query(target, "SELECT COUNT(*) FROM MensajesProcesados") == [(1,)]
+    assert query(target, "SELECT COUNT(*) FROM MensajesProcesados WHERE Estado = 'pendiente'") == [(1,)]
     assert row is not None and row.reintentos == 99 and row.estado == "pendiente" and row.ultimo_reintento
 
 
@@ -146,12 +149,32 @@ async def test_one_failing_post_does_not_fail_its_group(sqlite_db: Database) -> 
     assert await get_inbox_row(sqlite_db, "wamid.WITHBAD") is None  # its POST rolled back whole
 
 
+async def test_a_duplicate_key_fails_only_its_statement(any_db: Database) -> None:
+    """What the dedup relies on, in both dialects: the duplicate insert answers None and the same
+    transaction goes on and commits its other writes."""
+    now = int(time.time() * 1000)
+
+    def run(tx) -> tuple[object, object]:
+        first = tx.insert_unless_duplicate("health_probe_insert", {"clave": "probe-dup", "ahora": now})
+        second = tx.insert_unless_duplicate("health_probe_insert", {"clave": "probe-dup", "ahora": now})
+        tx.execute("health_probe_insert", {"clave": "probe-after", "ahora": now})
+        return first, second
+
+    assert await any_db.write(run) == (None, None)  # an INSERT without OUTPUT answers no row either way
+    found = await any_db.read(lambda tx: [tx.fetch_one("health_probe_get", {"clave": k}) for k in
+                                          ("probe-dup", "probe-after")])
+    assert all(found)
+    with pytest.raises(StorageError, match=r"(?i)unique|2627|2601"):  # outside the helper it still raises
+        await any_db.write(lambda tx: tx.execute("health_probe_insert", {"clave": "probe-dup", "ahora": now}))
+
+
 def test_merge_keeps_its_terminating_semicolon() -> None:
     """SQL Server rejects a MERGE without `;` (error 10713); the loader strips it from everything else."""
     from core.storage.queries import load_queries
 
-    assert load_queries("tsql")["register_delivery"].sql.rstrip().endswith(";")
+    assert load_queries("tsql")["lease_acquire"].sql.rstrip().endswith(";")
     assert not load_queries("tsql")["record_delivery_status"].sql.rstrip().endswith(";")
+    assert not load_queries("tsql")["register_delivery"].sql.rstrip().endswith(";")
     assert not load_queries("sqlite")["register_delivery"].sql.rstrip().endswith(";")
 
 

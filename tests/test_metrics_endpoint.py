@@ -146,7 +146,8 @@ async def test_metrics_parse_and_move_under_a_duplicate_and_lock_storm(db_path: 
     assert get(after, "inbox_backlog", estado="error") == 2
     assert get(after, "inbox_oldest_pending_age_seconds") == 120
     assert {e: get(after, "outbox_backlog", estado=e) for e in OUTBOX_STATES} == {
-        "pendiente": 2, "procesando": 0, "enviado": 1, "error": 1, "incierto": 1}
+        "pendiente": 2, "procesando": 0, "error": 1, "incierto": 1}
+    assert ("outbox_backlog", (("estado", "enviado"),)) not in after  # history, not backlog
     assert get(after, "ai_runs_in_flight", estado="in_progress") == 2
     assert get(after, "ai_runs_in_flight", estado="queued") == 1
     assert get(after, "ai_runs_oldest_age_seconds") == 420

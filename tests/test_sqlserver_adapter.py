@@ -6,7 +6,7 @@ import ctypes.util
 
 import pytest
 
-from core.errors import DatabaseUnavailable, SchemaOutdated, StorageError, TransientDatabaseError
+from core.errors import DatabaseUnavailable, QueryTimeout, SchemaOutdated, StorageError, TransientDatabaseError
 
 pytestmark = pytest.mark.skipif(
     ctypes.util.find_library("odbc") is None, reason="unixODBC is not installed (.ci/run installs it)"
@@ -32,6 +32,11 @@ def test_pyodbc_really_imports() -> None:
          False),
         (("42000", "[42000] Database is not currently available. (40613)"), TransientDatabaseError, True),
         (("08S01", "[08S01] Communication link failure"), TransientDatabaseError, True),
+        # A statement past its query timeout: the connection still works, nothing to reconnect or retry now.
+        (("HYT00", "[HYT00] [Microsoft][ODBC Driver 18 for SQL Server]Query timeout expired (0) (SQLExecDirectW)"),
+         QueryTimeout, False),
+        (("HYT01", "[HYT01] [Microsoft][ODBC Driver 18 for SQL Server]Login timeout expired (0)"),
+         TransientDatabaseError, True),
         (("42S02", "[42S02] Invalid object name 'dbo.SesionesChat'. (208)"), SchemaOutdated, False),
         (("23000", "[23000] Violation of UNIQUE KEY constraint (2627)"), StorageError, False),
         # A value inside the message that looks like a code is data: this is a duplicate key, not a deadlock.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import multiprocessing as mp
 from pathlib import Path
 
@@ -191,6 +192,7 @@ SAMPLE_PARAMS: dict[str, object] = {
     "clave": "5215500009999", "clave_delivered": "wamid.X:delivered", "clave_failed": "wamid.X:failed",
     "clave_read": "wamid.X:read", "clave_sent": "wamid.X:sent", "codigo": "10004512", "contenido": '{"body":"x"}',
     "conversacion_id": "conv_1", "datos": "{}", "descripcion": "prueba", "descripcion_historial": "prueba", "desde": 0,
+    "desde_id": 0, "hasta_id": 10,
     "destinatario": "5215500009999", "ejecucion_id": "run_contract", "equipo_id": None, "error": "prueba",
     "estado": "pendiente", "estado_anterior": "INICIO", "estado_entrega": "sent", "estado_nuevo": "INICIO",
     "estado_sesion": "INICIO", "expira": 1800000030000, "id": 1, "limite": 10, "max_intentos": 5,
@@ -238,3 +240,57 @@ async def test_every_named_query_runs(any_db: Database) -> None:
             failures.append(f"{name}: {type(exc).__name__}: {exc}")
     assert failures == []
 
+
+
+async def test_a_timed_out_lease_sweep_frees_nothing_and_does_not_raise(db_path: Path, caplog) -> None:
+    """The statement is really cancelled (SQLite's progress handler interrupts it, as SQL Server's query
+    timeout does): the sweep logs it and goes on, and the next run frees the lease."""
+    from core.storage.leases import acquire_lease, clear_expired_leases
+    from core.storage.sqlite import SqliteDatabase
+
+    db = SqliteDatabase(str(db_path), pool_size=1)
+    try:
+        assert await acquire_lease(db, "5215500000009", "muerto", 1_000, 1_000) is not None
+        loop = asyncio.get_running_loop()
+
+        def interrupt_every_statement(on: bool) -> None:  # on the pool's only thread, whose connection it is
+            db._connection().set_progress_handler((lambda: 1) if on else None, 1)
+
+        await loop.run_in_executor(db._executor, interrupt_every_statement, True)
+        assert await clear_expired_leases(db, 10_000) == []
+        assert "BLOQUEOS_VENCIDOS_SIN_LIBERAR" in caplog.text
+        await loop.run_in_executor(db._executor, interrupt_every_statement, False)
+        assert [key for key, _ in await clear_expired_leases(db, 10_000)] == ["5215500000009"]
+    finally:
+        db.close()
+
+
+async def test_health_says_how_plain_reads_behave(any_db: Database) -> None:
+    """READ_COMMITTED_SNAPSHOT is read at every health check: the bot serves either way and says which."""
+    from bot.health import REASON_LOCKING_READS, Health, check_health
+
+    health = await check_health(any_db)
+    assert health.ok and isinstance(health.snapshot_reads, bool)
+    assert health.as_dict()["read_committed"] == ("snapshot" if health.snapshot_reads else "locking")
+    assert (health.reason == "") is health.snapshot_reads
+    if any_db.dialect == "sqlite":
+        assert health.snapshot_reads  # WAL readers read the last committed snapshot
+    locking = Health(True, "tsql", LATEST_VERSION, REASON_LOCKING_READS, False).as_dict()
+    assert locking["status"] == "ok" and "READ_COMMITTED_SNAPSHOT" in str(locking["reason"])
+
+
+async def test_a_purged_lease_row_comes_back_with_a_higher_token(any_db: Database) -> None:
+    """Retention deletes idle lease rows; the fencing token of the row that replaces one starts at the
+    clock, above every token the deleted row reached."""
+    from core.storage.leases import acquire_lease, get_lease, release_lease
+
+    day = 86_400_000
+    first = await acquire_lease(any_db, "5215500007777", "a", 30_000, 1_000 * day)
+    assert first is not None and first.token == 1_000 * day
+    again = await acquire_lease(any_db, "5215500007777", "b", 30_000, 1_000 * day + 60_000)  # first expired
+    assert again is not None and again.token == first.token + 1
+    await release_lease(any_db, again)
+    purged = await any_db.write(lambda tx: tx.execute("purge_leases", {"antes_ms": 1_008 * day, "n": 10}))
+    assert purged == 1 and await get_lease(any_db, "5215500007777") is None
+    back = await acquire_lease(any_db, "5215500007777", "c", 30_000, 1_008 * day)
+    assert back is not None and back.token > again.token

@@ -41,16 +41,37 @@ class DeclaredTypes:
     null: object  # the NULL to bind instead of None: typed by the declaration, so never described
 
 
+class RoundTrips:
+    """What a database's callers cost it, counted by the adapter: statements sent, and round trips (each
+    statement plus each transaction-control call the dialect makes separately: SQLite's BEGIN and COMMIT,
+    SQL Server's COMMIT or ROLLBACK; pyodbc opens a SQL Server transaction with its first statement).
+    Plain integers bumped under the GIL: exact for one flow at a time, approximate under concurrency."""
+
+    __slots__ = ("round_trips", "statements", "trace", "transactions")
+
+    def __init__(self) -> None:
+        self.round_trips = 0
+        self.statements = 0
+        self.transactions = 0  # begun, read or write, whatever their outcome
+        self.trace: list[str] | None = None  # set to a list to record each transaction and named query
+
+    def snapshot(self) -> tuple[int, int, int]:
+        return self.round_trips, self.statements, self.transactions
+
+
 class Tx:
     """One open transaction. Only storage modules use it; rows leave as domain values."""
 
-    __slots__ = ("_cursor", "_declared", "_queries", "dialect")
+    __slots__ = ("_counts", "_cursor", "_declared", "_is_duplicate_key", "_queries", "dialect")
 
     def __init__(self, cursor: Any, queries: dict[str, Query], dialect: str,
-                 declared: DeclaredTypes | None = None) -> None:
+                 declared: DeclaredTypes | None = None, counts: RoundTrips | None = None,
+                 is_duplicate_key: Callable[[Exception], bool] | None = None) -> None:
         self._cursor = cursor
         self._queries = queries
         self._declared = declared
+        self._counts = counts
+        self._is_duplicate_key = is_duplicate_key
         self.dialect = dialect
 
     def _run(self, name: str, params: Mapping[str, object] | None) -> Any:
@@ -60,6 +81,11 @@ class Tx:
             self._cursor.setinputsizes(self._declared.sizes[name])
             if None in bound:
                 bound = tuple(self._declared.null if v is None else v for v in bound)
+        if self._counts is not None:  # counted before it runs: a statement that fails went to the server too
+            self._counts.statements += 1
+            self._counts.round_trips += 1
+            if self._counts.trace is not None:
+                self._counts.trace.append(name)
         self._cursor.execute(query.sql, bound)
         return self._cursor
 
@@ -77,6 +103,17 @@ class Tx:
     def fetch_one(self, name: str, params: Mapping[str, object] | None = None) -> Row | None:
         rows = self.fetch_all(name, params)
         return rows[0] if rows else None
+
+    def insert_unless_duplicate(self, name: str, params: Mapping[str, object] | None = None) -> Row | None:
+        """`fetch_one` for an insert that may meet a unique key another transaction just committed: the
+        duplicate key (SQL Server 2627/2601, SQLite's UNIQUE) answers None instead of raising. Only that
+        statement failed; the transaction goes on (neither dialect dooms it for a duplicate key)."""
+        try:
+            return self.fetch_one(name, params)
+        except Exception as exc:
+            if self._is_duplicate_key is not None and self._is_duplicate_key(exc):
+                return None
+            raise
 
 
 AVAILABILITY_BUDGET_S = 30.0
@@ -127,6 +164,7 @@ class Database:
         self._lock = threading.Lock()
         self.transactions = 0  # committed write transactions, for the benchmarks
         self.reads = 0  # read transactions, for the benchmarks
+        self.counts = RoundTrips()  # statements and round trips, bumped by the dialects' _begin/_commit/_rollback
 
     # -- to be provided by each dialect -------------------------------------------------------
     def _connect(self) -> Any:
@@ -145,8 +183,16 @@ class Database:
         """Map a driver error to a project error, or None if it is not a driver error."""
         raise NotImplementedError
 
+    def _is_duplicate_key(self, exc: Exception) -> bool:
+        """Whether a driver error is a unique key or index violation (see `Tx.insert_unless_duplicate`)."""
+        raise NotImplementedError
+
     def describe(self) -> str:
         raise NotImplementedError
+
+    def _connect_for_reads(self) -> Any:
+        """A connection for read-only work, or None to read on the thread's write connection (the default)."""
+        return None
 
     # -- shared machinery ---------------------------------------------------------------------
     def _connection(self) -> Any:
@@ -158,10 +204,24 @@ class Database:
                 self._connections.append(conn)
         return conn
 
+    def _read_connection(self) -> Any:
+        conn = getattr(self._local, "read_conn", None)
+        if conn is None:
+            conn = self._connect_for_reads()
+            if conn is None:
+                return self._connection()
+            self._local.read_conn = conn
+            with self._lock:
+                self._connections.append(conn)
+        return conn
+
     def _discard_connection(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        self._local.conn = None
-        if conn is not None:
+        """Close this thread's connections (a broken one cannot be told from its sibling's error)."""
+        for attr in ("conn", "read_conn"):
+            conn = getattr(self._local, attr, None)
+            setattr(self._local, attr, None)
+            if conn is None:
+                continue
             with self._lock:
                 if conn in self._connections:
                     self._connections.remove(conn)
@@ -186,10 +246,13 @@ class Database:
 
     def _once(self, fn: Callable[[Tx], T], write: bool) -> T:
         with self._translated():
-            conn = self._connection()
+            conn = self._connection() if write else self._read_connection()
             cursor = self._begin(conn, write)
+            self.counts.transactions += 1
+            if self.counts.trace is not None:
+                self.counts.trace.append("-- transacción de " + ("escritura" if write else "lectura"))
             try:
-                result = fn(Tx(cursor, self.queries, self.dialect, self._declared))
+                result = fn(Tx(cursor, self.queries, self.dialect, self._declared, self.counts, self._is_duplicate_key))
                 self._commit(conn, cursor)
             except BaseException:
                 try:

@@ -1,10 +1,11 @@
-"""The inbound ledger (`MensajesProcesados`): every webhook delivery registered with ONE atomic statement.
+"""The inbound ledger (`MensajesProcesados`): every webhook delivery registered, inserted first.
 
 A first delivery is inserted (messages as `pendiente`: the durable inbox; statuses directly as
-`procesado`); a redelivery bumps `Reintentos` and `UltimoReintento`. SQLite does it with
-`INSERT ... ON CONFLICT ... DO UPDATE ... RETURNING`, SQL Server with `MERGE ... WITH (HOLDLOCK)
-... OUTPUT $action`, so N concurrent deliveries of one wamid leave one row with `Reintentos = N-1`
-whatever the interleaving.
+`procesado`) by one statement that answers no row when the wamid is already there; a redelivery then
+bumps `Reintentos` and `UltimoReintento` with a second, atomic statement. On SQL Server two copies
+racing past the insert's NOT EXISTS meet at the unique key and the loser's duplicate-key error is a
+redelivery too, so N concurrent deliveries of one wamid leave one row with `Reintentos = N-1` whatever
+the interleaving, without the key-range locks (and deadlocks) of a MERGE with HOLDLOCK.
 
 `core/` never imports `bot/`: messages arrive as anything shaped like `bot.messages.InboundMessage`
 (the `InboxMessage` protocol below). Logs and metrics about duplicates are emitted only after the
@@ -70,7 +71,9 @@ class BatchRegistration:
 
 def _register(tx: Tx, message_id: str, telefono: str | None, tipo: str, payload: str, estado: str,
               wa_timestamp: int, now_ms: int) -> Registration:
-    row = tx.fetch_one("register_delivery", {
+    # Insert first: no row when the wamid is already there (committed before, or by a racing copy whose
+    # insert won the unique key): then it is a redelivery, counted in the same transaction.
+    row = tx.insert_unless_duplicate("register_delivery", {
         "message_id": message_id,
         "telefono": telefono,
         "tipo": tipo,
@@ -80,8 +83,10 @@ def _register(tx: Tx, message_id: str, telefono: str | None, tipo: str, payload:
         "ahora": now_ms,
         "procesado_en": now_ms if estado == InboxState.PROCESADO else None,
     })
-    if row is None:  # both statements always answer one row; anything else is a broken schema
-        raise StorageError(f"register_delivery returned no row for {message_id}")
+    if row is None:
+        row = tx.fetch_one("register_redelivery", {"message_id": message_id, "ahora": now_ms})
+    if row is None:  # neither inserted nor found: only a broken schema does that
+        raise StorageError(f"register_delivery: sin fila para {message_id}")
     return Registration(is_duplicate=str(row["Accion"]).upper() != "INSERT", retry_count=int(row["Reintentos"]),
                         state=str(row["Estado"]))
 

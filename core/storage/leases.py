@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
+from core.errors import QueryTimeout
 from core.storage.database import Database
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +64,13 @@ async def get_lease(db: Database, key: str) -> LeaseInfo | None:
 
 
 async def clear_expired_leases(db: Database, now_ms: int) -> list[tuple[str, int]]:
-    """Free every expired lease that still names an owner (its holder died); answers (key, token) of each."""
-    rows = await db.write(lambda tx: tx.fetch_all("leases_clear_expired", {"ahora": now_ms}))
+    """Free every expired lease that still names an owner (its holder died); answers (key, token) of each.
+
+    A timed-out statement frees nothing this time (logged; the next sweep tries again) instead of stopping
+    the sweep that calls it: an expired lease only delays its conversation until it is freed."""
+    try:
+        rows = await db.write(lambda tx: tx.fetch_all("leases_clear_expired", {"ahora": now_ms}))
+    except QueryTimeout as exc:
+        log.warning("BLOQUEOS_VENCIDOS_SIN_LIBERAR: %s; el próximo barrido lo reintenta", exc)
+        return []
     return [(r["clave"], int(r["token"])) for r in rows]

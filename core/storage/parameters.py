@@ -40,6 +40,7 @@ PARAMETER_TYPES: dict[str, str] = {
     # numbers
     "id": "BIGINT", "equipo_id": "INT", "reporte_id": "INT", "version_esperada": "INT", "token": "BIGINT",
     "ahora": "BIGINT", "antes_ms": "BIGINT", "desde": "BIGINT", "expira": "BIGINT", "limite": "BIGINT",
+    "desde_id": "BIGINT", "hasta_id": "BIGINT",
     "procesado_en": "BIGINT", "proximo_intento": "BIGINT", "recibido_antes": "BIGINT",
     "wa_timestamp": "BIGINT", "max_intentos": "INT", "n": "INT", "rango": "INT",
     # evidence (Evidencias)

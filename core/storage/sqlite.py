@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from core.errors import DatabaseUnavailable, SchemaOutdated, StorageError, TransientDatabaseError
+from core.errors import DatabaseUnavailable, QueryTimeout, SchemaOutdated, StorageError, TransientDatabaseError
 from core.storage.database import Database, Tx
 
 T = TypeVar("T")
@@ -162,6 +162,7 @@ class SqliteDatabase(Database):
 
     def _begin(self, connection: sqlite3.Connection, write: bool) -> sqlite3.Cursor:
         cursor = connection.cursor()
+        self.counts.round_trips += 1  # a call into the library, not a network trip, counted alike
         if write:
             begin_immediate(cursor)
         else:
@@ -169,10 +170,12 @@ class SqliteDatabase(Database):
         return cursor
 
     def _commit(self, connection: sqlite3.Connection, cursor: sqlite3.Cursor) -> None:
+        self.counts.round_trips += 1
         cursor.execute("COMMIT")
 
     def _rollback(self, connection: sqlite3.Connection, cursor: sqlite3.Cursor) -> None:
         if connection.in_transaction:
+            self.counts.round_trips += 1
             cursor.execute("ROLLBACK")
 
     def _translate(self, exc: Exception) -> Exception | None:
@@ -182,11 +185,16 @@ class SqliteDatabase(Database):
         if isinstance(exc, sqlite3.OperationalError):
             if _is_busy(exc):
                 return TransientDatabaseError(f"SQLite ocupado por otro escritor: {exc}")
+            if text == "interrupted":  # a statement cancelled mid-way: SQLite's twin of a query timeout
+                return QueryTimeout(f"SQLite: consulta interrumpida: {exc}")
             if "no such table" in text or "no such column" in text:
                 return SchemaOutdated(f"esquema de SQLite sin migrar: {exc}")
             if "unable to open" in text or "disk i/o" in text or "readonly" in text:
                 return DatabaseUnavailable(f"SQLite no disponible: {exc}")
         return StorageError(f"error de SQLite: {exc}")
+
+    def _is_duplicate_key(self, exc: Exception) -> bool:
+        return isinstance(exc, sqlite3.IntegrityError) and "UNIQUE constraint failed" in str(exc)
 
     def _once(self, fn: Callable[[Tx], T], write: bool) -> T:
         if not write:
@@ -232,11 +240,18 @@ class SqliteDatabase(Database):
                 if _is_busy(exc):
                     return False, None
                 raise
+            self.counts.round_trips += 1
+            self.counts.transactions += 1
+            if self.counts.trace is not None:
+                self.counts.trace.append("-- transacción de escritura (sin espera)")
             try:
-                result = fn(Tx(cursor, self.queries, self.dialect))
+                result = fn(Tx(cursor, self.queries, self.dialect, counts=self.counts,
+                               is_duplicate_key=self._is_duplicate_key))
+                self.counts.round_trips += 1
                 cursor.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
+                    self.counts.round_trips += 1
                     conn.execute("ROLLBACK")
                 raise
         self.transactions += 1

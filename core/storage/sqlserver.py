@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from core.errors import DatabaseUnavailable, SchemaOutdated, StorageError, TransientDatabaseError
+from core.errors import DatabaseUnavailable, QueryTimeout, SchemaOutdated, StorageError, TransientDatabaseError
 from core.storage.database import Database, DeclaredTypes
 from core.storage.parameters import ParameterType
 
@@ -26,12 +26,18 @@ CONTENTION_CODES = {1205, 1222}
 # SQLSTATEs the driver reports in a structured field: 40001 serialization failure (deadlock), HYT00
 # query timeout. Read before the native code, which pyodbc only gives inside the message text.
 CONTENTION_STATES = {"40001"}
+# Unique constraint (2627) and unique index (2601) violations: a racing copy committed the key first.
+DUPLICATE_KEY_CODES = {2627, 2601}
 # A blocked statement gives up after this (SET LOCK_TIMEOUT, ms), and any statement after the query
 # timeout (s): a pool thread is never held forever.
 LOCK_TIMEOUT_MS = 10_000
 QUERY_TIMEOUT_S = 30
-# ODBC states of a connection that is gone: reconnect before retrying.
-BROKEN_CONNECTION_STATES = {"08S01", "08001", "08003", "08004", "08007", "HYT00", "HYT01"}
+# ODBC states of a connection that is gone: reconnect before retrying. HYT01 is the login timeout.
+BROKEN_CONNECTION_STATES = {"08S01", "08001", "08003", "08004", "08007", "HYT01"}
+# A statement that ran past QUERY_TIMEOUT_S: the driver cancelled it and the connection still works. Not a
+# lost connection (reconnecting and retrying for 30 s stalled a whole timer run behind one slow query) and
+# not retried at once (it would time out again): `QueryTimeout`, which the caller logs; its next run retries.
+QUERY_TIMEOUT_STATE = "HYT00"
 # pyodbc gives no structured field for the native error: it writes each ODBC diagnostic record as
 # `[SQLSTATE] message (native) (SQLFunction)`, later records joined with `; ` and without the function.
 # Only the number in that position is the engine's; a number in parentheses inside the message text
@@ -83,9 +89,16 @@ class SqlServerDatabase(Database):
         server = re.search(r"(?i)server=([^;]+)", self._connection_string)
         return f"sqlserver:{server.group(1) if server else '?'}"
 
-    def _connect(self) -> Any:
+    def _connect_for_reads(self) -> Any:
+        """Read-only work runs in autocommit on its own connection: no COMMIT round trip. It loses nothing:
+        under read committed (snapshot or locking) each statement already sees its own committed state
+        and holds no locks after it, inside a transaction or not."""
+        return self._connect(autocommit=True)
+
+    def _connect(self, autocommit: bool = False) -> Any:
         try:
-            conn = self._pyodbc.connect(self._connection_string, autocommit=False, timeout=self._connect_timeout_s)
+            conn = self._pyodbc.connect(self._connection_string, autocommit=autocommit,
+                                        timeout=self._connect_timeout_s)
             conn.timeout = QUERY_TIMEOUT_S  # per statement; HYT00 when it passes
             cursor = conn.cursor()
             cursor.execute(f"SET LOCK_TIMEOUT {LOCK_TIMEOUT_MS}")  # error 1222 instead of waiting forever
@@ -100,12 +113,18 @@ class SqlServerDatabase(Database):
             raise DatabaseUnavailable(f"sqlserver: no se puede conectar ({exc.args[-1] if exc.args else exc})") from exc
 
     def _begin(self, connection: Any, write: bool) -> Any:
-        return connection.cursor()  # pyodbc opens the transaction implicitly (autocommit off)
+        return connection.cursor()  # implicit: the first statement opens the transaction, no round trip
 
     def _commit(self, connection: Any, cursor: Any) -> None:
+        if connection.autocommit:  # the reads' connection: every statement committed itself
+            return
+        self.counts.round_trips += 1  # SQLEndTran is a round trip
         connection.commit()
 
     def _rollback(self, connection: Any, cursor: Any) -> None:
+        if connection.autocommit:
+            return
+        self.counts.round_trips += 1
         connection.rollback()
 
     def _translate(self, exc: Exception) -> Exception | None:
@@ -115,6 +134,8 @@ class SqlServerDatabase(Database):
         codes = native_codes(exc)
         if state in CONTENTION_STATES or codes & CONTENTION_CODES:
             return TransientDatabaseError(f"sqlserver: contención ({state} {sorted(codes & CONTENTION_CODES)})")
+        if state == QUERY_TIMEOUT_STATE:
+            return QueryTimeout(f"sqlserver: tiempo de consulta agotado ({QUERY_TIMEOUT_S} s)")
         if state in BROKEN_CONNECTION_STATES:
             return TransientDatabaseError(f"sqlserver: conexión perdida ({state})", reconnect=True, availability=True)
         if codes & TRANSIENT_CODES:
@@ -125,6 +146,9 @@ class SqlServerDatabase(Database):
         if isinstance(exc, self._pyodbc.InterfaceError | self._pyodbc.OperationalError):
             return DatabaseUnavailable(f"sqlserver: no disponible ({state})")
         return StorageError(f"sqlserver: error ({state}): {exc}")
+
+    def _is_duplicate_key(self, exc: Exception) -> bool:
+        return isinstance(exc, self._pyodbc.IntegrityError) and bool(native_codes(exc) & DUPLICATE_KEY_CODES)
 
     def execute_batch(self, batch: str) -> None:
         """Run one T-SQL batch (a migration script split on GO) and commit it."""

@@ -1,7 +1,8 @@
 """Counts an operator needs that only the database knows: live leases, inbox and outbox backlog.
 
 They span every instance, so they are read at scrape time (never kept in one process's memory),
-in one read transaction so the numbers agree with each other.
+in one read transaction: one snapshot on SQLite; on SQL Server, where reads run in autocommit and each
+statement sees its own committed state, they are a few milliseconds apart.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from core.storage.database import Database, Tx
 from core.storage.states import InboxState, OutboxState
 
 INBOX_STATES = (InboxState.PENDIENTE, InboxState.ERROR)  # the open rows; processed ones are history
-OUTBOX_STATES = tuple(OutboxState)
+# A finished send is history, not backlog: counting it read every row of the table.
+OUTBOX_STATES = tuple(s for s in OutboxState if s is not OutboxState.ENVIADO)
 AI_RUN_STATES = ("queued", "in_progress")
 
 
@@ -22,7 +24,7 @@ class DbStats:
     leases_expired: int  # owner set but past expiry: a holder that died, waiting for the sweeper
     inbox: tuple[tuple[str, int], ...]  # (Estado, rows) for pendiente and error, zero-filled
     inbox_oldest_pending_ms: int | None  # RecibidoEn of the oldest pending delivery
-    outbox: tuple[tuple[str, int], ...]  # (Estado, rows) for every ColaEnvios state, zero-filled
+    outbox: tuple[tuple[str, int], ...]  # (Estado, rows) for every ColaEnvios state but enviado, zero-filled
     outbox_oldest_due_ms: int | None  # ProximoIntento of the oldest pending send
     ai_runs: tuple[tuple[str, int], ...]  # (Estado, rows) of background AI runs still in flight
     ai_runs_oldest_ms: int | None

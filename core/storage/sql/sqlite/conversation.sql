@@ -75,7 +75,7 @@ VALUES (:telefono, :estado_anterior, :estado_nuevo, :origen, :descripcion_histor
 
 -- name: equipos_by_location
 -- The catalog's active equipment at a store the worker named (a worker without a readable label).
--- Intended scan: Equipos is a small catalog (hundreds to a few thousand rows).
+-- scan: Equipos is a small catalog (hundreds to a few thousand rows), read only for a worker without a label
 SELECT Id AS id, CodigoSAP AS codigo_sap, TipoEquipo AS tipo_equipo, Descripcion AS descripcion, Ubicacion AS ubicacion
 FROM Equipos WHERE Ubicacion LIKE :patron AND Activo = 1 ORDER BY Descripcion LIMIT :n;
 

@@ -41,7 +41,7 @@ LIMIT :n;
 -- name: evidence_due_for_phone
 SELECT Id FROM Evidencias
 WHERE Telefono = :telefono AND Estado = 'pendiente' AND ProximoIntento <= :ahora
-ORDER BY Id
+ORDER BY ProximoIntento, Id
 LIMIT :n;
 
 -- name: evidence_claim

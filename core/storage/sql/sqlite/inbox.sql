@@ -1,20 +1,20 @@
 -- MensajesProcesados: the dedup ledger and durable inbox of inbound webhook deliveries.
 
 -- name: register_delivery
--- One atomic statement per delivery: a new MessageId is inserted with Reintentos = 0; a seen one bumps
--- Reintentos and UltimoReintento. Reintentos = 0 in the RETURNING row therefore means "inserted" (an
--- update always leaves it >= 1), which is what OUTPUT $action says directly in T-SQL.
+-- Insert first, as the T-SQL twin does: a new MessageId is inserted and answered 'INSERT'; a seen one
+-- answers no row and the caller runs register_redelivery in the same transaction.
 INSERT INTO MensajesProcesados
     (MessageId, Telefono, Tipo, Payload, Estado, Reintentos, WaTimestamp, RecibidoEn, ProcesadoEn)
 VALUES
     (:message_id, :telefono, :tipo, :payload, :estado, 0, :wa_timestamp, :ahora, :procesado_en)
-ON CONFLICT (MessageId) DO UPDATE SET
-    Reintentos = Reintentos + 1,
-    UltimoReintento = :ahora
-RETURNING
-    CASE WHEN Reintentos = 0 THEN 'INSERT' ELSE 'UPDATE' END AS Accion,
-    Reintentos,
-    Estado;
+ON CONFLICT (MessageId) DO NOTHING
+RETURNING 'INSERT' AS Accion, Reintentos, Estado;
+
+-- name: register_redelivery
+-- A delivery whose MessageId is already in the ledger: count it, answer the row as it is now.
+UPDATE MensajesProcesados SET Reintentos = Reintentos + 1, UltimoReintento = :ahora
+WHERE MessageId = :message_id
+RETURNING 'UPDATE' AS Accion, Reintentos, Estado;
 
 -- name: record_delivery_status
 -- A status webhook moves the delivery state of the outbound row forward only (sent < delivered < read);

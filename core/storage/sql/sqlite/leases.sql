@@ -1,9 +1,11 @@
 -- BloqueosConversacion: per-conversation leases with an owner, an expiry and a fencing token that only grows.
--- A released lease keeps its row (Propietario NULL) so the token never goes back.
+-- A released lease keeps its row (Propietario NULL) so the token never goes back. Retention deletes rows
+-- idle for days (purge_leases); a new row's token starts at the clock (epoch ms), which is then above
+-- any token the deleted row reached (one per acquisition, far fewer than the milliseconds it lived).
 
 -- name: lease_acquire
 INSERT INTO BloqueosConversacion (Clave, Propietario, ExpiraEn, Token, AdquiridoEn, PropietarioAnterior)
-VALUES (:clave, :propietario, :expira, 1, :ahora, NULL)
+VALUES (:clave, :propietario, :expira, :ahora, :ahora, NULL)
 ON CONFLICT (Clave) DO UPDATE SET
     -- Owner ids are unique per attempt, so finding our own owner means a retry after a commit whose
     -- answer was lost: the same lease again, same token.

@@ -9,3 +9,7 @@ INSERT INTO BloqueosConversacion (Clave, Propietario, ExpiraEn, Token) VALUES (:
 
 -- name: health_probe_get
 SELECT Clave FROM BloqueosConversacion WHERE Clave = :clave;
+
+-- name: read_committed_snapshot
+-- Always 1: in WAL mode a reader sees the last committed snapshot and never waits for the writer.
+SELECT 1 AS rcsi;

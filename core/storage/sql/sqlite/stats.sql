@@ -3,9 +3,10 @@
 
 -- name: stats_leases
 SELECT
-    COALESCE(SUM(CASE WHEN Propietario IS NOT NULL AND ExpiraEn > :ahora THEN 1 ELSE 0 END), 0) AS activos,
-    COALESCE(SUM(CASE WHEN Propietario IS NOT NULL AND ExpiraEn <= :ahora THEN 1 ELSE 0 END), 0) AS vencidos
-FROM BloqueosConversacion;
+    COALESCE(SUM(CASE WHEN ExpiraEn > :ahora THEN 1 ELSE 0 END), 0) AS activos,
+    COALESCE(SUM(CASE WHEN ExpiraEn <= :ahora THEN 1 ELSE 0 END), 0) AS vencidos
+FROM BloqueosConversacion
+WHERE Propietario IS NOT NULL;
 
 -- name: stats_inbox
 SELECT Estado AS estado, COUNT(*) AS filas, MIN(RecibidoEn) AS mas_antiguo
@@ -14,8 +15,10 @@ WHERE Estado IN ('pendiente', 'error')
 GROUP BY Estado;
 
 -- name: stats_outbox
+-- Every row but the finished sends (history, counted by the send counters): a seek of IX_ColaEnvios_Abiertos.
 SELECT Estado AS estado, COUNT(*) AS filas, MIN(ProximoIntento) AS mas_antiguo
 FROM ColaEnvios
+WHERE Estado <> 'enviado'
 GROUP BY Estado;
 
 -- name: stats_ai_runs

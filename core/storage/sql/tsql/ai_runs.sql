@@ -22,6 +22,7 @@ WHERE Estado IN (N'queued', N'in_progress')
 ORDER BY CreadoEn, Id;
 
 -- name: list_active_ai_runs_for_phone
+-- scan: a sort of one phone's active runs, found by IX_EjecucionesIA_Telefono (a handful of rows)
 SELECT Id, Telefono, ConversacionId, Estado, MessageId, Resultado, CreadoEn, ActualizadoEn
 FROM dbo.EjecucionesIA
 WHERE Telefono = :telefono AND Estado IN (N'queued', N'in_progress')

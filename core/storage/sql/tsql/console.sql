@@ -6,6 +6,7 @@ FROM dbo.SesionesChat
 WHERE Telefono = :telefono;
 
 -- name: console_leases
+-- scan: local host console only: a suffix LIKE over the lease rows (one per conversation and prefix)
 -- The lease key is the conversation key, possibly with a prefix ("conv:<key>"); Python keeps exact matches.
 SELECT Clave, Propietario, ExpiraEn, Token, AdquiridoEn
 FROM dbo.BloqueosConversacion
@@ -18,18 +19,21 @@ WHERE Telefono = :telefono AND Estado IN (N'pendiente', N'error')
 ORDER BY WaTimestamp, Id;
 
 -- name: console_inbox_recent
+-- scan: local host console only: one phone's ledger rows; an index on Telefono over the whole ledger would cost every delivery
 SELECT TOP (:limite) MessageId, Tipo, Estado, Reintentos, Intentos, UltimoError, WaTimestamp, RecibidoEn, ProcesadoEn
 FROM dbo.MensajesProcesados
 WHERE Telefono = :telefono
 ORDER BY Id DESC;
 
 -- name: console_outbox_counts
+-- scan: local host console only: one recipient's sends, history included; IX_ColaEnvios_Destinatario holds open rows only
 SELECT Estado, COUNT(*) AS Cantidad
 FROM dbo.ColaEnvios
 WHERE Destinatario = :destinatario
 GROUP BY Estado;
 
 -- name: console_outbox_recent
+-- scan: local host console only: one recipient's sends, history included; IX_ColaEnvios_Destinatario holds open rows only
 SELECT TOP (:limite) Id, Tipo, Estado, Intentos, WamidEnviado, MessageIdOrigen, UltimoError, EnviadoEn
 FROM dbo.ColaEnvios
 WHERE Destinatario = :destinatario
@@ -43,6 +47,7 @@ WHERE Telefono = :telefono
 ORDER BY Id DESC;
 
 -- name: console_conversations
+-- scan: local host console only: one row per user, sorted by activity for the list
 SELECT TOP (:limite) Telefono, Estado, UltimaActividad
 FROM dbo.SesionesChat
 ORDER BY UltimaActividad DESC;

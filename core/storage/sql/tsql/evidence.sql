@@ -41,7 +41,7 @@ ORDER BY ProximoIntento, Id;
 -- name: evidence_due_for_phone
 SELECT TOP (:n) Id FROM dbo.Evidencias
 WHERE Telefono = :telefono AND Estado = N'pendiente' AND ProximoIntento <= :ahora
-ORDER BY Id;
+ORDER BY ProximoIntento, Id;
 
 -- name: evidence_claim
 -- The claim holds the row until :expira; a worker that dies mid-download leaves it due again then.

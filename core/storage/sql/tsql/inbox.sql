@@ -1,18 +1,23 @@
 -- MensajesProcesados: the dedup ledger and durable inbox of inbound webhook deliveries.
 
 -- name: register_delivery
--- One atomic statement per delivery. HOLDLOCK (serializable range lock on the key) is what stops two
--- concurrent MERGEs of a new MessageId from both taking the INSERT branch. The statement keeps its
--- terminating semicolon: SQL Server rejects a MERGE without one (error 10713).
-MERGE dbo.MensajesProcesados WITH (HOLDLOCK) AS t
-USING (SELECT CAST(:message_id AS NVARCHAR(200)) AS MessageId) AS s
-    ON t.MessageId = s.MessageId
-WHEN MATCHED THEN
-    UPDATE SET Reintentos = t.Reintentos + 1, UltimoReintento = :ahora
-WHEN NOT MATCHED THEN
-    INSERT (MessageId, Telefono, Tipo, Payload, Estado, Reintentos, WaTimestamp, RecibidoEn, ProcesadoEn)
-    VALUES (s.MessageId, :telefono, :tipo, :payload, :estado, 0, :wa_timestamp, :ahora, :procesado_en)
-OUTPUT $action AS Accion, inserted.Reintentos AS Reintentos, inserted.Estado AS Estado;
+-- Insert first, without range locks: a new MessageId is inserted and answered 'INSERT'; one already
+-- committed is skipped by NOT EXISTS (no row: the caller then runs register_redelivery). Two copies
+-- racing past NOT EXISTS meet at the unique key: the second waits for the first and gets 2627 or 2601,
+-- which the caller also treats as a redelivery, in the same transaction (a duplicate key ends only
+-- its statement). The MERGE with HOLDLOCK this replaces took key-range locks that formed deadlock
+-- cycles between webhook groups.
+INSERT INTO dbo.MensajesProcesados (MessageId, Telefono, Tipo, Payload, Estado, Reintentos, WaTimestamp, RecibidoEn,
+                                    ProcesadoEn)
+OUTPUT N'INSERT' AS Accion, inserted.Reintentos AS Reintentos, inserted.Estado AS Estado
+SELECT :message_id, :telefono, :tipo, :payload, :estado, 0, :wa_timestamp, :ahora, :procesado_en
+WHERE NOT EXISTS (SELECT 1 FROM dbo.MensajesProcesados WHERE MessageId = :message_id);
+
+-- name: register_redelivery
+-- A delivery whose MessageId is already in the ledger: count it, answer the row as it is now.
+UPDATE dbo.MensajesProcesados SET Reintentos = Reintentos + 1, UltimoReintento = :ahora
+OUTPUT N'UPDATE' AS Accion, inserted.Reintentos AS Reintentos, inserted.Estado AS Estado
+WHERE MessageId = :message_id;
 
 -- name: record_delivery_status
 -- A status webhook moves the delivery state of the outbound row forward only (sent < delivered < read);

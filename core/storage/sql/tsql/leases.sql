@@ -1,5 +1,7 @@
 -- BloqueosConversacion: per-conversation leases with an owner, an expiry and a fencing token that only grows.
--- A released lease keeps its row (Propietario NULL) so the token never goes back.
+-- A released lease keeps its row (Propietario NULL) so the token never goes back. Retention deletes rows
+-- idle for days (purge_leases); a new row's token starts at the clock (epoch ms), which is then above
+-- any token the deleted row reached (one per acquisition, far fewer than the milliseconds it lived).
 
 -- name: lease_acquire
 MERGE dbo.BloqueosConversacion WITH (HOLDLOCK) AS b
@@ -14,7 +16,7 @@ WHEN MATCHED AND (b.Propietario IS NULL OR b.ExpiraEn <= :ahora OR b.Propietario
                AdquiridoEn = :ahora
 WHEN NOT MATCHED THEN
     INSERT (Clave, Propietario, ExpiraEn, Token, AdquiridoEn, PropietarioAnterior)
-    VALUES (:clave, :propietario, :expira, 1, :ahora, NULL)
+    VALUES (:clave, :propietario, :expira, :ahora, :ahora, NULL)
 OUTPUT inserted.Token AS token, inserted.PropietarioAnterior AS anterior;
 
 -- name: lease_extend

@@ -124,7 +124,8 @@ WHERE Estado = N'procesando' AND TokenReclamo = :token_reclamo;
 -- name: outbound_status_behind
 -- Sent rows whose recorded delivery statuses (in the ledger, keyed wamid:status) are ahead of the row:
 -- a status registered while the send's wamid was not yet visible to it (possible under read-committed
--- snapshot), which neither side applied. The outbox sweep catches them up.
+-- snapshot), which neither side applied. The outbox sweep catches them up. In EnviadoEn order, the order of
+-- IX_ColaEnvios_Enviados: in Id order the engine walked the clustered index from the oldest send instead.
 SELECT TOP (:n) c.WamidEnviado AS wamid
 FROM dbo.ColaEnvios AS c
 WHERE c.Estado = N'enviado' AND c.WamidEnviado IS NOT NULL AND c.EnviadoEn >= :desde
@@ -136,5 +137,5 @@ WHERE c.Estado = N'enviado' AND c.WamidEnviado IS NOT NULL AND c.EnviadoEn >= :d
            AND EXISTS (SELECT 1 FROM dbo.MensajesProcesados AS m WHERE m.MessageId = c.WamidEnviado + N':delivered'))
        OR (c.EstadoEntrega IS NULL
            AND EXISTS (SELECT 1 FROM dbo.MensajesProcesados AS m WHERE m.MessageId = c.WamidEnviado + N':sent')))
-ORDER BY c.Id
+ORDER BY c.EnviadoEn
 ;

@@ -4,9 +4,10 @@
 
 -- name: stats_leases
 SELECT
-    COALESCE(SUM(CASE WHEN Propietario IS NOT NULL AND ExpiraEn > :ahora THEN 1 ELSE 0 END), 0) AS activos,
-    COALESCE(SUM(CASE WHEN Propietario IS NOT NULL AND ExpiraEn <= :ahora THEN 1 ELSE 0 END), 0) AS vencidos
-FROM dbo.BloqueosConversacion;
+    COALESCE(SUM(CASE WHEN ExpiraEn > :ahora THEN 1 ELSE 0 END), 0) AS activos,
+    COALESCE(SUM(CASE WHEN ExpiraEn <= :ahora THEN 1 ELSE 0 END), 0) AS vencidos
+FROM dbo.BloqueosConversacion
+WHERE Propietario IS NOT NULL;
 
 -- name: stats_inbox
 SELECT Estado AS estado, COUNT_BIG(*) AS filas, MIN(RecibidoEn) AS mas_antiguo
@@ -15,8 +16,10 @@ WHERE Estado IN (N'pendiente', N'error')
 GROUP BY Estado;
 
 -- name: stats_outbox
+-- Every row but the finished sends (history, counted by the send counters): a seek of IX_ColaEnvios_Abiertos.
 SELECT Estado AS estado, COUNT_BIG(*) AS filas, MIN(ProximoIntento) AS mas_antiguo
 FROM dbo.ColaEnvios
+WHERE Estado <> N'enviado'
 GROUP BY Estado;
 
 -- name: stats_ai_runs
