@@ -17,6 +17,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from core.azure_storage import StorageConnection
 from core.errors import BotError
 
 log = logging.getLogger(__name__)
@@ -41,30 +42,27 @@ class HandoffQueue(Protocol):
 
 
 class StorageQueueHandoff:
-    """An Azure Storage queue written with `azure-storage-queue` (async), base64 text like the binding."""
+    """An Azure Storage queue written with `azure-storage-queue` (async), base64 text like the binding.
 
-    def __init__(self, connection_string: str, queue_name: str = HANDOFF_QUEUE) -> None:
-        if not connection_string:
+    The account comes from `AzureWebJobsStorage` in either form the Functions host accepts: a connection
+    string, or identity-based settings (`__accountName`/`__queueServiceUri` + managed identity).
+    """
+
+    def __init__(self, connection: StorageConnection, queue_name: str = HANDOFF_QUEUE) -> None:
+        if not connection.configured:
             raise HandoffError("AzureWebJobsStorage no está configurado: el webhook no puede entregar al worker")
-        self._connection_string = connection_string
+        self._connection = connection
         self.queue_name = queue_name
         self._client: Any = None
         self._created = False
 
     def __repr__(self) -> str:  # the connection string holds the account key
-        return f"StorageQueueHandoff(queue={self.queue_name!r})"
+        return f"StorageQueueHandoff(queue={self.queue_name!r}, account={self._connection.describe()!r})"
 
     def _queue(self) -> Any:
         if self._client is None:
-            # Imported lazily: the local host and the tests never load the Azure SDK.
-            from azure.storage.queue import TextBase64EncodePolicy
-            from azure.storage.queue.aio import QueueClient
-
-            self._client = QueueClient.from_connection_string(
-                self._connection_string, self.queue_name,
-                message_encode_policy=TextBase64EncodePolicy(),  # the trigger's default messageEncoding
-                retry_total=1, connection_timeout=2, read_timeout=2,
-            )
+            self._client = queue_client(self._connection, self.queue_name,
+                                        retry_total=1, connection_timeout=2, read_timeout=2)
         return self._client
 
     async def _ensure_queue(self) -> None:
@@ -96,9 +94,50 @@ class StorageQueueHandoff:
                 queue = self._queue()
                 await asyncio.gather(*(send(key) for key in keys))
         except (AzureError, OSError, TimeoutError) as exc:
-            raise HandoffError(f"no se pudo encolar {len(keys)} conversaciones: {type(exc).__name__}") from None
+            raise HandoffError(f"no se pudo encolar {len(keys)} conversaciones: {service_error(exc)}") from None
 
     async def aclose(self) -> None:
         if self._client is not None:
-            await self._client.close()
+            await close_queue_client(self._client)
             self._client = None
+
+
+def queue_client(connection: StorageConnection, queue_name: str, **options: Any) -> Any:
+    """An async `QueueClient` writing and reading base64 text, as the queue trigger expects by default."""
+    from azure.storage.queue import BinaryBase64DecodePolicy, TextBase64EncodePolicy
+    from azure.storage.queue.aio import QueueClient
+
+    options = {"message_encode_policy": TextBase64EncodePolicy(),
+               "message_decode_policy": BinaryBase64DecodePolicy(), **options}
+    args = connection.client_args("queue")
+    if "conn_str" in args:
+        return QueueClient.from_connection_string(args["conn_str"], queue_name, **options)
+    return QueueClient(args["account_url"], queue_name, credential=args["credential"], **options)
+
+
+async def close_queue_client(client: Any) -> None:
+    """Close the client and the identity credential it was given (its own token cache and session)."""
+    credential = getattr(client, "credential", None)
+    await client.close()
+    close = getattr(credential, "close", None)
+    if close is not None:
+        await close()
+
+
+def service_error(exc: BaseException) -> str:
+    """The storage service's own code and message (e.g. Azurite's InvalidHeaderValue and why), never a key."""
+    code = getattr(exc, "error_code", None)
+    status = getattr(exc, "status_code", None)
+    message = str(getattr(exc, "reason", "") or "")
+    text = str(getattr(exc, "message", "") or exc).strip().splitlines()
+    detail = text[0] if text else ""
+    parts = [type(exc).__name__]
+    if status:
+        parts.append(f"HTTP {status}")
+    if code:
+        parts.append(str(code))
+    if detail and detail != message:
+        parts.append(detail[:300])
+    elif message:
+        parts.append(message)
+    return " ".join(parts)

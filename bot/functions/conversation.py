@@ -7,7 +7,10 @@ import azure.functions as func
 from bot.conversation.sweeper import GRACE_MS, sweep_conversations
 from bot.conversation.worker import work_conversation
 from bot.runtime import get_runtime
+from core import events
+from core.errors import SettingsError
 from core.handoff import HANDOFF_QUEUE
+from core.telemetry import mask_phone
 
 bp = func.Blueprint()
 _started = False
@@ -21,10 +24,26 @@ async def conversation_worker(msg: func.QueueMessage) -> None:
 
 
 async def handle_queue_message(msg: func.QueueMessage) -> None:
-    """The trigger's body, callable without Azure (the local host's queue and the tests use it)."""
-    await work_conversation(get_runtime(), msg.get_body().decode("utf-8", "replace"),
-                            enqueued_at=getattr(msg, "insertion_time", None),
-                            dequeue_count=getattr(msg, "dequeue_count", None) or 1)
+    """The trigger's body, callable without Azure (the local host's queue and the tests use it).
+
+    Never raises: a failure to even build the runtime (a setting missing or malformed, a database
+    adapter that cannot be built) is logged and counted, and the message is acknowledged, because
+    retrying it cannot help and its inbox rows stay pending for the sweep.
+    """
+    key = msg.get_body().decode("utf-8", "replace").strip()
+    try:
+        rt = get_runtime()
+    except SettingsError as exc:
+        events.worker_unavailable(mask_phone(key), "configuracion", str(exc))
+        return
+    except Exception as exc:
+        events.worker_unavailable(mask_phone(key), "arranque", f"{type(exc).__name__}: {exc}")
+        return
+    try:
+        await work_conversation(rt, key, enqueued_at=getattr(msg, "insertion_time", None),
+                                dequeue_count=getattr(msg, "dequeue_count", None) or 1)
+    except Exception as exc:  # work_conversation catches its own; this is the last guard before poison
+        events.worker_unavailable(mask_phone(key), "inesperado", f"{type(exc).__name__}: {exc}")
 
 
 # Every 15 s and at every cold start: hand stalled conversations to the worker, expire idle sessions.
