@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from core.azure_storage import StorageConnection
 from core.errors import BotError
+from core.resilience.breaker import CircuitBreaker
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,9 @@ HANDOFF_QUEUE = "conversaciones-pendientes"
 # (logged) and the rows wait for Meta's redelivery or the sweep.
 ENQUEUE_TIMEOUT_S = 2.0
 ENQUEUE_CONCURRENCY = 32  # puts in flight at once: a 2,000-message delivery does not open 2,000 requests
+# After a failed write the queue is not tried again for this long: every POST in between is acked at once
+# (its rows are durable; the sweep redrives them), instead of each waiting out the timeout on a dead account.
+QUEUE_COOLDOWN_MS = 5_000
 
 
 class HandoffError(BotError):
@@ -55,14 +59,17 @@ class StorageQueueHandoff:
         self.queue_name = queue_name
         self._client: Any = None
         self._created = False
+        self._breaker = CircuitBreaker(f"cola:{queue_name}", failure_threshold=1, success_threshold=1,
+                                       cooldown_ms=QUEUE_COOLDOWN_MS)
 
     def __repr__(self) -> str:  # the connection string holds the account key
         return f"StorageQueueHandoff(queue={self.queue_name!r}, account={self._connection.describe()!r})"
 
     def _queue(self) -> Any:
         if self._client is None:
+            # No SDK retries: its first backoff is 15 s, far past the ack's budget; the sweep is the retry.
             self._client = queue_client(self._connection, self.queue_name,
-                                        retry_total=1, connection_timeout=2, read_timeout=2)
+                                        retry_total=0, connection_timeout=2, read_timeout=2)
         return self._client
 
     async def _ensure_queue(self) -> None:
@@ -81,6 +88,10 @@ class StorageQueueHandoff:
             return
         from azure.core.exceptions import AzureError
 
+        permit = self._breaker.acquire()
+        if permit is None:
+            raise HandoffError(f"no se pudo encolar {len(keys)} conversaciones: la cola falló hace menos de "
+                               f"{QUEUE_COOLDOWN_MS // 1000} s; no se reintenta todavía")
         gate = asyncio.Semaphore(ENQUEUE_CONCURRENCY)
 
         async def send(key: str) -> None:
@@ -94,7 +105,12 @@ class StorageQueueHandoff:
                 queue = self._queue()
                 await asyncio.gather(*(send(key) for key in keys))
         except (AzureError, OSError, TimeoutError) as exc:
+            self._breaker.record_failure(permit)
             raise HandoffError(f"no se pudo encolar {len(keys)} conversaciones: {service_error(exc)}") from None
+        except BaseException:
+            self._breaker.release(permit)
+            raise
+        self._breaker.record_success(permit)
 
     async def aclose(self) -> None:
         if self._client is not None:

@@ -83,12 +83,19 @@ def main(argv: list[str] | None = None) -> int:
 
     from core.handoff import HANDOFF_QUEUE
     from function_app import app
+    from local_host.queues import LocalQueue
     from local_host.server import QUEUES_KEY, build_web_app
+    from local_host.storage_queue import HOST_LEASE_S
 
+    # AzureWebJobsStorage set (Azurite or an account): the worker queue is that account's Storage queue,
+    # written by the app's own StorageQueueHandoff (runtime.handoff left unset) as on Azure. Empty: in memory.
+    storage = settings.storage if settings.storage.configured else None
+    lease_s = float(os.environ.get("LOCAL_HOST_QUEUE_LEASE_S", "") or HOST_LEASE_S)
     web_app = build_web_app(app, run_timers=not args.no_timers, max_body_bytes=settings.webhook_max_body_bytes,
-                            bind_host=args.host)
-    # The webhook hands off to the in-process queue the conversation worker listens on.
-    runtime.handoff = web_app[QUEUES_KEY].get(HANDOFF_QUEUE)
+                            bind_host=args.host, storage=storage, lease_s=lease_s)
+    worker_queue = web_app[QUEUES_KEY].get(HANDOFF_QUEUE)
+    if isinstance(worker_queue, LocalQueue):
+        runtime.handoff = worker_queue  # the webhook hands off to the in-process queue the worker listens on
     from local_host.console import mount_console
 
     console_url = mount_console(web_app, runtime, f"http://{args.host}:{args.port}")
@@ -109,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     for timer in web_app["timers"]:
         print(f"  {timer.name}: timer {timer.schedule}", flush=True)
     for queue_fn in web_app["queue_functions"]:
-        print(f"  {queue_fn.name}: cola {queue_fn.queue_name} (en memoria)", flush=True)
+        where = f"Azure Storage, {storage.describe()}" if storage is not None else "en memoria"
+        print(f"  {queue_fn.name}: cola {queue_fn.queue_name} ({where})", flush=True)
     if console_url:
         print(f"  consola de chat: {console_url}", flush=True)
     web.run_app(web_app, host=args.host, port=args.port, print=lambda *_: None, access_log=None)

@@ -20,7 +20,9 @@ from urllib.parse import urlsplit
 import azure.functions as func
 from aiohttp import web
 
+from core.azure_storage import StorageConnection
 from local_host.queues import HOST_JSON, LocalQueue, QueueOptions
+from local_host.storage_queue import HOST_LEASE_S, StorageQueueListener
 from local_host.timers import run_timer
 
 log = logging.getLogger("local_host")
@@ -31,7 +33,7 @@ MAX_BODY_BYTES = 3 * 1024 * 1024
 # connection and a task forever.
 BODY_READ_TIMEOUT_S = 10.0
 EXTRA_ROUTES_KEY: web.AppKey[list[Callable[[web.Application], None]]] = web.AppKey("extra_routes", list)
-QUEUES_KEY: web.AppKey[dict[str, LocalQueue]] = web.AppKey("queues", dict)
+QUEUES_KEY: web.AppKey[dict[str, LocalQueue | StorageQueueListener]] = web.AppKey("queues", dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,7 +174,10 @@ def local_only(bind_host: str) -> Callable[..., Any]:
 
 
 def build_web_app(app: func.FunctionApp, *, run_timers: bool = True, host_json: Path = HOST_JSON,
-                  max_body_bytes: int = MAX_BODY_BYTES, bind_host: str = "127.0.0.1") -> web.Application:
+                  max_body_bytes: int = MAX_BODY_BYTES, bind_host: str = "127.0.0.1",
+                  storage: StorageConnection | None = None, lease_s: float = HOST_LEASE_S) -> web.Application:
+    """Every function of `app` on one aiohttp app. Queue triggers read in-process queues, or, given a
+    configured `storage` connection, that account's Storage queues with the host's semantics."""
     http, timers, queue_functions = discover(app)
     web_app = web.Application(client_max_size=max_body_bytes, middlewares=[local_only(bind_host)])
     for function in http:
@@ -182,7 +187,11 @@ def build_web_app(app: func.FunctionApp, *, run_timers: bool = True, host_json: 
     web_app["timers"] = timers
     web_app["queue_functions"] = queue_functions
     options = QueueOptions.from_host_json(host_json)
-    queues = {f.queue_name: LocalQueue(f.queue_name, options) for f in queue_functions}
+    queues: dict[str, LocalQueue | StorageQueueListener] = {
+        f.queue_name: StorageQueueListener(f.queue_name, storage, options, lease_s=lease_s)
+        if storage is not None and storage.configured else LocalQueue(f.queue_name, options)
+        for f in queue_functions
+    }
     web_app[QUEUES_KEY] = queues
 
     if queue_functions:
