@@ -86,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     from local_host.queues import LocalQueue
     from local_host.server import QUEUES_KEY, build_web_app
     from local_host.storage_queue import HOST_LEASE_S
+    from local_host.timers import resolve_schedule
 
     # AzureWebJobsStorage set (Azurite or an account): the worker queue is that account's Storage queue,
     # written by the app's own StorageQueueHandoff (runtime.handoff left unset) as on Azure. Empty: in memory.
@@ -114,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     for function in web_app["functions"]:
         print(f"  {function.name}: [{','.join(function.methods)}] {base}/api/{function.route}", flush=True)
     for timer in web_app["timers"]:
-        print(f"  {timer.name}: timer {timer.schedule}", flush=True)
+        print(f"  {timer.name}: timer {resolve_schedule(timer.schedule)}", flush=True)
     for queue_fn in web_app["queue_functions"]:
         where = f"Azure Storage, {storage.describe()}" if storage is not None else "en memoria"
         print(f"  {queue_fn.name}: cola {queue_fn.queue_name} ({where})", flush=True)

@@ -23,7 +23,7 @@ from aiohttp import web
 from core.azure_storage import StorageConnection
 from local_host.queues import HOST_JSON, LocalQueue, QueueOptions
 from local_host.storage_queue import HOST_LEASE_S, StorageQueueListener
-from local_host.timers import run_timer
+from local_host.timers import LOCAL_STARTUP_RUNS, run_timer
 
 log = logging.getLogger("local_host")
 # The default cap when the app's own setting is not given; aiohttp refuses a bigger body (413) while
@@ -76,7 +76,8 @@ def discover(app: func.FunctionApp) -> tuple[list[HttpFunction], list[TimerFunct
             methods = tuple(str(getattr(m, "value", m)).upper() for m in (trigger.methods or ["GET", "POST"]))
             http.append(HttpFunction(name, route.strip("/"), methods, trigger.name, fn))
         elif trigger.type == "timerTrigger":
-            timers.append(TimerFunction(name, trigger.schedule, bool(trigger.run_on_startup), trigger.name, fn))
+            startup = bool(trigger.run_on_startup) or name in LOCAL_STARTUP_RUNS
+            timers.append(TimerFunction(name, trigger.schedule, startup, trigger.name, fn))
         elif trigger.type == "queueTrigger":
             queues.append(QueueFunction(name, trigger.queue_name, trigger.name, fn))
         else:

@@ -46,8 +46,12 @@ async def handle_queue_message(msg: func.QueueMessage) -> None:
         events.worker_unavailable(mask_phone(key), "inesperado", f"{type(exc).__name__}: {exc}")
 
 
-# Every 15 s and at every cold start: hand stalled conversations to the worker, expire idle sessions.
-@bp.timer_trigger(schedule="*/15 * * * * *", arg_name="timer", run_on_startup=True, use_monitor=False)
+# Hand stalled conversations to the worker, expire idle sessions. The schedule is an app setting: every
+# 15 s locally, every 5 minutes on Azure (infra/), where the queue rarely loses a key and an idle app must be
+# able to scale to zero. No runOnStartup: on Azure it would run at every scale-out; the first run after a
+# start uses no grace period instead.
+@bp.timer_trigger(schedule="%CONVERSATION_SWEEP_SCHEDULE%", arg_name="timer", run_on_startup=False,
+                  use_monitor=False)
 async def conversation_sweep(timer: func.TimerRequest) -> None:
     global _started
     await sweep_conversations(get_runtime(), grace_ms=GRACE_MS if _started else 0)
