@@ -105,6 +105,8 @@ class StorageQueueHandoff:
                 queue = self._queue()
                 await asyncio.gather(*(send(key) for key in keys))
         except (AzureError, OSError, TimeoutError) as exc:
+            if getattr(exc, "error_code", None) == "QueueNotFound":
+                self._created = False  # deleted, or a storage account rebuilt: create it again next time
             self._breaker.record_failure(permit)
             raise HandoffError(f"no se pudo encolar {len(keys)} conversaciones: {service_error(exc)}") from None
         except BaseException:

@@ -330,3 +330,4 @@ output sqlServerFqdn string = sqlServer.properties.fullyQualifiedDomainName
 output sqlDatabaseName string = databaseName
 output identityName string = identity.name
 output maxInstanceCount int = maxInstanceCount
+output storageAccountName string = storage.name

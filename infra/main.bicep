@@ -72,3 +72,4 @@ output SQL_SERVER_FQDN string = app.outputs.sqlServerFqdn
 output SQL_DATABASE string = app.outputs.sqlDatabaseName
 output APP_IDENTITY_NAME string = app.outputs.identityName
 output MAX_INSTANCE_COUNT int = app.outputs.maxInstanceCount
+output AZURE_STORAGE_ACCOUNT string = app.outputs.storageAccountName

@@ -91,6 +91,7 @@ class StorageQueueListener:
                 except Exception as exc:
                     log.error("Cola %s: la lectura falló (%s); reintento en %.1f s", self.name, service_error(exc),
                               wait)
+                    created = False  # the service may come back without the queue
                     received = []
                 if received:
                     wait = MIN_POLL_S
