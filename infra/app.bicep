@@ -37,9 +37,12 @@ param dbPoolSize int = 8
 @description('Minutes without connections before the serverless database pauses (-1: never)')
 param sqlAutoPauseDelay int = 60
 
-// Sweeps on Azure: every 5 minutes (locally every 15 s). The queue rarely loses a hand-off; when it does,
-// the sweep redrives within this period, and between runs an idle app holds no instance.
+// Timers on Azure (locally every 10-60 s). The queue rarely loses a hand-off; when it does, the sweep
+// redrives within its period. Replies go out eagerly; the outbox sweep only retries and settles. An idle
+// run of each costs one read (core/storage/idle.py); docs/operations.md §10 has the arithmetic.
 param sweepSchedule string = '0 */5 * * * *'
+param outboxSweepSchedule string = '15 * * * * *'
+param metricsSampleSchedule string = '30 */5 * * * *'
 
 var suffix = uniqueString(subscription().id, resourceGroup().id, environmentName)
 var handoffQueue = 'conversaciones-pendientes' // core/handoff.py HANDOFF_QUEUE
@@ -284,6 +287,8 @@ var appSettings = {
   AI_PROVIDER: aiProvider
   CONVERSATION_SWEEP_SCHEDULE: sweepSchedule
   AI_RECOVERY_SCHEDULE: sweepSchedule
+  OUTBOX_SWEEP_SCHEDULE: outboxSweepSchedule
+  METRICS_SAMPLE_SCHEDULE: metricsSampleSchedule
 }
 var aiKeySettings = union(empty(openaiApiKey) ? {} : { OPENAI_API_KEY: vaultRef(vault.name, 'openai-api-key') },
                           empty(geminiApiKey) ? {} : { GEMINI_API_KEY: vaultRef(vault.name, 'gemini-api-key') })

@@ -18,7 +18,12 @@ log = logging.getLogger("local_host.timers")
 
 # Schedules named by an app setting (`%NAME%`, resolved by the Functions host) and their local values when the
 # setting is absent. Azure's values are in infra/main.bicep.
-LOCAL_SCHEDULES = {"CONVERSATION_SWEEP_SCHEDULE": "*/15 * * * * *", "AI_RECOVERY_SCHEDULE": "*/15 * * * * *"}
+LOCAL_SCHEDULES = {
+    "CONVERSATION_SWEEP_SCHEDULE": "*/15 * * * * *",
+    "AI_RECOVERY_SCHEDULE": "*/15 * * * * *",
+    "OUTBOX_SWEEP_SCHEDULE": "*/10 * * * * *",
+    "METRICS_SAMPLE_SCHEDULE": "30 * * * * *",
+}
 
 
 # The local host's in-process queue loses what it held on a restart, so these recovery timers also run once

@@ -65,7 +65,8 @@ def test_every_setting_the_code_requires_or_azure_needs_is_provided(app_triggers
     required = set(re.findall(r'_text\(env, "(\w+)", required=True\)', SETTINGS_PY))
     assert required == {"WHATSAPP_APP_SECRET", "WHATSAPP_VERIFY_TOKEN"}
     schedules = schedule_settings(app_triggers)
-    assert schedules == {"CONVERSATION_SWEEP_SCHEDULE", "AI_RECOVERY_SCHEDULE"}
+    assert schedules == {"CONVERSATION_SWEEP_SCHEDULE", "AI_RECOVERY_SCHEDULE", "OUTBOX_SWEEP_SCHEDULE",
+                         "METRICS_SAMPLE_SCHEDULE"}
     missing = (required | NEEDED_ON_AZURE | schedules) - set(TEMPLATE)
     assert missing == set()
 
@@ -149,9 +150,11 @@ def test_azure_runs_a_supported_python_on_flex_consumption_with_slow_idle_sweeps
     versions = re.search(r"@allowed\(\[(.*?)\]\)\nparam pythonVersion", APP).group(1)  # type: ignore[union-attr]
     assert set(re.findall(r"'(3\.\d+)'", versions)) <= {"3.11", "3.12"}
     assert "tier: 'FlexConsumption'" in APP and "runtime: { name: 'python', version: pythonVersion }" in APP
-    schedule = re.search(r"param sweepSchedule string = '([^']+)'", APP).group(1)  # type: ignore[union-attr]
-    ncrontab_to_croniter(schedule)  # six fields, seconds first
-    assert schedule == "0 */5 * * * *"
+    schedules = dict(re.findall(r"param (\w+Schedule) string = '([^']+)'", APP))
+    for schedule in schedules.values():
+        ncrontab_to_croniter(schedule)  # six fields, seconds first
+    assert schedules == {"sweepSchedule": "0 */5 * * * *", "outboxSweepSchedule": "15 * * * * *",
+                         "metricsSampleSchedule": "30 */5 * * * *"}
 
 
 def test_azd_files_fit_together() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import azure.functions as func
 
 from bot.conversation.sweeper import GRACE_MS, sweep_conversations
@@ -10,6 +12,7 @@ from bot.runtime import get_runtime
 from core import events
 from core.errors import SettingsError
 from core.handoff import HANDOFF_QUEUE
+from core.storage.idle import conversation_sweep_due
 from core.telemetry import mask_phone
 
 bp = func.Blueprint()
@@ -54,5 +57,10 @@ async def handle_queue_message(msg: func.QueueMessage) -> None:
                   use_monitor=False)
 async def conversation_sweep(timer: func.TimerRequest) -> None:
     global _started
-    await sweep_conversations(get_runtime(), grace_ms=GRACE_MS if _started else 0)
+    rt = get_runtime()
+    now = int(time.time() * 1000)
+    # After the first run, an idle database costs one read per run (core/storage/idle.py).
+    if _started and not await conversation_sweep_due(rt.db, now, now - rt.settings.session_idle_minutes * 60_000):
+        return
+    await sweep_conversations(rt, grace_ms=GRACE_MS if _started else 0)
     _started = True
