@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint migrate bench outdated clean
+.PHONY: run test lint migrate bench outdated clean azurite
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PY) scripts/check_python.py
@@ -35,8 +35,19 @@ migrate: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.all
 
+AZURITE := tools/azurite/node_modules/.bin/azurite
+
+$(AZURITE): tools/azurite/package.json tools/azurite/package-lock.json
+	npm ci --prefix tools/azurite --no-audit --no-fund --loglevel=error
+	touch $(AZURITE)
+
+# The storage emulator on its default ports (UseDevelopmentStorage=true), data under .data/azurite.
+azurite: $(AZURITE)
+	mkdir -p .data/azurite
+	$(AZURITE) --silent --skipApiVersionCheck --loose --disableTelemetry --location .data/azurite
+
 outdated: $(STAMP)  ## the pinned packages that have newer releases
 	$(BIN)/pip list --outdated --disable-pip-version-check
 
 clean:
-	rm -rf .venv .venv313 .data .pytest_cache .coverage .coverage.* htmlcov .mypy_cache .ruff_cache
+	rm -rf .venv .venv313 .data tools/azurite/node_modules .pytest_cache .coverage .coverage.* htmlcov .mypy_cache .ruff_cache
