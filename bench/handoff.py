@@ -1,7 +1,11 @@
 """The hand-off budgets, measured from outside: ack throughput, reply latency, a burst, memory.
 
     .venv/bin/python -m bench.handoff [--count 3000] [--rounds 3] [--users 16] [--turns 15]
-                                      [--burst-users 1200] [--burst-senders 200]
+                                      [--burst-users 1200] [--burst-senders 200] [--azurite]
+
+`--azurite` starts Azurite (tools/azurite) and sets AzureWebJobsStorage: the webhook then writes the
+hand-off through the Storage SDK and the local host's listener polls the queue with the Functions host's
+semantics, as on Azure; without it the queue is in process.
 
 The local host runs as its own process with DEFAULT settings (send limit 80/s, offline AI, the
 queue-triggered worker in the same process). This process is the outside world: an aiohttp load
@@ -233,6 +237,16 @@ async def run(args: argparse.Namespace) -> None:
           f"{os.cpu_count()} cores, Python {platform.python_version()}; local host with default settings "
           f"(send limit 80/s, offline AI, worker in process); client and fake Graph API in a separate process")
     phases = set(args.only or ["ack", "latency", "burst"])
+    emulator = None
+    args.host_env = {}
+    if args.azurite:
+        from local_host.azurite import Azurite
+
+        emulator = Azurite(tmp / "azurite")
+        emulator.start()
+        args.host_env = {"AzureWebJobsStorage": emulator.connection_string}
+    queue = "Azure Storage queue on Azurite (SDK writer, polling listener)" if emulator else "in process"
+    print(f"hand-off queue: {queue}")
     try:
         if "ack" in phases:
             await ack_phase(tmp, graph_url, args)
@@ -243,10 +257,12 @@ async def run(args: argparse.Namespace) -> None:
         print(f"\nhost logs and databases: {tmp}")
     finally:
         await runner.cleanup()
+        if emulator is not None:
+            emulator.stop()
 
 
 async def ack_phase(tmp: Path, graph_url: str, args: argparse.Namespace) -> None:
-    host = Host(tmp, "ack", WHATSAPP_API_BASE_URL=graph_url)
+    host = Host(tmp, "ack", WHATSAPP_API_BASE_URL=graph_url, **args.host_env)
     try:
         ack_rows = await phase_ack(host, args)
     finally:
@@ -262,7 +278,7 @@ async def ack_phase(tmp: Path, graph_url: str, args: argparse.Namespace) -> None
 
 
 async def latency_phase(tmp: Path, graph: WatchedGraph, graph_url: str, args: argparse.Namespace) -> None:
-    host = Host(tmp, "latency", WHATSAPP_API_BASE_URL=graph_url)
+    host = Host(tmp, "latency", WHATSAPP_API_BASE_URL=graph_url, **args.host_env)
     try:
         replies, acks, missing = await phase_latency(host, graph, args)
     finally:
@@ -278,7 +294,7 @@ async def latency_phase(tmp: Path, graph: WatchedGraph, graph_url: str, args: ar
 
 async def burst_phase(tmp: Path, graph: WatchedGraph, graph_url: str, args: argparse.Namespace) -> None:
     graph.per_recipient.clear()
-    host = Host(tmp, "burst", WHATSAPP_API_BASE_URL=graph_url)
+    host = Host(tmp, "burst", WHATSAPP_API_BASE_URL=graph_url, **args.host_env)
     try:
         burst = await phase_burst(host, graph, args)
     finally:
@@ -305,6 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--burst-users", type=int, default=1200)
     parser.add_argument("--burst-senders", type=int, default=200)
     parser.add_argument("--burst-wait", type=float, default=90, help="seconds to wait for every burst reply")
+    parser.add_argument("--azurite", action="store_true", help="hand off through a Storage queue on Azurite")
     parser.add_argument("--only", choices=["ack", "latency", "burst"], action="append",
                         help="run only these phases (repeatable); default: all three")
     asyncio.run(run(parser.parse_args(argv)))

@@ -45,7 +45,7 @@ class Runtime:
 
     def get_handoff(self) -> HandoffQueue:
         if self.handoff is None:
-            self.handoff = StorageQueueHandoff(self.settings.azure_webjobs_storage)
+            self.handoff = StorageQueueHandoff(self.settings.storage)
         return self.handoff
 
     def get_intent(self) -> IntentProvider:

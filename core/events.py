@@ -136,3 +136,13 @@ def handoff_failed(origin: str, conversations: int, error: str) -> None:
     log_event(log, logging.ERROR, "HANDOFF_FALLIDO",
               f"no se pudieron encolar {conversations} conversaciones; quedan pendientes para el barrido",
               origen=origin, conversaciones=conversations, error=error)
+
+
+def worker_unavailable(key: str, reason: str, error: str) -> None:
+    """The worker could not even start (bad settings, no database). The message is acknowledged anyway: its
+    inbox rows stay pending in SQL and the sweep redrives them once the app can run, so nothing is lost
+    and nothing lands in the poison queue."""
+    metrics.worker_failures_total.labels(reason=reason).inc()
+    log_event(log, logging.ERROR, "WORKER_NO_DISPONIBLE",
+              "el worker no pudo arrancar; los mensajes quedan pendientes para el barrido",
+              conversacion=key, motivo=reason, error=error)

@@ -17,7 +17,9 @@ import logging
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from core.azure_storage import StorageConnection
 from core.errors import BotError
+from core.resilience.breaker import CircuitBreaker
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +30,9 @@ HANDOFF_QUEUE = "conversaciones-pendientes"
 # (logged) and the rows wait for Meta's redelivery or the sweep.
 ENQUEUE_TIMEOUT_S = 2.0
 ENQUEUE_CONCURRENCY = 32  # puts in flight at once: a 2,000-message delivery does not open 2,000 requests
+# After a failed write the queue is not tried again for this long: every POST in between is acked at once
+# (its rows are durable; the sweep redrives them), instead of each waiting out the timeout on a dead account.
+QUEUE_COOLDOWN_MS = 5_000
 
 
 class HandoffError(BotError):
@@ -41,30 +46,30 @@ class HandoffQueue(Protocol):
 
 
 class StorageQueueHandoff:
-    """An Azure Storage queue written with `azure-storage-queue` (async), base64 text like the binding."""
+    """An Azure Storage queue written with `azure-storage-queue` (async), base64 text like the binding.
 
-    def __init__(self, connection_string: str, queue_name: str = HANDOFF_QUEUE) -> None:
-        if not connection_string:
+    The account comes from `AzureWebJobsStorage` in either form the Functions host accepts: a connection
+    string, or identity-based settings (`__accountName`/`__queueServiceUri` + managed identity).
+    """
+
+    def __init__(self, connection: StorageConnection, queue_name: str = HANDOFF_QUEUE) -> None:
+        if not connection.configured:
             raise HandoffError("AzureWebJobsStorage no está configurado: el webhook no puede entregar al worker")
-        self._connection_string = connection_string
+        self._connection = connection
         self.queue_name = queue_name
         self._client: Any = None
         self._created = False
+        self._breaker = CircuitBreaker(f"cola:{queue_name}", failure_threshold=1, success_threshold=1,
+                                       cooldown_ms=QUEUE_COOLDOWN_MS)
 
     def __repr__(self) -> str:  # the connection string holds the account key
-        return f"StorageQueueHandoff(queue={self.queue_name!r})"
+        return f"StorageQueueHandoff(queue={self.queue_name!r}, account={self._connection.describe()!r})"
 
     def _queue(self) -> Any:
         if self._client is None:
-            # Imported lazily: the local host and the tests never load the Azure SDK.
-            from azure.storage.queue import TextBase64EncodePolicy
-            from azure.storage.queue.aio import QueueClient
-
-            self._client = QueueClient.from_connection_string(
-                self._connection_string, self.queue_name,
-                message_encode_policy=TextBase64EncodePolicy(),  # the trigger's default messageEncoding
-                retry_total=1, connection_timeout=2, read_timeout=2,
-            )
+            # No SDK retries: its first backoff is 15 s, far past the ack's budget; the sweep is the retry.
+            self._client = queue_client(self._connection, self.queue_name,
+                                        retry_total=0, connection_timeout=2, read_timeout=2)
         return self._client
 
     async def _ensure_queue(self) -> None:
@@ -83,6 +88,10 @@ class StorageQueueHandoff:
             return
         from azure.core.exceptions import AzureError
 
+        permit = self._breaker.acquire()
+        if permit is None:
+            raise HandoffError(f"no se pudo encolar {len(keys)} conversaciones: la cola falló hace menos de "
+                               f"{QUEUE_COOLDOWN_MS // 1000} s; no se reintenta todavía")
         gate = asyncio.Semaphore(ENQUEUE_CONCURRENCY)
 
         async def send(key: str) -> None:
@@ -96,9 +105,57 @@ class StorageQueueHandoff:
                 queue = self._queue()
                 await asyncio.gather(*(send(key) for key in keys))
         except (AzureError, OSError, TimeoutError) as exc:
-            raise HandoffError(f"no se pudo encolar {len(keys)} conversaciones: {type(exc).__name__}") from None
+            if getattr(exc, "error_code", None) == "QueueNotFound":
+                self._created = False  # deleted, or a storage account rebuilt: create it again next time
+            self._breaker.record_failure(permit)
+            raise HandoffError(f"no se pudo encolar {len(keys)} conversaciones: {service_error(exc)}") from None
+        except BaseException:
+            self._breaker.release(permit)
+            raise
+        self._breaker.record_success(permit)
 
     async def aclose(self) -> None:
         if self._client is not None:
-            await self._client.close()
+            await close_queue_client(self._client)
             self._client = None
+
+
+def queue_client(connection: StorageConnection, queue_name: str, **options: Any) -> Any:
+    """An async `QueueClient` writing and reading base64 text, as the queue trigger expects by default."""
+    from azure.storage.queue import BinaryBase64DecodePolicy, TextBase64EncodePolicy
+    from azure.storage.queue.aio import QueueClient
+
+    options = {"message_encode_policy": TextBase64EncodePolicy(),
+               "message_decode_policy": BinaryBase64DecodePolicy(), **options}
+    args = connection.client_args("queue")
+    if "conn_str" in args:
+        return QueueClient.from_connection_string(args["conn_str"], queue_name, **options)
+    return QueueClient(args["account_url"], queue_name, credential=args["credential"], **options)
+
+
+async def close_queue_client(client: Any) -> None:
+    """Close the client and the identity credential it was given (its own token cache and session)."""
+    credential = getattr(client, "credential", None)
+    await client.close()
+    close = getattr(credential, "close", None)
+    if close is not None:
+        await close()
+
+
+def service_error(exc: BaseException) -> str:
+    """The storage service's own code and message (e.g. Azurite's InvalidHeaderValue and why), never a key."""
+    code = getattr(exc, "error_code", None)
+    status = getattr(exc, "status_code", None)
+    message = str(getattr(exc, "reason", "") or "")
+    text = str(getattr(exc, "message", "") or exc).strip().splitlines()
+    detail = text[0] if text else ""
+    parts = [type(exc).__name__]
+    if status:
+        parts.append(f"HTTP {status}")
+    if code:
+        parts.append(str(code))
+    if detail and detail != message:
+        parts.append(detail[:300])
+    elif message:
+        parts.append(message)
+    return " ".join(parts)

@@ -58,3 +58,7 @@ webhook_ignored_total = Counter(
 retention_purged_total = Counter(
     "retention_purged_total", "Rows deleted by the retention timer", ["tabla"], registry=REGISTRY
 )
+worker_failures_total = Counter(
+    "worker_failures_total", "Queue-trigger invocations that could not start (settings, database); none raised",
+    ["reason"], registry=REGISTRY,
+)

@@ -10,6 +10,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from core.azure_storage import StorageConnection, read_storage_connection
 from core.errors import SettingsError
 
 GRAPH_API_DEFAULT = "https://graph.facebook.com/v23.0"
@@ -118,6 +119,10 @@ class Settings:
     orphaned_run_max_age_ms: int = 300_000
     worker_budget_ms: int = 30_000  # a queue-triggered drain's time; it never starts a message it cannot finish
     azure_webjobs_storage: str = field(default="", repr=False)  # the hand-off queue's account (holds its key)
+    # The same account in either form the host accepts (connection string or identity-based settings).
+    storage: StorageConnection = field(default_factory=StorageConnection, repr=False)
+    # WEBSITE_INSTANCE_ID is set by App Service on every Azure instance: there SQLite is refused.
+    on_azure: bool = False
     webhook_max_body_bytes: int = 3 * 1024 * 1024
     session_idle_minutes: int = 30
     turn_gap_seconds: int = 8  # pending messages sent this close together are read as one turn
@@ -189,6 +194,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         orphaned_run_max_age_ms=_int(env, "ORPHANED_RUN_MAX_AGE", 300_000, minimum=1_000),
         worker_budget_ms=_int(env, "WORKER_BUDGET_MS", 30_000, minimum=WORKER_BUDGET_MIN_MS),
         azure_webjobs_storage=_text(env, "AzureWebJobsStorage"),
+        storage=read_storage_connection(env),
+        on_azure=bool(_text(env, "WEBSITE_INSTANCE_ID")),
         webhook_max_body_bytes=_int(env, "WEBHOOK_MAX_BODY_BYTES", 3 * 1024 * 1024, minimum=1024),
         session_idle_minutes=_int(env, "SESSION_IDLE_MINUTES", 30, minimum=1),
         turn_gap_seconds=_int(env, "TURN_GAP_SECONDS", 8, minimum=0),

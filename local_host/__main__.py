@@ -83,17 +83,25 @@ def main(argv: list[str] | None = None) -> int:
 
     from core.handoff import HANDOFF_QUEUE
     from function_app import app
+    from local_host.queues import LocalQueue
     from local_host.server import QUEUES_KEY, build_web_app
+    from local_host.storage_queue import HOST_LEASE_S
+    from local_host.timers import resolve_schedule
 
+    # AzureWebJobsStorage set (Azurite or an account): the worker queue is that account's Storage queue,
+    # written by the app's own StorageQueueHandoff (runtime.handoff left unset) as on Azure. Empty: in memory.
+    storage = settings.storage if settings.storage.configured else None
+    lease_s = float(os.environ.get("LOCAL_HOST_QUEUE_LEASE_S", "") or HOST_LEASE_S)
     web_app = build_web_app(app, run_timers=not args.no_timers, max_body_bytes=settings.webhook_max_body_bytes,
-                            bind_host=args.host)
-    # The webhook hands off to the in-process queue the conversation worker listens on.
-    runtime.handoff = web_app[QUEUES_KEY].get(HANDOFF_QUEUE)
-    # Evidence bodies go to a local folder: this host runs no storage emulator for AzureWebJobsStorage.
-    from core.media.fetch import build_evidence_fetcher
-    from core.media.store import LocalEvidenceStore
+                            bind_host=args.host, storage=storage, lease_s=lease_s)
+    worker_queue = web_app[QUEUES_KEY].get(HANDOFF_QUEUE)
+    if isinstance(worker_queue, LocalQueue):
+        runtime.handoff = worker_queue  # the webhook hands off to the in-process queue the worker listens on
+        # ... and evidence bodies go to a local folder (with AzureWebJobsStorage set, to its blob container).
+        from core.media.fetch import build_evidence_fetcher
+        from core.media.store import LocalEvidenceStore
 
-    runtime.evidence = build_evidence_fetcher(settings, runtime.db, LocalEvidenceStore(settings.evidence_dir))
+        runtime.evidence = build_evidence_fetcher(settings, runtime.db, LocalEvidenceStore(settings.evidence_dir))
     from local_host.console import mount_console
 
     console_url = mount_console(web_app, runtime, f"http://{args.host}:{args.port}")
@@ -112,9 +120,10 @@ def main(argv: list[str] | None = None) -> int:
     for function in web_app["functions"]:
         print(f"  {function.name}: [{','.join(function.methods)}] {base}/api/{function.route}", flush=True)
     for timer in web_app["timers"]:
-        print(f"  {timer.name}: timer {timer.schedule}", flush=True)
+        print(f"  {timer.name}: timer {resolve_schedule(timer.schedule)}", flush=True)
     for queue_fn in web_app["queue_functions"]:
-        print(f"  {queue_fn.name}: cola {queue_fn.queue_name} (en memoria)", flush=True)
+        where = f"Azure Storage, {storage.describe()}" if storage is not None else "en memoria"
+        print(f"  {queue_fn.name}: cola {queue_fn.queue_name} ({where})", flush=True)
     if console_url:
         print(f"  consola de chat: {console_url}", flush=True)
     web.run_app(web_app, host=args.host, port=args.port, print=lambda *_: None, access_log=None)

@@ -20,8 +20,10 @@ from urllib.parse import urlsplit
 import azure.functions as func
 from aiohttp import web
 
+from core.azure_storage import StorageConnection
 from local_host.queues import HOST_JSON, LocalQueue, QueueOptions
-from local_host.timers import run_timer
+from local_host.storage_queue import HOST_LEASE_S, StorageQueueListener
+from local_host.timers import LOCAL_STARTUP_RUNS, run_timer
 
 log = logging.getLogger("local_host")
 # The default cap when the app's own setting is not given; aiohttp refuses a bigger body (413) while
@@ -31,7 +33,7 @@ MAX_BODY_BYTES = 3 * 1024 * 1024
 # connection and a task forever.
 BODY_READ_TIMEOUT_S = 10.0
 EXTRA_ROUTES_KEY: web.AppKey[list[Callable[[web.Application], None]]] = web.AppKey("extra_routes", list)
-QUEUES_KEY: web.AppKey[dict[str, LocalQueue]] = web.AppKey("queues", dict)
+QUEUES_KEY: web.AppKey[dict[str, LocalQueue | StorageQueueListener]] = web.AppKey("queues", dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +76,8 @@ def discover(app: func.FunctionApp) -> tuple[list[HttpFunction], list[TimerFunct
             methods = tuple(str(getattr(m, "value", m)).upper() for m in (trigger.methods or ["GET", "POST"]))
             http.append(HttpFunction(name, route.strip("/"), methods, trigger.name, fn))
         elif trigger.type == "timerTrigger":
-            timers.append(TimerFunction(name, trigger.schedule, bool(trigger.run_on_startup), trigger.name, fn))
+            startup = bool(trigger.run_on_startup) or name in LOCAL_STARTUP_RUNS
+            timers.append(TimerFunction(name, trigger.schedule, startup, trigger.name, fn))
         elif trigger.type == "queueTrigger":
             queues.append(QueueFunction(name, trigger.queue_name, trigger.name, fn))
         else:
@@ -172,7 +175,10 @@ def local_only(bind_host: str) -> Callable[..., Any]:
 
 
 def build_web_app(app: func.FunctionApp, *, run_timers: bool = True, host_json: Path = HOST_JSON,
-                  max_body_bytes: int = MAX_BODY_BYTES, bind_host: str = "127.0.0.1") -> web.Application:
+                  max_body_bytes: int = MAX_BODY_BYTES, bind_host: str = "127.0.0.1",
+                  storage: StorageConnection | None = None, lease_s: float = HOST_LEASE_S) -> web.Application:
+    """Every function of `app` on one aiohttp app. Queue triggers read in-process queues, or, given a
+    configured `storage` connection, that account's Storage queues with the host's semantics."""
     http, timers, queue_functions = discover(app)
     web_app = web.Application(client_max_size=max_body_bytes, middlewares=[local_only(bind_host)])
     for function in http:
@@ -182,7 +188,11 @@ def build_web_app(app: func.FunctionApp, *, run_timers: bool = True, host_json: 
     web_app["timers"] = timers
     web_app["queue_functions"] = queue_functions
     options = QueueOptions.from_host_json(host_json)
-    queues = {f.queue_name: LocalQueue(f.queue_name, options) for f in queue_functions}
+    queues: dict[str, LocalQueue | StorageQueueListener] = {
+        f.queue_name: StorageQueueListener(f.queue_name, storage, options, lease_s=lease_s)
+        if storage is not None and storage.configured else LocalQueue(f.queue_name, options)
+        for f in queue_functions
+    }
     web_app[QUEUES_KEY] = queues
 
     if queue_functions:

@@ -186,6 +186,24 @@ traces
 | summarize esperaSegundos=max(ms) / 1000
 '''
   }
+  {
+    name: 'cola-poison'
+    displayName: 'Mensajes en conversaciones-pendientes-poison o worker sin arrancar'
+    description: 'El host movió un mensaje a conversaciones-pendientes-poison (maxDequeueCount agotado) o el worker no pudo arrancar (WORKER_NO_DISPONIBLE). Ver docs/operations.md#cola-poison (comando de reenvío).'
+    severity: 1
+    evaluationFrequency: 'PT5M'
+    windowSize: 'PT15M'
+    timeAggregation: 'Total'
+    metricMeasureColumn: 'eventos'
+    operator: 'GreaterThan'
+    threshold: 0
+    periods: 1
+    query: '''
+traces
+| where message contains "conversaciones-pendientes-poison" or message startswith "WORKER_NO_DISPONIBLE"
+| summarize eventos=count()
+'''
+  }
 ]
 
 resource alertRules 'Microsoft.Insights/scheduledQueryRules@2021-08-01' = [for rule in rules: {

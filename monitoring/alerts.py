@@ -111,6 +111,12 @@ RULES: tuple[AlertRule, ...] = (
         "tomara (QUEUE_WAIT). Ver docs/operations.md#cola-atrasada.",
         "alerta_cola_atrasada", "esperaSegundos", "Maximum", "GreaterThan", 60, 2, "PT5M", "PT15M",
     ),
+    AlertRule(
+        "cola-poison", "Mensajes en conversaciones-pendientes-poison o worker sin arrancar",
+        "El host movió un mensaje a conversaciones-pendientes-poison (maxDequeueCount agotado) o el worker no "
+        "pudo arrancar (WORKER_NO_DISPONIBLE). Ver docs/operations.md#cola-poison (comando de reenvío).",
+        "alerta_cola_poison", "eventos", "Total", "GreaterThan", 0, 1, "PT5M", "PT15M",
+    ),
 )
 
 PARAMETERS = (

@@ -35,6 +35,7 @@ def main(target: str) -> None:
     except RuntimeError:
         logging.getLogger("bot.probe").exception("envío fallido")
     httpx.get(f"{target}graph?access_token={settings.whatsapp_access_token}", timeout=5)
+    gemini_call()
     record_db_stats([GaugeSample("outbox_backlog", 2, (("estado", "error"),)), GaugeSample("thread_locks_active", 3)])
 
     from opentelemetry import _logs, metrics, trace
@@ -44,6 +45,49 @@ def main(target: str) -> None:
         if flush:
             flush()
     print(f"PLAN={plan}", flush=True)
+
+
+def gemini_call() -> None:
+    """One Gemini request through the real SDK client the app builds, to a loopback server answering an empty
+    candidate list: its dependency must be recorded (on its own the SDK would pick aiohttp, which nothing
+    here traces)."""
+    import asyncio
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from core.ai.gemini_provider import GeminiProvider, build_gemini_client
+    from core.errors import AIProviderError
+
+    class Gemini(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            body = b'{"candidates": []}'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            return None
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Gemini)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}/gemini"
+
+    async def run() -> None:
+        provider = GeminiProvider(build_gemini_client("AIzaProbe", base), "gemini-2.5-flash")
+        try:
+            await provider.detect_intent("hola")
+        except AIProviderError:
+            pass
+        finally:
+            await provider.aclose()
+
+    try:
+        asyncio.run(run())
+    finally:
+        server.shutdown()
 
 
 if __name__ == "__main__":

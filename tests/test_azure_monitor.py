@@ -65,6 +65,8 @@ def assert_metrics_and_dependencies(ingestion: FakeIngestion) -> None:
     deps = [i["data"]["baseData"] for i in ingestion.of_type("RemoteDependency")]
     graph = [d for d in deps if "/graph" in d.get("data", "")]
     assert len(graph) == 1 and "access_token=***" in graph[0]["data"]
+    gemini = [d for d in deps if "/gemini/" in d.get("data", "")]
+    assert gemini and "generateContent" in gemini[0]["data"]  # Gemini's call is traced too
 
 
 def otel_host(tmp_path: Path) -> str:

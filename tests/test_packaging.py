@@ -64,3 +64,19 @@ def test_the_python_check_accepts_311_to_313_and_names_the_fix() -> None:
             assert "use 3.11, 3.12 or 3.13" in out.stderr
     pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
     assert 'requires-python = ">=3.11,<3.14"' in pyproject
+
+
+def test_each_supported_python_gets_exactly_one_pin_of_each_package() -> None:
+    """Environment markers choose azure-functions 1.x below 3.13 and 2.x on 3.13: every supported version
+    must get one pin of every package, never two and never none."""
+    from packaging.requirements import Requirement
+
+    requirements = [Requirement(line.split("#")[0].strip()) for line in (ROOT / "requirements.txt").read_text()
+                    .splitlines() if line.split("#")[0].strip()]
+    names = {r.name for r in requirements}
+    for version in ("3.11", "3.12", "3.13"):
+        chosen = [r for r in requirements if r.marker is None or r.marker.evaluate({"python_version": version})]
+        assert sorted(r.name for r in chosen) == sorted(names), version
+    functions = {v: next(str(r.specifier) for r in requirements if r.name == "azure-functions"
+                         and (r.marker is None or r.marker.evaluate({"python_version": v}))) for v in ("3.12", "3.13")}
+    assert functions["3.12"].startswith("==1.") and functions["3.13"].startswith("==2.")

@@ -8,6 +8,7 @@ import azure.functions as func
 from bot.health import check_health
 from bot.runtime import get_runtime
 from core.errors import BotError
+from core.storage import SqliteOnAzure
 
 bp = func.Blueprint()
 
@@ -17,6 +18,9 @@ async def health(req: func.HttpRequest) -> func.HttpResponse:
     try:
         result = (await check_health(get_runtime().db)).as_dict()
         status = 200 if result["status"] == "ok" else 503
+    except SqliteOnAzure as exc:  # its reason names no secret: say it where the operator looks first
+        logging.getLogger(__name__).error("Health: la app no puede arrancar: %s", exc)
+        result, status = {"status": "unavailable", "reason": str(exc)}, 503
     except BotError as exc:  # bad settings or a database adapter that cannot even be built
         logging.getLogger(__name__).error("Health: la app no puede arrancar: %s", exc)
         result, status = {"status": "unavailable", "reason": "configuration or database error (see the log)"}, 503

@@ -5,8 +5,9 @@ from __future__ import annotations
 import azure.functions as func
 
 from bot.outbound.campaigns import ApiResponse, campaign_status, queue_campaign
-from bot.outbound.dispatcher import epoch_ms, sweep_outbox
+from bot.outbound.dispatcher import STATUS_RECONCILE_WINDOW_MS, epoch_ms, sweep_outbox
 from bot.runtime import get_runtime
+from core.storage.idle import outbox_sweep_due
 
 bp = func.Blueprint()
 
@@ -15,10 +16,15 @@ def _http(response: ApiResponse) -> func.HttpResponse:
     return func.HttpResponse(response.json(), status_code=response.status, mimetype="application/json")
 
 
-# Every 10 s. A timer runs on one instance at a time; the eager path and other processes may run too.
-@bp.timer_trigger(arg_name="timer", schedule="*/10 * * * * *", run_on_startup=False, use_monitor=False)
+# An app setting: every 10 s locally, every minute on Azure (infra/), where replies go out eagerly and the
+# sweep only retries and settles. A timer runs on one instance at a time; the eager path may run too.
+@bp.timer_trigger(arg_name="timer", schedule="%OUTBOX_SWEEP_SCHEDULE%", run_on_startup=False, use_monitor=False)
 async def outbox_sweep(timer: func.TimerRequest) -> None:
-    await sweep_outbox(get_runtime())
+    rt = get_runtime()
+    # Nothing open, claimed or recently sent: one read, no claim written (core/storage/idle.py).
+    if not await outbox_sweep_due(rt.db, epoch_ms() - STATUS_RECONCILE_WINDOW_MS):
+        return
+    await sweep_outbox(rt)
 
 
 @bp.route(route="campanas/{campana}", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types as genai_types
@@ -35,7 +36,10 @@ def build_gemini_client(
 ) -> genai.Client:
     if not api_key:
         raise AIProviderError(NAME, "GEMINI_API_KEY no está configurada")
-    options = genai_types.HttpOptions(timeout=timeout_ms, base_url=base_url or None)
+    # With aiohttp installed the SDK would use it for async calls, which no instrumentation here traces;
+    # an httpx client of our own makes every Gemini request an Application Insights dependency, as OpenAI's.
+    options = genai_types.HttpOptions(timeout=timeout_ms, base_url=base_url or None,
+                                      httpx_async_client=httpx.AsyncClient(timeout=timeout_ms / 1000))
     return genai.Client(api_key=api_key, http_options=options)
 
 
@@ -78,3 +82,8 @@ class GeminiProvider:
 
     async def aclose(self) -> None:
         await self._client.aio.aclose()
+        # The httpx client given in build_gemini_client is ours to close: the SDK leaves a given client open.
+        options = getattr(getattr(self._client, "_api_client", None), "_http_options", None)
+        http = getattr(options, "httpx_async_client", None)
+        if isinstance(http, httpx.AsyncClient):
+            await http.aclose()

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import re
 import sqlite3
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from core.errors import BotError
@@ -101,6 +103,13 @@ def schema_version_sync(db: Database) -> int:
     return int(db.run_sync(lambda tx: tx.fetch_one("schema_version")["version"], write=False))  # type: ignore[index]
 
 
+def migration_env(env: Mapping[str, str]) -> dict[str, str]:
+    """Migrating reads only the database settings: the WhatsApp secrets the app requires are not needed."""
+    unused = {name: "no-se-usa-al-migrar" for name in ("WHATSAPP_APP_SECRET", "WHATSAPP_VERIFY_TOKEN")
+              if not env.get(name, "").strip()}
+    return {**env, **unused}
+
+
 def main(argv: list[str] | None = None) -> int:
     from core.settings import load_settings
     from core.storage import open_database
@@ -111,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     configure_logging()
     try:
-        db = open_database(load_settings())
+        db = open_database(load_settings(migration_env(os.environ)))
         if isinstance(db, SqliteDatabase):
             version = migrate_sqlite(db)
             if args.seed:

@@ -86,8 +86,10 @@ class SqlServerDatabase(Database):
         return (self._pyodbc.SQL_BIGINT if declared.sql == "BIGINT" else self._pyodbc.SQL_INTEGER, 0, 0)
 
     def describe(self) -> str:
+        from core.storage.sql_connection import sql_authentication
+
         server = re.search(r"(?i)server=([^;]+)", self._connection_string)
-        return f"sqlserver:{server.group(1) if server else '?'}"
+        return f"sqlserver:{server.group(1) if server else '?'} ({sql_authentication(self._connection_string)})"
 
     def _connect_for_reads(self) -> Any:
         """Read-only work runs in autocommit on its own connection: no COMMIT round trip. It loses nothing:

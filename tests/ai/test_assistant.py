@@ -304,9 +304,13 @@ async def test_sweep_through_the_runtime_queues_the_answer(db_path: Path, openai
     db.close()
 
 
-def test_recovery_timer_is_registered_to_run_on_startup(app_triggers: dict) -> None:
+def test_recovery_timer_runs_on_an_app_setting_schedule_and_locally_at_start(app_triggers: dict) -> None:
+    """No runOnStartup on Azure (it would run at every scale-out); the local host runs it once at start."""
+    from local_host.timers import LOCAL_STARTUP_RUNS, resolve_schedule
+
     timer = app_triggers["ai_recovery"]
-    assert timer.type == "timerTrigger" and timer.run_on_startup and len(timer.schedule.split()) == 6
+    assert timer.type == "timerTrigger" and not timer.run_on_startup and "ai_recovery" in LOCAL_STARTUP_RUNS
+    assert len(resolve_schedule(timer.schedule).split()) == 6
 
 
 async def test_refresh_delivers_a_finished_response_for_that_phone_only(
