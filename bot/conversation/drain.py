@@ -16,7 +16,7 @@ import socket
 import time
 import uuid
 
-from bot.assistant import has_active_question, refresh_question
+from bot.assistant import refresh_question
 from bot.conversation.engine import handle_turn, now_ms
 from bot.evidence import fetch_pending_evidence
 from bot.messages import InboundMessage
@@ -24,8 +24,8 @@ from bot.outbound.dispatcher import dispatch_recipient
 from bot.runtime import Runtime
 from core import events, metrics
 from core.errors import AlreadyProcessed, LeaseLost, StorageError
-from core.storage.conversations import pending_messages, record_inbox_failure
-from core.storage.leases import Lease, acquire_lease, extend_lease, release_lease
+from core.storage.conversations import read_turn, record_inbox_failure, release_and_peek
+from core.storage.leases import Lease, acquire_lease, extend_lease
 from core.telemetry import mask_phone, mask_wamid
 
 log = logging.getLogger("bot.conversation.drain")
@@ -101,9 +101,10 @@ async def drain_conversation(rt: Runtime, key: str, deadline: float) -> int:
             handled += count
         finally:
             await heartbeat.stop()
+            pending = True
             with contextlib.suppress(StorageError):
-                await release_lease(rt.db, heartbeat.lease)
-        if stopped or not await pending_messages(rt.db, key, 1):
+                pending = await release_and_peek(rt.db, heartbeat.lease)
+        if stopped or not pending:
             return handled
     return handled
 
@@ -111,13 +112,17 @@ async def drain_conversation(rt: Runtime, key: str, deadline: float) -> int:
 async def _drain_under_lease(rt: Runtime, key: str, hb: Heartbeat, deadline: float) -> tuple[int, bool]:
     """Handle pending rows oldest first. Answers (handled, stopped early)."""
     handled = 0
-    if await has_active_question(rt, key) and await refresh_question(rt, key):
-        # An assistant response is running on this conversation: later messages wait, in order,
-        # until it completes or is cancelled (the AI sweep drains them then).
-        return handled, True
     single = False  # after a failed turn, rows go one at a time so a poison row is isolated
+    check_ai = True  # once per lease: is an assistant response running on this conversation?
     while True:
-        batch = await pending_messages(rt.db, key, 1 if single else TURN_MAX)
+        limit = 1 if single else TURN_MAX
+        read = await read_turn(rt.db, key, limit, check_ai_run=check_ai)
+        if check_ai and read.ai_run_active and await refresh_question(rt, key):
+            # An assistant response is running on this conversation: later messages wait, in order,
+            # until it completes or is cancelled (the AI sweep drains them then).
+            return handled, True
+        check_ai = False
+        batch = read.rows
         if not batch:
             return handled, False
         if time.monotonic() >= deadline or hb.lost or rt.stopping:
@@ -135,7 +140,7 @@ async def _drain_under_lease(rt: Runtime, key: str, hb: Heartbeat, deadline: flo
         if not rows:
             continue
         try:
-            result = await handle_turn(rt, rows, hb.lease)
+            result = await handle_turn(rt, rows, hb.lease, read.session)
         except AlreadyProcessed:
             continue
         except LeaseLost:
@@ -163,6 +168,8 @@ async def _drain_under_lease(rt: Runtime, key: str, hb: Heartbeat, deadline: flo
         if result.transition.evidence:
             # After the replies: a download never delays an answer; the evidence sweep retries failures.
             await fetch_pending_evidence(rt, key)
+        if len(rows) == len(batch) < limit:
+            return handled, False  # all read and handled: the look after the release covers newcomers
 
 
 async def _record_failure(rt: Runtime, inbox_id: int, exc: BaseException) -> str | None:

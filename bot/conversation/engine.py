@@ -5,7 +5,6 @@ per turn and never repeated by that retry."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Sequence
@@ -40,8 +39,6 @@ from core.storage.conversations import (
     format_report_number,
     get_session_with_version,
     recent_chat,
-    save_user_message,
-    touch_last_activity,
 )
 from core.storage.leases import Lease
 from core.telemetry import mask_phone
@@ -91,34 +88,24 @@ def to_write(session: Session, turn: Turn, inbox_ids: Sequence[int], tr: Transit
     )
 
 
-async def handle_turn(rt: Runtime, rows: Sequence[tuple[int, InboundMessage]], lease: Lease | None) -> Handled:
+async def handle_turn(rt: Runtime, rows: Sequence[tuple[int, InboundMessage]], lease: Lease | None,
+                      session: Session | None = None) -> Handled:
     """Handle pending inbox rows of one conversation as one turn. Raises LeaseLost / AlreadyProcessed /
-    ConcurrencyError with nothing committed."""
+    ConcurrencyError with nothing committed. `session` is the one the caller read with the rows, if any."""
     db, ai = rt.db, rt.get_intent()
-    messages = [m for _, m in rows]
+    messages = [await _with_transcript(rt, m) for _, m in rows]
     key = messages[0].conversation_key
-    saves = [save_user_message(db, key, _chat_text(m), m.wamid) for m in messages]
-    messages = [await _with_transcript(rt, m) for m in messages]
     turn = Turn(tuple(messages))
     text = turn.text
-    results = await asyncio.gather(
-        get_session_with_version(db, key),
-        touch_last_activity(db, key, now_ms()),
-        ai.extract_structured_data(text) if text else _nothing(),
-        *saves,
-        return_exceptions=True,
-    )
-    session, touched, extraction = results[0], results[1], results[2]
-    for failed in [x for x in (touched, *results[3:]) if isinstance(x, BaseException)]:
-        log.warning("No se pudo guardar el historial o la actividad (%s): %s", mask_phone(key), failed)
-    if isinstance(session, BaseException):
-        log.error("Error obteniendo sesión (%s): %s", mask_phone(key), session)
-        raise session
-    assert isinstance(session, Session)
-    if isinstance(extraction, BaseException):
-        log.warning("Extracción falló (%s): %s", mask_phone(key), extraction)
-        extraction = None
-    facts = facts_for(turn, extraction if isinstance(extraction, Extraction) else None)
+    if session is None:
+        session = await get_session_with_version(db, key)
+    extraction: Extraction | None = None
+    if text:
+        try:
+            extraction = await ai.extract_structured_data(text)
+        except Exception as exc:  # the intent service never raises; a bare provider might
+            log.warning("Extracción falló (%s): %s", mask_phone(key), exc, exc_info=True)
+    facts = facts_for(turn, extraction)
     answer = await _answer(rt, session, turn, facts)
     rules_ = flow_rules(rt)
     loaded = [session]
@@ -133,7 +120,8 @@ async def handle_turn(rt: Runtime, rows: Sequence[tuple[int, InboundMessage]], l
         history = await _history(rt, key, need)
         now = now_ms()
         tr = decide(FlowInput(current, turn, facts, now, lookups, rules_))
-        write = to_write(current, turn, [i for i, _ in rows], tr, now, rt, history)
+        write = replace(to_write(current, turn, [i for i, _ in rows], tr, now, rt, history),
+                        user_messages=tuple((m.wamid, _chat_text(m)) for m in turn.messages))
         report_id = await commit_transition(db, write, lease)
         return Handled(tr, report_id, turn.last.recipient)
 
@@ -160,10 +148,6 @@ async def _with_transcript(rt: Runtime, m: InboundMessage) -> InboundMessage:
         return m
     transcript = await effects.transcribe(rt, m)
     return replace(m, text=transcript) if transcript else m
-
-
-async def _nothing() -> None:
-    return None
 
 
 async def _answer(rt: Runtime, session: Session, turn: Turn, facts: Extraction) -> Answer | None:

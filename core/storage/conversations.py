@@ -96,6 +96,7 @@ class TransitionWrite:
     inbox_ids: Sequence[int] = ()  # the inbox rows this turn handles (none for sweeper transitions)
     message_id: str | None = None  # the turn's last message
     earlier_message_ids: Sequence[str] = ()  # the turn's other messages: one history row each, too
+    user_messages: Sequence[tuple[str, str]] = ()  # (wamid, text) of the turn, kept in MensajesChat
     report: ReportWrite | None = None
     replies: Sequence[ReplyWrite] = ()
     effects: Sequence[TxEffect] = ()  # more writes of the same transaction (evidence, report notes, notices)
@@ -133,6 +134,8 @@ def _apply(tx: Tx, t: TransitionWrite, lease: Lease | None) -> int | None:
     for inbox_id in t.inbox_ids:
         if tx.execute("inbox_mark_processed", {"id": inbox_id, "ahora": t.now_ms}) != 1:
             raise AlreadyProcessed(t.message_id or str(inbox_id))
+    for wamid, text in t.user_messages:
+        tx.execute("chat_save_user", {"telefono": t.key, "contenido": text, "message_id": wamid})
     report_id = None
     number = ""
     if t.report is not None:
@@ -216,6 +219,47 @@ async def save_user_message(db: Database, key: str, text: str, message_id: str) 
 
 async def touch_last_activity(db: Database, key: str, now_ms: int) -> None:
     await db.write(lambda tx: tx.execute("session_touch", {"telefono": key, "ahora": now_ms}))
+
+
+@dataclass(frozen=True, slots=True)
+class TurnRead:
+    """What the worker reads before a turn, in one read transaction."""
+
+    rows: list[InboxRow]
+    session: Session
+    ai_run_active: bool
+
+
+def _inbox_rows(tx: Tx, key: str, limit: int) -> list[InboxRow]:
+    rows = tx.fetch_all("inbox_pending", {"telefono": key, "n": limit})
+    return [InboxRow(r["id"], r["message_id"], r["payload"] or "", int(r["wa_timestamp"]), r["intentos"],
+                     int(r["recibido_en"] or 0)) for r in rows]
+
+
+async def read_turn(db: Database, key: str, limit: int, *, check_ai_run: bool) -> TurnRead:
+    """The conversation's pending rows (oldest first), its session and, if asked, whether an assistant
+    response is running on it: one read instead of three."""
+
+    def work(tx: Tx) -> TurnRead:
+        rows = _inbox_rows(tx, key, limit)
+        if not rows:
+            return TurnRead(rows, Session(key), False)
+        active = check_ai_run and tx.fetch_one("has_active_ai_run", {"telefono": key}) is not None
+        return TurnRead(rows, _session(key, tx.fetch_one("session_get", {"telefono": key})), active)
+
+    return await db.read(work)
+
+
+async def release_and_peek(db: Database, lease: Lease) -> bool:
+    """Release the conversation's lease and answer whether messages are pending, in one write: a message
+    registered while the lease was held found it busy and relies on this look (the lost-wakeup gap)."""
+    params = {"clave": lease.key, "propietario": lease.owner, "token": lease.token}
+
+    def work(tx: Tx) -> bool:
+        tx.execute("lease_release", params)
+        return bool(tx.fetch_all("inbox_pending", {"telefono": lease.key, "n": 1}))
+
+    return await db.write(work)
 
 
 async def pending_messages(db: Database, key: str, limit: int) -> list[InboxRow]:
