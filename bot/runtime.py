@@ -7,9 +7,10 @@ install their own by assigning the field. `aclose` closes every one of them.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from core.ai.remote import AssistantBackend
 from core.ai.service import build_assistant_backend, build_intent_service
@@ -21,6 +22,7 @@ from core.storage.database import Database
 from core.storage.inbox import InboxRegistrar
 from core.telemetry import configure_logging, configure_telemetry
 from core.whatsapp.client import MessageSender, WhatsAppClient
+from core.whatsapp.ratelimit import SendLimits
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +38,10 @@ class Runtime:
     assistant: AssistantBackend | None = None  # free-form questions
     whatsapp: MessageSender | None = None  # the Graph API client (one pooled HTTP client per process)
     registrar: InboxRegistrar | None = None  # the webhook's group commit
+    send_limits: SendLimits | None = None  # each business number's send limit, taken before a claim
+    # Sends waiting out a backoff, per recipient: each fires at its row's next due time (the sweep is the
+    # fallback when the process is gone). Cancelled by `aclose`.
+    retry_timers: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     # Set when the host is shutting down: drains finish the message in hand and start no other.
     stopping: bool = False
 
@@ -59,6 +65,11 @@ class Runtime:
             self.whatsapp = WhatsAppClient.from_settings(self.settings)
         return self.whatsapp
 
+    def get_send_limits(self) -> SendLimits:
+        if self.send_limits is None:
+            self.send_limits = SendLimits(self.settings.outbox_rate_per_second)
+        return self.send_limits
+
     def get_registrar(self) -> InboxRegistrar:
         """SQLite has one writer, so one group commit at a time, as large as it comes. On SQL Server half the
         pool may register at once, in small groups: each MERGE holds key-range locks (HOLDLOCK) until its
@@ -72,6 +83,11 @@ class Runtime:
 
     async def aclose(self) -> None:
         """Close every service this runtime built (or was given), then the database."""
+        timers = list(self.retry_timers.values())
+        for timer in timers:
+            timer.cancel()
+        await asyncio.gather(*timers, return_exceptions=True)  # a cancelled send writes its row back first
+        self.retry_timers.clear()
         for service in (self.intent, self.assistant, self.whatsapp, self.handoff):
             close = getattr(service, "aclose", None)
             if close is not None:

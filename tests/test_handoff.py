@@ -20,8 +20,7 @@ from bot.runtime import Runtime, build_runtime
 from bot.webhook.ingest import handle_webhook_post
 from core.metrics import queue_wait_seconds, reply_latency_seconds
 from core.settings import load_settings
-from core.whatsapp.client import WhatsAppClient
-from core.whatsapp.graph import GraphApi
+from core.whatsapp.ratelimit import SendLimits
 from local_host.queues import serving_worker, settle
 from tests.conftest import ROOT, base_env, free_port
 from tests.conversation_helpers import query
@@ -118,17 +117,15 @@ async def test_a_dropped_queue_message_is_redriven_by_the_sweep(rt: Runtime, gra
 async def test_a_send_cancelled_before_its_request_left_is_released_and_sent_once(
     rt: Runtime, graph: InProcessGraph, db_path: Path
 ) -> None:
-    # One token, then one every 100 s: the second claimed row waits on the limiter when the timeout hits.
-    slow = WhatsAppClient(GraphApi(graph.base_url, "t"), rt.settings.whatsapp_phone_number_id, rate_per_second=0.01)
-    rt.whatsapp = slow
+    # One token, the next about 0.7 s later: the second row waits on the limit, unclaimed, when the timeout hits.
+    rt.send_limits = SendLimits(1.2)
     queue_texts(rt.db, [("5215500000001", "primera"), ("5215500000002", "segunda")])
     with pytest.raises(TimeoutError):
-        async with asyncio.timeout(1.0):
+        async with asyncio.timeout(0.3):
             await sweep_outbox(rt)
     rows = query(db_path, "SELECT Destinatario, Estado, Intentos, TokenReclamo FROM ColaEnvios ORDER BY Id")
     assert rows == [("5215500000001", "enviado", 1, rows[0][3]), ("5215500000002", "pendiente", 0, None)]
-    await slow.aclose()
-    rt.whatsapp = None  # the normal client from settings
+    rt.send_limits = None  # the normal limit from settings
     assert (await sweep_outbox(rt)).sent == 1
     assert [s["recipient"] for s in graph.fake.sent] == ["5215500000001", "5215500000002"]
     assert query(db_path, "SELECT Estado, Intentos FROM ColaEnvios ORDER BY Id") == [("enviado", 1), ("enviado", 1)]

@@ -161,7 +161,7 @@ async def test_sweep_sends_text_buttons_list_and_bsuid(rt: Runtime, graph: InPro
         from core.storage.outbox import queue_reply
 
         for recipient, message in messages:
-            queue_reply(tx, recipient, kind=message.kind, content=message.to_json(), now_ms=0,
+            queue_reply(tx, recipient, kind=message.kind, content=message.to_json(), now_ms=epoch_ms(),
                         origin_message_id="wamid.IN")
 
     rt.db.run_sync(run)
@@ -200,14 +200,19 @@ async def test_throttled_then_sent_once_after_backoff(rt: Runtime, graph: InProc
     first = await sweep_outbox(rt)
     assert (first.claimed, first.retried, first.sent) == (1, 1, 0)
     [row] = await list_recipient(rt.db, "5215500000001")
-    assert row.state == "pendiente" and row.attempts == 1 and "130429" in (row.last_error or "")
+    # A throttle is not held against OUTBOX_MAX_ATTEMPTS; it only grows the backoff.
+    assert (row.state, row.attempts, row.postponements) == ("pendiente", 0, 1) and "130429" in (row.last_error or "")
     assert row.next_attempt_ms >= before + 1000  # half of the 2 s base, at least
+    # 130429 is about the whole number: its sends pause, not only this row's.
+    limiter = rt.get_send_limits().for_number(rt.settings.whatsapp_phone_number_id)
+    assert await limiter.take(1, max_wait_s=0) == 0
+    rt.send_limits = None  # an hour later the pause is long over
     assert (await sweep_outbox(rt)).claimed == 0  # not due yet
     later = await sweep_outbox(rt, clock=clock_at(LATER))
     assert (later.claimed, later.sent) == (1, 1)
     assert [s["recipient"] for s in graph.fake.sent] == ["5215500000001"]
     [row] = await list_recipient(rt.db, "5215500000001")
-    assert row.state == "enviado" and row.attempts == 2 and row.last_error is None
+    assert row.state == "enviado" and row.attempts == 1 and row.last_error is None
 
 
 async def test_permanent_error_is_kept_and_not_retried(rt: Runtime, graph: InProcessGraph) -> None:
@@ -236,7 +241,7 @@ async def test_5xx_storm_is_bounded_by_max_attempts(rt: Runtime, graph: InProces
 async def test_no_answer_means_incierto_not_a_resend(rt: Runtime, graph: InProcessGraph) -> None:
     queue_texts(rt.db, [("5215500000001", "a1")])
     short = GraphApi(graph.base_url, TOKEN, timeouts=GraphTimeouts(connect_s=2.0, read_s=0.3))
-    rt.whatsapp = WhatsAppClient(short, rt.settings.whatsapp_phone_number_id, rate_per_second=1000)
+    rt.whatsapp = WhatsAppClient(short, rt.settings.whatsapp_phone_number_id)
     graph.fake.delay_ms = 800
     result = await sweep_outbox(rt)
     assert result.uncertain == 1

@@ -237,6 +237,7 @@ def test_identifier_columns_created_from_005_on_say_binary(path: Path) -> None:
 
 # --- Declared parameter types match the columns they meet ------------------------------------------
 _ANY_COLUMN = re.compile(r"^\s+(\w+)\s+(NVARCHAR\((?:\d+|MAX)\)|BIGINT|INT|BIT|DATETIME2\(\d\))(?=[\s,])", re.MULTILINE)
+_ADDED_TYPED_COLUMN = re.compile(r"ALTER TABLE dbo\.(\w+) ADD (\w+) (NVARCHAR\((?:\d+|MAX)\)|BIGINT|INT|BIT)(?=[\s;])")
 _INT_BITS = {"INT": 32, "BIGINT": 64}
 
 
@@ -246,6 +247,8 @@ def _schema() -> dict[str, dict[str, str]]:
     for path in MIGRATIONS:
         for table, body in _TABLE.findall(path.read_text(encoding="utf-8")):
             schema.setdefault(table, {}).update(_ANY_COLUMN.findall(body))
+        for table, column, sql_type in _ADDED_TYPED_COLUMN.findall(path.read_text(encoding="utf-8")):
+            schema.setdefault(table, {})[column] = sql_type
     return schema
 
 
