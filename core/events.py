@@ -136,3 +136,11 @@ def handoff_failed(origin: str, conversations: int, error: str) -> None:
     log_event(log, logging.ERROR, "HANDOFF_FALLIDO",
               f"no se pudieron encolar {conversations} conversaciones; quedan pendientes para el barrido",
               origen=origin, conversaciones=conversations, error=error)
+
+
+def outbound_abandoned(row_id: int, recipient: str, reason: str, detail: str | None) -> None:
+    """An outbound row was given up unsent: past its deadline (`plazo`) or out of attempts (`intentos`).
+    Someone got no answer; the alert `envios-abandonados` fires on this line."""
+    metrics.outbound_abandoned_total.labels(reason).inc()
+    log_event(log, logging.ERROR, "OUTBOX_ABANDONADO", f"envío {row_id} abandonado sin enviar ({reason})",
+              telefono=recipient, motivo=reason, detalle=detail or "")

@@ -162,6 +162,7 @@ def emitted() -> list[str]:
         events.reply_sent("5215512345678", 182)
         events.queue_wait("5215512345678", 65_000, 1)
         events.handoff_failed("webhook", 2, "cola no disponible")
+        events.outbound_abandoned(7, "5215512345678", "plazo", "venció su plazo sin poder enviarse")
     finally:
         logger.removeHandler(handler)
     return [r.getMessage() for r in records]

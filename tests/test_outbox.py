@@ -388,3 +388,24 @@ def test_functions_are_registered(app_triggers: dict) -> None:
     assert len(triggers["outbox_sweep"].schedule.split()) == 6
     assert triggers["campaign_queue"].route == triggers["campaign_counts"].route == "campanas/{campana}"
     assert str(getattr(triggers["campaign_queue"].auth_level, "value", "")).lower() == "function"
+
+
+async def test_a_reply_past_its_deadline_is_abandoned_logged_and_counted_never_sent(
+    rt: Runtime, graph: InProcessGraph, caplog: pytest.LogCaptureFixture
+) -> None:
+    from core.metrics import outbound_abandoned_total
+    from core.storage.outbox import REPLY_DEADLINE_MS
+
+    now = epoch_ms()
+    queue_texts(rt.db, [("5215500000001", "tarde")], now_ms=now, deadline_ms=60_000)
+    queue_texts(rt.db, [("5215500000002", "a tiempo")], now_ms=now, deadline_ms=REPLY_DEADLINE_MS)
+    before = outbound_abandoned_total.labels("plazo")._value.get()
+    result = await sweep_outbox(rt, clock=clock_at(61_000))
+    assert (result.abandoned, result.sent) == (1, 1)
+    [late] = await list_recipient(rt.db, "5215500000001")
+    assert late.state == "error" and "plazo" in (late.last_error or "") and late.wamid is None
+    [on_time] = await list_recipient(rt.db, "5215500000002")
+    assert on_time.state == "enviado" and on_time.deadline_ms == now + 24 * 3600_000 == now + REPLY_DEADLINE_MS
+    assert [s["recipient"] for s in graph.fake.sent] == ["5215500000002"]
+    assert outbound_abandoned_total.labels("plazo")._value.get() == before + 1
+    assert any("OUTBOX_ABANDONADO" in r.getMessage() and "motivo=plazo" in r.getMessage() for r in caplog.records)

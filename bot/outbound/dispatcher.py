@@ -25,7 +25,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 
 from bot.runtime import Runtime
-from core.metrics import outbound_abandoned_total, outbound_sends_total
+from core import events
+from core.metrics import outbound_sends_total
 from core.settings import Settings
 from core.storage.outbox import (
     ClaimedSend,
@@ -203,9 +204,8 @@ async def _write_back(rt: Runtime, outcomes: list[Outcome], clock: Callable[[], 
         elif outcome.state is OutboxState.PENDIENTE:
             tally.failed += 1
             outbound_sends_total.labels("error").inc()
-            outbound_abandoned_total.labels("intentos").inc()
-            log.error("OUTBOX_ABANDONADO id=%s destinatario=%s motivo=intentos intento=%s/%s: %s",
-                      claim.id, who, attempts, max_attempts, outcome.error)
+            events.outbound_abandoned(claim.id, claim.recipient, "intentos",
+                                      f"intento {attempts}/{max_attempts}: {outcome.error}")
         elif outcome.state is OutboxState.INCIERTO:
             tally.uncertain += 1
             outbound_sends_total.labels("incierto").inc()
@@ -318,9 +318,7 @@ async def dispatch_recipient(rt: Runtime, recipient: str, *, clock: Callable[[],
 async def _abandon_expired(rt: Runtime, clock: Callable[[], int]) -> int:
     abandoned = await abandon_expired(rt.db, now_ms=clock())
     for row_id, recipient in abandoned:
-        outbound_abandoned_total.labels("plazo").inc()
-        log.error("OUTBOX_ABANDONADO id=%s destinatario=%s motivo=plazo: venció su plazo sin poder enviarse",
-                  row_id, mask_phone(recipient))
+        events.outbound_abandoned(row_id, recipient, "plazo", "venció su plazo sin poder enviarse")
     return len(abandoned)
 
 
