@@ -56,6 +56,10 @@ reply_latency_seconds = Histogram(
     "reply_latency_seconds", "Webhook received -> reply accepted by Meta", buckets=_LATENCY_BUCKETS,
     registry=REGISTRY,
 )
+database_wait_exceeded_total = Counter(
+    "database_wait_exceeded_total", "Requests answered 503 because the database did not answer in time", ["route"],
+    registry=REGISTRY,
+)
 webhook_ignored_total = Counter(
     "webhook_ignored_total", "Webhook items acknowledged and ignored", ["reason"], registry=REGISTRY
 )

@@ -110,6 +110,9 @@ class Settings:
     outbox_eager_dispatch: bool = True  # send replies right after their transition commits (else: the sweep only)
     applicationinsights_connection_string: str = field(default="", repr=False)
     db_pool_size: int = 8
+    # How long the webhook and health wait for the database before answering 503 (Meta redelivers a 503;
+    # a held write lock must not hang its requests).
+    request_db_wait_ms: int = 5_000
     retention_ledger_days: int = 30  # dedup ledger: Meta redelivers for up to 7 days
     retention_outbox_days: int = 30  # settled sends (enviado, error, incierto)
     retention_history_days: int = 365  # chat history and transitions; 0 keeps them forever
@@ -159,6 +162,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         outbox_eager_dispatch=_bool(env, "OUTBOX_EAGER_DISPATCH", True),
         applicationinsights_connection_string=_text(env, "APPLICATIONINSIGHTS_CONNECTION_STRING"),
         db_pool_size=_int(env, "DB_POOL_SIZE", 8, minimum=1),
+        request_db_wait_ms=_int(env, "REQUEST_DB_WAIT_MS", 5_000, minimum=100),
         retention_ledger_days=_int(env, "RETENTION_LEDGER_DAYS", 30, minimum=0),
         retention_outbox_days=_int(env, "RETENTION_OUTBOX_DAYS", 30, minimum=0),
         retention_history_days=_int(env, "RETENTION_HISTORY_DAYS", 365, minimum=0),
