@@ -80,6 +80,10 @@ async def handle_webhook_post(rt: Runtime, headers: Mapping[str, str], body: byt
     batch = parse_payload(payload, served=settings.served_phone_number_ids)
     if batch.foreign:
         webhook_ignored_total.labels(reason="numero_ajeno").inc(batch.foreign)
+    if batch.own_sender:
+        webhook_ignored_total.labels(reason="remitente_propio").inc(batch.own_sender)
+    if batch.implausible_sender:
+        webhook_ignored_total.labels(reason="remitente_invalido").inc(batch.implausible_sender)
     if not batch.messages and not batch.statuses:
         return 200, ACK  # unknown shapes, errors and other fields: acknowledged (a non-200 is redelivered forever)
 
