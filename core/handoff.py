@@ -13,8 +13,9 @@ The local host installs its own in-process queue with the same contract.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, Protocol
 
 from core.errors import BotError
@@ -32,6 +33,35 @@ ENQUEUE_CONCURRENCY = 32  # puts in flight at once: a 2,000-message delivery doe
 
 class HandoffError(BotError):
     """The keys could not be queued; the inbox rows are durable, so the sweep will redrive them."""
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """`exc` and what it wraps: the SDK's `inner_exception`, then `__cause__` / `__context__`."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        inner = getattr(current, "inner_exception", None)
+        current = inner if isinstance(inner, BaseException) else (current.__cause__ or current.__context__)
+
+
+def describe_storage_error(exc: BaseException) -> str:
+    """What the storage service or the network said, kept for the log: the service's HTTP status, error
+    code and message (Azurite explains "API version not supported" there), or whether the connection
+    was refused or timed out, which the bare class name (`ServiceRequestError`) does not tell apart."""
+    status = getattr(exc, "status_code", None)
+    if status is not None:
+        code = getattr(exc, "error_code", None)
+        code = getattr(code, "value", code) or "sin código"  # the SDK's StorageErrorCode enum, or text
+        message = str(getattr(exc, "message", None) or exc).strip().splitlines()
+        return f"{type(exc).__name__}: HTTP {status} {code}: {(message[0] if message else '')[:300]}"
+    for link in _chain(exc):
+        if isinstance(link, ConnectionRefusedError) or getattr(link, "errno", None) == errno.ECONNREFUSED:
+            return f"{type(exc).__name__}: conexión rechazada ({str(link)[:200]})"
+        if isinstance(link, TimeoutError):
+            return f"{type(exc).__name__}: tiempo de espera agotado"
+    return f"{type(exc).__name__}: {str(exc).strip()[:300]}"
 
 
 class HandoffQueue(Protocol):
@@ -63,7 +93,9 @@ class StorageQueueHandoff:
             self._client = QueueClient.from_connection_string(
                 self._connection_string, self.queue_name,
                 message_encode_policy=TextBase64EncodePolicy(),  # the trigger's default messageEncoding
-                retry_total=1, connection_timeout=2, read_timeout=2,
+                # No SDK retry: the storage SDK's first retry waits 15 s, far past the enqueue timeout, so a
+                # refused connection would surface as our timeout; the sweep redrives a failed hand-off.
+                retry_total=0, connection_timeout=2, read_timeout=2,
             )
         return self._client
 
@@ -95,8 +127,12 @@ class StorageQueueHandoff:
                 await self._ensure_queue()
                 queue = self._queue()
                 await asyncio.gather(*(send(key) for key in keys))
-        except (AzureError, OSError, TimeoutError) as exc:
-            raise HandoffError(f"no se pudo encolar {len(keys)} conversaciones: {type(exc).__name__}") from None
+        except TimeoutError:
+            raise HandoffError(f"no se pudo encolar {len(keys)} conversaciones: tiempo de espera agotado "
+                               f"({ENQUEUE_TIMEOUT_S + len(keys) / 500:.1f} s)") from None
+        except (AzureError, OSError) as exc:
+            cause = describe_storage_error(exc)
+            raise HandoffError(f"no se pudo encolar {len(keys)} conversaciones: {cause}") from None
 
     async def aclose(self) -> None:
         if self._client is not None:
