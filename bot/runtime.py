@@ -67,7 +67,7 @@ class Runtime:
 
     def get_send_limits(self) -> SendLimits:
         if self.send_limits is None:
-            self.send_limits = SendLimits(self.settings.outbox_rate_per_second)
+            self.send_limits = SendLimits(self.db, self.settings.outbox_rate_per_second)
         return self.send_limits
 
     def get_registrar(self) -> InboxRegistrar:

@@ -118,7 +118,7 @@ async def test_a_send_cancelled_before_its_request_left_is_released_and_sent_onc
     rt: Runtime, graph: InProcessGraph, db_path: Path
 ) -> None:
     # One token, the next about 0.7 s later: the second row waits on the limit, unclaimed, when the timeout hits.
-    rt.send_limits = SendLimits(1.2)
+    rt.send_limits = SendLimits(rt.db, 1.2)
     queue_texts(rt.db, [("5215500000001", "primera"), ("5215500000002", "segunda")])
     with pytest.raises(TimeoutError):
         async with asyncio.timeout(0.3):

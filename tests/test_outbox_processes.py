@@ -260,3 +260,30 @@ async def test_kill_9_while_replies_wait_on_the_send_limit_loses_none(
     sent = Counter(s["recipient"] for s in sent_by_graph(graph_port))
     assert sorted(sent) == recipients and max(sent.values()) == 1  # every user one reply, none twice
     assert counts.get("enviado") == len(recipients) and counts.get("incierto") == 0, counts.as_dict()
+
+
+def max_in_window(times: list[float], window_s: float) -> int:
+    """The most events inside any `window_s`-long window (every window that starts at an event)."""
+    times = sorted(times)
+    best, start = 0, 0
+    for end, t in enumerate(times):
+        while t - times[start] >= window_s:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
+async def test_two_instances_share_one_send_limit_per_number(
+    db_path: Path, process_target: Target, graph_port: int
+) -> None:
+    """Each instance used to keep its own bucket: two of them sent 125/s from one number against Meta's 80.
+    Now the bucket is a database row both take from: at most 80/s together over any 5 s window (+10 %)."""
+    recipients = [f"52155{i:08d}" for i in range(600)]
+    queue_texts(open_db(process_target), [(r, f"hola {r}") for r in recipients])
+    env = _env(db_path, process_target, graph_port, OUTBOX_RATE_PER_SECOND="80", MAX_TRABAJOS_POR_EJECUCION="1000")
+    results = await asyncio.gather(*(_worker(env, "sweep", "--seconds", "40") for _ in range(2)))
+    sent = sent_by_graph(graph_port)
+    per_user = Counter(s["recipient"] for s in sent)
+    assert sorted(per_user) == recipients and max(per_user.values()) == 1  # every user exactly one reply
+    assert all(r["sent"] > 0 for r in results), results  # both instances really sent
+    assert max_in_window([s["at"] for s in sent], 5.0) <= 80 * 5 * 1.1

@@ -131,7 +131,10 @@ async def _deliver(rt: Runtime, sender: MessageSender, claim: ClaimedSend, clock
         delay = _retry_delay_ms(settings, claim, exc)
         if isinstance(exc, ThrottlingError) and exc.code in APP_LIMIT_CODES | {NUMBER_LIMIT_CODE}:
             # The number (or the whole app) is over its limit: every send from it waits, not only this row.
-            rt.get_send_limits().for_number(settings.whatsapp_phone_number_id).pause(delay / 1000)
+            try:
+                await rt.get_send_limits().for_number(settings.whatsapp_phone_number_id).pause(delay / 1000)
+            except Exception as pause_failed:  # the row still backs off; only the number-wide pause is lost
+                log.warning("OUTBOX_PAUSA_NO_REGISTRADA: %s: %s", type(pause_failed).__name__, pause_failed)
         return Outcome(claim, OutboxState.PENDIENTE, error=str(exc), next_attempt_ms=clock() + delay,
                        counts_attempt=exc.counts_attempt)
     except SendOutcomeUnknown as exc:
@@ -280,14 +283,10 @@ async def _claim_within_limit(
     try:
         claims = await asyncio.shield(claiming)
     except asyncio.CancelledError:
-        limiter.give_back(tokens)
         await asyncio.shield(_release_all(rt, claiming))  # a claim that commits anyway is handed back
         raise
-    except BaseException:
-        limiter.give_back(tokens)
-        raise
     if len(claims) < tokens:
-        limiter.give_back(tokens - len(claims))
+        await limiter.give_back(tokens - len(claims))
     return claims
 
 

@@ -1,18 +1,31 @@
-"""The send limit of each business number: a token bucket per number (Meta allows 80 messages/s by default).
+"""The send limit of each business number, shared by every instance through the database.
 
-The dispatcher takes tokens *before* it claims rows, so a claimed row goes to Meta at once and never waits
-on the limit while `procesando` (a crash there would leave an unsent row looking possibly sent).
+Meta allows a number a throughput (80 messages/s by default, more on higher tiers: `OUTBOX_RATE_PER_SECOND`).
+The limit lives in one token-bucket row per number (`core/storage/send_limits.py`), so two instances
+sharing a number share its rate instead of each sending at the full rate (measured before: 125/s).
 
-This bucket limits one process. Several instances share Meta's limit, so each should get rate / instances;
-Meta's own 130429 answer pauses the number here and is a retry-later, so overshooting costs a delay, not a loss.
+The dispatcher takes tokens *before* it claims rows, in small batches (up to the rows it can send at
+once), so a claimed row goes to Meta at once and never waits on the limit while `procesando` (a crash
+there would leave an unsent row looking possibly sent). Unused tokens go back. Meta's 130429 (the
+number's throughput) and app limits pause the number for every instance.
+
+The bucket holds a quarter of a second of burst, so any 5 s window sees at most rate * 5.25 sends.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
 from typing import Protocol
+
+from core.storage.database import Database
+from core.storage.send_limits import give_back_tokens, pause_number, take_tokens
+
+BURST_S = 0.25
+
+
+def epoch_ms() -> int:
+    return int(time.time() * 1000)
 
 
 class SendLimiter(Protocol):
@@ -20,75 +33,57 @@ class SendLimiter(Protocol):
 
     async def take(self, up_to: int = 1, *, max_wait_s: float = float("inf")) -> int: ...
 
-    def give_back(self, tokens: int) -> None: ...
+    async def give_back(self, tokens: int) -> None: ...
 
-    def pause(self, seconds: float) -> None: ...
+    async def pause(self, seconds: float) -> None: ...
 
 
-class RateLimiter:
-    def __init__(
-        self,
-        rate_per_second: float,
-        *,
-        burst: float | None = None,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
-    ) -> None:
+class NumberSendLimit:
+    def __init__(self, db: Database, number: str, rate_per_second: float) -> None:
         if rate_per_second <= 0:
             raise ValueError("rate_per_second must be positive")
+        self.db = db
+        self.number = number
         self.rate = float(rate_per_second)
-        # One second's worth of burst: Meta measures throughput per second.
-        self.capacity = float(burst if burst is not None else max(1.0, self.rate))
-        self._tokens = self.capacity
-        self._clock = clock
-        self._sleep = sleep
-        self._updated = clock()
-        self._paused_until = 0.0
-        self._lock = asyncio.Lock()  # waiters queue up first come, first served
-
-    def _refill(self) -> None:
-        now = self._clock()
-        self._tokens = min(self.capacity, self._tokens + (now - self._updated) * self.rate)
-        self._updated = now
+        self.burst = max(1, int(self.rate * BURST_S))
+        # Waiters of this process queue here, first come first served, instead of all polling the row.
+        self._lock = asyncio.Lock()
 
     async def take(self, up_to: int = 1, *, max_wait_s: float = float("inf")) -> int:
         """Wait until at least one token is free (and no pause is on), then take up to `up_to` of the free
         ones at once; answers how many were taken, or 0 if that would mean waiting more than `max_wait_s`."""
+        deadline = time.monotonic() + max_wait_s
         async with self._lock:
-            self._refill()
-            # The epsilon absorbs float rounding: a refill of exactly the missing fraction may land a hair short.
-            while self._tokens < 1 - 1e-9 or self._clock() < self._paused_until:
-                wait = max((1 - self._tokens) / self.rate, self._paused_until - self._clock())
-                if wait > max_wait_s:
+            while True:
+                taken = await take_tokens(self.db, self.number, up_to=up_to, now_ms=epoch_ms(),
+                                          rate_per_second=self.rate, burst=self.burst)
+                if taken.tokens:
+                    return taken.tokens
+                if time.monotonic() + taken.wait_ms / 1000 > deadline:
                     return 0
-                await self._sleep(wait)
-                self._refill()
-            taken = max(1, min(up_to, int(self._tokens + 1e-9)))
-            self._tokens = max(self._tokens - taken, 0.0)
-            return taken
+                await asyncio.sleep(taken.wait_ms / 1000)
 
-    async def acquire(self) -> None:
-        await self.take(1)
+    async def give_back(self, tokens: int) -> None:
+        if tokens > 0:
+            await give_back_tokens(self.db, self.number, tokens, now_ms=epoch_ms(), rate_per_second=self.rate,
+                                   burst=self.burst)
 
-    def give_back(self, tokens: int) -> None:
-        """Return tokens taken but not used (fewer rows were due than tokens taken)."""
-        self._refill()
-        self._tokens = min(self.capacity, self._tokens + tokens)
-
-    def pause(self, seconds: float) -> None:
-        """Send nothing from this number for `seconds` (Meta said it is over its throughput)."""
-        self._paused_until = max(self._paused_until, self._clock() + seconds)
+    async def pause(self, seconds: float) -> None:
+        now = epoch_ms()
+        await pause_number(self.db, self.number, until_ms=now + int(seconds * 1000), now_ms=now,
+                           rate_per_second=self.rate, burst=self.burst)
 
 
 class SendLimits:
-    """One bucket per business number this process sends from."""
+    """Each business number's limit, as this process reaches it."""
 
-    def __init__(self, rate_per_second: float) -> None:
+    def __init__(self, db: Database, rate_per_second: float) -> None:
+        self.db = db
         self.rate_per_second = rate_per_second
-        self._limiters: dict[str, RateLimiter] = {}
+        self._limits: dict[str, NumberSendLimit] = {}
 
     def for_number(self, phone_number_id: str) -> SendLimiter:
-        limiter = self._limiters.get(phone_number_id)
-        if limiter is None:
-            limiter = self._limiters[phone_number_id] = RateLimiter(self.rate_per_second)
-        return limiter
+        limit = self._limits.get(phone_number_id)
+        if limit is None:
+            limit = self._limits[phone_number_id] = NumberSendLimit(self.db, phone_number_id, self.rate_per_second)
+        return limit

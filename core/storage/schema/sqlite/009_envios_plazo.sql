@@ -4,3 +4,14 @@
 -- may have failed on Meta's side (the ones OUTBOX_MAX_ATTEMPTS bounds).
 ALTER TABLE ColaEnvios ADD COLUMN VenceEn INTEGER NULL;
 ALTER TABLE ColaEnvios ADD COLUMN Aplazamientos INTEGER NOT NULL DEFAULT 0;
+-- The business number (Meta's phone_number_id) the user wrote to; the reply goes out from it. NULL: the
+-- default number (WHATSAPP_PHONE_NUMBER_ID).
+ALTER TABLE ColaEnvios ADD COLUMN NumeroNegocio TEXT NULL;
+-- One send limit per business number, shared by every instance: a token bucket row, in thousandths of a
+-- token, refilled from ActualizadoEn at the number's rate and taken in small batches before each claim.
+CREATE TABLE IF NOT EXISTS LimiteEnvios (
+    NumeroNegocio TEXT PRIMARY KEY,
+    MiliTokens    INTEGER NOT NULL,
+    ActualizadoEn INTEGER NOT NULL,
+    PausaHasta    INTEGER NOT NULL DEFAULT 0
+);
