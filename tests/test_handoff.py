@@ -227,3 +227,26 @@ async def test_a_hanging_ai_delays_the_first_reply_by_its_budgets_not_the_acks(
     # detect 3 s + extract 4 s on fallbacks; the old path waited for a sweep (20-22 s).
     assert first_reply_s <= 10.0, f"first reply after {first_reply_s:.1f} s"
     assert len(sent_to(graph, ANA)) == 1
+
+
+async def test_each_reply_goes_out_from_the_number_the_user_wrote_to(db_path: Path, graph: InProcessGraph) -> None:
+    """Several served numbers used to share one sender (WHATSAPP_PHONE_NUMBER_ID): now the outbox row keeps
+    the number the user wrote to (metadata.phone_number_id) and the reply leaves from it."""
+    second = "106540352299999"
+    rt = runtime_for(db_path, graph, WHATSAPP_PHONE_NUMBER_IDS=f"106540352242922,{second}")
+    try:
+        async with serving_worker(rt) as queue:
+            to_second = text_payload("wamid.NUM2", ANA, "Hola, el refrigerador no enfría")
+            to_second["entry"][0]["changes"][0]["value"]["metadata"]["phone_number_id"] = second
+            to_default = text_payload("wamid.NUM1", "5215587654321", "Hola, el camión no arranca")
+            assert (await post(rt, to_second))[0] == 200 and (await post(rt, to_default))[0] == 200
+            await settle(queue, 30)
+            for _ in range(100):
+                if len({s["recipient"] for s in graph.fake.sent}) == 2:
+                    break
+                await asyncio.sleep(0.05)
+    finally:
+        await rt.aclose()
+    senders = {s["recipient"]: s["phone_number_id"] for s in graph.fake.sent}
+    assert senders == {ANA: second, "5215587654321": "106540352242922"}
+    assert query(db_path, "SELECT Destinatario, NumeroNegocio FROM ColaEnvios ORDER BY Id")[:1] == [(ANA, second)]

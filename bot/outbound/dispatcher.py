@@ -35,6 +35,7 @@ from core.storage.outbox import (
     abandon_expired,
     claim_outbound,
     claim_outbound_recipient,
+    recipient_numbers,
     reconcile_delivery_statuses,
     record_outcomes,
     release_claim,
@@ -122,8 +123,9 @@ async def _deliver(rt: Runtime, sender: MessageSender, claim: ClaimedSend, clock
         nonlocal request_started
         request_started = True
 
+    number = claim.business_number or settings.whatsapp_phone_number_id
     try:
-        wamid = await sender.send(claim.recipient, message, on_request=on_request)
+        wamid = await sender.send(claim.recipient, message, phone_number_id=number, on_request=on_request)
     except asyncio.CancelledError:
         await asyncio.shield(_settle_cancelled(rt, claim, request_started, clock))
         raise
@@ -132,7 +134,7 @@ async def _deliver(rt: Runtime, sender: MessageSender, claim: ClaimedSend, clock
         if isinstance(exc, ThrottlingError) and exc.code in APP_LIMIT_CODES | {NUMBER_LIMIT_CODE}:
             # The number (or the whole app) is over its limit: every send from it waits, not only this row.
             try:
-                await rt.get_send_limits().for_number(settings.whatsapp_phone_number_id).pause(delay / 1000)
+                await rt.get_send_limits().for_number(number).pause(delay / 1000)
             except Exception as pause_failed:  # the row still backs off; only the number-wide pause is lost
                 log.warning("OUTBOX_PAUSA_NO_REGISTRADA: %s: %s", type(pause_failed).__name__, pause_failed)
         return Outcome(claim, OutboxState.PENDIENTE, error=str(exc), next_attempt_ms=clock() + delay,
@@ -270,12 +272,12 @@ async def _release_all(rt: Runtime, claiming: asyncio.Future[list[ClaimedSend]])
 
 
 async def _claim_within_limit(
-    rt: Runtime, claim: Callable[[int], Awaitable[list[ClaimedSend]]], up_to: int, max_wait_s: float
+    rt: Runtime, number: str, claim: Callable[[int], Awaitable[list[ClaimedSend]]], up_to: int, max_wait_s: float
 ) -> list[ClaimedSend] | None:
     """Take send-limit tokens first, then claim at most that many rows (unused tokens go back): a row is
     claimed only when its request can start at once, so it never waits on the limit as `procesando`.
     None when no token came within `max_wait_s` (the number is paused): nothing was claimed."""
-    limiter = rt.get_send_limits().for_number(rt.settings.whatsapp_phone_number_id)
+    limiter = rt.get_send_limits().for_number(number)
     tokens = await limiter.take(up_to, max_wait_s=max_wait_s)
     if tokens == 0:
         return None
@@ -297,10 +299,17 @@ async def dispatch_recipient(rt: Runtime, recipient: str, *, clock: Callable[[],
     must wait (retry later, unknown outcome) or that another dispatcher holds.
     """
     tally = _Tally()
+    default = rt.settings.whatsapp_phone_number_id
     for _ in range(EAGER_MAX_ROUNDS):
-        claims = await _claim_within_limit(
-            rt, lambda n: claim_outbound_recipient(rt.db, recipient, now_ms=clock(), limit=min(n, 1)), 1,
-            EAGER_LIMIT_WAIT_S)
+        claims: list[ClaimedSend] | None = []
+        # Tokens are per business number, so take the right one's: usually the recipient has one.
+        for number in {n or default for n in await recipient_numbers(rt.db, recipient)}:
+            claims = await _claim_within_limit(
+                rt, number, lambda n, number=number: claim_outbound_recipient(  # type: ignore[misc]
+                    rt.db, recipient, now_ms=clock(), limit=min(n, 1), number=number, default_number=default),
+                1, EAGER_LIMIT_WAIT_S)
+            if claims is None or claims:
+                break
         if claims is None:  # the number is paused: try again once the pause is likely over
             _schedule_retry(rt, recipient, int(EAGER_LIMIT_WAIT_S * 1000))
             break
@@ -344,20 +353,26 @@ async def sweep_outbox(
     remaining = settings.max_trabajos_por_ejecucion
     tally, claimed, stopped_early = _Tally(), 0, False
     slowest_batch = 0.0
-    while remaining > 0:
+    default = settings.whatsapp_phone_number_id
+    # Each served number has its own limit: a number with nothing due or paused by Meta drops out.
+    numbers = list(dict.fromkeys((default, *settings.served_phone_number_ids)))
+    while remaining > 0 and numbers:
         # Do not start a batch the budget cannot cover; its rows would finish past the deadline.
         if time.monotonic() + slowest_batch > deadline:
             stopped_early = True
             break
+        number = numbers[0]
         batch_started = time.monotonic()
         claims = await _claim_within_limit(
-            rt, lambda n: claim_outbound(rt.db, limit=n, now_ms=clock()), min(SEND_CONCURRENCY, remaining),
-            SWEEP_LIMIT_WAIT_S)
+            rt, number, lambda n: claim_outbound(rt.db, limit=n, now_ms=clock(), number=number,  # noqa: B023
+                                                 default_number=default),
+            min(SEND_CONCURRENCY, remaining), SWEEP_LIMIT_WAIT_S)
         if claims is None:  # the number is paused by Meta: the next run (or a retry timer) goes on
             stopped_early = True
-            break
         if not claims:
-            break
+            numbers.pop(0)
+            continue
+        numbers.append(numbers.pop(0))  # numbers take turns
         claimed += len(claims)
         remaining -= len(claims)
         outcomes = await _send_all(rt, claims, clock)

@@ -37,6 +37,7 @@ class ClaimedSend:
     origin_message_id: str | None
     token: str
     postponements: int = 0  # retry-laters so far: the exponent of the next backoff
+    business_number: str | None = None  # the number it goes out from; None: the default number
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> ClaimedSend:
@@ -50,6 +51,7 @@ class ClaimedSend:
             origin_message_id=row["MessageIdOrigen"],
             token=row["TokenReclamo"],
             postponements=int(row["Aplazamientos"]),
+            business_number=row["NumeroNegocio"],
         )
 
 
@@ -74,6 +76,7 @@ class OutboxRow:
     sent_at_ms: int | None
     deadline_ms: int | None  # when a still unsent row is given up; None: never
     postponements: int
+    business_number: str | None
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> OutboxRow:
@@ -95,6 +98,7 @@ class OutboxRow:
             sent_at_ms=row["EnviadoEn"],
             deadline_ms=row["VenceEn"],
             postponements=int(row["Aplazamientos"]),
+            business_number=row["NumeroNegocio"],
         )
 
 
@@ -152,18 +156,34 @@ def _claim_once(tx: Tx, query: str, params: dict[str, Any]) -> list[ClaimedSend]
     return _claimed(mine or tx.fetch_all(query, params))
 
 
-async def claim_outbound(db: Database, *, limit: int, now_ms: int, token: str | None = None) -> list[ClaimedSend]:
-    """Atomically take up to `limit` due `pendiente` rows, at most one per recipient (its oldest open row)."""
+def _numbers(number: str, default_number: str) -> dict[str, str]:
+    # Rows with no number (queued before 009, or with no inbox row to read it from) go out from the default.
+    return {"numero_negocio": number, "numero_predeterminado": default_number}
+
+
+async def claim_outbound(db: Database, *, limit: int, now_ms: int, token: str | None = None, number: str = "",
+                         default_number: str = "") -> list[ClaimedSend]:
+    """Atomically take up to `limit` due `pendiente` rows that go out from `number`, at most one per recipient
+    (its oldest open row)."""
     params = {"token_reclamo": token or new_claim_token(), "ahora": now_ms, "n": limit}
+    params |= _numbers(number, default_number)
     return await db.write(lambda tx: _claim_once(tx, "claim_outbound", params))
 
 
 async def claim_outbound_recipient(
-    db: Database, recipient: str, *, now_ms: int, limit: int = 1, token: str | None = None
+    db: Database, recipient: str, *, now_ms: int, limit: int = 1, token: str | None = None, number: str = "",
+    default_number: str = "",
 ) -> list[ClaimedSend]:
     """The eager path: the recipient's oldest open row, if it is due and nobody else holds an earlier one."""
     params = {"token_reclamo": token or new_claim_token(), "ahora": now_ms, "n": limit, "destinatario": recipient}
+    params |= _numbers(number, default_number)
     return await db.write(lambda tx: _claim_once(tx, "claim_outbound_recipient", params))
+
+
+async def recipient_numbers(db: Database, recipient: str) -> list[str | None]:
+    """The business numbers the recipient's waiting rows go out from (None: the default number)."""
+    rows = await db.read(lambda tx: tx.fetch_all("outbound_head_numbers", {"destinatario": recipient}))
+    return [r["numero"] for r in rows]
 
 
 def _truncate(text: str | None) -> str | None:

@@ -42,7 +42,7 @@ PARAMETER_TYPES: dict[str, str] = {
     "procesado_en": "BIGINT", "proximo_intento": "BIGINT", "recibido_antes": "BIGINT",
     "wa_timestamp": "BIGINT", "max_intentos": "INT", "n": "INT", "rango": "INT",
     "vence_en": "BIGINT", "descontar": "INT", "mili_tokens": "BIGINT", "pausa_hasta": "BIGINT",
-    "numero_negocio": "NVARCHAR(64)",
+    "numero_negocio": "NVARCHAR(64)", "numero_predeterminado": "NVARCHAR(64)",
 }
 
 _TEXT = re.compile(r"^NVARCHAR\((\d+|MAX)\)$")

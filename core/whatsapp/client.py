@@ -18,7 +18,7 @@ from core.whatsapp.outgoing import OutgoingMessage
 class MessageSender(Protocol):
     """What the dispatcher needs of a WhatsApp client (tests give it stand-ins)."""
 
-    async def send(self, recipient: str, message: OutgoingMessage, *,
+    async def send(self, recipient: str, message: OutgoingMessage, *, phone_number_id: str | None = None,
                    on_request: Callable[[], None] | None = None) -> str: ...
 
 

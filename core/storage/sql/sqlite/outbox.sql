@@ -1,8 +1,12 @@
 -- ColaEnvios: the outbound queue.
 
 -- name: enqueue_outbound
-INSERT INTO ColaEnvios (Destinatario, Tipo, Contenido, Estado, ProximoIntento, MessageIdOrigen, Campana, VenceEn)
-VALUES (:destinatario, :tipo_envio, :contenido, 'pendiente', :ahora, :message_id_origen, NULL, :vence_en);
+-- The reply goes out from the business number the user wrote to: the inbound message's
+-- metadata.phone_number_id, kept in its inbox row's payload (NULL: the default number).
+INSERT INTO ColaEnvios (Destinatario, Tipo, Contenido, Estado, ProximoIntento, MessageIdOrigen, Campana, VenceEn,
+                        NumeroNegocio)
+VALUES (:destinatario, :tipo_envio, :contenido, 'pendiente', :ahora, :message_id_origen, NULL, :vence_en,
+        (SELECT json_extract(m.Payload, '$.business_number') FROM MensajesProcesados AS m WHERE m.MessageId = :message_id_origen));
 
 -- Claims are head-of-line per recipient: a row is claimable only when no earlier row of the same
 -- recipient is still open ('pendiente' or 'procesando'). So one claim takes at most one row per
@@ -17,6 +21,7 @@ WHERE Id IN (
     SELECT c.Id FROM ColaEnvios AS c
     WHERE c.Estado = 'pendiente' AND c.ProximoIntento <= :ahora
       AND (c.VenceEn IS NULL OR c.VenceEn > :ahora)
+      AND (c.NumeroNegocio = :numero_negocio OR (c.NumeroNegocio IS NULL AND :numero_negocio = :numero_predeterminado))
       AND NOT EXISTS (
           SELECT 1 FROM ColaEnvios AS p
           WHERE p.Destinatario = c.Destinatario AND p.Id < c.Id AND p.Estado IN ('pendiente', 'procesando')
@@ -24,7 +29,8 @@ WHERE Id IN (
     ORDER BY c.Id
     LIMIT :n
 )
-RETURNING Id, Destinatario, Tipo, Contenido, Intentos, Aplazamientos, Campana, MessageIdOrigen, TokenReclamo;
+RETURNING Id, Destinatario, Tipo, Contenido, Intentos, Aplazamientos, Campana, MessageIdOrigen, TokenReclamo,
+          NumeroNegocio;
 
 -- name: claim_outbound_recipient
 UPDATE ColaEnvios
@@ -33,6 +39,7 @@ WHERE Id IN (
     SELECT c.Id FROM ColaEnvios AS c
     WHERE c.Destinatario = :destinatario AND c.Estado = 'pendiente' AND c.ProximoIntento <= :ahora
       AND (c.VenceEn IS NULL OR c.VenceEn > :ahora)
+      AND (c.NumeroNegocio = :numero_negocio OR (c.NumeroNegocio IS NULL AND :numero_negocio = :numero_predeterminado))
       AND NOT EXISTS (
           SELECT 1 FROM ColaEnvios AS p
           WHERE p.Destinatario = c.Destinatario AND p.Id < c.Id AND p.Estado IN ('pendiente', 'procesando')
@@ -40,7 +47,8 @@ WHERE Id IN (
     ORDER BY c.Id
     LIMIT :n
 )
-RETURNING Id, Destinatario, Tipo, Contenido, Intentos, Aplazamientos, Campana, MessageIdOrigen, TokenReclamo;
+RETURNING Id, Destinatario, Tipo, Contenido, Intentos, Aplazamientos, Campana, MessageIdOrigen, TokenReclamo,
+          NumeroNegocio;
 
 -- name: mark_outbound_sent
 UPDATE ColaEnvios
@@ -99,18 +107,21 @@ SELECT Estado AS estado, COUNT(*) AS total FROM ColaEnvios WHERE Campana = :camp
 
 -- name: get_outbound
 SELECT Id, Destinatario, Tipo, Contenido, Estado, Intentos, ProximoIntento, TokenReclamo, ReclamadoEn,
-       WamidEnviado, EstadoEntrega, UltimoError, Campana, MessageIdOrigen, EnviadoEn, VenceEn, Aplazamientos
+       WamidEnviado, EstadoEntrega, UltimoError, Campana, MessageIdOrigen, EnviadoEn, VenceEn, Aplazamientos,
+       NumeroNegocio
 FROM ColaEnvios WHERE Id = :id;
 
 -- name: list_outbound_recipient
 SELECT Id, Destinatario, Tipo, Contenido, Estado, Intentos, ProximoIntento, TokenReclamo, ReclamadoEn,
-       WamidEnviado, EstadoEntrega, UltimoError, Campana, MessageIdOrigen, EnviadoEn, VenceEn, Aplazamientos
+       WamidEnviado, EstadoEntrega, UltimoError, Campana, MessageIdOrigen, EnviadoEn, VenceEn, Aplazamientos,
+       NumeroNegocio
 FROM ColaEnvios WHERE Destinatario = :destinatario ORDER BY Id;
 
 -- name: claimed_with_token
 -- The rows a claim token already holds: a claim retried after a commit whose answer was lost gets
 -- these back instead of claiming more (and stranding the first batch until it turns incierto).
-SELECT Id, Destinatario, Tipo, Contenido, Intentos, Aplazamientos, Campana, MessageIdOrigen, TokenReclamo
+SELECT Id, Destinatario, Tipo, Contenido, Intentos, Aplazamientos, Campana, MessageIdOrigen, TokenReclamo,
+       NumeroNegocio
 FROM ColaEnvios
 WHERE Estado = 'procesando' AND TokenReclamo = :token_reclamo;
 
@@ -139,3 +150,10 @@ UPDATE ColaEnvios
 SET Estado = 'error', UltimoError = :error
 WHERE Id IN (SELECT Id FROM ColaEnvios WHERE Estado = 'pendiente' AND VenceEn <= :ahora ORDER BY Id LIMIT :n)
 RETURNING Id, Destinatario;
+
+-- name: outbound_head_numbers
+-- The business numbers the recipient's open rows go out from, so the eager path takes the right
+-- number's send-limit tokens before it claims.
+SELECT DISTINCT c.NumeroNegocio AS numero
+FROM ColaEnvios AS c
+WHERE c.Destinatario = :destinatario AND c.Estado = 'pendiente';
