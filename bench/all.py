@@ -12,6 +12,7 @@ RUNS = [
     ["bench.e2e", "--conversations", "600", "--processes", "4"],
     ["bench.e2e", "--conversations", "600", "--processes", "4", "--no-eager-send"],
     ["bench.outbound", "--send-concurrency", "16,4"],
+    ["bench.send_limit"],
     ["bench.ai_budgets", "--calls", "20"],
     ["bench.telemetry_overhead"],
     ["bench.reports"],

@@ -108,13 +108,12 @@ async def client_rate(graph_port: int, client: str, concurrency: int, requests: 
 
 
 async def whatsapp_client_rate(graph_port: int, concurrency: int, requests: int = 3000) -> float:
-    """The app's own WhatsApp client (GraphApi + rate limiter, limit lifted) against the fake, no database."""
+    """The app's own WhatsApp client (GraphApi; the send limit is the dispatcher's) against the fake, no database."""
     from core.whatsapp.client import WhatsAppClient
     from core.whatsapp.graph import GraphApi
     from core.whatsapp.outgoing import OutgoingMessage
 
-    client = WhatsAppClient(GraphApi(f"http://127.0.0.1:{graph_port}/v23.0", "bench-token"), "106540352242922",
-                            rate_per_second=1_000_000)
+    client = WhatsAppClient(GraphApi(f"http://127.0.0.1:{graph_port}/v23.0", "bench-token"), "106540352242922")
     message = OutgoingMessage(body="x")
     gate = asyncio.Semaphore(concurrency)
 

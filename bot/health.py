@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass
 
 from core.errors import BotError, SchemaOutdated
+from core.metrics import database_wait_exceeded_total
 from core.storage.database import Database, Tx
 from core.storage.migrate import LATEST_VERSION
 
@@ -45,9 +47,24 @@ REASON_LOCKING_READS = ("lecturas con bloqueo: READ_COMMITTED_SNAPSHOT está OFF
                         "READ_COMMITTED_SNAPSHOT ON")
 
 
-async def check_health(db: Database) -> Health:
+DEFAULT_WAIT_MS = 5_000
+
+
+async def check_health(db: Database, *, wait_ms: int = DEFAULT_WAIT_MS) -> Health:
     """Read the schema version, then prove a write lands in the real database (a read-only, full or
-    replaced database still answers reads); 503 unless both hold."""
+    replaced database still answers reads); 503 unless both hold within `wait_ms` (a held write lock
+    answers 503 with the reason instead of hanging, then "ok")."""
+    try:
+        async with asyncio.timeout(wait_ms / 1000):
+            return await _check(db)
+    except TimeoutError:
+        database_wait_exceeded_total.labels(route="health").inc()
+        reason = f"base de datos ocupada: sin respuesta en {wait_ms} ms (bloqueo de escritura retenido o base saturada)"
+        log.error("Health: %s", reason)
+        return Health(False, db.dialect, None, reason)
+
+
+async def _check(db: Database) -> Health:
     def read(tx: Tx) -> tuple[int, bool]:
         version = int(tx.fetch_one("schema_version")["version"])  # type: ignore[index]
         return version, bool(tx.fetch_one("read_committed_snapshot")["rcsi"])  # type: ignore[index]

@@ -41,6 +41,7 @@ class InboundMessage:
     voice: bool = False  # audio recorded as a voice note
     latitude: float | None = None
     longitude: float | None = None
+    business_number: str | None = None  # `metadata.phone_number_id`: the business number the user wrote to
 
     @property
     def recipient(self) -> str:

@@ -7,9 +7,10 @@ install their own by assigning the field. `aclose` closes every one of them.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from core.ai.remote import AssistantBackend
 from core.ai.service import build_assistant_backend, build_intent_service
@@ -23,6 +24,7 @@ from core.storage.database import Database
 from core.storage.inbox import InboxRegistrar
 from core.telemetry import configure_logging, configure_telemetry
 from core.whatsapp.client import MessageSender, WhatsAppClient
+from core.whatsapp.ratelimit import SendLimits
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +42,10 @@ class Runtime:
     registrar: InboxRegistrar | None = None  # the webhook's group commit
     evidence: EvidenceFetcher | None = None  # media downloads: Graph's media API -> the evidence store
     transcriber: Transcriber | None = None  # voice notes to text (NoTranscriber with the offline rules)
+    send_limits: SendLimits | None = None  # each business number's send limit, taken before a claim
+    # Sends waiting out a backoff, per recipient: each fires at its row's next due time (the sweep is the
+    # fallback when the process is gone). Cancelled by `aclose`.
+    retry_timers: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     # Set when the host is shutting down: drains finish the message in hand and start no other.
     stopping: bool = False
 
@@ -62,6 +68,11 @@ class Runtime:
         if self.whatsapp is None:
             self.whatsapp = WhatsAppClient.from_settings(self.settings)
         return self.whatsapp
+
+    def get_send_limits(self) -> SendLimits:
+        if self.send_limits is None:
+            self.send_limits = SendLimits(self.db, self.settings.outbox_rate_per_second)
+        return self.send_limits
 
     def get_registrar(self) -> InboxRegistrar:
         """SQLite has one writer, so one group commit at a time, as large as it comes. On SQL Server half the
@@ -86,6 +97,11 @@ class Runtime:
 
     async def aclose(self) -> None:
         """Close every service this runtime built (or was given), then the database."""
+        timers = list(self.retry_timers.values())
+        for timer in timers:
+            timer.cancel()
+        await asyncio.gather(*timers, return_exceptions=True)  # a cancelled send writes its row back first
+        self.retry_timers.clear()
         for service in (self.intent, self.assistant, self.whatsapp, self.handoff, self.evidence, self.transcriber):
             close = getattr(service, "aclose", None)
             if close is not None:

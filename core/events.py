@@ -146,3 +146,9 @@ def worker_unavailable(key: str, reason: str, error: str) -> None:
     log_event(log, logging.ERROR, "WORKER_NO_DISPONIBLE",
               "el worker no pudo arrancar; los mensajes quedan pendientes para el barrido",
               conversacion=key, motivo=reason, error=error)
+def outbound_abandoned(row_id: int, recipient: str, reason: str, detail: str | None) -> None:
+    """An outbound row was given up unsent: past its deadline (`plazo`) or out of attempts (`intentos`).
+    Someone got no answer; the alert `envios-abandonados` fires on this line."""
+    metrics.outbound_abandoned_total.labels(reason).inc()
+    log_event(log, logging.ERROR, "OUTBOX_ABANDONADO", f"envío {row_id} abandonado sin enviar ({reason})",
+              telefono=recipient, motivo=reason, detalle=detail or "")

@@ -13,8 +13,9 @@ The local host installs its own in-process queue with the same contract.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, Protocol
 
 from core.azure_storage import StorageConnection
@@ -37,6 +38,35 @@ QUEUE_COOLDOWN_MS = 5_000
 
 class HandoffError(BotError):
     """The keys could not be queued; the inbox rows are durable, so the sweep will redrive them."""
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """`exc` and what it wraps: the SDK's `inner_exception`, then `__cause__` / `__context__`."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        inner = getattr(current, "inner_exception", None)
+        current = inner if isinstance(inner, BaseException) else (current.__cause__ or current.__context__)
+
+
+def describe_storage_error(exc: BaseException) -> str:
+    """What the storage service or the network said, kept for the log: the service's HTTP status, error
+    code and message (Azurite explains "API version not supported" there), or whether the connection
+    was refused or timed out, which the bare class name (`ServiceRequestError`) does not tell apart."""
+    status = getattr(exc, "status_code", None)
+    if status is not None:
+        code = getattr(exc, "error_code", None)
+        code = getattr(code, "value", code) or "sin código"  # the SDK's StorageErrorCode enum, or text
+        message = str(getattr(exc, "message", None) or exc).strip().splitlines()
+        return f"{type(exc).__name__}: HTTP {status} {code}: {(message[0] if message else '')[:300]}"
+    for link in _chain(exc):
+        if isinstance(link, ConnectionRefusedError) or getattr(link, "errno", None) == errno.ECONNREFUSED:
+            return f"{type(exc).__name__}: conexión rechazada ({str(link)[:200]})"
+        if isinstance(link, TimeoutError):
+            return f"{type(exc).__name__}: tiempo de espera agotado"
+    return f"{type(exc).__name__}: {str(exc).strip()[:300]}"
 
 
 class HandoffQueue(Protocol):
@@ -108,7 +138,8 @@ class StorageQueueHandoff:
             if getattr(exc, "error_code", None) == "QueueNotFound":
                 self._created = False  # deleted, or a storage account rebuilt: create it again next time
             self._breaker.record_failure(permit)
-            raise HandoffError(f"no se pudo encolar {len(keys)} conversaciones: {service_error(exc)}") from None
+            cause = describe_storage_error(exc)
+            raise HandoffError(f"no se pudo encolar {len(keys)} conversaciones: {cause}") from None
         except BaseException:
             self._breaker.release(permit)
             raise
@@ -140,22 +171,3 @@ async def close_queue_client(client: Any) -> None:
     close = getattr(credential, "close", None)
     if close is not None:
         await close()
-
-
-def service_error(exc: BaseException) -> str:
-    """The storage service's own code and message (e.g. Azurite's InvalidHeaderValue and why), never a key."""
-    code = getattr(exc, "error_code", None)
-    status = getattr(exc, "status_code", None)
-    message = str(getattr(exc, "reason", "") or "")
-    text = str(getattr(exc, "message", "") or exc).strip().splitlines()
-    detail = text[0] if text else ""
-    parts = [type(exc).__name__]
-    if status:
-        parts.append(f"HTTP {status}")
-    if code:
-        parts.append(str(code))
-    if detail and detail != message:
-        parts.append(detail[:300])
-    elif message:
-        parts.append(message)
-    return " ".join(parts)

@@ -33,6 +33,10 @@ messages_processed_total = Counter(
     "messages_processed_total", "Inbound messages handled", ["outcome"], registry=REGISTRY
 )
 outbound_sends_total = Counter("outbound_sends_total", "Outbound send outcomes", ["outcome"], registry=REGISTRY)
+outbound_abandoned_total = Counter(
+    "outbound_abandoned_total", "Outbound rows given up unsent (deadline passed, or attempts used up)", ["reason"],
+    registry=REGISTRY,
+)
 breaker_state = Gauge(
     "circuit_breaker_state", "0 closed, 1 half-open, 2 open", ["provider"], registry=REGISTRY
 )
@@ -50,6 +54,10 @@ queue_wait_seconds = Histogram(
 )
 reply_latency_seconds = Histogram(
     "reply_latency_seconds", "Webhook received -> reply accepted by Meta", buckets=_LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+database_wait_exceeded_total = Counter(
+    "database_wait_exceeded_total", "Requests answered 503 because the database did not answer in time", ["route"],
     registry=REGISTRY,
 )
 webhook_ignored_total = Counter(

@@ -133,12 +133,19 @@ class Settings:
     inbox_max_attempts: int = 5
     max_trabajos_por_ejecucion: int = 50
     outbox_rate_per_second: int = 80
-    outbox_max_attempts: int = 5
-    outbox_claim_timeout_ms: int = 60_000
+    outbox_max_attempts: int = 10  # failures Meta answered (5xx, unknown); throttles and no-connection do not count
+    # A claim lives only while its request is in flight (the send limit is taken before the claim): HTTP
+    # connect 5 s + read 15 s, plus the write-back.
+    outbox_claim_timeout_ms: int = 30_000
+    outbox_backoff_base_ms: int = 2_000  # first retry-later waits 50-100 % of this, doubling each time
+    outbox_backoff_cap_ms: int = 300_000
     outbox_at_least_once: bool = False
     outbox_eager_dispatch: bool = True  # send replies right after their transition commits (else: the sweep only)
     applicationinsights_connection_string: str = field(default="", repr=False)
     db_pool_size: int = 8
+    # How long the webhook and health wait for the database before answering 503 (Meta redelivers a 503;
+    # a held write lock must not hang its requests).
+    request_db_wait_ms: int = 5_000
     retention_ledger_days: int = 30  # dedup ledger: Meta redelivers for up to 7 days
     retention_outbox_days: int = 30  # settled sends (enviado, error, incierto)
     retention_history_days: int = 365  # chat history and transitions; 0 keeps them forever
@@ -206,12 +213,15 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         inbox_max_attempts=_int(env, "INBOX_MAX_ATTEMPTS", 5, minimum=1),
         max_trabajos_por_ejecucion=_int(env, "MAX_TRABAJOS_POR_EJECUCION", 50, minimum=1),
         outbox_rate_per_second=_int(env, "OUTBOX_RATE_PER_SECOND", 80, minimum=1),
-        outbox_max_attempts=_int(env, "OUTBOX_MAX_ATTEMPTS", 5, minimum=1),
-        outbox_claim_timeout_ms=_int(env, "OUTBOX_CLAIM_TIMEOUT_MS", 60_000, minimum=1_000),
+        outbox_max_attempts=_int(env, "OUTBOX_MAX_ATTEMPTS", 10, minimum=1),
+        outbox_claim_timeout_ms=_int(env, "OUTBOX_CLAIM_TIMEOUT_MS", 30_000, minimum=1_000),
+        outbox_backoff_base_ms=_int(env, "OUTBOX_BACKOFF_BASE_MS", 2_000, minimum=1),
+        outbox_backoff_cap_ms=_int(env, "OUTBOX_BACKOFF_CAP_MS", 300_000, minimum=1),
         outbox_at_least_once=_bool(env, "OUTBOX_AT_LEAST_ONCE", False),
         outbox_eager_dispatch=_bool(env, "OUTBOX_EAGER_DISPATCH", True),
         applicationinsights_connection_string=_text(env, "APPLICATIONINSIGHTS_CONNECTION_STRING"),
         db_pool_size=_int(env, "DB_POOL_SIZE", 8, minimum=1),
+        request_db_wait_ms=_int(env, "REQUEST_DB_WAIT_MS", 5_000, minimum=100),
         retention_ledger_days=_int(env, "RETENTION_LEDGER_DAYS", 30, minimum=0),
         retention_outbox_days=_int(env, "RETENTION_OUTBOX_DAYS", 30, minimum=0),
         retention_history_days=_int(env, "RETENTION_HISTORY_DAYS", 365, minimum=0),

@@ -23,6 +23,9 @@ ROOT = Path(__file__).resolve().parents[1]
 log = logging.getLogger("local_host")
 
 
+MIN_FUNCTION_KEY = 16
+
+
 def port_in_use(host: str, port: int) -> str | None:
     """Why `host:port` cannot be served (another program holds it), or None when it is free."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -49,8 +52,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=int(os.environ.get("FUNCTIONS_HTTPWORKER_PORT", "7071")))
     parser.add_argument("--no-timers", action="store_true", help="do not run timer functions")
+    parser.add_argument("--allow-remote", action="store_true",
+                        help="allow a non-loopback --host; FUNCTION-level routes then require LOCAL_FUNCTION_KEY")
     args = parser.parse_args(argv)
 
+    from local_host.server import is_loopback
+
+    if not is_loopback(args.host) and not args.allow_remote:
+        print(f"local_host: {args.host} no es una dirección de loopback; otras máquinas (y páginas vía DNS "
+              "rebinding) podrían usar el host. Añade --allow-remote y define LOCAL_FUNCTION_KEY para exponerlo",
+              file=sys.stderr)
+        return 2
     os.environ["LOCAL_HOST"] = "1"
     busy = port_in_use(args.host, args.port)
     if busy:
@@ -59,6 +71,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         settings_path = load_local_settings(ROOT)
+        function_key: str | None = None
+        if not is_loopback(args.host):
+            function_key = os.environ.get("LOCAL_FUNCTION_KEY", "")
+            if len(function_key) < MIN_FUNCTION_KEY:
+                print(f"local_host: --allow-remote necesita LOCAL_FUNCTION_KEY de al menos {MIN_FUNCTION_KEY} "
+                      "caracteres (la clave que exigirán las rutas de nivel FUNCTION)", file=sys.stderr)
+                return 2
         follow_port(args.port)
         from bot.runtime import build_runtime, use_runtime
         from core.settings import load_settings
@@ -93,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     storage = settings.storage if settings.storage.configured else None
     lease_s = float(os.environ.get("LOCAL_HOST_QUEUE_LEASE_S", "") or HOST_LEASE_S)
     web_app = build_web_app(app, run_timers=not args.no_timers, max_body_bytes=settings.webhook_max_body_bytes,
-                            bind_host=args.host, storage=storage, lease_s=lease_s)
+                            bind_host=args.host, storage=storage, lease_s=lease_s, function_key=function_key)
     worker_queue = web_app[QUEUES_KEY].get(HANDOFF_QUEUE)
     if isinstance(worker_queue, LocalQueue):
         runtime.handoff = worker_queue  # the webhook hands off to the in-process queue the worker listens on

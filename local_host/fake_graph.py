@@ -6,6 +6,7 @@ or run alone: `python -m local_host.fake_graph --port 9090`.
     POST /{version}/{phone_number_id}/messages   -> records the body, answers a fresh wamid
     GET  /_sent                                  -> every recorded send, oldest first
     POST /_fail  {"status": 429, "code": 130429, "count": 2, "delay_ms": 0}  -> the next sends fail (or stall)
+    POST /_fail  {"status": 503, "code": 131016, "seconds": 60}  -> an outage: every send fails for 60 s
     POST /_reset                                 -> forget sends and injected failures
 
 Media, as the Cloud API serves what users send (`GET /{version}/{media-id}` answers a short-lived URL,
@@ -77,6 +78,9 @@ class FakeGraph:
     media: dict[str, StoredMedia] = field(default_factory=dict)
     media_faults: list[MediaFault] = field(default_factory=list)
     downloads: dict[str, int] = field(default_factory=dict)  # completed body downloads per media id
+    outage: Injected | None = None  # every send answers this until `outage_until` (time.monotonic())
+    outage_until: float = 0.0
+    refused_during_outage: int = 0
     _seq: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def add_media(self, body: bytes, mime_type: str, media_id: str | None = None) -> StoredMedia:
@@ -180,12 +184,17 @@ class FakeGraph:
     def fail_next(self, status: int, code: int, count: int = 1, delay_ms: int = 0, message: str = "injected") -> None:
         self.failures.append(Injected(status, code, count, delay_ms, message))
 
+    def fail_for(self, status: int, code: int, seconds: float, message: str = "injected outage") -> None:
+        self.outage = Injected(status, code, 0, 0, message)
+        self.outage_until = time.monotonic() + seconds
+
     def reset(self) -> None:
         self.sent.clear()
         self.failures.clear()
         self.delay_ms = 0
         self.media_faults.clear()
         self.downloads.clear()
+        self.outage = None
 
     async def handle_send(self, request: web.Request) -> web.Response:
         if self.access_token and request.headers.get("Authorization") != f"Bearer {self.access_token}":
@@ -196,6 +205,9 @@ class FakeGraph:
             return _graph_error(400, 100, "Invalid JSON")
         if self.delay_ms:
             await asyncio.sleep(self.delay_ms / 1000)
+        if self.outage is not None and time.monotonic() < self.outage_until:
+            self.refused_during_outage += 1
+            return _graph_error(self.outage.status, self.outage.code, self.outage.message)
         if self.failures:
             failure = self.failures[0]
             failure.count -= 1
@@ -233,6 +245,10 @@ class FakeGraph:
 
     async def handle_fail(self, request: web.Request) -> web.Response:
         data = await request.json()
+        if "seconds" in data:
+            self.fail_for(int(data.get("status", 500)), int(data.get("code", 1)), float(data["seconds"]),
+                          str(data.get("message", "injected outage")))
+            return web.json_response({"ok": True})
         self.fail_next(
             int(data.get("status", 500)), int(data.get("code", 1)), int(data.get("count", 1)),
             int(data.get("delay_ms", 0)), str(data.get("message", "injected")),

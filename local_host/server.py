@@ -2,13 +2,19 @@
 queue triggers from in-process queues (local_host/queues.py).
 
 aiohttp does the HTTP; this module only converts aiohttp requests into `func.HttpRequest` and
-`func.HttpResponse` back, the way the Functions Python worker does. Function keys are not checked
-locally, as with Core Tools.
+`func.HttpResponse` back, the way the Functions Python worker does.
+
+The surface is closed by default: it binds loopback, refuses a Host that is not this machine's name
+(DNS rebinding) and any Origin but its own (scheme, host and port: another page on another loopback
+port is another site). Binding any other address needs `--allow-remote`, and then FUNCTION-level routes
+(campaigns, metrics) demand the key in `LOCAL_FUNCTION_KEY` (`x-functions-key` header or `?code=`),
+as Azure does; locally on loopback, as with Core Tools, keys are not checked.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import inspect
 import logging
 from collections.abc import Callable
@@ -43,6 +49,7 @@ class HttpFunction:
     methods: tuple[str, ...]
     arg_name: str
     fn: Callable[..., Any]
+    auth_level: str = "anonymous"  # anonymous | function | admin, as the trigger declares it
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +81,8 @@ def discover(app: func.FunctionApp) -> tuple[list[HttpFunction], list[TimerFunct
         if trigger.type == "httpTrigger":
             route = trigger.route or name
             methods = tuple(str(getattr(m, "value", m)).upper() for m in (trigger.methods or ["GET", "POST"]))
-            http.append(HttpFunction(name, route.strip("/"), methods, trigger.name, fn))
+            level = str(getattr(trigger.auth_level, "value", trigger.auth_level) or "function").lower()
+            http.append(HttpFunction(name, route.strip("/"), methods, trigger.name, fn, level))
         elif trigger.type == "timerTrigger":
             startup = bool(trigger.run_on_startup) or name in LOCAL_STARTUP_RUNS
             timers.append(TimerFunction(name, trigger.schedule, startup, trigger.name, fn))
@@ -107,10 +115,20 @@ def to_web_response(response: func.HttpResponse) -> web.Response:
     )
 
 
-def make_handler(function: HttpFunction) -> Callable[[web.Request], Any]:
+def _has_key(request: web.Request, key: str) -> bool:
+    given = request.headers.get("x-functions-key") or request.query.get("code") or ""
+    return hmac.compare_digest(given.encode("utf-8", "replace"), key.encode("utf-8"))
+
+
+def make_handler(function: HttpFunction, function_key: str | None = None) -> Callable[[web.Request], Any]:
+    """`function_key`: when set, a FUNCTION- or ADMIN-level route answers 401 without it."""
     is_async = inspect.iscoroutinefunction(function.fn)
+    needs_key = function_key is not None and function.auth_level != "anonymous"
 
     async def handler(request: web.Request) -> web.StreamResponse:
+        if needs_key and not _has_key(request, function_key or ""):
+            log.warning("Función %s: sin clave de función válida; 401", function.name)
+            return web.Response(status=401, text="Unauthorized: function key required")
         try:
             async with asyncio.timeout(BODY_READ_TIMEOUT_S):
                 body = await request.read()
@@ -146,10 +164,21 @@ def _hostname(value: str) -> str:
     return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
 
 
+def _origin(scheme: str, netloc: str) -> tuple[str, str, int]:
+    """(scheme, host, port) with the scheme's default port filled in: what "same origin" compares."""
+    parts = urlsplit(f"{scheme}://{netloc}")
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return scheme.lower(), (parts.hostname or "").lower(), port or (443 if scheme.lower() == "https" else 80)
+
+
 def local_only(bind_host: str) -> Callable[..., Any]:
     """Refuse what a web page could make a browser send: a Host that is not this machine's loopback name
-    (DNS rebinding) and a cross-site Origin (a form or fetch from another site). The console signs
-    webhooks and starts broadcasts, so a page must not drive it."""
+    (DNS rebinding) and any Origin but our own, scheme, host and port (a form or fetch from another site,
+    or from another app on another loopback port). The console signs webhooks and starts broadcasts, so
+    a page must not drive it."""
     wildcard = bind_host in ("0.0.0.0", "::", "")
     allowed = LOOPBACK_NAMES | ({_hostname(bind_host)} if not wildcard else set())
 
@@ -163,9 +192,10 @@ def local_only(bind_host: str) -> Callable[..., Any]:
             return web.Response(status=403, text="Forbidden: Host not allowed")
         origin = request.headers.get("Origin")
         if origin is not None:
-            origin_host = _hostname(urlsplit(origin).netloc) if origin != "null" else "null"
-            if origin_host != host and not (origin_host in LOOPBACK_NAMES and host in LOOPBACK_NAMES):
-                log.warning("Local host: Origin %r rechazado en %s", origin[:80], request.path)
+            parts = urlsplit(origin)
+            theirs = _origin(parts.scheme, parts.netloc) if origin != "null" else ("null", "", 0)
+            if theirs != _origin(request.scheme, request.host or ""):
+                log.warning("Local host: Origin %r rechazado en %s (solo el propio origen)", origin[:80], request.path)
                 return web.Response(status=403, text="Forbidden: cross-site request")
         if request.headers.get("Sec-Fetch-Site", "").lower() == "cross-site":
             return web.Response(status=403, text="Forbidden: cross-site request")
@@ -174,16 +204,25 @@ def local_only(bind_host: str) -> Callable[..., Any]:
     return middleware
 
 
+def is_loopback(bind_host: str) -> bool:
+    """Only the usual loopback names count; any other address (even 127.0.0.2) needs `--allow-remote`."""
+    return _hostname(bind_host) in LOOPBACK_NAMES
+
+
 def build_web_app(app: func.FunctionApp, *, run_timers: bool = True, host_json: Path = HOST_JSON,
                   max_body_bytes: int = MAX_BODY_BYTES, bind_host: str = "127.0.0.1",
-                  storage: StorageConnection | None = None, lease_s: float = HOST_LEASE_S) -> web.Application:
+                  storage: StorageConnection | None = None, lease_s: float = HOST_LEASE_S,
+                  function_key: str | None = None) -> web.Application:
     """Every function of `app` on one aiohttp app. Queue triggers read in-process queues, or, given a
-    configured `storage` connection, that account's Storage queues with the host's semantics."""
+    configured `storage` connection, that account's Storage queues with the host's semantics.
+    `function_key`: required off loopback (`--allow-remote`); FUNCTION-level routes then check it."""
+    if not is_loopback(bind_host) and not function_key:
+        raise ValueError(f"{bind_host} no es loopback: hace falta una clave de función (LOCAL_FUNCTION_KEY)")
     http, timers, queue_functions = discover(app)
     web_app = web.Application(client_max_size=max_body_bytes, middlewares=[local_only(bind_host)])
     for function in http:
         for method in function.methods:
-            web_app.router.add_route(method, f"/api/{function.route}", make_handler(function))
+            web_app.router.add_route(method, f"/api/{function.route}", make_handler(function, function_key))
     web_app["functions"] = http
     web_app["timers"] = timers
     web_app["queue_functions"] = queue_functions

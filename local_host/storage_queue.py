@@ -28,7 +28,7 @@ from typing import Any
 from azure.functions.queue import QueueMessage
 
 from core.azure_storage import StorageConnection
-from core.handoff import close_queue_client, queue_client, service_error
+from core.handoff import close_queue_client, describe_storage_error, queue_client
 from local_host.queues import SHUTDOWN_GRACE_S, QueueOptions
 
 log = logging.getLogger("local_host.storage_queue")
@@ -89,8 +89,8 @@ class StorageQueueListener:
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
-                    log.error("Cola %s: la lectura falló (%s); reintento en %.1f s", self.name, service_error(exc),
-                              wait)
+                    log.error("Cola %s: la lectura falló (%s); reintento en %.1f s", self.name,
+                              describe_storage_error(exc), wait)
                     created = False  # the service may come back without the queue
                     received = []
                 if received:
@@ -137,7 +137,7 @@ class StorageQueueListener:
             raise
         except Exception as exc:  # the message stays invisible until its lease ends, then comes back
             log.error("Cola %s: no se pudo cerrar el mensaje %s (%s); volverá al vencer su visibilidad",
-                      self.name, message.id, service_error(exc))
+                      self.name, message.id, describe_storage_error(exc))
         finally:
             self._in_flight -= 1
 
@@ -174,7 +174,7 @@ class StorageQueueListener:
                 raise
             except Exception as exc:
                 log.error("Cola %s: no se pudo renovar la visibilidad de %s (%s)", self.name, message.id,
-                          service_error(exc))
+                          describe_storage_error(exc))
 
     async def _poison(self, message: Any, receipt: str) -> None:
         if self._poison_client is None:

@@ -132,6 +132,24 @@ customMetrics
 '''
   }
   {
+    name: 'envios-abandonados'
+    displayName: 'Respuestas abandonadas sin enviar'
+    description: 'El outbox abandonó filas de ColaEnvios sin enviarlas (OUTBOX_ABANDONADO): venció su plazo (24 h para una respuesta) o Meta las rechazó OUTBOX_MAX_ATTEMPTS veces. Ver docs/operations.md#envios-abandonados.'
+    severity: 1
+    evaluationFrequency: 'PT5M'
+    windowSize: 'PT15M'
+    timeAggregation: 'Total'
+    metricMeasureColumn: 'abandonadas'
+    operator: 'GreaterThan'
+    threshold: 0
+    periods: 1
+    query: '''
+traces
+| where message startswith "OUTBOX_ABANDONADO"
+| summarize abandonadas=count()
+'''
+  }
+  {
     name: 'breaker-abierto'
     displayName: 'Circuit breaker abierto'
     description: 'Un proveedor de IA abrió su circuit breaker ([CircuitBreaker] State changed ... -> OPEN). Ver docs/operations.md#breaker-abierto.'

@@ -94,6 +94,12 @@ RULES: tuple[AlertRule, ...] = (
         "alerta_envios_error_incierto", "filas", "Maximum", "GreaterThan", 0, 2, "PT5M", "PT15M",
     ),
     AlertRule(
+        "envios-abandonados", "Respuestas abandonadas sin enviar",
+        "El outbox abandonó filas de ColaEnvios sin enviarlas (OUTBOX_ABANDONADO): venció su plazo (24 h para "
+        "una respuesta) o Meta las rechazó OUTBOX_MAX_ATTEMPTS veces. Ver docs/operations.md#envios-abandonados.",
+        "alerta_envios_abandonados", "abandonadas", "Total", "GreaterThan", 0, 1, "PT5M", "PT15M",
+    ),
+    AlertRule(
         "breaker-abierto", "Circuit breaker abierto",
         "Un proveedor de IA abrió su circuit breaker ([CircuitBreaker] State changed ... -> OPEN). "
         "Ver docs/operations.md#breaker-abierto.",

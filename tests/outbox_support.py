@@ -41,14 +41,18 @@ def sent_by_graph(port: int) -> list[dict]:
     return httpx.get(f"http://127.0.0.1:{port}/_sent", timeout=10).json()
 
 
-def queue_texts(db: Database, items: Sequence[tuple[str, str]], now_ms: int = 0) -> None:
+NO_DEADLINE_MS = 10**15  # rows queued at time 0 by default would be long past a real deadline
+
+
+def queue_texts(db: Database, items: Sequence[tuple[str, str]], now_ms: int = 0,
+                deadline_ms: int = NO_DEADLINE_MS) -> None:
     """Queue (recipient, body) text replies in one transaction, in order, as the engine does."""
 
     def run(tx) -> None:
         for recipient, body in items:
             message = OutgoingMessage(body=body)
             queue_reply(tx, recipient, kind=message.kind, content=message.to_json(), now_ms=now_ms,
-                        origin_message_id=None)
+                        origin_message_id=None, deadline_ms=deadline_ms)
 
     db.run_sync(run)
 

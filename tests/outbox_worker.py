@@ -28,8 +28,8 @@ class _HangAfterSend:
     def __init__(self, inner) -> None:
         self.inner = inner
 
-    async def send(self, recipient: str, message: OutgoingMessage, *, on_request=None) -> str:
-        wamid = await self.inner.send(recipient, message, on_request=on_request)
+    async def send(self, recipient: str, message: OutgoingMessage, **kwargs) -> str:
+        wamid = await self.inner.send(recipient, message, **kwargs)
         print(f"ACEPTADO {wamid}", flush=True)
         await asyncio.sleep(3600)
         return wamid

@@ -27,7 +27,7 @@ from core.azure_storage import (
     read_storage_connection,
 )
 from core.errors import SettingsError
-from core.handoff import HandoffError, StorageQueueHandoff, queue_client, service_error
+from core.handoff import HandoffError, StorageQueueHandoff, describe_storage_error, queue_client
 from core.settings import load_settings
 from core.storage.sql_connection import sql_authentication
 from tests.conftest import ROOT, base_env
@@ -116,7 +116,7 @@ def test_service_errors_keep_the_service_code_and_message() -> None:
 
     exc = HttpResponseError(message="The API version 2099-01-01 is not supported by Azurite.")
     exc.error_code = "InvalidHeaderValue"
-    text = service_error(exc)
+    text = describe_storage_error(exc)
     assert "InvalidHeaderValue" in text and "not supported by Azurite" in text
 
 

@@ -20,8 +20,7 @@ from bot.runtime import Runtime, build_runtime
 from bot.webhook.ingest import handle_webhook_post
 from core.metrics import queue_wait_seconds, reply_latency_seconds
 from core.settings import load_settings
-from core.whatsapp.client import WhatsAppClient
-from core.whatsapp.graph import GraphApi
+from core.whatsapp.ratelimit import SendLimits
 from local_host.queues import serving_worker, settle
 from tests.conftest import ROOT, base_env, free_port
 from tests.conversation_helpers import query
@@ -118,17 +117,15 @@ async def test_a_dropped_queue_message_is_redriven_by_the_sweep(rt: Runtime, gra
 async def test_a_send_cancelled_before_its_request_left_is_released_and_sent_once(
     rt: Runtime, graph: InProcessGraph, db_path: Path
 ) -> None:
-    # One token, then one every 100 s: the second claimed row waits on the limiter when the timeout hits.
-    slow = WhatsAppClient(GraphApi(graph.base_url, "t"), rt.settings.whatsapp_phone_number_id, rate_per_second=0.01)
-    rt.whatsapp = slow
+    # One token, the next about 0.7 s later: the second row waits on the limit, unclaimed, when the timeout hits.
+    rt.send_limits = SendLimits(rt.db, 1.2)
     queue_texts(rt.db, [("5215500000001", "primera"), ("5215500000002", "segunda")])
     with pytest.raises(TimeoutError):
-        async with asyncio.timeout(1.0):
+        async with asyncio.timeout(0.3):
             await sweep_outbox(rt)
     rows = query(db_path, "SELECT Destinatario, Estado, Intentos, TokenReclamo FROM ColaEnvios ORDER BY Id")
     assert rows == [("5215500000001", "enviado", 1, rows[0][3]), ("5215500000002", "pendiente", 0, None)]
-    await slow.aclose()
-    rt.whatsapp = None  # the normal client from settings
+    rt.send_limits = None  # the normal limit from settings
     assert (await sweep_outbox(rt)).sent == 1
     assert [s["recipient"] for s in graph.fake.sent] == ["5215500000001", "5215500000002"]
     assert query(db_path, "SELECT Estado, Intentos FROM ColaEnvios ORDER BY Id") == [("enviado", 1), ("enviado", 1)]
@@ -230,3 +227,26 @@ async def test_a_hanging_ai_delays_the_first_reply_by_its_budgets_not_the_acks(
     # detect 3 s + extract 4 s on fallbacks; the old path waited for a sweep (20-22 s).
     assert first_reply_s <= 10.0, f"first reply after {first_reply_s:.1f} s"
     assert len(sent_to(graph, ANA)) == 1
+
+
+async def test_each_reply_goes_out_from_the_number_the_user_wrote_to(db_path: Path, graph: InProcessGraph) -> None:
+    """Several served numbers used to share one sender (WHATSAPP_PHONE_NUMBER_ID): now the outbox row keeps
+    the number the user wrote to (metadata.phone_number_id) and the reply leaves from it."""
+    second = "106540352299999"
+    rt = runtime_for(db_path, graph, WHATSAPP_PHONE_NUMBER_IDS=f"106540352242922,{second}")
+    try:
+        async with serving_worker(rt) as queue:
+            to_second = text_payload("wamid.NUM2", ANA, "Hola, el refrigerador no enfría")
+            to_second["entry"][0]["changes"][0]["value"]["metadata"]["phone_number_id"] = second
+            to_default = text_payload("wamid.NUM1", "5215587654321", "Hola, el camión no arranca")
+            assert (await post(rt, to_second))[0] == 200 and (await post(rt, to_default))[0] == 200
+            await settle(queue, 30)
+            for _ in range(100):
+                if len({s["recipient"] for s in graph.fake.sent}) == 2:
+                    break
+                await asyncio.sleep(0.05)
+    finally:
+        await rt.aclose()
+    senders = {s["recipient"]: s["phone_number_id"] for s in graph.fake.sent}
+    assert senders == {ANA: second, "5215587654321": "106540352242922"}
+    assert query(db_path, "SELECT Destinatario, NumeroNegocio FROM ColaEnvios ORDER BY Id")[:1] == [(ANA, second)]

@@ -157,8 +157,15 @@ def test_the_local_host_refuses_cross_site_origins_and_foreign_hosts(tmp_path: P
         assert httpx.get(base + "/_console/api/conversations", headers={"Host": f"evil.example:{port}"}
                          ).status_code == 403
         assert httpx.get(base + "/api/health", headers={"Host": f"evil.example:{port}"}).status_code == 403
+        # Another page on another loopback port, or our host under another scheme or spelling, is another
+        # origin: refused (a dev server on :8888 could drive the console before).
+        for other in (f"http://127.0.0.1:{port + 1}", "http://127.0.0.1:8888", f"https://127.0.0.1:{port}",
+                      f"http://localhost:{port}", "http://127.0.0.1", "null"):
+            assert httpx.get(base + "/_console/api/conversations", headers={"Origin": other}).status_code == 403, other
         # The page itself, same origin, and localhost spellings: served.
         assert httpx.get(base + "/_console/api/conversations", headers={"Origin": base}).status_code == 200
+        assert httpx.get(f"http://localhost:{port}/_console/api/conversations",
+                         headers={"Origin": f"http://localhost:{port}"}).status_code == 200
         assert httpx.get(f"http://localhost:{port}/api/health").status_code == 200
         # Meta's webhook is the one open route: its signature is the proof, whatever the Origin.
         body = encode(text_payload("wamid.ORIGIN1", "5215512345678", "hola"))
@@ -213,3 +220,42 @@ def test_leases_of_a_killed_process_are_cleared_by_the_sweep(db_path: Path, tmp_
     assert (expired_before, expired_after, active_after) == (1, 0, 0)
     assert query(db_path, "SELECT Estado, COUNT(*) FROM MensajesProcesados GROUP BY Estado") == [("procesado", 3)]
     assert query(db_path, "SELECT COUNT(*) FROM Reportes") == [(1,)]
+
+
+def test_a_non_loopback_bind_needs_the_flag_and_then_function_keys(tmp_path: Path) -> None:
+    """127.0.0.2 stands in for a LAN address (binding a real one would expose the test run)."""
+    port = free_port()
+    db = tmp_path / "bot.sqlite3"
+    env = _host_env(db)
+    refused = subprocess.run([sys.executable, "-m", "local_host", "--host", "127.0.0.2", "--port", str(port)],
+                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2 and "--allow-remote" in refused.stderr
+    no_key = subprocess.run([sys.executable, "-m", "local_host", "--host", "127.0.0.2", "--port", str(port),
+                             "--allow-remote"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert no_key.returncode == 2 and "LOCAL_FUNCTION_KEY" in no_key.stderr
+    key = "k" * 24
+    proc = subprocess.Popen([sys.executable, "-m", "local_host", "--host", "127.0.0.2", "--port", str(port),
+                             "--allow-remote", "--no-timers"], cwd=ROOT, env=env | {"LOCAL_FUNCTION_KEY": key},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.2:{port}"
+    campaign = b'{"mensaje": "hola", "destinatarios": ["5215512345678"]}'
+    try:
+        assert wait_ready(base + "/api/health", proc).status_code == 200  # anonymous stays open
+        assert httpx.post(base + "/api/campanas/promo", content=campaign).status_code == 401
+        assert httpx.get(base + "/api/metrics", params={"code": "wrong"}).status_code == 401
+        assert httpx.get(base + "/api/metrics", params={"code": key}).status_code == 200
+        assert httpx.post(base + "/api/campanas/promo", content=campaign,
+                          headers={"x-functions-key": key}).status_code == 202
+        # The webhook keeps its own proof, the signature; the signing console is not served off loopback.
+        body = encode(text_payload("wamid.REMOTE1", "5215512345678", "hola"))
+        assert httpx.post(base + "/api/whatsapp/webhook", content=body, headers=signed_headers(body)).status_code == 200
+        assert httpx.get(base + "/").status_code == 404
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    assert query(db, "SELECT COUNT(*) FROM ColaEnvios WHERE Campana = 'promo'") == [(1,)]
+
+
+def _host_env(db: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WHATSAPP_", "SQL", "LOCAL_FUNCTION_KEY"))}
+    return env | base_env(db)

@@ -49,7 +49,7 @@ async def enqueue(db: Database, n: int, ahora: int) -> None:
         for i in range(n):
             tx.execute("enqueue_outbound", {"destinatario": f"52155{i:08d}", "tipo_envio": "text",
                                             "contenido": '{"text": "hola"}', "ahora": ahora - i * 1000,
-                                            "message_id_origen": f"wamid.src{i}"})
+                                            "message_id_origen": f"wamid.src{i}", "vence_en": None})
 
     await db.write(write)
 

@@ -163,6 +163,7 @@ def emitted() -> list[str]:
         events.queue_wait("5215512345678", 65_000, 1)
         events.handoff_failed("webhook", 2, "cola no disponible")
         events.worker_unavailable("*********5678", "configuracion", "Configuración inválida: WHATSAPP_APP_SECRET")
+        events.outbound_abandoned(7, "5215512345678", "plazo", "venció su plazo sin poder enviarse")
     finally:
         logger.removeHandler(handler)
     return [r.getMessage() for r in records]

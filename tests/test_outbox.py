@@ -43,7 +43,7 @@ from core.whatsapp.errors import (
 )
 from core.whatsapp.graph import GraphApi, GraphTimeouts
 from core.whatsapp.outgoing import Choice, OutgoingMessage
-from core.whatsapp.ratelimit import RateLimiter
+from core.whatsapp.ratelimit import SendLimits
 from core.whatsapp.status import StatusUpdate
 from tests.conftest import base_env, free_port
 from tests.outbox_support import InProcessGraph, queue_texts
@@ -161,7 +161,7 @@ async def test_sweep_sends_text_buttons_list_and_bsuid(rt: Runtime, graph: InPro
         from core.storage.outbox import queue_reply
 
         for recipient, message in messages:
-            queue_reply(tx, recipient, kind=message.kind, content=message.to_json(), now_ms=0,
+            queue_reply(tx, recipient, kind=message.kind, content=message.to_json(), now_ms=epoch_ms(),
                         origin_message_id="wamid.IN")
 
     rt.db.run_sync(run)
@@ -193,21 +193,31 @@ async def test_status_that_beats_the_send_is_applied_when_the_wamid_is_stored(
     assert row.wamid == early and row.delivery_state == "delivered"
 
 
-async def test_throttled_then_sent_once_after_backoff(rt: Runtime, graph: InProcessGraph) -> None:
+async def test_throttled_then_sent_once_after_backoff(db_path: Path, graph: InProcessGraph) -> None:
+    rt = make_runtime(db_path, graph, OUTBOX_BACKOFF_BASE_MS="2400")  # the pause outlasts the sweep's 1 s wait
     queue_texts(rt.db, [("5215500000001", "a1")])
     graph.fake.fail_next(429, 130429, count=1, message="Rate limit hit")
     before = epoch_ms()
     first = await sweep_outbox(rt)
     assert (first.claimed, first.retried, first.sent) == (1, 1, 0)
     [row] = await list_recipient(rt.db, "5215500000001")
-    assert row.state == "pendiente" and row.attempts == 1 and "130429" in (row.last_error or "")
-    assert row.next_attempt_ms >= before + 1000  # half of the 2 s base, at least
+    # A throttle is not held against OUTBOX_MAX_ATTEMPTS; it only grows the backoff.
+    assert (row.state, row.attempts, row.postponements) == ("pendiente", 0, 1) and "130429" in (row.last_error or "")
+    assert row.next_attempt_ms >= before + 1200  # half of the 2.4 s base, at least
+    # 130429 is about the whole number: its sends pause, for every instance (the pause is in the database).
+    other_instance = SendLimits(rt.db, 10000).for_number(rt.settings.whatsapp_phone_number_id)
+    assert await other_instance.take(1, max_wait_s=0) == 0
     assert (await sweep_outbox(rt)).claimed == 0  # not due yet
-    later = await sweep_outbox(rt, clock=clock_at(LATER))
-    assert (later.claimed, later.sent) == (1, 1)
+    # No sweep needed: the row's retry timer fires at its due time, after the pause (2.4 s at most).
+    for _ in range(60):
+        if graph.fake.sent:
+            break
+        await asyncio.sleep(0.1)
     assert [s["recipient"] for s in graph.fake.sent] == ["5215500000001"]
+    assert (await sweep_outbox(rt, clock=clock_at(LATER))).claimed == 0
     [row] = await list_recipient(rt.db, "5215500000001")
-    assert row.state == "enviado" and row.attempts == 2 and row.last_error is None
+    assert row.state == "enviado" and row.attempts == 1 and row.last_error is None
+    await rt.aclose()
 
 
 async def test_permanent_error_is_kept_and_not_retried(rt: Runtime, graph: InProcessGraph) -> None:
@@ -236,7 +246,7 @@ async def test_5xx_storm_is_bounded_by_max_attempts(rt: Runtime, graph: InProces
 async def test_no_answer_means_incierto_not_a_resend(rt: Runtime, graph: InProcessGraph) -> None:
     queue_texts(rt.db, [("5215500000001", "a1")])
     short = GraphApi(graph.base_url, TOKEN, timeouts=GraphTimeouts(connect_s=2.0, read_s=0.3))
-    rt.whatsapp = WhatsAppClient(short, rt.settings.whatsapp_phone_number_id, rate_per_second=1000)
+    rt.whatsapp = WhatsAppClient(short, rt.settings.whatsapp_phone_number_id)
     graph.fake.delay_ms = 800
     result = await sweep_outbox(rt)
     assert result.uncertain == 1
@@ -316,21 +326,24 @@ async def test_token_is_never_logged(rt: Runtime, graph: InProcessGraph, caplog:
     assert "5215500000001" not in caplog.text  # phones masked too
 
 
-async def test_rate_limiter_spaces_sends_without_real_time() -> None:
-    now = [0.0]
-    slept: list[float] = []
+async def test_the_send_limit_is_one_bucket_row_per_number_refilled_by_time(rt: Runtime) -> None:
+    """At 80/s with a quarter second of burst: 20 at once, then one every 12.5 ms; another number has its own."""
+    from core.storage.send_limits import give_back_tokens, take_tokens
 
-    async def fake_sleep(seconds: float) -> None:
-        slept.append(seconds)
-        now[0] += seconds
+    def take(up_to: int, at_ms: int, number: str = "106540352242922"):
+        return take_tokens(rt.db, number, up_to=up_to, now_ms=at_ms, rate_per_second=80, burst=20)
 
-    limiter = RateLimiter(80, clock=lambda: now[0], sleep=fake_sleep)
-    for _ in range(240):
-        await limiter.acquire()
-    # 80 go at once (one second of burst), the next 160 at 80/s: two more seconds.
-    assert slept[:1] and abs(now[0] - 2.0) < 1e-6
+    assert (await take(16, 1_000)).tokens == 16
+    assert (await take(16, 1_000)).tokens == 4
+    empty = await take(16, 1_000)
+    assert (empty.tokens, empty.wait_ms) == (0, 13)
+    assert (await take(16, 1_100)).tokens == 8  # 100 ms at 80/s
+    assert (await take(16, 1_050)).tokens == 0  # a clock running behind refills nothing
+    assert (await take(16, 1_000, number="106540352299999")).tokens == 16
+    await give_back_tokens(rt.db, "106540352242922", 50, now_ms=1_100, rate_per_second=80, burst=20)
+    assert (await take(50, 1_100)).tokens == 20  # given back, never above the burst
     with pytest.raises(ValueError):
-        RateLimiter(0)
+        SendLimits(rt.db, 0).for_number("1")
 
 
 # -- campaigns -------------------------------------------------------------------------------------
@@ -385,3 +398,24 @@ def test_functions_are_registered(app_triggers: dict) -> None:
     assert len(resolve_schedule(triggers["outbox_sweep"].schedule).split()) == 6
     assert triggers["campaign_queue"].route == triggers["campaign_counts"].route == "campanas/{campana}"
     assert str(getattr(triggers["campaign_queue"].auth_level, "value", "")).lower() == "function"
+
+
+async def test_a_reply_past_its_deadline_is_abandoned_logged_and_counted_never_sent(
+    rt: Runtime, graph: InProcessGraph, caplog: pytest.LogCaptureFixture
+) -> None:
+    from core.metrics import outbound_abandoned_total
+    from core.storage.outbox import REPLY_DEADLINE_MS
+
+    now = epoch_ms()
+    queue_texts(rt.db, [("5215500000001", "tarde")], now_ms=now, deadline_ms=60_000)
+    queue_texts(rt.db, [("5215500000002", "a tiempo")], now_ms=now, deadline_ms=REPLY_DEADLINE_MS)
+    before = outbound_abandoned_total.labels("plazo")._value.get()
+    result = await sweep_outbox(rt, clock=clock_at(61_000))
+    assert (result.abandoned, result.sent) == (1, 1)
+    [late] = await list_recipient(rt.db, "5215500000001")
+    assert late.state == "error" and "plazo" in (late.last_error or "") and late.wamid is None
+    [on_time] = await list_recipient(rt.db, "5215500000002")
+    assert on_time.state == "enviado" and on_time.deadline_ms == now + 24 * 3600_000 == now + REPLY_DEADLINE_MS
+    assert [s["recipient"] for s in graph.fake.sent] == ["5215500000002"]
+    assert outbound_abandoned_total.labels("plazo")._value.get() == before + 1
+    assert any("OUTBOX_ABANDONADO" in r.getMessage() and "motivo=plazo" in r.getMessage() for r in caplog.records)

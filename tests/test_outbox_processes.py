@@ -40,10 +40,8 @@ def graph_port() -> int:
 
 
 def _env(db_path: Path, target: Target, graph_port: int, **extra: str) -> dict[str, str]:
-    return worker_env(base_env(
-        db_path, WHATSAPP_API_BASE_URL=f"http://127.0.0.1:{graph_port}/v23.0", OUTBOX_RATE_PER_SECOND="100000",
-        **target_env(target), **extra,
-    ))
+    settings = {"WHATSAPP_API_BASE_URL": f"http://127.0.0.1:{graph_port}/v23.0", "OUTBOX_RATE_PER_SECOND": "100000"}
+    return worker_env(base_env(db_path, **(settings | target_env(target) | extra)))
 
 
 async def _worker(env: dict[str, str], *args: str) -> dict:
@@ -204,3 +202,88 @@ async def test_seed_004_three_instances_queue_and_sweep_a_campaign_once(
         assert (await count_campaign(db, "sesion-28")).get("enviado") == 27
     finally:
         db.close()
+
+
+async def _kill_while_waiting_on_the_limit(env: dict[str, str], graph_port: int, *args: str) -> int:
+    """Start a dispatcher process, SIGKILL it while it waits for its next send-limit token (300 ms after a
+    send reached the fake; at 1 send/s the next token is 700 ms away); answers how many sends it made."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.outbox_worker", *args, cwd=ROOT, env=env,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        seen = 0
+        async with httpx.AsyncClient(timeout=10) as client:
+            for _ in range(1500):  # bounded: 30 s
+                now = len((await client.get(f"http://127.0.0.1:{graph_port}/_sent")).json())
+                if now != seen and now >= 3:
+                    await asyncio.sleep(0.3)
+                    break
+                seen = now
+                await asyncio.sleep(0.02)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+        await proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    return len(sent_by_graph(graph_port))
+
+
+@pytest.mark.parametrize("mode", ["sweep", "eager"])
+async def test_kill_9_while_replies_wait_on_the_send_limit_loses_none(
+    db_path: Path, process_target: Target, graph_port: int, tmp_path: Path, mode: str
+) -> None:
+    """A dispatcher took its rows before it waited on the limit: a SIGKILL left them all 'procesando' and
+    the claim timeout made them 'incierto', unsent (16 of 16 users without an answer). Now the limit is
+    taken first, so waiting rows are still 'pendiente' and the next dispatcher sends each exactly once."""
+    recipients = [f"52155{i:08d}" for i in range(40)]
+    queue_texts(open_db(process_target), [(r, f"hola {r}") for r in recipients])
+    listing = tmp_path / "recipients.txt"
+    listing.write_text("\n".join(recipients), encoding="utf-8")
+    slow = _env(db_path, process_target, graph_port, OUTBOX_RATE_PER_SECOND="1", OUTBOX_CLAIM_TIMEOUT_MS="1000")
+    extra = ("--recipients", str(listing)) if mode == "eager" else ()
+    sent_before_kill = await _kill_while_waiting_on_the_limit(slow, graph_port, mode, "--seconds", "60", *extra)
+    assert 3 <= sent_before_kill < len(recipients)
+    rt = _runtime(slow, process_target)
+    try:
+        counts = await count_by_state(rt.db)
+        # Nothing was claimed while it waited: every unsent row is still plainly 'pendiente'.
+        assert counts.get("procesando") == 0 and counts.get("incierto") == 0, counts.as_dict()
+        assert counts.get("pendiente") == len(recipients) - sent_before_kill
+        await asyncio.sleep(1.1)  # past the claim timeout: a settle now would catch any stuck claim
+        await _worker(_env(db_path, process_target, graph_port, OUTBOX_CLAIM_TIMEOUT_MS="1000"), "sweep",
+                      "--seconds", "30")
+        counts = await count_by_state(rt.db)
+    finally:
+        rt.db.close()
+    sent = Counter(s["recipient"] for s in sent_by_graph(graph_port))
+    assert sorted(sent) == recipients and max(sent.values()) == 1  # every user one reply, none twice
+    assert counts.get("enviado") == len(recipients) and counts.get("incierto") == 0, counts.as_dict()
+
+
+def max_in_window(times: list[float], window_s: float) -> int:
+    """The most events inside any `window_s`-long window (every window that starts at an event)."""
+    times = sorted(times)
+    best, start = 0, 0
+    for end, t in enumerate(times):
+        while t - times[start] >= window_s:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
+async def test_two_instances_share_one_send_limit_per_number(
+    db_path: Path, process_target: Target, graph_port: int
+) -> None:
+    """Each instance used to keep its own bucket: two of them sent 125/s from one number against Meta's 80.
+    Now the bucket is a database row both take from: at most 80/s together over any 5 s window (+10 %)."""
+    recipients = [f"52155{i:08d}" for i in range(600)]
+    queue_texts(open_db(process_target), [(r, f"hola {r}") for r in recipients])
+    env = _env(db_path, process_target, graph_port, OUTBOX_RATE_PER_SECOND="80", MAX_TRABAJOS_POR_EJECUCION="1000")
+    results = await asyncio.gather(*(_worker(env, "sweep", "--seconds", "40") for _ in range(2)))
+    sent = sent_by_graph(graph_port)
+    per_user = Counter(s["recipient"] for s in sent)
+    assert sorted(per_user) == recipients and max(per_user.values()) == 1  # every user exactly one reply
+    assert all(r["sent"] > 0 for r in results), results  # both instances really sent
+    assert max_in_window([s["at"] for s in sent], 5.0) <= 80 * 5 * 1.1

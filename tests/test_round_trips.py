@@ -33,8 +33,8 @@ PHONE = "5215512345678"
 
 # (round trips, statements, transactions) per stage and dialect.
 EXPECTED = {
-    "sqlite": {"webhook": (3, 1, 1), "worker": (33, 19, 7)},
-    "tsql": {"webhook": (2, 1, 1), "worker": (25, 19, 7)},
+    "sqlite": {"webhook": (3, 1, 1), "worker": (41, 23, 9)},
+    "tsql": {"webhook": (2, 1, 1), "worker": (29, 23, 9)},
 }
 # The worker's transactions and their statements, in the order they usually run (the chat save and the
 # session read run concurrently, so the test compares them as a multiset).
@@ -43,9 +43,11 @@ WORKER_CALLS = [
     "-- transacción de lectura", "inbox_pending", "has_active_ai_run", "session_get",
     "-- transacción de escritura", "lease_check", "inbox_mark_processed", "chat_save_user", "session_insert",
     "history_insert", "enqueue_outbound", "chat_save_bot",
+    "-- transacción de lectura", "outbound_head_numbers",
+    "-- transacción de escritura", "send_limit_read", "send_limit_ensure", "send_limit_read", "send_limit_write",
     "-- transacción de escritura", "claimed_with_token", "claim_outbound_recipient",
     "-- transacción de escritura", "mark_outbound_sent", "recorded_delivery_statuses",
-    "-- transacción de escritura", "claimed_with_token", "claim_outbound_recipient",
+    "-- transacción de lectura", "outbound_head_numbers",
     "-- transacción de escritura", "lease_release", "inbox_pending",
 ]
 

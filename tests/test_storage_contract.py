@@ -188,6 +188,9 @@ async def test_a_status_that_beat_its_send_is_applied_by_the_sweep(any_db: Datab
 
 # One plausible value per parameter name used by any named query (a new name must be added here).
 SAMPLE_PARAMS: dict[str, object] = {
+    "vence_en": 1800086400000, "descontar": 0, "numero_negocio": "106540352242922", "mili_tokens": 20000,
+    "numero_predeterminado": "106540352242922",
+    "pausa_hasta": 0,
     "ahora": 1800000000000, "antes_fecha": "2000-01-01 00:00:00", "antes_ms": 1, "campana": "prueba",
     "clave": "5215500009999", "clave_delivered": "wamid.X:delivered", "clave_failed": "wamid.X:failed",
     "clave_read": "wamid.X:read", "clave_sent": "wamid.X:sent", "codigo": "10004512", "contenido": '{"body":"x"}',

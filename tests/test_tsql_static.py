@@ -270,7 +270,8 @@ _ANY_COLUMN = re.compile(r"^\s+(\w+)\s+(NVARCHAR\((?:\d+|MAX)\)|BIGINT|INT|BIT|D
 _INT_BITS = {"INT": 32, "BIGINT": 64}
 
 
-_ALTER_ADD = re.compile(r"ALTER TABLE dbo\.(\w+) ADD (\w+) (NVARCHAR\((?:\d+|MAX)\)|BIGINT|INT|BIT|DATETIME2\(\d\))\s")
+_ALTER_ADD = re.compile(
+    r"ALTER TABLE dbo\.(\w+) ADD (\w+) (NVARCHAR\((?:\d+|MAX)\)|BIGINT|INT|BIT|DATETIME2\(\d\))(?=[\s;])")
 
 
 def _schema() -> dict[str, dict[str, str]]:

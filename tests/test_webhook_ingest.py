@@ -435,3 +435,18 @@ async def test_text_longer_than_whatsapps_limit_is_cut_once_before_storage(rt: R
     stored = InboundMessage.from_json(row["Payload"]).text
     assert len(stored) == MAX_TEXT and stored.endswith(TEXT_CUT_MARKER) and stored.startswith("ñ" * 100)
     assert len(row["Payload"]) < 2 * MAX_TEXT  # the payload holds the cut text once, not the original
+
+
+@pytest.mark.parametrize(("sender", "reason"), [
+    ("15550783881", "remitente_propio"), ("106540352242922", "remitente_propio"), ("12", "remitente_invalido")])
+async def test_odd_senders_are_acknowledged_logged_counted_and_not_served(
+    sender: str, reason: str, rt: Runtime, db_path: Path, drained: list[list[str]], caplog: pytest.LogCaptureFixture
+) -> None:
+    from core.metrics import webhook_ignored_total
+
+    before = webhook_ignored_total.labels(reason=reason)._value.get()
+    body = encode(text_payload("wamid.ODD1", sender, "hola"))
+    assert await post(rt, body) == (200, "EVENT_RECEIVED")
+    assert ledger(db_path) == [] and drained == []  # no session, no reply queued
+    assert webhook_ignored_total.labels(reason=reason)._value.get() == before + 1
+    assert any("se reconoce y se ignora" in r.getMessage() for r in caplog.records)

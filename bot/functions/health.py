@@ -16,7 +16,8 @@ bp = func.Blueprint()
 @bp.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 async def health(req: func.HttpRequest) -> func.HttpResponse:
     try:
-        result = (await check_health(get_runtime().db)).as_dict()
+        rt = get_runtime()
+        result = (await check_health(rt.db, wait_ms=rt.settings.request_db_wait_ms)).as_dict()
         status = 200 if result["status"] == "ok" else 503
     except SqliteOnAzure as exc:  # its reason names no secret: say it where the operator looks first
         logging.getLogger(__name__).error("Health: la app no puede arrancar: %s", exc)

@@ -7,11 +7,15 @@ atomic statement per item) -> hand the conversations with pending messages to th
 the AI and the send limit are doing. Once the registration commits, the pending rows are the durable
 inbox, so a failed hand-off is logged and the answer is still 200 (Meta's redelivery hands the key
 off again, and the sweep redrives it anyway). If the registration itself fails, nothing was kept, so
-the answer is 503 and Meta delivers again.
+the answer is 503 and Meta delivers again. So is a database that does not answer within
+REQUEST_DB_WAIT_MS (another process holding the write lock, a failover): the request never hangs. A
+registration that commits after that 503 is harmless, since Meta's redelivery is deduplicated and still
+hands the conversation off while its message is pending.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
@@ -23,7 +27,7 @@ from bot.runtime import Runtime
 from bot.webhook.parse import parse_payload
 from bot.webhook.signature import SIGNATURE_HEADER, verify_signature
 from core.errors import StorageError
-from core.metrics import webhook_ignored_total
+from core.metrics import database_wait_exceeded_total, webhook_ignored_total
 
 log = logging.getLogger(__name__)
 
@@ -76,11 +80,22 @@ async def handle_webhook_post(rt: Runtime, headers: Mapping[str, str], body: byt
     batch = parse_payload(payload, served=settings.served_phone_number_ids)
     if batch.foreign:
         webhook_ignored_total.labels(reason="numero_ajeno").inc(batch.foreign)
+    if batch.own_sender:
+        webhook_ignored_total.labels(reason="remitente_propio").inc(batch.own_sender)
+    if batch.implausible_sender:
+        webhook_ignored_total.labels(reason="remitente_invalido").inc(batch.implausible_sender)
     if not batch.messages and not batch.statuses:
         return 200, ACK  # unknown shapes, errors and other fields: acknowledged (a non-200 is redelivered forever)
 
+    wait_ms = settings.request_db_wait_ms
     try:
-        result = await rt.get_registrar().register(batch.messages, batch.statuses, int(time.time() * 1000))
+        result = await asyncio.wait_for(
+            rt.get_registrar().register(batch.messages, batch.statuses, int(time.time() * 1000)), wait_ms / 1000)
+    except TimeoutError:
+        database_wait_exceeded_total.labels(route="webhook").inc()
+        log.error("Webhook: la base de datos no respondió en %d ms (bloqueo de escritura retenido o base saturada); "
+                  "503 para que Meta la reenvíe", wait_ms)
+        return 503, "Service Unavailable"
     except StorageError as exc:
         log.error("Webhook: no se pudo registrar la entrega (%s); 503 para que Meta la reenvíe", exc)
         return 503, "Service Unavailable"

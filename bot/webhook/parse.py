@@ -3,19 +3,24 @@
 Parsing is total: any JSON value gives a `WebhookBatch`, never an exception. What cannot be used (a
 message without an id or sender, an id longer than the ledger column) is skipped with a warning;
 message types Meta adds later become `MessageKind.UNKNOWN`; value-level `errors` and changes of
-fields other than `messages` are acknowledged and logged. Strings are made storable (lone UTF-16
-surrogates, which JSON allows and UTF-8 cannot encode, become U+FFFD); text is otherwise kept intact.
+fields other than `messages` are acknowledged and logged. Messages from odd senders are left out and
+counted: one of our own business numbers (a loop between two of our numbers, or a forged payload), or
+a sender that is not a plausible WhatsApp id (a phone of 8 to 15 digits, or a BSUID). Strings are
+made storable (lone UTF-16 surrogates, which JSON allows and UTF-8 cannot encode, become U+FFFD);
+text is otherwise kept intact.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import re
 from collections.abc import Collection, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bot.messages import InboundMessage, MessageKind
 from core.telemetry import mask_phone, mask_wamid
+from core.whatsapp.outgoing import is_bsuid
 from core.whatsapp.status import StatusUpdate
 
 log = logging.getLogger(__name__)
@@ -30,6 +35,7 @@ MAX_WAMID = 160
 MAX_KEY = 64
 MAX_STATUS = 30
 MAX_TIMESTAMP = 2**40  # Unix seconds far beyond any real date; also keeps the value inside BIGINT
+WA_PHONE = re.compile(r"^[0-9]{8,15}$")  # a WhatsApp id: E.164 digits, no `+`
 
 _MEDIA = {
     "image": MessageKind.IMAGE,
@@ -48,6 +54,8 @@ class WebhookBatch:
     statuses: tuple[StatusUpdate, ...] = ()
     skipped: int = 0  # messages/statuses that could not be used (each logged)
     foreign: int = 0  # messages/statuses addressed to a business number this app does not serve
+    own_sender: int = 0  # messages whose sender is one of our own business numbers
+    implausible_sender: int = 0  # messages whose sender is not a plausible WhatsApp id
 
 
 def clean_text(value: object) -> str:
@@ -177,6 +185,16 @@ def _content(kind_name: str, msg: dict[str, object]) -> tuple[MessageKind, dict[
     return MessageKind.UNKNOWN, {}
 
 
+def _sender_problem(message: InboundMessage, own: Collection[str]) -> str | None:
+    """Why this sender must not be served, or None: our own number, or not a WhatsApp id at all."""
+    if (message.phone and message.phone in own) or (message.bsuid and message.bsuid in own):
+        return "remitente_propio"
+    if (message.phone is not None and not WA_PHONE.match(message.phone)) or \
+            (message.bsuid is not None and not is_bsuid(message.bsuid)):
+        return "remitente_invalido"
+    return None
+
+
 def _message(raw: object, contacts: _Contacts) -> InboundMessage | None:
     msg = _dict(raw)
     wamid = clean_text(msg.get("id"))
@@ -243,7 +261,7 @@ def parse_payload(payload: object, served: Collection[str] | None = None) -> Web
         return WebhookBatch()
     messages: list[InboundMessage] = []
     statuses: list[StatusUpdate] = []
-    skipped = foreign = 0
+    skipped = foreign = own_sender = implausible_sender = 0
     for field_name, value in _changes(data):
         if field_name != "messages":
             log.info("Webhook: cambio del campo %r recibido; no se procesa", field_name[:60])
@@ -258,14 +276,26 @@ def parse_payload(payload: object, served: Collection[str] | None = None) -> Web
         if "errors" in value:
             log.warning("Webhook: errores a nivel de value: %s", _error_text(value.get("errors")) or "sin detalle")
         contacts = _Contacts.of(_list(value.get("contacts")))
+        display = "".join(ch for ch in clean_text(_dict(value.get("metadata")).get("display_phone_number"))
+                          if ch.isdigit())
+        own = {n for n in (*(served or ()), number, display) if n}
         for raw in _list(value.get("messages")):
             parsed = _message(raw, contacts)
             skipped += parsed is None
-            if parsed is not None:
-                messages.append(parsed)
+            if parsed is None:
+                continue
+            problem = _sender_problem(parsed, own)
+            if problem is not None:
+                own_sender += problem == "remitente_propio"
+                implausible_sender += problem == "remitente_invalido"
+                log.warning("Webhook: mensaje %s de un remitente %s (%s); se reconoce y se ignora",
+                            mask_wamid(parsed.wamid), "propio" if problem == "remitente_propio" else "inválido",
+                            mask_phone(parsed.conversation_key))
+                continue
+            messages.append(replace(parsed, business_number=number or None))
         for raw in _list(value.get("statuses")):
             status = _status(raw)
             skipped += status is None
             if status is not None:
                 statuses.append(status)
-    return WebhookBatch(tuple(messages), tuple(statuses), skipped, foreign)
+    return WebhookBatch(tuple(messages), tuple(statuses), skipped, foreign, own_sender, implausible_sender)

@@ -18,6 +18,10 @@ from core.storage.states import OutboxState
 from core.storage.text import fit_units
 
 ERROR_MAX_CHARS = 1000  # UltimoError is NVARCHAR(1000) on SQL Server
+# A conversation reply is useful while Meta's customer-service window is open: 24 h after the user wrote.
+REPLY_DEADLINE_MS = 24 * 3600_000
+# A campaign message that could not go out within three days is news nobody wants any more.
+CAMPAIGN_DEADLINE_MS = 72 * 3600_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +36,8 @@ class ClaimedSend:
     campaign: str | None
     origin_message_id: str | None
     token: str
+    postponements: int = 0  # retry-laters so far: the exponent of the next backoff
+    business_number: str | None = None  # the number it goes out from; None: the default number
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> ClaimedSend:
@@ -44,6 +50,8 @@ class ClaimedSend:
             campaign=row["Campana"],
             origin_message_id=row["MessageIdOrigen"],
             token=row["TokenReclamo"],
+            postponements=int(row["Aplazamientos"]),
+            business_number=row["NumeroNegocio"],
         )
 
 
@@ -66,6 +74,9 @@ class OutboxRow:
     campaign: str | None
     origin_message_id: str | None
     sent_at_ms: int | None
+    deadline_ms: int | None  # when a still unsent row is given up; None: never
+    postponements: int
+    business_number: str | None
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> OutboxRow:
@@ -85,6 +96,9 @@ class OutboxRow:
             campaign=row["Campana"],
             origin_message_id=row["MessageIdOrigen"],
             sent_at_ms=row["EnviadoEn"],
+            deadline_ms=row["VenceEn"],
+            postponements=int(row["Aplazamientos"]),
+            business_number=row["NumeroNegocio"],
         )
 
 
@@ -97,6 +111,9 @@ class Outcome:
     wamid: str | None = None
     error: str | None = None
     next_attempt_ms: int = 0
+    # PENDIENTE only: False when the request provably never reached Meta or Meta throttled it, so the
+    # attempt is not held against OUTBOX_MAX_ATTEMPTS (the deadline still bounds the row).
+    counts_attempt: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,18 +156,34 @@ def _claim_once(tx: Tx, query: str, params: dict[str, Any]) -> list[ClaimedSend]
     return _claimed(mine or tx.fetch_all(query, params))
 
 
-async def claim_outbound(db: Database, *, limit: int, now_ms: int, token: str | None = None) -> list[ClaimedSend]:
-    """Atomically take up to `limit` due `pendiente` rows, at most one per recipient (its oldest open row)."""
+def _numbers(number: str, default_number: str) -> dict[str, str]:
+    # Rows with no number (queued before 009, or with no inbox row to read it from) go out from the default.
+    return {"numero_negocio": number, "numero_predeterminado": default_number}
+
+
+async def claim_outbound(db: Database, *, limit: int, now_ms: int, token: str | None = None, number: str = "",
+                         default_number: str = "") -> list[ClaimedSend]:
+    """Atomically take up to `limit` due `pendiente` rows that go out from `number`, at most one per recipient
+    (its oldest open row)."""
     params = {"token_reclamo": token or new_claim_token(), "ahora": now_ms, "n": limit}
+    params |= _numbers(number, default_number)
     return await db.write(lambda tx: _claim_once(tx, "claim_outbound", params))
 
 
 async def claim_outbound_recipient(
-    db: Database, recipient: str, *, now_ms: int, limit: int = 1, token: str | None = None
+    db: Database, recipient: str, *, now_ms: int, limit: int = 1, token: str | None = None, number: str = "",
+    default_number: str = "",
 ) -> list[ClaimedSend]:
     """The eager path: the recipient's oldest open row, if it is due and nobody else holds an earlier one."""
     params = {"token_reclamo": token or new_claim_token(), "ahora": now_ms, "n": limit, "destinatario": recipient}
+    params |= _numbers(number, default_number)
     return await db.write(lambda tx: _claim_once(tx, "claim_outbound_recipient", params))
+
+
+async def recipient_numbers(db: Database, recipient: str) -> list[str | None]:
+    """The business numbers the recipient's waiting rows go out from (None: the default number)."""
+    rows = await db.read(lambda tx: tx.fetch_all("outbound_head_numbers", {"destinatario": recipient}))
+    return [r["numero"] for r in rows]
 
 
 def _truncate(text: str | None) -> str | None:
@@ -168,7 +201,7 @@ def _record(tx: Tx, outcome: Outcome, now_ms: int, max_attempts: int) -> int:
         return tx.execute(
             "mark_outbound_retry",
             fence | {"max_intentos": max_attempts, "proximo_intento": outcome.next_attempt_ms,
-                     "error": _truncate(outcome.error)},
+                     "error": _truncate(outcome.error), "descontar": 0 if outcome.counts_attempt else 1},
         )
     if outcome.state is OutboxState.ERROR:
         return tx.execute("mark_outbound_failed", fence | {"error": _truncate(outcome.error)})
@@ -208,8 +241,20 @@ async def settle_stuck(
     return await db.write(lambda tx: tx.execute("settle_outbound_uncertain", {"limite": limit, "error": reason}))
 
 
+async def abandon_expired(db: Database, *, now_ms: int, limit: int = 500) -> list[tuple[int, str]]:
+    """Rows still `pendiente` past their deadline become `error`: answers their (Id, recipient)."""
+    reason = "abandonado: plazo vencido sin poder enviarlo"
+
+    def run(tx: Tx) -> list[tuple[int, str]]:
+        rows = tx.fetch_all("abandon_outbound_expired", {"ahora": now_ms, "n": limit, "error": reason})
+        return sorted((int(r["Id"]), str(r["Destinatario"])) for r in rows)
+
+    return await db.write(run)
+
+
 async def enqueue_campaign(
-    db: Database, campaign: str, recipients: Sequence[str], *, kind: str, content: str, now_ms: int
+    db: Database, campaign: str, recipients: Sequence[str], *, kind: str, content: str, now_ms: int,
+    deadline_ms: int = CAMPAIGN_DEADLINE_MS,
 ) -> CampaignEnqueue:
     """Queue one message per recipient, once per (campaign, recipient), in transactions of at most
     CAMPAIGN_CHUNK rows: a big list never holds its locks for seconds. A failure part way leaves the
@@ -218,7 +263,8 @@ async def enqueue_campaign(
     def run(chunk: Sequence[str]) -> Callable[[Tx], int]:
         def insert(tx: Tx) -> int:
             return sum(tx.execute("enqueue_campaign", {"campana": campaign, "destinatario": recipient,
-                                                       "tipo_envio": kind, "contenido": content, "ahora": now_ms})
+                                                       "tipo_envio": kind, "contenido": content, "ahora": now_ms,
+                                                       "vence_en": now_ms + deadline_ms})
                        for recipient in chunk)
         return insert
 
@@ -250,12 +296,14 @@ async def list_recipient(db: Database, recipient: str) -> list[OutboxRow]:
     return [OutboxRow.from_row(r) for r in rows]
 
 
-def queue_reply(tx: Tx, recipient: str, *, kind: str, content: str, now_ms: int, origin_message_id: str | None) -> None:
-    """Queue one reply inside the caller's transaction (the engine commits it with the session change)."""
+def queue_reply(tx: Tx, recipient: str, *, kind: str, content: str, now_ms: int, origin_message_id: str | None,
+                deadline_ms: int = REPLY_DEADLINE_MS) -> None:
+    """Queue one reply inside the caller's transaction (the engine commits it with the session change);
+    it is given up `deadline_ms` after `now_ms` if it could not be sent by then."""
     tx.execute(
         "enqueue_outbound",
         {"destinatario": recipient, "tipo_envio": kind, "contenido": content, "ahora": now_ms,
-         "message_id_origen": origin_message_id},
+         "message_id_origen": origin_message_id, "vence_en": now_ms + deadline_ms},
     )
 
 

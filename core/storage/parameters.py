@@ -47,6 +47,8 @@ PARAMETER_TYPES: dict[str, str] = {
     "media_id": "NVARCHAR(200)", "tipo_evidencia": "NVARCHAR(20)", "mime": "NVARCHAR(100)",
     "sha256": "NVARCHAR(100)", "nombre_archivo": "NVARCHAR(240)", "ruta": "NVARCHAR(400)", "tamano": "BIGINT",
     "transcripcion": "NVARCHAR(MAX)",
+    "vence_en": "BIGINT", "descontar": "INT", "mili_tokens": "BIGINT", "pausa_hasta": "BIGINT",
+    "numero_negocio": "NVARCHAR(64)", "numero_predeterminado": "NVARCHAR(64)",
 }
 
 _TEXT = re.compile(r"^NVARCHAR\((\d+|MAX)\)$")

@@ -1,4 +1,8 @@
-"""The WhatsApp client the app uses: `send(recipient, message) -> wamid`, rate limited per number."""
+"""The WhatsApp client the app uses: `send(recipient, message) -> wamid` (text, interactive or template).
+
+It does not rate limit: the dispatcher takes the number's send-limit tokens (`ratelimit.py`) before it
+claims rows, so that a claimed row never waits on the limit.
+"""
 
 from __future__ import annotations
 
@@ -9,49 +13,39 @@ from core.settings import Settings
 from core.whatsapp.errors import SendOutcomeUnknown
 from core.whatsapp.graph import GraphApi
 from core.whatsapp.outgoing import AnyOutgoing
-from core.whatsapp.ratelimit import RateLimiter
 
 
 class MessageSender(Protocol):
     """What the dispatcher needs of a WhatsApp client (tests give it stand-ins)."""
 
-    async def send(self, recipient: str, message: AnyOutgoing, *,
+    async def send(self, recipient: str, message: AnyOutgoing, *, phone_number_id: str | None = None,
                    on_request: Callable[[], None] | None = None) -> str: ...
 
 
 class WhatsAppClient:
-    def __init__(self, api: GraphApi, phone_number_id: str, *, rate_per_second: float = 80) -> None:
+    def __init__(self, api: GraphApi, phone_number_id: str) -> None:
         self.api = api
         self.phone_number_id = phone_number_id
-        self.rate_per_second = rate_per_second
-        self._limiters: dict[str, RateLimiter] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings) -> WhatsAppClient:
         api = GraphApi(settings.whatsapp_api_base_url, settings.whatsapp_access_token)
-        return cls(api, settings.whatsapp_phone_number_id, rate_per_second=settings.outbox_rate_per_second)
+        return cls(api, settings.whatsapp_phone_number_id)
 
     def __repr__(self) -> str:
-        return f"WhatsAppClient(phone_number_id={self.phone_number_id!r}, rate={self.rate_per_second}/s)"
-
-    def _limiter(self, phone_number_id: str) -> RateLimiter:
-        limiter = self._limiters.get(phone_number_id)
-        if limiter is None:
-            limiter = self._limiters[phone_number_id] = RateLimiter(self.rate_per_second)
-        return limiter
+        return f"WhatsAppClient(phone_number_id={self.phone_number_id!r})"
 
     async def send(self, recipient: str, message: AnyOutgoing, *, phone_number_id: str | None = None,
                    on_request: Callable[[], None] | None = None) -> str:
         """Send one message; answers its wamid. Raises the typed errors of `core.whatsapp.errors`.
 
-        `on_request` is called once the rate limiter let the send through, just before the HTTP
-        request starts: a cancellation before that point means nothing can have reached Meta.
+        `on_request` is called just before the HTTP request starts: a cancellation before that point
+        means nothing can have reached Meta.
         """
-        sender = phone_number_id or self.phone_number_id
-        await self._limiter(sender).acquire()
         if on_request is not None:
             on_request()
-        body = await self.api.send_message(sender, message.to_graph_payload(recipient))
+        body = await self.api.send_message(phone_number_id or self.phone_number_id,
+                                           message.to_graph_payload(recipient))
         return _wamid(body)
 
     async def aclose(self) -> None:

@@ -46,11 +46,16 @@ class TransientWhatsAppError(WhatsAppError):
     """Worth retrying later: Meta did not accept the message, and may accept it after a pause."""
 
     transient = True
+    # Whether the attempt is held against OUTBOX_MAX_ATTEMPTS: not when the request provably never reached
+    # Meta or Meta only said "not now"; a row can wait out any such outage (its deadline still bounds it).
+    counts_attempt: ClassVar[bool] = True
 
 
 class ThrottlingError(TransientWhatsAppError):
-    # 4 app call limit, 80007 WABA rate limit, 130429 throughput, 131056 pair rate (one recipient).
-    codes = frozenset({4, 80007, 130429, 131056})
+    # 4 app call limit, 17 user request limit, 80007 WABA rate limit, 130429 throughput of the number,
+    # 131056 pair rate (one recipient).
+    codes = frozenset({4, 17, 80007, 130429, 131056})
+    counts_attempt = False
 
 
 class ServerError(TransientWhatsAppError):
@@ -60,6 +65,8 @@ class ServerError(TransientWhatsAppError):
 
 class NetworkError(TransientWhatsAppError):
     """The request never reached Meta (connection refused, connect timeout, pool exhausted)."""
+
+    counts_attempt = False
 
 
 class SendOutcomeUnknown(WhatsAppError):

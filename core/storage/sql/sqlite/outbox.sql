@@ -1,8 +1,12 @@
 -- ColaEnvios: the outbound queue.
 
 -- name: enqueue_outbound
-INSERT INTO ColaEnvios (Destinatario, Tipo, Contenido, Estado, ProximoIntento, MessageIdOrigen, Campana)
-VALUES (:destinatario, :tipo_envio, :contenido, 'pendiente', :ahora, :message_id_origen, NULL);
+-- The reply goes out from the business number the user wrote to: the inbound message's
+-- metadata.phone_number_id, kept in its inbox row's payload (NULL: the default number).
+INSERT INTO ColaEnvios (Destinatario, Tipo, Contenido, Estado, ProximoIntento, MessageIdOrigen, Campana, VenceEn,
+                        NumeroNegocio)
+VALUES (:destinatario, :tipo_envio, :contenido, 'pendiente', :ahora, :message_id_origen, NULL, :vence_en,
+        (SELECT json_extract(m.Payload, '$.business_number') FROM MensajesProcesados AS m WHERE m.MessageId = :message_id_origen));
 
 -- Claims are head-of-line per recipient: a row is claimable only when no earlier row of the same
 -- recipient is still open ('pendiente' or 'procesando'). So one claim takes at most one row per
@@ -16,6 +20,8 @@ SET Estado = 'procesando', TokenReclamo = :token_reclamo, ReclamadoEn = :ahora, 
 WHERE Id IN (
     SELECT c.Id FROM ColaEnvios AS c
     WHERE c.Estado = 'pendiente' AND c.ProximoIntento <= :ahora
+      AND (c.VenceEn IS NULL OR c.VenceEn > :ahora)
+      AND (c.NumeroNegocio = :numero_negocio OR (c.NumeroNegocio IS NULL AND :numero_negocio = :numero_predeterminado))
       AND NOT EXISTS (
           SELECT 1 FROM ColaEnvios AS p
           WHERE p.Destinatario = c.Destinatario AND p.Id < c.Id AND p.Estado IN ('pendiente', 'procesando')
@@ -23,7 +29,8 @@ WHERE Id IN (
     ORDER BY c.Id
     LIMIT :n
 )
-RETURNING Id, Destinatario, Tipo, Contenido, Intentos, Campana, MessageIdOrigen, TokenReclamo;
+RETURNING Id, Destinatario, Tipo, Contenido, Intentos, Aplazamientos, Campana, MessageIdOrigen, TokenReclamo,
+          NumeroNegocio;
 
 -- name: claim_outbound_recipient
 UPDATE ColaEnvios
@@ -31,6 +38,8 @@ SET Estado = 'procesando', TokenReclamo = :token_reclamo, ReclamadoEn = :ahora, 
 WHERE Id IN (
     SELECT c.Id FROM ColaEnvios AS c
     WHERE c.Destinatario = :destinatario AND c.Estado = 'pendiente' AND c.ProximoIntento <= :ahora
+      AND (c.VenceEn IS NULL OR c.VenceEn > :ahora)
+      AND (c.NumeroNegocio = :numero_negocio OR (c.NumeroNegocio IS NULL AND :numero_negocio = :numero_predeterminado))
       AND NOT EXISTS (
           SELECT 1 FROM ColaEnvios AS p
           WHERE p.Destinatario = c.Destinatario AND p.Id < c.Id AND p.Estado IN ('pendiente', 'procesando')
@@ -38,7 +47,8 @@ WHERE Id IN (
     ORDER BY c.Id
     LIMIT :n
 )
-RETURNING Id, Destinatario, Tipo, Contenido, Intentos, Campana, MessageIdOrigen, TokenReclamo;
+RETURNING Id, Destinatario, Tipo, Contenido, Intentos, Aplazamientos, Campana, MessageIdOrigen, TokenReclamo,
+          NumeroNegocio;
 
 -- name: mark_outbound_sent
 UPDATE ColaEnvios
@@ -46,8 +56,12 @@ SET Estado = 'enviado', WamidEnviado = :wamid, EnviadoEn = :ahora, UltimoError =
 WHERE Id = :id AND TokenReclamo = :token_reclamo AND Estado = 'procesando';
 
 -- name: mark_outbound_retry
+-- :descontar is 1 for an attempt that provably never reached Meta or that Meta throttled: it gives back
+-- the attempt the claim counted, so only real failures use up OUTBOX_MAX_ATTEMPTS. Every retry-later
+-- adds to Aplazamientos, the exponent of the next backoff.
 UPDATE ColaEnvios
-SET Estado = CASE WHEN Intentos >= :max_intentos THEN 'error' ELSE 'pendiente' END,
+SET Estado = CASE WHEN Intentos - :descontar >= :max_intentos THEN 'error' ELSE 'pendiente' END,
+    Intentos = Intentos - :descontar, Aplazamientos = Aplazamientos + 1,
     ProximoIntento = :proximo_intento, UltimoError = :error
 WHERE Id = :id AND TokenReclamo = :token_reclamo AND Estado = 'procesando';
 
@@ -81,8 +95,8 @@ SET Estado = CASE WHEN Intentos >= :max_intentos THEN 'incierto' ELSE 'pendiente
 WHERE Estado = 'procesando' AND ReclamadoEn < :limite;
 
 -- name: enqueue_campaign
-INSERT INTO ColaEnvios (Destinatario, Tipo, Contenido, Estado, ProximoIntento, MessageIdOrigen, Campana)
-VALUES (:destinatario, :tipo_envio, :contenido, 'pendiente', :ahora, NULL, :campana)
+INSERT INTO ColaEnvios (Destinatario, Tipo, Contenido, Estado, ProximoIntento, MessageIdOrigen, Campana, VenceEn)
+VALUES (:destinatario, :tipo_envio, :contenido, 'pendiente', :ahora, NULL, :campana, :vence_en)
 ON CONFLICT DO NOTHING;
 
 -- name: count_outbound
@@ -93,18 +107,21 @@ SELECT Estado AS estado, COUNT(*) AS total FROM ColaEnvios WHERE Campana = :camp
 
 -- name: get_outbound
 SELECT Id, Destinatario, Tipo, Contenido, Estado, Intentos, ProximoIntento, TokenReclamo, ReclamadoEn,
-       WamidEnviado, EstadoEntrega, UltimoError, Campana, MessageIdOrigen, EnviadoEn
+       WamidEnviado, EstadoEntrega, UltimoError, Campana, MessageIdOrigen, EnviadoEn, VenceEn, Aplazamientos,
+       NumeroNegocio
 FROM ColaEnvios WHERE Id = :id;
 
 -- name: list_outbound_recipient
 SELECT Id, Destinatario, Tipo, Contenido, Estado, Intentos, ProximoIntento, TokenReclamo, ReclamadoEn,
-       WamidEnviado, EstadoEntrega, UltimoError, Campana, MessageIdOrigen, EnviadoEn
+       WamidEnviado, EstadoEntrega, UltimoError, Campana, MessageIdOrigen, EnviadoEn, VenceEn, Aplazamientos,
+       NumeroNegocio
 FROM ColaEnvios WHERE Destinatario = :destinatario ORDER BY Id;
 
 -- name: claimed_with_token
 -- The rows a claim token already holds: a claim retried after a commit whose answer was lost gets
 -- these back instead of claiming more (and stranding the first batch until it turns incierto).
-SELECT Id, Destinatario, Tipo, Contenido, Intentos, Campana, MessageIdOrigen, TokenReclamo
+SELECT Id, Destinatario, Tipo, Contenido, Intentos, Aplazamientos, Campana, MessageIdOrigen, TokenReclamo,
+       NumeroNegocio
 FROM ColaEnvios
 WHERE Estado = 'procesando' AND TokenReclamo = :token_reclamo;
 
@@ -126,3 +143,18 @@ WHERE c.Estado = 'enviado' AND c.WamidEnviado IS NOT NULL AND c.EnviadoEn >= :de
            AND EXISTS (SELECT 1 FROM MensajesProcesados AS m WHERE m.MessageId = c.WamidEnviado || ':sent')))
 ORDER BY c.EnviadoEn
 LIMIT :n;
+
+-- name: abandon_outbound_expired
+-- Rows still waiting past their deadline (VenceEn) can no longer be useful: 'error', reason kept. Bounded
+-- per call; the sweep calls it every run.
+UPDATE ColaEnvios
+SET Estado = 'error', UltimoError = :error
+WHERE Id IN (SELECT Id FROM ColaEnvios WHERE Estado = 'pendiente' AND VenceEn <= :ahora ORDER BY Id LIMIT :n)
+RETURNING Id, Destinatario;
+
+-- name: outbound_head_numbers
+-- The business numbers the recipient's open rows go out from, so the eager path takes the right
+-- number's send-limit tokens before it claims.
+SELECT DISTINCT c.NumeroNegocio AS numero
+FROM ColaEnvios AS c
+WHERE c.Destinatario = :destinatario AND c.Estado = 'pendiente';

@@ -1,8 +1,12 @@
 -- ColaEnvios: the outbound queue.
 
 -- name: enqueue_outbound
-INSERT INTO dbo.ColaEnvios (Destinatario, Tipo, Contenido, Estado, ProximoIntento, MessageIdOrigen, Campana)
-VALUES (:destinatario, :tipo_envio, :contenido, N'pendiente', :ahora, :message_id_origen, NULL);
+-- The reply goes out from the business number the user wrote to: the inbound message's
+-- metadata.phone_number_id, kept in its inbox row's payload (NULL: the default number).
+INSERT INTO dbo.ColaEnvios (Destinatario, Tipo, Contenido, Estado, ProximoIntento, MessageIdOrigen, Campana, VenceEn,
+                        NumeroNegocio)
+VALUES (:destinatario, :tipo_envio, :contenido, N'pendiente', :ahora, :message_id_origen, NULL, :vence_en,
+        (SELECT JSON_VALUE(m.Payload, '$.business_number') FROM dbo.MensajesProcesados AS m WHERE m.MessageId = :message_id_origen));
 
 -- Claims are head-of-line per recipient: a row is claimable only when no earlier row of the same
 -- recipient is still open (N'pendiente' or N'procesando'). So one claim takes at most one row per
@@ -15,9 +19,11 @@ VALUES (:destinatario, :tipo_envio, :contenido, N'pendiente', :ahora, :message_i
 -- name: claim_outbound
 WITH next AS (
     SELECT TOP (:n) c.Id, c.Destinatario, c.Tipo, c.Contenido, c.Estado, c.Intentos, c.Campana,
-           c.MessageIdOrigen, c.TokenReclamo, c.ReclamadoEn
+           c.MessageIdOrigen, c.TokenReclamo, c.ReclamadoEn, c.Aplazamientos, c.NumeroNegocio
     FROM dbo.ColaEnvios AS c WITH (UPDLOCK, READPAST, ROWLOCK, READCOMMITTEDLOCK)
     WHERE c.Estado = N'pendiente' AND c.ProximoIntento <= :ahora
+      AND (c.VenceEn IS NULL OR c.VenceEn > :ahora)
+      AND (c.NumeroNegocio = :numero_negocio OR (c.NumeroNegocio IS NULL AND :numero_negocio = :numero_predeterminado))
       AND NOT EXISTS (
           -- A locking read: under read-committed snapshot an uncommitted earlier reply would be invisible
           -- and a later one could go first. READCOMMITTEDLOCK waits for it instead.
@@ -29,14 +35,17 @@ WITH next AS (
 UPDATE next
 SET Estado = N'procesando', TokenReclamo = :token_reclamo, ReclamadoEn = :ahora, Intentos = Intentos + 1
 OUTPUT inserted.Id, inserted.Destinatario, inserted.Tipo, inserted.Contenido, inserted.Intentos,
-       inserted.Campana, inserted.MessageIdOrigen, inserted.TokenReclamo;
+       inserted.Aplazamientos, inserted.Campana, inserted.MessageIdOrigen, inserted.TokenReclamo,
+       inserted.NumeroNegocio;
 
 -- name: claim_outbound_recipient
 WITH next AS (
     SELECT TOP (:n) c.Id, c.Destinatario, c.Tipo, c.Contenido, c.Estado, c.Intentos, c.Campana,
-           c.MessageIdOrigen, c.TokenReclamo, c.ReclamadoEn
+           c.MessageIdOrigen, c.TokenReclamo, c.ReclamadoEn, c.Aplazamientos, c.NumeroNegocio
     FROM dbo.ColaEnvios AS c WITH (UPDLOCK, READPAST, ROWLOCK, READCOMMITTEDLOCK)
     WHERE c.Destinatario = :destinatario AND c.Estado = N'pendiente' AND c.ProximoIntento <= :ahora
+      AND (c.VenceEn IS NULL OR c.VenceEn > :ahora)
+      AND (c.NumeroNegocio = :numero_negocio OR (c.NumeroNegocio IS NULL AND :numero_negocio = :numero_predeterminado))
       AND NOT EXISTS (
           -- A locking read: under read-committed snapshot an uncommitted earlier reply would be invisible
           -- and a later one could go first. READCOMMITTEDLOCK waits for it instead.
@@ -48,7 +57,8 @@ WITH next AS (
 UPDATE next
 SET Estado = N'procesando', TokenReclamo = :token_reclamo, ReclamadoEn = :ahora, Intentos = Intentos + 1
 OUTPUT inserted.Id, inserted.Destinatario, inserted.Tipo, inserted.Contenido, inserted.Intentos,
-       inserted.Campana, inserted.MessageIdOrigen, inserted.TokenReclamo;
+       inserted.Aplazamientos, inserted.Campana, inserted.MessageIdOrigen, inserted.TokenReclamo,
+       inserted.NumeroNegocio;
 
 -- name: mark_outbound_sent
 UPDATE dbo.ColaEnvios
@@ -56,8 +66,12 @@ SET Estado = N'enviado', WamidEnviado = :wamid, EnviadoEn = :ahora, UltimoError 
 WHERE Id = :id AND TokenReclamo = :token_reclamo AND Estado = N'procesando';
 
 -- name: mark_outbound_retry
+-- :descontar is 1 for an attempt that provably never reached Meta or that Meta throttled: it gives back
+-- the attempt the claim counted, so only real failures use up OUTBOX_MAX_ATTEMPTS. Every retry-later
+-- adds to Aplazamientos, the exponent of the next backoff.
 UPDATE dbo.ColaEnvios
-SET Estado = CASE WHEN Intentos >= :max_intentos THEN N'error' ELSE N'pendiente' END,
+SET Estado = CASE WHEN Intentos - :descontar >= :max_intentos THEN N'error' ELSE N'pendiente' END,
+    Intentos = Intentos - :descontar, Aplazamientos = Aplazamientos + 1,
     ProximoIntento = :proximo_intento, UltimoError = :error
 WHERE Id = :id AND TokenReclamo = :token_reclamo AND Estado = N'procesando';
 
@@ -95,8 +109,8 @@ MERGE dbo.ColaEnvios WITH (HOLDLOCK) AS t
 USING (SELECT :campana AS Campana, :destinatario AS Destinatario) AS s
     ON t.Campana = s.Campana AND t.Destinatario = s.Destinatario
 WHEN NOT MATCHED THEN
-    INSERT (Destinatario, Tipo, Contenido, Estado, ProximoIntento, MessageIdOrigen, Campana)
-    VALUES (s.Destinatario, :tipo_envio, :contenido, N'pendiente', :ahora, NULL, s.Campana);
+    INSERT (Destinatario, Tipo, Contenido, Estado, ProximoIntento, MessageIdOrigen, Campana, VenceEn)
+    VALUES (s.Destinatario, :tipo_envio, :contenido, N'pendiente', :ahora, NULL, s.Campana, :vence_en);
 
 -- name: count_outbound
 SELECT Estado AS estado, COUNT(*) AS total FROM dbo.ColaEnvios GROUP BY Estado;
@@ -106,18 +120,21 @@ SELECT Estado AS estado, COUNT(*) AS total FROM dbo.ColaEnvios WHERE Campana = :
 
 -- name: get_outbound
 SELECT Id, Destinatario, Tipo, Contenido, Estado, Intentos, ProximoIntento, TokenReclamo, ReclamadoEn,
-       WamidEnviado, EstadoEntrega, UltimoError, Campana, MessageIdOrigen, EnviadoEn
+       WamidEnviado, EstadoEntrega, UltimoError, Campana, MessageIdOrigen, EnviadoEn, VenceEn, Aplazamientos,
+       NumeroNegocio
 FROM dbo.ColaEnvios WHERE Id = :id;
 
 -- name: list_outbound_recipient
 SELECT Id, Destinatario, Tipo, Contenido, Estado, Intentos, ProximoIntento, TokenReclamo, ReclamadoEn,
-       WamidEnviado, EstadoEntrega, UltimoError, Campana, MessageIdOrigen, EnviadoEn
+       WamidEnviado, EstadoEntrega, UltimoError, Campana, MessageIdOrigen, EnviadoEn, VenceEn, Aplazamientos,
+       NumeroNegocio
 FROM dbo.ColaEnvios WHERE Destinatario = :destinatario ORDER BY Id;
 
 -- name: claimed_with_token
 -- The rows a claim token already holds: a claim retried after a commit whose answer was lost gets
 -- these back instead of claiming more (and stranding the first batch until it turns incierto).
-SELECT Id, Destinatario, Tipo, Contenido, Intentos, Campana, MessageIdOrigen, TokenReclamo
+SELECT Id, Destinatario, Tipo, Contenido, Intentos, Aplazamientos, Campana, MessageIdOrigen, TokenReclamo,
+       NumeroNegocio
 FROM dbo.ColaEnvios
 WHERE Estado = N'procesando' AND TokenReclamo = :token_reclamo;
 
@@ -139,3 +156,23 @@ WHERE c.Estado = N'enviado' AND c.WamidEnviado IS NOT NULL AND c.EnviadoEn >= :d
            AND EXISTS (SELECT 1 FROM dbo.MensajesProcesados AS m WHERE m.MessageId = c.WamidEnviado + N':sent')))
 ORDER BY c.EnviadoEn
 ;
+
+-- name: abandon_outbound_expired
+-- Rows still waiting past their deadline (VenceEn) can no longer be useful: 'error', reason kept. Bounded
+-- per call; the sweep calls it every run. READPAST: a row being claimed right now is not expired yet.
+WITH expired AS (
+    SELECT TOP (:n) c.Id, c.Destinatario, c.Estado, c.UltimoError
+    FROM dbo.ColaEnvios AS c WITH (UPDLOCK, READPAST, ROWLOCK, READCOMMITTEDLOCK)
+    WHERE c.Estado = N'pendiente' AND c.VenceEn <= :ahora
+    ORDER BY c.Id
+)
+UPDATE expired
+SET Estado = N'error', UltimoError = :error
+OUTPUT inserted.Id, inserted.Destinatario;
+
+-- name: outbound_head_numbers
+-- The business numbers the recipient's open rows go out from, so the eager path takes the right
+-- number's send-limit tokens before it claims.
+SELECT DISTINCT c.NumeroNegocio AS numero
+FROM dbo.ColaEnvios AS c
+WHERE c.Destinatario = :destinatario AND c.Estado = N'pendiente';
