@@ -13,7 +13,7 @@ import sys
 from dataclasses import dataclass, field
 
 from core.ai.remote import AssistantBackend
-from core.ai.service import build_assistant_backend, build_intent_service
+from core.ai.service import build_assistant_backend, build_intent_service, preload_provider_modules
 from core.ai.types import IntentProvider
 from core.handoff import HandoffQueue, StorageQueueHandoff
 from core.media.fetch import EvidenceFetcher, build_evidence_fetcher
@@ -127,6 +127,7 @@ def build_runtime(settings: Settings | None = None) -> Runtime:
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     settings = settings or load_settings()
     configure_telemetry(settings)  # secrets known before the first line that could carry them
+    preload_provider_modules(settings)
     return Runtime(settings=settings, db=open_database(settings))
 
 

@@ -61,6 +61,10 @@ def describe_storage_error(exc: BaseException) -> str:
         code = getattr(code, "value", code) or "sin código"  # the SDK's StorageErrorCode enum, or text
         message = str(getattr(exc, "message", None) or exc).strip().splitlines()
         return f"{type(exc).__name__}: HTTP {status} {code}: {(message[0] if message else '')[:300]}"
+    code = getattr(exc, "error_code", None)
+    if code:  # the service's code without an HTTP status (a response the SDK could not read whole)
+        message = str(getattr(exc, "message", None) or exc).strip().splitlines()
+        return f"{type(exc).__name__}: {getattr(code, 'value', code)}: {(message[0] if message else '')[:300]}"
     for link in _chain(exc):
         if isinstance(link, ConnectionRefusedError) or getattr(link, "errno", None) == errno.ECONNREFUSED:
             return f"{type(exc).__name__}: conexión rechazada ({str(link)[:200]})"

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp import web
 
+from core.azure_storage import StorageConnection
 from core.handoff import HandoffError, StorageQueueHandoff
 from tests.conftest import free_port
 
@@ -26,7 +27,7 @@ def _connection_string(port: int) -> str:
 
 
 async def _failure(port: int) -> str:
-    queue = StorageQueueHandoff(_connection_string(port))
+    queue = StorageQueueHandoff(StorageConnection(connection_string=_connection_string(port)))
     try:
         with pytest.raises(HandoffError) as caught:
             await queue.enqueue(["5215500000001"])

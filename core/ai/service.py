@@ -179,6 +179,18 @@ class IntentService:
             return fallback
 
 
+def preload_provider_modules(settings: Settings) -> None:
+    """Import the SDKs of the configured providers now. The OpenAI SDK alone takes about a second to import;
+    imported lazily, that second froze the event loop at the first AI call, and with it every webhook ack
+    the same worker process was serving. Called once when the runtime is built (a cold start)."""
+    import importlib
+
+    modules = {"openai": "core.ai.openai_provider", "gemini": "core.ai.gemini_provider"}
+    for name in settings.ai_providers:
+        if name in modules:
+            importlib.import_module(modules[name])
+
+
 def build_providers(settings: Settings) -> list[IntentProvider]:
     """The providers named in `AI_PROVIDER`, in order. Misconfiguration fails here, at start-up."""
     providers: list[IntentProvider] = []
