@@ -289,6 +289,7 @@ var appSettings = {
   AI_RECOVERY_SCHEDULE: sweepSchedule
   OUTBOX_SWEEP_SCHEDULE: outboxSweepSchedule
   METRICS_SAMPLE_SCHEDULE: metricsSampleSchedule
+  EVIDENCE_SWEEP_SCHEDULE: sweepSchedule
 }
 var aiKeySettings = union(empty(openaiApiKey) ? {} : { OPENAI_API_KEY: vaultRef(vault.name, 'openai-api-key') },
                           empty(geminiApiKey) ? {} : { GEMINI_API_KEY: vaultRef(vault.name, 'gemini-api-key') })

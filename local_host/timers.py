@@ -23,6 +23,7 @@ LOCAL_SCHEDULES = {
     "AI_RECOVERY_SCHEDULE": "*/15 * * * * *",
     "OUTBOX_SWEEP_SCHEDULE": "*/10 * * * * *",
     "METRICS_SAMPLE_SCHEDULE": "30 * * * * *",
+    "EVIDENCE_SWEEP_SCHEDULE": "*/30 * * * * *",
 }
 
 

@@ -66,7 +66,7 @@ def test_every_setting_the_code_requires_or_azure_needs_is_provided(app_triggers
     assert required == {"WHATSAPP_APP_SECRET", "WHATSAPP_VERIFY_TOKEN"}
     schedules = schedule_settings(app_triggers)
     assert schedules == {"CONVERSATION_SWEEP_SCHEDULE", "AI_RECOVERY_SCHEDULE", "OUTBOX_SWEEP_SCHEDULE",
-                         "METRICS_SAMPLE_SCHEDULE"}
+                         "METRICS_SAMPLE_SCHEDULE", "EVIDENCE_SWEEP_SCHEDULE"}
     missing = (required | NEEDED_ON_AZURE | schedules) - set(TEMPLATE)
     assert missing == set()
 

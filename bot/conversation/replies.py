@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from bot.evidence import evidence_summary
 from core.whatsapp.outgoing import MAX_ROW_DESCRIPTION, MAX_ROW_TITLE, MAX_TEXT_BODY, Choice, OutgoingMessage, fit
 
 # How much of a user's or the catalog's own words a reply repeats: enough to recognise, never enough
@@ -90,10 +91,6 @@ EQUIVOCADO = "Cancelé el reporte *{numero}*. Vamos a corregirlo."
 SIN_REPORTES = "No tienes reportes registrados con este número. Si algo falla, cuéntame qué equipo y qué le pasa."
 REPORTE_NO_ENCONTRADO = "No encontré el reporte *{numero}* entre los tuyos. Escribe *mis reportes* para ver tu lista."
 UBICACION_RECIBIDA = "Recibí tu ubicación."
-MEDIA_NAMES = {
-    "image": ("una foto", "fotos"), "video": ("un video", "videos"), "audio": ("una nota de voz", "notas de voz"),
-    "document": ("un documento", "documentos"), "sticker": ("un sticker", "stickers"),
-}
 STATUS_NAMES = {
     "abierto": "abierto", "asignado": "asignado a un técnico", "en_proceso": "en proceso",
     "resuelto": "resuelto ✅", "cancelado": "cancelado",
@@ -110,17 +107,8 @@ def yes_no(body: str) -> OutgoingMessage:
 
 
 def attachments_line(evidence: Sequence[Mapping[str, Any]]) -> str | None:
-    """"2 fotos y una nota de voz" for what the worker sent, or None."""
-    counts: dict[str, int] = {}
-    for item in evidence:
-        counts[str(item.get("tipo"))] = counts.get(str(item.get("tipo")), 0) + 1
-    parts = []
-    for kind, n in counts.items():
-        one, many = MEDIA_NAMES.get(kind, ("un archivo", "archivos"))
-        parts.append(one if n == 1 else f"{n} {many}")
-    if not parts:
-        return None
-    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " y " + parts[-1]
+    """"2 fotos y 1 nota de voz" for what the worker sent (`evidencias` of a draft), or None."""
+    return evidence_summary([str(item.get("tipo")) for item in evidence]) or None
 
 
 def summary(lines: Sequence[tuple[str, str]], *, question: str) -> OutgoingMessage:
