@@ -29,8 +29,9 @@ def lock_acquired(clave: str, timeout_ms: int, fencing: int) -> None:
 
 
 def lock_busy(clave: str) -> None:
-    """The lease is held by another drain: that holder will handle this message too."""
-    metrics.race_errors_total.inc()
+    """The lease is held by another drain: that holder will handle this message too. Normal in a burst, so
+    it has its own counter and never feeds the race alert."""
+    metrics.lease_busy_total.inc()
     log_event(log, logging.WARNING, "THREAD_LOCK_BUSY", "Conversación ya está siendo procesada", telefono=clave)
 
 

@@ -14,7 +14,12 @@ disable_created_metrics()
 REGISTRY = CollectorRegistry(auto_describe=True)
 
 race_errors_total = Counter(
-    "race_errors_total", "Conversation lease found busy or expired ", registry=REGISTRY
+    "race_errors_total", "Conversation lease expired before its holder released it (a dead or stalled drain)",
+    registry=REGISTRY,
+)
+lease_busy_total = Counter(
+    "lease_busy_total", "Conversation lease found held by another drain (normal in bursts: the holder handles it)",
+    registry=REGISTRY,
 )
 concurrency_retries_total = Counter(
     "concurrency_retries_total", "Versioned session writes retried", ["operation"], registry=REGISTRY

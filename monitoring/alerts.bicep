@@ -22,7 +22,7 @@ var rules = [
   {
     name: 'race-errors'
     displayName: 'Race errors altos (locks de conversación)'
-    description: 'Más de 30 conflictos de lease (THREAD_LOCK_BUSY/TIMEOUT) en 5 min, evaluado cada minuto (rate(race_errors_total[5m]) > 0.1). Ver docs/operations.md#race-errors.'
+    description: 'Más de 30 leases vencidos (THREAD_LOCK_TIMEOUT) en 5 min, evaluado cada minuto (rate(race_errors_total[5m]) > 0.1). Ver docs/operations.md#race-errors.'
     severity: 2
     evaluationFrequency: 'PT1M'
     windowSize: 'PT5M'
@@ -33,7 +33,7 @@ var rules = [
     periods: 1
     query: '''
 traces
-| where message startswith "THREAD_LOCK_BUSY" or message startswith "THREAD_LOCK_TIMEOUT"
+| where message startswith "THREAD_LOCK_TIMEOUT"
 | summarize raceErrors=count()
 '''
   }

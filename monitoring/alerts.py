@@ -61,7 +61,7 @@ class AlertRule:
 RULES: tuple[AlertRule, ...] = (
     AlertRule(
         "race-errors", "Race errors altos (locks de conversación)",
-        "Más de 30 conflictos de lease (THREAD_LOCK_BUSY/TIMEOUT) en 5 min, evaluado cada minuto "
+        "Más de 30 leases vencidos (THREAD_LOCK_TIMEOUT) en 5 min, evaluado cada minuto "
         "(rate(race_errors_total[5m]) > 0.1). Ver docs/operations.md#race-errors.",
         "alerta_race_errors", "raceErrors", "Total", "GreaterThan", 30, 2, "PT1M", "PT5M",
     ),

@@ -207,7 +207,7 @@ def test_alert_queries_match_exactly_their_event(emitted: list[str]) -> None:
     def count(name: str) -> int:
         return sum(_matches(line, _message_clauses(QUERIES[name])) for line in emitted)
 
-    assert count("alerta_race_errors") == 2  # busy + timeout, the two that count race_errors_total
+    assert count("alerta_race_errors") == 1  # the timeout; a busy lease is normal and counts elsewhere
     assert count("alerta_runs_huerfanos") == 1
     assert count("alerta_reintentos_concurrencia") == 1
     assert count("alerta_breaker_abierto") == 1

@@ -142,7 +142,7 @@ def test_every_event_logs_its_token_masked_and_counts(captured) -> None:
     complete = next(r for r in caplog.records if r.getMessage().startswith("ORPHANED_RUNS_RECOVERY_COMPLETE"))
     assert "runsChecked=15" in complete.getMessage() and "runsCancelled=1" in complete.getMessage()
     # the counters moved by exactly what happened
-    assert value("race_errors_total") - before["race"] == 3  # two busy, one timeout
+    assert value("race_errors_total") - before["race"] == 1  # the timeout (the two busy leases count apart)
     assert value("concurrency_retries_total", operation="updateSession") - before["retries"] == 2
     assert value("duplicate_deliveries_total") - before["dups"] == 1
     assert value("ai_timeouts_total", operation="extractStructuredData") - before["timeouts"] == 1
