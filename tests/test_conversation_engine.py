@@ -207,13 +207,25 @@ async def test_stale_version_write_raises_and_retry_succeeds(rt: Runtime, db_pat
     from bot.messages import InboundMessage
 
     payload = query(db_path, "SELECT Payload FROM MensajesProcesados WHERE Id = ?", row_id)[0][0]
+    ai = rt.get_intent()
+    extractions: list[str] = []
+    real_extract = ai.extract_structured_data
+
+    async def counting_extract(text: str):  # type: ignore[no-untyped-def]
+        extractions.append(text)
+        return await real_extract(text)
+
     rt.db.write = racing_write  # type: ignore[method-assign]
+    ai.extract_structured_data = counting_extract  # type: ignore[method-assign]
     try:
         handled = await handle_message(rt, row_id, InboundMessage.from_json(payload), None)
     finally:
         rt.db.write = original  # type: ignore[method-assign]
+        ai.extract_structured_data = real_extract  # type: ignore[method-assign]
     assert handled.transition.state.value == "REFRI_ESPERA_SAP" and bumped
     assert "[ConcurrencyRetry] updateSession(*********5678) - Intento 1/3 falló, reintentando en" in caplog.text
+    # The retry redid the decision and the commit, not the (paid) AI call: one extraction for the message.
+    assert extractions == ["refri"]
 
 
 async def test_write_under_a_lost_lease_commits_nothing(rt: Runtime, db_path: Path) -> None:
