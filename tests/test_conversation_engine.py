@@ -111,7 +111,7 @@ async def test_cancel_anywhere_and_non_text_messages(rt: Runtime, db_path: Path)
     image = InboundMessage("wamid.IMG1", PHONE, MessageKind.IMAGE, 30, phone=PHONE, media_id="m1")
     put_in_inbox(db_path, image)
     await drain_conversation(rt, PHONE, time.monotonic() + 10)
-    assert "una foto" in replies(db_path, PHONE)[-1]  # kept as evidence for the report to come
+    assert "1 foto" in replies(db_path, PHONE)[-1]  # kept as evidence for the report to come
     assert query(db_path, "SELECT MediaId, Tipo FROM Evidencias") == [("m1", "image")]
     reaction = InboundMessage("wamid.REA1", PHONE, MessageKind.REACTION, 40, phone=PHONE, text="👍")
     before = len(replies(db_path, PHONE))
