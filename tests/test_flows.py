@@ -279,3 +279,12 @@ def test_a_question_or_greeting_mid_report_keeps_the_state_and_the_attempts(stat
     assert t.state.value == state and dict(t.data) == data and t.report is None
     assert "intento" not in t.replies[-1].body  # no failed attempt reported
     assert len(t.replies) == 1 and ("Seguimos" in t.replies[0].body or "Sigamos" in t.replies[0].body)
+
+
+def test_the_confirmation_says_maintenance_was_told_only_when_it_was() -> None:
+    data = {"tipo": "VEHICULO", "empleado": "4587", "placa": "NXR4521", "problema": "no arranca"}
+    session = Session("521", "CONFIRMA_REPORTE", data, None, 4)
+    turn = Turn((msg("sí"),))
+    for told in (False, True):
+        t = decide(FlowInput(session, turn, facts_for(turn, None), NOW, Lookups(), Rules(notifies_maintenance=told)))
+        assert t.report is not None and ("Ya avisé" in t.replies[0].body) is told

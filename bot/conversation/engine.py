@@ -62,7 +62,8 @@ class Handled:
 def flow_rules(rt: Runtime) -> Rules:
     s = rt.settings
     return Rules(followup_ms=s.report_followup_minutes * 60_000, correction_ms=s.report_correction_minutes * 60_000,
-                 handover_ms=s.handover_minutes * 60_000, draft_ttl_ms=s.draft_ttl_hours * 3_600_000)
+                 handover_ms=s.handover_minutes * 60_000, draft_ttl_ms=s.draft_ttl_hours * 3_600_000,
+                 notifies_maintenance=bool(s.report_notify_numbers))
 
 
 def to_write(session: Session, turn: Turn, inbox_ids: Sequence[int], tr: Transition, now: int,

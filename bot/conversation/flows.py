@@ -63,6 +63,7 @@ class Rules:
     correction_ms: int = 30 * 60_000  # "me equivoqué de equipo" cancels the report for this long
     handover_ms: int = 4 * 3_600_000  # the bot stays quiet after handing over to a person
     draft_ttl_ms: int = 24 * 3_600_000  # an unfinished draft is kept this long
+    notifies_maintenance: bool = False  # REPORT_NOTIFY_NUMBERS is set: the confirmation may say so
 
 
 @dataclass(frozen=True, slots=True)
@@ -722,7 +723,7 @@ def _file(inp: FlowInput, data: dict[str, Any]) -> Transition:
     report = ReportWrite(kind, equipment_id if isinstance(equipment_id, int) else None, problem, details)
     lines = _summary_lines(data)
     # REPORT_NUMBER is replaced by the real number (from the report row's Id) in the commit.
-    reply = r.text(r.report_filed(REPORT_NUMBER, lines, notified=True))
+    reply = r.text(r.report_filed(REPORT_NUMBER, lines, notified=inp.rules.notifies_maintenance))
     kept = {**_memory(data), "ultimo_reporte": REPORT_NUMBER, "ultimo_reporte_id": REPORT_ID,
             "ultimo_reporte_en": inp.now_ms,
             # what "me equivoqué de equipo" carries into the corrected report
