@@ -45,12 +45,12 @@ def run_process(db_path: str, graph_url: str, conversations: list[int], concurre
 async def _run(db_path: str, graph_url: str, conversations: list[int], concurrency: int, redelivery: float,
                seed: int) -> dict:
     from bot.runtime import build_runtime
-    from bot.webhook.ingest import handle_webhook_post
     from core.settings import load_settings
-    from local_host.queues import serving_worker, settle
+    from local_host.queues import serving_worker, settle, worker_queue
 
     extra = {k: v for k, v in os.environ.items() if k == "OUTBOX_EAGER_DISPATCH"}
-    rt = build_runtime(load_settings(bench_env(Path(db_path), WHATSAPP_API_BASE_URL=graph_url, **extra)))
+    rt = build_runtime(load_settings(bench_env(Path(db_path), WHATSAPP_API_BASE_URL=graph_url, **extra)),
+                       handoff=worker_queue())
     rng = random.Random(seed)
     gate = asyncio.Semaphore(concurrency)
     latencies: list[float] = []
@@ -60,7 +60,7 @@ async def _run(db_path: str, graph_url: str, conversations: list[int], concurren
     async def post(body: bytes) -> int:
         nonlocal deliveries
         deliveries += 1
-        status, _ = await handle_webhook_post(rt, {"X-Hub-Signature-256": sign(body)}, body)
+        status, _ = await rt.webhook.post({"X-Hub-Signature-256": sign(body)}, body)
         return status
 
     async def converse(i: int) -> None:

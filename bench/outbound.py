@@ -132,7 +132,6 @@ async def whatsapp_client_rate(graph_port: int, concurrency: int, requests: int 
 def worker_main(go_file: str, concurrency: int) -> None:
     """One dispatcher process: wait for the start signal, sweep until the queue is drained."""
     from bot.outbound import dispatcher
-    from bot.outbound.dispatcher import sweep_outbox
     from bot.runtime import build_runtime
     from core.storage.outbox import count_by_state
 
@@ -144,7 +143,7 @@ def worker_main(go_file: str, concurrency: int) -> None:
             await asyncio.sleep(0.002)
         started, sent, deadline = time.time(), 0, time.monotonic() + WORKER_CAP_S
         while time.monotonic() < deadline:
-            result = await sweep_outbox(rt, budget_s=WORKER_CAP_S)
+            result = await rt.outbox.sweep(budget_s=WORKER_CAP_S)
             sent += result.sent
             if result.claimed == 0:
                 counts = await count_by_state(rt.db)

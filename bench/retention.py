@@ -81,7 +81,7 @@ async def run(messages: int) -> None:
             stop = asyncio.Event()
             during = asyncio.create_task(registrations(rt, stop, "DUR"))
             started = time.perf_counter()
-            purged = await run_retention(rt, budget_s=600.0)
+            purged = await run_retention(rt.db, rt.settings, budget_s=600.0)
             elapsed = time.perf_counter() - started
             stop.set()
             waits = await during

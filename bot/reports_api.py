@@ -9,9 +9,10 @@ import logging
 from typing import Any
 
 from bot.outbound.campaigns import ApiResponse, parse_recipient
-from bot.outbound.dispatcher import dispatch_recipient
-from bot.runtime import Runtime
+from bot.outbound.dispatcher import Dispatcher
+from core.clock import Clock
 from core.notify import NotifyConfig
+from core.storage.database import Database
 from core.storage.reports import (
     REPORT_STATUSES,
     change_report_status,
@@ -63,50 +64,44 @@ def _status_request(raw_body: bytes) -> tuple[str, str | None] | ApiResponse:
     return status.strip().lower().replace(" ", "_"), (note.strip() or None) if note else None
 
 
-async def _send_now(rt: Runtime, recipient: str) -> None:
-    """Send what was just queued without waiting for the outbox timer; a failure is left to the timer."""
-    if not rt.settings.outbox_eager_dispatch:
-        return
-    try:
-        await dispatch_recipient(rt, recipient)
-    except Exception as exc:
-        log.warning("Envío inmediato falló (%s): %s", mask_phone(recipient), exc)
+class ReportsApi:
+    def __init__(self, db: Database, outbox: Dispatcher, notify: NotifyConfig, clock: Clock) -> None:
+        self.db = db
+        self.outbox = outbox  # what a change queues for the reporter goes out at once
+        self.notify = notify
+        self.clock = clock
 
+    async def detail(self, raw_number: str) -> ApiResponse:
+        number = _number(raw_number)
+        if isinstance(number, ApiResponse):
+            return number
+        detail = await get_report_detail(self.db, number)
+        return ApiResponse(200, detail.as_dict()) if detail else _not_found(number)
 
-async def report_detail(rt: Runtime, raw_number: str) -> ApiResponse:
-    number = _number(raw_number)
-    if isinstance(number, ApiResponse):
-        return number
-    detail = await get_report_detail(rt.db, number)
-    return ApiResponse(200, detail.as_dict()) if detail else _not_found(number)
+    async def change_status(self, raw_number: str, raw_body: bytes) -> ApiResponse:
+        number = _number(raw_number)
+        if isinstance(number, ApiResponse):
+            return number
+        request = _status_request(raw_body)
+        if isinstance(request, ApiResponse):
+            return request
+        status, note = request
+        report = await change_report_status(self.db, number, status, note, origin="MANTENIMIENTO",
+                                            notify=self.notify, now_ms=self.clock())
+        if report is None:
+            return _not_found(number)
+        log.info("REPORTE_ESTADO %s -> %s (mantenimiento)", report.number, report.status)
+        await self.outbox.send_now(report.phone)
+        detail = await get_report_detail(self.db, number)
+        body: dict[str, Any] = detail.as_dict() if detail else report.as_dict()
+        return ApiResponse(200, body)
 
-
-async def change_status(rt: Runtime, raw_number: str, raw_body: bytes, *, now_ms: int) -> ApiResponse:
-    number = _number(raw_number)
-    if isinstance(number, ApiResponse):
-        return number
-    request = _status_request(raw_body)
-    if isinstance(request, ApiResponse):
-        return request
-    status, note = request
-    report = await change_report_status(rt.db, number, status, note, origin="MANTENIMIENTO",
-                                        notify=NotifyConfig.from_settings(rt.settings), now_ms=now_ms)
-    if report is None:
-        return _not_found(number)
-    log.info("REPORTE_ESTADO %s -> %s (mantenimiento)", report.number, report.status)
-    await _send_now(rt, report.phone)
-    detail = await get_report_detail(rt.db, number)
-    body: dict[str, Any] = detail.as_dict() if detail else report.as_dict()
-    return ApiResponse(200, body)
-
-
-async def release_conversation(rt: Runtime, raw_phone: str, *, now_ms: int) -> ApiResponse:
-    phone = parse_recipient(raw_phone)
-    if phone is None:
-        return _bad("teléfono inválido: usa el número con código de país (8 a 15 dígitos) o el BSUID")
-    notify = NotifyConfig.from_settings(rt.settings)
-    if not await release_handover(rt.db, phone, now_ms, notify=notify):
-        return ApiResponse(404, {"error": "esa conversación no está en atención humana", "telefono": phone})
-    log.info("ATENCION_HUMANA_LIBERADA %s", mask_phone(phone))
-    await _send_now(rt, phone)
-    return ApiResponse(200, {"telefono": phone, "liberada": True})
+    async def release_conversation(self, raw_phone: str) -> ApiResponse:
+        phone = parse_recipient(raw_phone)
+        if phone is None:
+            return _bad("teléfono inválido: usa el número con código de país (8 a 15 dígitos) o el BSUID")
+        if not await release_handover(self.db, phone, self.clock(), notify=self.notify):
+            return ApiResponse(404, {"error": "esa conversación no está en atención humana", "telefono": phone})
+        log.info("ATENCION_HUMANA_LIBERADA %s", mask_phone(phone))
+        await self.outbox.send_now(phone)
+        return ApiResponse(200, {"telefono": phone, "liberada": True})

@@ -19,9 +19,10 @@ from __future__ import annotations
 import logging
 import time
 
-from bot.runtime import Runtime
 from core.errors import BotError
 from core.metrics import retention_purged_total
+from core.settings import Settings
+from core.storage.database import Database
 from core.storage.retention import Purge, purge
 
 log = logging.getLogger(__name__)
@@ -29,8 +30,7 @@ log = logging.getLogger(__name__)
 RUN_BUDGET_S = 240.0  # of the 10 minutes between runs
 
 
-async def run_retention(rt: Runtime, budget_s: float = RUN_BUDGET_S) -> dict[str, int]:
-    settings = rt.settings
+async def run_retention(db: Database, settings: Settings, budget_s: float = RUN_BUDGET_S) -> dict[str, int]:
     plan = (
         ("EstadosEntrega", Purge("purge_statuses"), settings.retention_status_days),
         ("MensajesProcesados", Purge("purge_ledger", "retention_window_ledger"), settings.retention_ledger_days),
@@ -46,9 +46,9 @@ async def run_retention(rt: Runtime, budget_s: float = RUN_BUDGET_S) -> dict[str
     for position, (table, rule, days) in enumerate(plan):
         share = max(0.0, deadline - time.monotonic()) / (len(plan) - position)
         try:
-            result = await purge(rt.db, rule, older_than_days=days, budget_s=share)
-        except BotError as exc:  # one table's failure does not stop the others
-            log.warning("RETENCION_FALLO tabla=%s: %s", table, exc)
+            result = await purge(db, rule, older_than_days=days, budget_s=share)
+        except BotError:  # one table's failure does not stop the others
+            log.warning("RETENCION_FALLO tabla=%s", table, exc_info=True)
             continue
         purged[table] = result.deleted
         if result.deleted:

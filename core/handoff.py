@@ -87,8 +87,7 @@ class StorageQueueHandoff:
     """
 
     def __init__(self, connection: StorageConnection, queue_name: str = HANDOFF_QUEUE) -> None:
-        if not connection.configured:
-            raise HandoffError("AzureWebJobsStorage no está configurado: el webhook no puede entregar al worker")
+        # Unconfigured, it is still built (the app starts, health says why) and every enqueue fails.
         self._connection = connection
         self.queue_name = queue_name
         self._client: Any = None
@@ -120,6 +119,8 @@ class StorageQueueHandoff:
     async def enqueue(self, keys: Sequence[str]) -> None:
         if not keys:
             return
+        if not self._connection.configured:
+            raise HandoffError("AzureWebJobsStorage no está configurado: el webhook no puede entregar al worker")
         from azure.core.exceptions import AzureError
 
         permit = self._breaker.acquire()

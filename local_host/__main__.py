@@ -79,28 +79,20 @@ def main(argv: list[str] | None = None) -> int:
                       "caracteres (la clave que exigirán las rutas de nivel FUNCTION)", file=sys.stderr)
                 return 2
         follow_port(args.port)
-        from bot.runtime import build_runtime, use_runtime
         from core.settings import load_settings
-        from core.storage.migrate import migrate_sqlite, seed_sqlite
-        from core.storage.sqlite import SqliteDatabase
         from core.telemetry import configure_logging
 
         configure_logging()
         settings = load_settings()
-        runtime = build_runtime(settings)
-        if isinstance(runtime.db, SqliteDatabase):
-            version = migrate_sqlite(runtime.db)
-            seed_sqlite(runtime.db)
-            log.info("SQLite %s en versión de esquema %s", runtime.db.path, version)
-        use_runtime(runtime)
     except SettingsError as exc:
         print(f"local_host: {exc}", file=sys.stderr)
         return 2
-    except BotError as exc:
-        print(f"local_host: no se pudo preparar la base de datos: {exc}", file=sys.stderr)
-        return 2
 
+    from bot.runtime import build_runtime, use_runtime
     from core.handoff import HANDOFF_QUEUE
+    from core.media.store import LocalEvidenceStore
+    from core.storage.migrate import migrate_sqlite, seed_sqlite
+    from core.storage.sqlite import SqliteDatabase
     from function_app import app
     from local_host.queues import LocalQueue
     from local_host.server import QUEUES_KEY, build_web_app
@@ -108,25 +100,34 @@ def main(argv: list[str] | None = None) -> int:
     from local_host.timers import resolve_schedule
 
     # AzureWebJobsStorage set (Azurite or an account): the worker queue is that account's Storage queue,
-    # written by the app's own StorageQueueHandoff (runtime.handoff left unset) as on Azure. Empty: in memory.
+    # written by the app's own StorageQueueHandoff as on Azure, and evidence goes to its blob container.
+    # Empty: an in-process queue, and evidence in EVIDENCE_DIR.
     storage = settings.storage if settings.storage.configured else None
     lease_s = float(os.environ.get("LOCAL_HOST_QUEUE_LEASE_S", "") or HOST_LEASE_S)
     web_app = build_web_app(app, run_timers=not args.no_timers, max_body_bytes=settings.webhook_max_body_bytes,
                             bind_host=args.host, storage=storage, lease_s=lease_s, function_key=function_key)
     worker_queue = web_app[QUEUES_KEY].get(HANDOFF_QUEUE)
-    if isinstance(worker_queue, LocalQueue):
-        runtime.handoff = worker_queue  # the webhook hands off to the in-process queue the worker listens on
-        # ... and evidence bodies go to a local folder (with AzureWebJobsStorage set, to its blob container).
-        from core.media.fetch import build_evidence_fetcher
-        from core.media.store import LocalEvidenceStore
-
-        runtime.evidence = build_evidence_fetcher(settings, runtime.db, LocalEvidenceStore(settings.evidence_dir))
+    in_process = isinstance(worker_queue, LocalQueue)
+    try:
+        runtime = build_runtime(settings, handoff=worker_queue if in_process else None,
+                                evidence_store=LocalEvidenceStore(settings.evidence_dir) if in_process else None)
+        if isinstance(runtime.db, SqliteDatabase):
+            version = migrate_sqlite(runtime.db)
+            seed_sqlite(runtime.db)
+            log.info("SQLite %s en versión de esquema %s", runtime.db.path, version)
+    except SettingsError as exc:
+        print(f"local_host: {exc}", file=sys.stderr)
+        return 2
+    except BotError as exc:
+        print(f"local_host: no se pudo preparar la base de datos: {exc}", file=sys.stderr)
+        return 2
+    use_runtime(runtime)
     from local_host.console import mount_console
 
     console_url = mount_console(web_app, runtime, f"http://{args.host}:{args.port}")
 
     async def on_shutdown(_: web.Application) -> None:
-        runtime.stopping = True  # drains finish the message in hand; the start-up sweep redrives the rest
+        runtime.stop()  # drains finish the message in hand; the start-up sweep redrives the rest
 
     async def on_cleanup(_: web.Application) -> None:
         await runtime.aclose()

@@ -42,8 +42,6 @@ import aiohttp
 from aiohttp import web
 
 from bot.outbound.campaigns import ApiResponse
-from bot.outbound.dispatcher import epoch_ms
-from bot.reports_api import change_status, release_conversation, report_detail
 from bot.runtime import Runtime
 from core.errors import BotError
 from core.media.limits import base_mime
@@ -312,7 +310,7 @@ async def state(request: web.Request) -> web.Response:
     view = await read_conversation_state(console.runtime.db, key, STATE_LIMIT)
     evidence = [evidence_view(e) for e in await evidence_for_phone(console.runtime.db, key, STATE_LIMIT)]
     return web.json_response(
-        {"user": key, "now_ms": int(time.time() * 1000), "thread": console.thread(key), "state": asdict(view),
+        {"user": key, "now_ms": console.runtime.clock(), "thread": console.thread(key), "state": asdict(view),
          "queue": queue_view(console.runtime.handoff), "evidence": evidence}
     )
 
@@ -419,7 +417,7 @@ def _api(response: ApiResponse) -> web.Response:
 
 
 async def report(request: web.Request) -> web.Response:
-    return _api(await report_detail(_console(request).runtime, request.query.get("numero", "")))
+    return _api(await _console(request).runtime.reports.detail(request.query.get("numero", "")))
 
 
 async def report_status(request: web.Request) -> web.Response:
@@ -427,14 +425,14 @@ async def report_status(request: web.Request) -> web.Response:
     data = await _json_body(request)
     number = str(data.pop("numero", ""))
     body = json.dumps(data, ensure_ascii=False).encode("utf-8")
-    return _api(await change_status(_console(request).runtime, number, body, now_ms=epoch_ms()))
+    return _api(await _console(request).runtime.reports.change_status(number, body))
 
 
 async def release(request: web.Request) -> web.Response:
     """The same action as `POST /api/conversaciones/{telefono}/liberar`."""
     data = await _json_body(request)
     key = parse_identity(str(data.get("user", ""))).key
-    return _api(await release_conversation(_console(request).runtime, key, now_ms=epoch_ms()))
+    return _api(await _console(request).runtime.reports.release_conversation(key))
 
 
 def mount_console(web_app: web.Application, runtime: Runtime, base_url: str) -> str | None:

@@ -219,19 +219,25 @@ class LocalQueue:
         return self._in_flight
 
 
-@contextlib.asynccontextmanager
-async def serving_worker(rt: Runtime, options: QueueOptions | None = None) -> AsyncIterator[LocalQueue]:
-    """The conversation worker on an in-process queue, outside the HTTP host (tests and benches).
+def worker_queue(options: QueueOptions | None = None) -> LocalQueue:
+    """The conversation worker's queue, in process, with host.json's settings unless `options` says otherwise."""
+    from core.handoff import HANDOFF_QUEUE
 
-    Installs the queue as `rt.handoff` and the runtime as the process runtime (the trigger reads it,
-    as on Azure), then runs the queue trigger's own body over it until the block ends.
+    return LocalQueue(HANDOFF_QUEUE, options or QueueOptions.from_host_json(HOST_JSON))
+
+
+@contextlib.asynccontextmanager
+async def serving_worker(rt: Runtime) -> AsyncIterator[LocalQueue]:
+    """The conversation worker on the in-process queue `rt` hands off to (built with `worker_queue()`),
+    outside the HTTP host (tests and benches). Installs the runtime as the process runtime (the trigger
+    reads it, as on Azure), then runs the queue trigger's own body over the queue until the block ends.
     """
     from bot.functions.conversation import handle_queue_message
     from bot.runtime import use_runtime
-    from core.handoff import HANDOFF_QUEUE
 
-    queue = LocalQueue(HANDOFF_QUEUE, options or QueueOptions.from_host_json(HOST_JSON))
-    rt.handoff = queue
+    queue = rt.handoff
+    if not isinstance(queue, LocalQueue):
+        raise TypeError("serving_worker needs a runtime built with handoff=worker_queue()")
     use_runtime(rt)
     task = asyncio.create_task(queue.run(handle_queue_message, "msg"))
     try:

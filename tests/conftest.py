@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from core.clock import system_clock
 from core.settings import Settings, load_settings
 from core.storage.database import Database
 from core.storage.migrate import apply_tsql_scripts, migrate_sqlite, seed_sqlite
@@ -36,6 +37,16 @@ def base_env(db_path: Path, **extra: str) -> dict[str, str]:
     }
     env.update(extra)
     return env
+
+
+class ShiftedClock:
+    """The system clock moved by `offset_ms`: a test runs the app at a later time by setting it."""
+
+    def __init__(self, offset_ms: int = 0) -> None:
+        self.offset_ms = offset_ms
+
+    def __call__(self) -> int:
+        return system_clock() + self.offset_ms
 
 
 def free_port() -> int:

@@ -18,9 +18,10 @@ import random
 import sys
 import time
 
-from bot.outbound.dispatcher import dispatch_recipient, sweep_outbox
 from bot.runtime import build_runtime
+from core.settings import load_settings
 from core.storage.outbox import count_by_state
+from core.whatsapp.client import WhatsAppClient
 from core.whatsapp.outgoing import OutgoingMessage
 
 
@@ -41,17 +42,18 @@ async def _open_rows(rt) -> int:
 
 
 async def run(args: argparse.Namespace, recipients: list[str]) -> int:
+    if args.mode == "hang":
+        settings = load_settings()
+        rt = build_runtime(settings, whatsapp=_HangAfterSend(WhatsAppClient.from_settings(settings)))
+        await rt.outbox.sweep()
+        return 0
     rt = build_runtime()
     deadline = time.monotonic() + args.seconds
     sent = claimed = rounds = 0
-    if args.mode == "hang":
-        rt.whatsapp = _HangAfterSend(rt.get_whatsapp())
-        await sweep_outbox(rt)
-        return 0
     while time.monotonic() < deadline:
         rounds += 1
         if args.mode == "sweep":
-            result = await sweep_outbox(rt)
+            result = await rt.outbox.sweep()
             sent, claimed = sent + result.sent, claimed + result.claimed
             if result.claimed == 0:
                 if await _open_rows(rt) == 0:
@@ -60,7 +62,7 @@ async def run(args: argparse.Namespace, recipients: list[str]) -> int:
         else:
             random.shuffle(recipients)
             for recipient in recipients:
-                sent += await dispatch_recipient(rt, recipient)
+                sent += await rt.outbox.dispatch_recipient(recipient)
             if await _open_rows(rt) == 0:
                 break
     print(json.dumps({"mode": args.mode, "sent": sent, "claimed": claimed, "rounds": rounds}), flush=True)

@@ -64,9 +64,9 @@ def run_instance(db_path: str, rounds: Rounds, barrier, env: dict[str, str], con
 
 async def _run_instance(db_path: str, rounds: Rounds, barrier, env: dict[str, str], concurrency: int) -> dict:
     from bot.runtime import build_runtime
-    from local_host.queues import serving_worker, settle
+    from local_host.queues import serving_worker, settle, worker_queue
 
-    rt = build_runtime(load_settings(base_env(Path(db_path), DB_POOL_SIZE="4", **env)))
+    rt = build_runtime(load_settings(base_env(Path(db_path), DB_POOL_SIZE="4", **env)), handoff=worker_queue())
     async with serving_worker(rt) as queue:  # this instance's queue-triggered worker, in process
         result = await _deliver_rounds(rt, rounds, barrier, concurrency)
         await settle(queue, 240)
@@ -75,7 +75,6 @@ async def _run_instance(db_path: str, rounds: Rounds, barrier, env: dict[str, st
 
 
 async def _deliver_rounds(rt, rounds: Rounds, barrier, concurrency: int) -> dict:
-    from bot.webhook.ingest import handle_webhook_post
     from tests.webhook_helpers import signed_headers
 
     gate = asyncio.Semaphore(concurrency)
@@ -86,7 +85,7 @@ async def _deliver_rounds(rt, rounds: Rounds, barrier, concurrency: int) -> dict
         body = delivery_body(i, steps)
         async with gate:
             started = time.monotonic()
-            status, _ = await handle_webhook_post(rt, signed_headers(body), body)
+            status, _ = await rt.webhook.post(signed_headers(body), body)
             durations.append(time.monotonic() - started)
             statuses.append(status)
             delivered += len(steps)
@@ -128,10 +127,10 @@ def hold_lease_and_hang(db_path: str, key: str, ready_file: str, lock_timeout_ms
 
     async def main() -> None:
         from bot.runtime import build_runtime
-        from local_host.queues import serving_worker
+        from local_host.queues import serving_worker, worker_queue
 
-        rt = build_runtime(load_settings(base_env(Path(db_path), LOCK_TIMEOUT=str(lock_timeout_ms), **(env or {}))))
-        rt.intent = HangOnConfirmation(ready_file)
+        rt = build_runtime(load_settings(base_env(Path(db_path), LOCK_TIMEOUT=str(lock_timeout_ms), **(env or {}))),
+                           handoff=worker_queue(), intent=HangOnConfirmation(ready_file))
         async with serving_worker(rt) as queue:
             await queue.enqueue([key])
             await asyncio.sleep(3600)

@@ -108,3 +108,76 @@ def test_the_project_cites_only_what_it_contains() -> None:
             if pattern.search(line):
                 offenders.append(f"{path.relative_to(ROOT)}:{number}")
     assert offenders == []
+
+
+def runtime_parameters() -> list[str]:
+    """Functions outside the composition root that take the whole `Runtime` as a parameter."""
+    found = []
+    for name, path in project_modules().items():
+        if name == "bot.runtime":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                args = [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs]
+                if any(a.annotation is not None and "Runtime" in ast.unparse(a.annotation) for a in args):
+                    found.append(f"{name}.{node.name}")
+    return sorted(found)
+
+
+def test_services_receive_what_they_use_not_the_runtime() -> None:
+    """bot/runtime.py builds the services and hands each one its own dependencies. Only the triggers
+    (bot/functions, which ask for the process runtime) and the local host reach the runtime itself."""
+    modules = project_modules()
+    known = set(modules)
+    importers = sorted(name for name, path in modules.items() if "bot.runtime" in imports_of(path, known))
+    assert [m for m in importers if not m.startswith(("bot.functions.", "local_host.")) and m != "bot.runtime"] == []
+    taking = runtime_parameters()
+    assert [f for f in taking if not f.startswith("local_host.")] == []
+    assert len(taking) <= 5, taking
+
+
+def test_core_never_imports_bot() -> None:
+    modules = project_modules()
+    known = set(modules)
+    reaching = {name: sorted(m for m in imports_of(path, known) if m.split(".")[0] == "bot")
+                for name, path in modules.items() if name.split(".")[0] == "core"}
+    assert {name: bots for name, bots in reaching.items() if bots} == {}
+
+
+def unit(module: str) -> str:
+    """The box a module is drawn in: a bot module (packages of triggers, webhook and outbound as one box),
+    a core package, or `core` for core's top-level modules."""
+    parts = module.split(".")
+    if len(parts) == 1:
+        return module
+    if parts[0] == "bot":
+        return ".".join(parts[:2]) if parts[1] in ("functions", "webhook", "outbound") else module
+    if parts[0] == "core":
+        return ".".join(parts[:2]) if len(parts) > 2 else "core"
+    return parts[0]
+
+
+def dependency_graph() -> str:
+    modules = project_modules()
+    known = set(modules)
+    edges: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        if name.split(".")[0] not in ("bot", "core", "function_app"):
+            continue
+        source = unit(name)
+        targets = {unit(m) for m in imports_of(path, known)} - {source}
+        edges.setdefault(source, set()).update(t for t in targets if t.split(".")[0] in ("bot", "core"))
+    edges = {s: t for s, t in edges.items() if t or s not in ("bot", "bot.conversation")}  # empty package inits
+    width = max(len(s) for s in edges)
+    return "\n".join(f"{s:<{width}} -> {', '.join(sorted(t)) or '(nothing)'}" for s, t in sorted(edges.items()))
+
+
+def test_the_documented_dependency_graph_is_the_code_s() -> None:
+    """docs/architecture.md shows this graph; regenerate it with `python -m tests.test_architecture`."""
+    doc = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    start = doc.index("<!-- dependency graph -->\n```\n") + len("<!-- dependency graph -->\n```\n")
+    assert doc[start:doc.index("```", start)].rstrip("\n") == dependency_graph()
+
+
+if __name__ == "__main__":
+    print(dependency_graph())

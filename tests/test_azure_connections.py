@@ -75,10 +75,10 @@ def test_bad_identity_settings_name_the_setting(name: str, value: str) -> None:
         read_storage_connection(env)
 
 
-def test_nothing_set_is_not_configured_and_the_queue_writer_says_so() -> None:
+async def test_nothing_set_is_not_configured_and_the_queue_writer_says_so() -> None:
     assert not read_storage_connection({}).configured
     with pytest.raises(HandoffError, match="AzureWebJobsStorage"):
-        StorageQueueHandoff(StorageConnection())
+        await StorageQueueHandoff(StorageConnection()).enqueue(["5215512345678"])
 
 
 async def test_identity_clients_carry_an_async_managed_identity_credential() -> None:

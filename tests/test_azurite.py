@@ -19,10 +19,8 @@ from pathlib import Path
 import azure.functions as func
 import pytest
 
-from bot.conversation.sweeper import sweep_conversations
 from bot.functions.conversation import handle_queue_message
 from bot.runtime import Runtime, build_runtime, use_runtime
-from bot.webhook.ingest import handle_webhook_post
 from core.azure_storage import read_storage_connection
 from core.handoff import HANDOFF_QUEUE, HandoffError, StorageQueueHandoff
 from core.settings import load_settings
@@ -57,7 +55,7 @@ def runtime_on(db_path: Path, graph: InProcessGraph, azurite: Azurite) -> Runtim
 async def post(rt: Runtime, payload: dict) -> tuple[int, float]:
     body = encode(payload)
     started = time.perf_counter()
-    status, _ = await handle_webhook_post(rt, signed_headers(body), body)
+    status, _ = await rt.webhook.post(signed_headers(body), body)
     return status, time.perf_counter() - started
 
 
@@ -103,7 +101,7 @@ async def rt(db_path: Path, graph: InProcessGraph, azurite: Azurite) -> AsyncIte
 
 async def test_the_webhook_writes_base64_keys_and_the_listener_answers(rt: Runtime, graph: InProcessGraph,
                                                                       azurite: Azurite, db_path: Path) -> None:
-    assert isinstance(rt.get_handoff(), StorageQueueHandoff)  # the Azure path, not an in-process queue
+    assert isinstance(rt.handoff, StorageQueueHandoff)  # the Azure path, not an in-process queue
     assert (await post(rt, text_payload("wamid.AZQ1", "5215512345678", "Hola, el refrigerador no enfría")))[0] == 200
     # On the wire, as the trigger's default messageEncoding expects: base64 of the conversation key.
     assert await peek_all(azurite, HANDOFF_QUEUE) == [base64.b64encode(b"5215512345678").decode()]
@@ -239,7 +237,7 @@ async def test_azurite_down_the_webhook_still_acks_fast_and_everyone_is_answered
         # the failures, then hands every pending conversation over.
         handed = 0
         for _ in range(20):
-            handed = (await sweep_conversations(rt, grace_ms=0)).handed_off
+            handed = (await rt.sweeper.sweep(grace_ms=0)).handed_off
             if handed:
                 break
             await asyncio.sleep(1)

@@ -11,15 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from bot.conversation.drain import drain_conversation
-from bot.conversation.engine import handle_message, now_ms
-from bot.conversation.sweeper import sweep_conversations
 from bot.runtime import Runtime, build_runtime
+from core.clock import system_clock
 from core.errors import ConcurrencyError, LeaseLost
 from core.settings import Settings, load_settings
 from core.storage.conversations import TransitionWrite, commit_transition, get_session_with_version
 from core.storage.leases import acquire_lease, extend_lease, get_lease, release_lease
-from local_host.queues import serving_worker, settle
+from local_host.queues import serving_worker, settle, worker_queue
 from tests.conftest import base_env
 from tests.conversation_helpers import put_in_inbox, query, replies, session_state, text_message
 
@@ -36,7 +34,7 @@ async def rt(settings: Settings) -> AsyncIterator[Runtime]:
 async def say(rt: Runtime, db_path: Path, phone: str, body: str, ts: int, **kw: object) -> list[str]:
     before = len(replies(db_path, phone))
     put_in_inbox(db_path, text_message(phone, body, ts, **kw))
-    await drain_conversation(rt, phone, time.monotonic() + 30)
+    await rt.drain.drain(phone, time.monotonic() + 30)
     return replies(db_path, phone)[before:]
 
 
@@ -110,13 +108,13 @@ async def test_cancel_anywhere_and_non_text_messages(rt: Runtime, db_path: Path)
 
     image = InboundMessage("wamid.IMG1", PHONE, MessageKind.IMAGE, 30, phone=PHONE, media_id="m1")
     put_in_inbox(db_path, image)
-    await drain_conversation(rt, PHONE, time.monotonic() + 10)
+    await rt.drain.drain(PHONE, time.monotonic() + 10)
     assert "1 foto" in replies(db_path, PHONE)[-1]  # kept as evidence for the report to come
     assert query(db_path, "SELECT MediaId, Tipo FROM Evidencias") == [("m1", "image")]
     reaction = InboundMessage("wamid.REA1", PHONE, MessageKind.REACTION, 40, phone=PHONE, text="👍")
     before = len(replies(db_path, PHONE))
     put_in_inbox(db_path, reaction)
-    await drain_conversation(rt, PHONE, time.monotonic() + 10)
+    await rt.drain.drain(PHONE, time.monotonic() + 10)
     assert len(replies(db_path, PHONE)) == before  # a reaction gets no reply but is handled
     assert query(db_path, "SELECT Estado FROM MensajesProcesados WHERE MessageId = 'wamid.REA1'") == [("procesado",)]
 
@@ -125,7 +123,7 @@ async def test_username_only_user_files_a_report(rt: Runtime, db_path: Path) -> 
     bsuid = "MX.8812093347712650"
     for ts, body in enumerate(["Hola, la nevera de la tienda no enfría", "10004512", "sí"]):
         put_in_inbox(db_path, text_message(bsuid, body, 10 * ts, bsuid=bsuid))  # sent apart: three turns
-    await drain_conversation(rt, bsuid, time.monotonic() + 30)
+    await rt.drain.drain(bsuid, time.monotonic() + 30)
     assert session_state(db_path, bsuid)[0] == "FINALIZADO"
     assert query(db_path, "SELECT COUNT(*) FROM Reportes WHERE Telefono = ?", bsuid) == [(1,)]
     assert "RPT-" in replies(db_path, bsuid)[-1]
@@ -136,7 +134,7 @@ async def test_pending_messages_are_handled_in_whatsapp_timestamp_order(rt: Runt
     messages = [text_message(PHONE, body, 1000 + 10 * i) for i, body in enumerate(script)]
     for msg in reversed(messages):  # arrive newest first
         put_in_inbox(db_path, msg)
-    await drain_conversation(rt, PHONE, time.monotonic() + 30)
+    await rt.drain.drain(PHONE, time.monotonic() + 30)
     handled = query(db_path, "SELECT MessageId FROM HistorialSesiones ORDER BY Id")
     assert [h[0] for h in handled] == [m.wamid for m in messages]
     assert session_state(db_path, PHONE)[0] == "FINALIZADO"
@@ -144,18 +142,18 @@ async def test_pending_messages_are_handled_in_whatsapp_timestamp_order(rt: Runt
 
 async def test_busy_lease_leaves_messages_to_the_holder(rt: Runtime, db_path: Path, caplog) -> None:
     caplog.set_level(logging.INFO)
-    holder = await acquire_lease(rt.db, PHONE, "other-instance", 30_000, now_ms())
+    holder = await acquire_lease(rt.db, PHONE, "other-instance", 30_000, system_clock())
     assert holder is not None
     put_in_inbox(db_path, text_message(PHONE, "hola", 1))
-    assert await drain_conversation(rt, PHONE, time.monotonic() + 5) == 0
+    assert await rt.drain.drain(PHONE, time.monotonic() + 5) == 0
     assert "THREAD_LOCK_BUSY" in caplog.text
     assert query(db_path, "SELECT COUNT(*) FROM MensajesProcesados WHERE Estado = 'pendiente'") == [(1,)]
     assert await release_lease(rt.db, holder)
-    assert await drain_conversation(rt, PHONE, time.monotonic() + 5) == 1
+    assert await rt.drain.drain(PHONE, time.monotonic() + 5) == 1
 
 
 async def test_lease_contract(any_db) -> None:
-    now = now_ms()
+    now = system_clock()
     a = await acquire_lease(any_db, "k1", "a", 1_000, now)
     assert a is not None and a.took_over_from is None
     assert await acquire_lease(any_db, "k1", "b", 1_000, now + 10) is None
@@ -179,7 +177,7 @@ async def test_stale_version_write_raises_and_retry_succeeds(rt: Runtime, db_pat
     await say(rt, db_path, PHONE, "hola", 1)
     stale = await get_session_with_version(rt.db, PHONE)
     fresh_write = TransitionWrite(PHONE, stale.version, stale.state, "INICIO", {}, None, "BOT", "otra instancia",
-                                  now_ms())
+                                  system_clock())
     await commit_transition(rt.db, fresh_write, None)
     with pytest.raises(ConcurrencyError) as info:
         await commit_transition(rt.db, fresh_write, None)  # same expected version: now stale
@@ -201,13 +199,13 @@ async def test_stale_version_write_raises_and_retry_succeeds(rt: Runtime, db_pat
             current = await get_session_with_version(rt.db, PHONE)
             await original(lambda tx: tx.execute("session_update_versioned", {
                 "telefono": PHONE, "estado_sesion": current.state, "datos": "{}", "equipo_id": None,
-                "ahora": now_ms(), "version_esperada": current.version}))
+                "ahora": system_clock(), "version_esperada": current.version}))
         return await original(fn)
 
     from bot.messages import InboundMessage
 
     payload = query(db_path, "SELECT Payload FROM MensajesProcesados WHERE Id = ?", row_id)[0][0]
-    ai = rt.get_intent()
+    ai = rt.intent
     extractions: list[str] = []
     real_extract = ai.extract_structured_data
 
@@ -218,7 +216,7 @@ async def test_stale_version_write_raises_and_retry_succeeds(rt: Runtime, db_pat
     rt.db.write = racing_write  # type: ignore[method-assign]
     ai.extract_structured_data = counting_extract  # type: ignore[method-assign]
     try:
-        handled = await handle_message(rt, row_id, InboundMessage.from_json(payload), None)
+        handled = await rt.engine.handle_message(row_id, InboundMessage.from_json(payload), None)
     finally:
         rt.db.write = original  # type: ignore[method-assign]
         ai.extract_structured_data = real_extract  # type: ignore[method-assign]
@@ -230,7 +228,7 @@ async def test_stale_version_write_raises_and_retry_succeeds(rt: Runtime, db_pat
 
 async def test_write_under_a_lost_lease_commits_nothing(rt: Runtime, db_path: Path) -> None:
     put_in_inbox(db_path, text_message(PHONE, "hola", 1))
-    now = now_ms()
+    now = system_clock()
     mine = await acquire_lease(rt.db, PHONE, "me", 100, now)
     assert mine is not None
     thief = await acquire_lease(rt.db, PHONE, "thief", 30_000, now + 200)  # mine expired, taken over
@@ -239,37 +237,37 @@ async def test_write_under_a_lost_lease_commits_nothing(rt: Runtime, db_path: Pa
     from bot.messages import InboundMessage
 
     with pytest.raises(LeaseLost):
-        await handle_message(rt, row_id, InboundMessage.from_json(payload), mine)
+        await rt.engine.handle_message(row_id, InboundMessage.from_json(payload), mine)
     assert session_state(db_path, PHONE) is None
     assert query(db_path, "SELECT Estado FROM MensajesProcesados") == [("pendiente",)]
     assert query(db_path, "SELECT COUNT(*) FROM ColaEnvios") == [(0,)]
 
 
 async def test_sweeper_hands_off_stalled_conversations_and_expires_idle_sessions(db_path: Path) -> None:
-    rt = build_runtime(load_settings(base_env(db_path, SESSION_IDLE_MINUTES="1")))
+    rt = build_runtime(load_settings(base_env(db_path, SESSION_IDLE_MINUTES="1")), handoff=worker_queue())
     try:
         put_in_inbox(db_path, text_message(PHONE, "el refri no enfría", 1))
         async with serving_worker(rt) as queue:
-            assert (await sweep_conversations(rt)).conversations == 0  # too young: its hand-off is on the way
+            assert (await rt.sweeper.sweep()).conversations == 0  # too young: its hand-off is on the way
             query(db_path, "UPDATE MensajesProcesados SET RecibidoEn = RecibidoEn - 60000")
-            result = await sweep_conversations(rt)
+            result = await rt.sweeper.sweep()
             assert (result.conversations, result.handed_off) == (1, 1)
             await settle(queue)
         assert session_state(db_path, PHONE)[0] == "REFRI_ESPERA_SAP"
         query(db_path, "UPDATE SesionesChat SET UltimaActividad = UltimaActividad - 120000")
-        result = await sweep_conversations(rt)
+        result = await rt.sweeper.sweep()
         assert result.expired == 1  # one reminder; the draft is kept
         assert session_state(db_path, PHONE)[0] == "REFRI_ESPERA_SAP"
         assert "¿Seguimos con tu reporte?" in replies(db_path, PHONE)[-1]
         assert query(db_path, "SELECT Origen FROM HistorialSesiones ORDER BY Id DESC LIMIT 1") == [("SISTEMA",)]
-        assert (await sweep_conversations(rt)).expired == 0  # the reminder moved its last activity
+        assert (await rt.sweeper.sweep()).expired == 0  # the reminder moved its last activity
         sent = len(replies(db_path, PHONE))
         query(db_path, "UPDATE SesionesChat SET UltimaActividad = UltimaActividad - 120000")
-        assert (await sweep_conversations(rt)).expired == 1  # still silent: no second reminder
+        assert (await rt.sweeper.sweep()).expired == 1  # still silent: no second reminder
         assert len(replies(db_path, PHONE)) == sent and session_state(db_path, PHONE)[0] == "REFRI_ESPERA_SAP"
         query(db_path, "UPDATE SesionesChat SET UltimaActividad = UltimaActividad - 90000000, DatosTemp ="
                        " json_set(DatosTemp, '$.ultimo_mensaje_en', 0)")
-        assert (await sweep_conversations(rt)).expired == 1  # a day without an answer: dropped silently
+        assert (await rt.sweeper.sweep()).expired == 1  # a day without an answer: dropped silently
         assert session_state(db_path, PHONE)[0] == "INICIO" and len(replies(db_path, PHONE)) == sent
     finally:
         await rt.aclose()
@@ -284,6 +282,6 @@ async def test_different_phones_drain_in_parallel(rt: Runtime, db_path: Path) ->
     for msg in sorted(deliveries, key=lambda m: m.timestamp):
         put_in_inbox(db_path, msg)
     deadline = time.monotonic() + 60
-    await asyncio.gather(*(drain_conversation(rt, phone, deadline) for phone in phones))
+    await asyncio.gather(*(rt.drain.drain(phone, deadline) for phone in phones))
     assert query(db_path, "SELECT COUNT(*) FROM Reportes") == [(20,)]
     assert query(db_path, "SELECT COUNT(DISTINCT Telefono) FROM SesionesChat WHERE Estado = 'FINALIZADO'") == [(20,)]

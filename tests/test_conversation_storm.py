@@ -17,11 +17,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bot.conversation.sweeper import sweep_conversations
 from bot.runtime import build_runtime
 from core.settings import load_settings
 from local_host import fake_graph
-from local_host.queues import serving_worker, settle
+from local_host.queues import serving_worker, settle, worker_queue
 from tests import storm_worker as sw
 from tests.conftest import ROOT, base_env, free_port
 from tests.conversation_helpers import SqlServer, Target, put_in_inbox, query, target_env, text_message
@@ -66,9 +65,8 @@ def finish_with_sweepers(db_path: Path, target: Target, env: dict[str, str]) -> 
     Answers how many sweep rounds found work left."""
 
     async def sweep() -> int:
-        from bot.outbound.dispatcher import sweep_outbox
 
-        rt = build_runtime(load_settings(base_env(db_path, **env)))
+        rt = build_runtime(load_settings(base_env(db_path, **env)), handoff=worker_queue())
         busy_rounds = 0
         async with serving_worker(rt) as queue:
             for _ in range(60):
@@ -78,10 +76,10 @@ def finish_with_sweepers(db_path: Path, target: Target, env: dict[str, str]) -> 
                     break
                 busy_rounds += 1
                 query(target, "UPDATE MensajesProcesados SET RecibidoEn = 0 WHERE Estado = 'pendiente'")
-                await sweep_conversations(rt)
+                await rt.sweeper.sweep()
                 await settle(queue)
                 query(target, "UPDATE ColaEnvios SET ProximoIntento = 0 WHERE Estado = 'pendiente'")
-                await sweep_outbox(rt)
+                await rt.outbox.sweep()
         await rt.aclose()
         return busy_rounds
 
@@ -204,20 +202,20 @@ def test_instance_killed_holding_a_lease_mid_message(db_path: Path, process_targ
                  phone) == [(1,)]
 
     async def recover() -> tuple[int, int]:
-        from bot.webhook.ingest import handle_webhook_post
         from tests.webhook_helpers import encode, signed_headers, text_payload
 
-        rt = build_runtime(load_settings(base_env(db_path, LOCK_TIMEOUT=str(lock_timeout_ms), **target_env(target))))
+        rt = build_runtime(load_settings(base_env(db_path, LOCK_TIMEOUT=str(lock_timeout_ms), **target_env(target))),
+                           handoff=worker_queue())
         async with serving_worker(rt) as queue:
             query(target, "UPDATE MensajesProcesados SET RecibidoEn = 0")
-            early = await sweep_conversations(rt)  # the dead instance's lease is still live: not stalled
+            early = await rt.sweeper.sweep()  # the dead instance's lease is still live: not stalled
             await settle(queue)
             await asyncio.sleep(lock_timeout_ms / 1000 + 0.2)
-            late = await sweep_conversations(rt)  # expired: handed to the worker, taken over, handled
+            late = await rt.sweeper.sweep()  # expired: handed to the worker, taken over, handled
             await settle(queue)
             # Meta redelivers the same message afterwards, through the webhook: counted, not handled again.
             body = encode(text_payload("wamid.CRASH.2", phone, script[2], ts=120))
-            assert (await handle_webhook_post(rt, signed_headers(body), body))[0] == 200
+            assert (await rt.webhook.post(signed_headers(body), body))[0] == 200
             await settle(queue)
         await rt.aclose()
         return early.handed_off, late.handed_off

@@ -48,14 +48,14 @@ async def test_a_message_is_recorded_once_and_linked_to_its_report(any_db: Datab
 
     report_id = await any_db.write(lambda tx: _report(tx, "wamid.T"))
     linked = await any_db.write(lambda tx: attach_evidence(
-        tx, phone=PHONE, report_id=report_id, message_ids=["wamid.A", "wamid.B", "wamid.A", "wamid.zz"]))
+        tx, phone=PHONE, report_id=report_id, message_ids=["wamid.A", "wamid.B", "wamid.A", "wamid.zz"], now_ms=NOW))
     assert linked == 2
     # A row already linked keeps its report, and another phone's row is never linked.
     other = await any_db.write(lambda tx: _report(tx, "wamid.U"))
     assert await any_db.write(lambda tx: attach_evidence(tx, phone=PHONE, report_id=other,
-                                                         message_ids=["wamid.A"])) == 0
+                                                         message_ids=["wamid.A"], now_ms=NOW)) == 0
     assert await any_db.write(lambda tx: attach_evidence(tx, phone="5210000000000", report_id=other,
-                                                         message_ids=["wamid.a"])) == 0
+                                                         message_ids=["wamid.a"], now_ms=NOW)) == 0
 
     rows = await evidence_for_report(any_db, report_id)
     assert [(r.message_id, r.kind, r.state, r.attempts, r.created_ms) for r in rows] == [

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.evidence import evidence_summary, fetch_pending_evidence, sweep_evidence, transcribe_voice_note
+from bot.evidence import evidence_summary
 from bot.messages import InboundMessage, MessageKind
 from bot.runtime import Runtime, build_runtime
 from core.settings import load_settings
@@ -17,7 +17,7 @@ from core.storage.evidence import evidence_by_message, record_evidence
 from core.storage.states import EvidenceState
 from local_host.fake_ai import FakeGemini, FakeOpenAI, fake_voice_note, serve
 from tests.conftest import base_env
-from tests.evidence_support import PHONE, PNG, Clock, GraphServer, fetcher, record, start_graph, webhook_sha
+from tests.evidence_support import PHONE, PNG, Clock, GraphServer, record, start_graph, webhook_sha
 
 SAID = "el refri de la tienda 45 no enfría"
 
@@ -45,10 +45,10 @@ async def gemini() -> AsyncIterator[tuple[FakeGemini, str]]:
     await served.close()
 
 
-def _runtime(db_path: Path, graph: GraphServer, **env: str) -> Runtime:
+def _runtime(db_path: Path, graph: GraphServer, clock: Clock | None = None, **env: str) -> Runtime:
     settings = load_settings(base_env(db_path, WHATSAPP_API_BASE_URL=graph.base_url,
                                       EVIDENCE_DIR=str(db_path.parent / "evidencias"), **env))
-    return build_runtime(settings)
+    return build_runtime(settings, clock=clock) if clock else build_runtime(settings)
 
 
 def _voice_note(graph: GraphServer, wamid: str, said: str = SAID) -> InboundMessage:
@@ -65,14 +65,14 @@ async def test_openai_transcribes_and_the_transcript_is_kept(db_path: Path, grap
     rt = _runtime(db_path, graph, AI_PROVIDER="openai", OPENAI_API_KEY="k", OPENAI_BASE_URL=url)
     try:
         note = _voice_note(graph, "wamid.VOZ1")
-        assert await transcribe_voice_note(rt, note) == SAID
+        assert await rt.evidence.transcribe(note) == SAID
         assert fake.transcriptions == ["gpt-4o-mini-transcribe"]
         row = await evidence_by_message(rt.db, "wamid.VOZ1")
         assert row is not None and (row.transcript, row.kind, row.state) == (SAID, "audio", EvidenceState.PENDIENTE)
         # The conversation records the note afterwards: a no-op; the body is then stored as any evidence.
         await rt.db.write(lambda tx: record_evidence(tx, phone=PHONE, message_id="wamid.VOZ1", media_id="otro",
                                                      kind="audio", mime=None, sha256=None, filename=None, now_ms=1))
-        assert await fetch_pending_evidence(rt, PHONE) == 1
+        assert await rt.evidence.fetch_pending(PHONE) == 1
         row = await evidence_by_message(rt.db, "wamid.VOZ1")
         assert row is not None and (row.state, row.transcript, row.media_id) == (EvidenceState.GUARDADA, SAID,
                                                                                   note.media_id)
@@ -85,7 +85,7 @@ async def test_gemini_transcribes_from_audio_input(db_path: Path, graph: GraphSe
     fake, url = gemini
     rt = _runtime(db_path, graph, AI_PROVIDER="gemini", GEMINI_API_KEY="k", GEMINI_BASE_URL=url)
     try:
-        assert await transcribe_voice_note(rt, _voice_note(graph, "wamid.VOZ2", "camión 45 sin frenos")) == \
+        assert await rt.evidence.transcribe(_voice_note(graph, "wamid.VOZ2", "camión 45 sin frenos")) == \
             "camión 45 sin frenos"
         assert fake.calls == 1
     finally:
@@ -100,7 +100,7 @@ async def test_a_hanging_provider_costs_the_budget_and_answers_none(db_path: Pat
                   TRANSCRIPTION_BUDGET_MS="400")
     try:
         started = time.monotonic()
-        assert await transcribe_voice_note(rt, _voice_note(graph, "wamid.VOZ3")) is None
+        assert await rt.evidence.transcribe(_voice_note(graph, "wamid.VOZ3")) is None
         elapsed = time.monotonic() - started
         assert 0.35 < elapsed < 1.5
         assert await evidence_by_message(rt.db, "wamid.VOZ3") is None  # nothing kept; the conversation records it
@@ -114,12 +114,12 @@ async def test_provider_errors_and_bad_notes_answer_none(db_path: Path, graph: G
     rt = _runtime(db_path, graph, AI_PROVIDER="openai", OPENAI_API_KEY="k", OPENAI_BASE_URL=url)
     try:
         fake.push("status", status=500)
-        assert await transcribe_voice_note(rt, _voice_note(graph, "wamid.VOZ4")) is None
+        assert await rt.evidence.transcribe(_voice_note(graph, "wamid.VOZ4")) is None
         note = _voice_note(graph, "wamid.VOZ5")
         graph.fake.fail_media("wrong_sha")
-        assert await transcribe_voice_note(rt, note) is None  # a body that is not the one sent is not read
+        assert await rt.evidence.transcribe(note) is None  # a body that is not the one sent is not read
         assert fake.transcriptions == []
-        assert await transcribe_voice_note(rt, _voice_note(graph, "wamid.VOZ6", "")) is None  # silence
+        assert await rt.evidence.transcribe(_voice_note(graph, "wamid.VOZ6", "")) is None  # silence
     finally:
         await rt.aclose()
 
@@ -128,28 +128,27 @@ async def test_offline_transcribes_nothing_and_downloads_nothing(db_path: Path, 
     rt = _runtime(db_path, graph)
     try:
         note = _voice_note(graph, "wamid.VOZ7")
-        assert await transcribe_voice_note(rt, note) is None
+        assert await rt.evidence.transcribe(note) is None
         text = InboundMessage(wamid="wamid.T", conversation_key=PHONE, kind=MessageKind.TEXT, timestamp=1, text="hola")
-        assert await transcribe_voice_note(rt, text) is None
+        assert await rt.evidence.transcribe(text) is None
         assert graph.fake.downloads == {}
     finally:
         await rt.aclose()
 
 
 async def test_the_sweep_retries_a_download_that_failed(db_path: Path, graph: GraphServer) -> None:
-    rt = _runtime(db_path, graph)
     clock = Clock()
-    rt.evidence = fetcher(rt.db, graph.base_url, db_path.parent / "evidencias", clock, retry_base_ms=30_000)
+    rt = _runtime(db_path, graph, clock)
     try:
         media_id = await record(rt.db, graph.fake, "wamid.S404", PNG)
         graph.fake.fail_media("404", media_id=media_id)
-        assert await fetch_pending_evidence(rt, PHONE) == 0  # the worker's try right after the commit
+        assert await rt.evidence.fetch_pending(PHONE) == 0  # the worker's try right after the commit
         row = await evidence_by_message(rt.db, "wamid.S404")
         assert row is not None and (row.state, row.attempts) == (EvidenceState.PENDIENTE, 1)
         assert row.last_error is not None and "does not exist" in row.last_error
-        assert await sweep_evidence(rt) == 0  # backing off
-        clock.now += 30_000
-        assert await sweep_evidence(rt) == 1
+        assert await rt.evidence.sweep() == 0  # backing off
+        clock.now += 60_000  # EvidenceFetcher.retry_base_ms
+        assert await rt.evidence.sweep() == 1
         row = await evidence_by_message(rt.db, "wamid.S404")
         assert row is not None and (row.state, row.attempts) == (EvidenceState.GUARDADA, 2)
     finally:
@@ -160,8 +159,8 @@ async def test_the_bot_entry_points_never_raise(db_path: Path, graph: GraphServe
     rt = _runtime(db_path, graph)
     rt.db.close()  # every database call now fails
     try:
-        assert await fetch_pending_evidence(rt) == 0
-        assert await sweep_evidence(rt) == 0
+        assert await rt.evidence.fetch_pending() == 0
+        assert await rt.evidence.sweep() == 0
     finally:
         rt.db = build_runtime(rt.settings).db
         await rt.aclose()

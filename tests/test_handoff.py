@@ -13,15 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from bot.conversation.sweeper import sweep_conversations
-from bot.conversation.worker import work_conversation
-from bot.outbound.dispatcher import sweep_outbox
 from bot.runtime import Runtime, build_runtime
-from bot.webhook.ingest import handle_webhook_post
+from core.handoff import HandoffError, HandoffQueue
 from core.metrics import queue_wait_seconds, reply_latency_seconds
 from core.settings import load_settings
-from core.whatsapp.ratelimit import SendLimits
-from local_host.queues import serving_worker, settle
+from local_host.queues import serving_worker, settle, worker_queue
 from tests.conftest import ROOT, base_env, free_port
 from tests.conversation_helpers import query
 from tests.outbox_support import InProcessGraph, queue_texts
@@ -32,8 +28,30 @@ ANA = "5215512345678"
 
 
 
-def runtime_for(db_path: Path, graph: InProcessGraph, **extra: str) -> Runtime:
-    return build_runtime(load_settings(base_env(db_path, WHATSAPP_API_BASE_URL=graph.base_url, **extra)))
+def runtime_for(db_path: Path, graph: InProcessGraph, handoff: HandoffQueue | None = None, **extra: str) -> Runtime:
+    """A runtime whose worker queue is in process (`serving_worker` runs it), unless `handoff` is given."""
+    settings = load_settings(base_env(db_path, WHATSAPP_API_BASE_URL=graph.base_url, **extra))
+    return build_runtime(settings, handoff=handoff or worker_queue())
+
+
+class RefusingQueue:
+    """A queue that is down: every hand-off fails (and is logged); the inbox rows stay durable."""
+
+    async def enqueue(self, keys: Sequence[str]) -> None:
+        raise HandoffError("cola caída (prueba)")
+
+    async def aclose(self) -> None:
+        pass
+
+
+async def post_through(queue: HandoffQueue, db_path: Path, graph: InProcessGraph, payload: dict) -> int:
+    """POST `payload` through another instance whose webhook hands off to `queue`."""
+    other = runtime_for(db_path, graph, handoff=queue)
+    try:
+        body = encode(payload)
+        return (await other.webhook.post(signed_headers(body), body))[0]
+    finally:
+        await other.aclose()
 
 
 @pytest.fixture
@@ -46,7 +64,7 @@ async def rt(db_path: Path, graph: InProcessGraph) -> AsyncIterator[Runtime]:
 async def post(rt: Runtime, payload: dict) -> tuple[int, float]:
     body = encode(payload)
     started = time.perf_counter()
-    status, _ = await handle_webhook_post(rt, signed_headers(body), body)
+    status, _ = await rt.webhook.post(signed_headers(body), body)
     return status, time.perf_counter() - started
 
 
@@ -73,11 +91,12 @@ async def test_a_message_is_answered_through_the_queue(rt: Runtime, graph: InPro
 
 async def test_each_queue_message_delivered_three_times_is_handled_once(rt: Runtime, graph: InProcessGraph,
                                                                        db_path: Path) -> None:
-    rt.handoff = None  # no queue yet: the POST's hand-off fails and is logged; the row is durable
-    assert (await post(rt, text_payload("wamid.DUPQ", ANA, "Hola, el refrigerador no enfría")))[0] == 200
+    # The POST's hand-off fails and is logged; the row is durable.
+    assert await post_through(RefusingQueue(), db_path, graph,
+                              text_payload("wamid.DUPQ", ANA, "Hola, el refrigerador no enfría")) == 200
     async with serving_worker(rt) as queue:
         # At-least-once: the same key three times at once (three instances) ...
-        counts = await asyncio.gather(*(work_conversation(rt, ANA) for _ in range(3)))
+        counts = await asyncio.gather(*(rt.worker.work(ANA) for _ in range(3)))
         # ... and three more queue messages for it, one after another.
         await queue.enqueue([ANA, ANA, ANA])
         await settle(queue)
@@ -102,12 +121,13 @@ class DroppingQueue:
 
 async def test_a_dropped_queue_message_is_redriven_by_the_sweep(rt: Runtime, graph: InProcessGraph,
                                                               db_path: Path) -> None:
-    rt.handoff = dropping = DroppingQueue()
-    assert (await post(rt, text_payload("wamid.LOST", ANA, "Hola, el refrigerador no enfría")))[0] == 200
+    dropping = DroppingQueue()
+    assert await post_through(dropping, db_path, graph,
+                              text_payload("wamid.LOST", ANA, "Hola, el refrigerador no enfría")) == 200
     assert dropping.dropped == [ANA]
     assert query(db_path, "SELECT Estado FROM MensajesProcesados") == [("pendiente",)]
     async with serving_worker(rt) as queue:
-        result = await sweep_conversations(rt, grace_ms=0)
+        result = await rt.sweeper.sweep(grace_ms=0)
         assert (result.conversations, result.handed_off) == (1, 1)
         await settle(queue)
     assert query(db_path, "SELECT Estado FROM MensajesProcesados") == [("procesado",)]
@@ -117,16 +137,18 @@ async def test_a_dropped_queue_message_is_redriven_by_the_sweep(rt: Runtime, gra
 async def test_a_send_cancelled_before_its_request_left_is_released_and_sent_once(
     rt: Runtime, graph: InProcessGraph, db_path: Path
 ) -> None:
-    # One token, the next about 0.7 s later: the second row waits on the limit, unclaimed, when the timeout hits.
-    rt.send_limits = SendLimits(rt.db, 1.2)
+    # One token, the next a second later: the second row waits on the limit, unclaimed, when the timeout hits.
+    slow = runtime_for(db_path, graph, OUTBOX_RATE_PER_SECOND="1")
     queue_texts(rt.db, [("5215500000001", "primera"), ("5215500000002", "segunda")])
-    with pytest.raises(TimeoutError):
-        async with asyncio.timeout(0.3):
-            await sweep_outbox(rt)
+    try:
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.3):
+                await slow.outbox.sweep()
+    finally:
+        await slow.aclose()
     rows = query(db_path, "SELECT Destinatario, Estado, Intentos, TokenReclamo FROM ColaEnvios ORDER BY Id")
     assert rows == [("5215500000001", "enviado", 1, rows[0][3]), ("5215500000002", "pendiente", 0, None)]
-    rt.send_limits = None  # the normal limit from settings
-    assert (await sweep_outbox(rt)).sent == 1
+    assert (await rt.outbox.sweep()).sent == 1  # the normal limit from settings
     assert [s["recipient"] for s in graph.fake.sent] == ["5215500000001", "5215500000002"]
     assert query(db_path, "SELECT Estado, Intentos FROM ColaEnvios ORDER BY Id") == [("enviado", 1), ("enviado", 1)]
 
@@ -137,7 +159,7 @@ async def test_a_send_cancelled_with_its_request_in_flight_is_incierto(rt: Runti
     queue_texts(rt.db, [("5215500000003", "tal vez")])
     with pytest.raises(TimeoutError):
         async with asyncio.timeout(1.0):
-            await sweep_outbox(rt)
+            await rt.outbox.sweep()
     assert query(db_path, "SELECT Estado FROM ColaEnvios") == [("incierto",)]
 
 
@@ -155,7 +177,7 @@ async def test_three_slow_server_errors_from_graph_are_retried_and_delivered(rt:
             if query(db_path, "SELECT COUNT(*) FROM ColaEnvios WHERE Estado <> 'enviado'") == [(0,)]:
                 break
             query(db_path, "UPDATE ColaEnvios SET ProximoIntento = 0 WHERE Estado = 'pendiente'")
-            await sweep_outbox(rt)
+            await rt.outbox.sweep()
     assert query(db_path, "SELECT Estado, COUNT(*) FROM ColaEnvios GROUP BY Estado") == [("enviado", 3)]
     assert sorted(s["recipient"] for s in graph.fake.sent) == users
 

@@ -21,7 +21,6 @@ import pytest
 
 from bot.health import check_health
 from bot.runtime import Runtime, build_runtime
-from bot.webhook.ingest import handle_webhook_post
 from core.settings import load_settings
 from core.storage.sqlite import SqliteDatabase
 from core.storage.stats import read_stats
@@ -41,7 +40,7 @@ async def rt(settings) -> AsyncIterator[Runtime]:
 
 async def post(rt: Runtime, wamid: str) -> int:
     body = encode(text_payload(wamid, "5215512345678", "hola"))
-    return (await handle_webhook_post(rt, signed_headers(body), body))[0]
+    return (await rt.webhook.post(signed_headers(body), body))[0]
 
 
 # -- health and durability -------------------------------------------------------------------------
@@ -95,7 +94,7 @@ async def main():
     rt = build_runtime(load_settings(base_env(Path(sys.argv[1]))))
     health = await check_health(rt.db)
     body = encode(text_payload("wamid.RO1", "5215512345678", "hola"))
-    status, _ = await handle_webhook_post(rt, signed_headers(body), body)
+    status, _ = await rt.webhook.post(signed_headers(body), body)
     print(json.dumps({"health_ok": health.ok, "reason": health.reason, "webhook": status}))
     await rt.aclose()
 
@@ -182,7 +181,6 @@ def test_the_local_host_refuses_cross_site_origins_and_foreign_hosts(tmp_path: P
 
 @pytest.mark.slow
 def test_leases_of_a_killed_process_are_cleared_by_the_sweep(db_path: Path, tmp_path: Path) -> None:
-    from bot.conversation.sweeper import sweep_conversations
 
     phone = "5215599990001"
     put_in_inbox(db_path, text_message(phone, "Hola, el refrigerador no enfría", 100, wamid="wamid.K9.0"))
@@ -202,12 +200,12 @@ def test_leases_of_a_killed_process_are_cleared_by_the_sweep(db_path: Path, tmp_
     async def sweep() -> tuple[int, int, int]:
         import asyncio
 
-        from local_host.queues import serving_worker, settle
+        from local_host.queues import serving_worker, settle, worker_queue
 
-        rt = build_runtime(load_settings(base_env(db_path, LOCK_TIMEOUT="800")))
+        rt = build_runtime(load_settings(base_env(db_path, LOCK_TIMEOUT="800")), handoff=worker_queue())
         before = await read_stats(rt.db, int(time.time() * 1000))
         async with serving_worker(rt) as queue:
-            await sweep_conversations(rt, grace_ms=0)
+            await rt.sweeper.sweep(grace_ms=0)
             await settle(queue)
         after = await read_stats(rt.db, int(time.time() * 1000))
         await rt.aclose()

@@ -33,10 +33,28 @@ def executed(monkeypatch: pytest.MonkeyPatch) -> Iterator[collections.Counter[st
     yield counts
 
 
+class Keep:
+    """A worker queue that keeps what it is given."""
+
+    def __init__(self) -> None:
+        self.keys: list[str] = []
+
+    async def enqueue(self, keys: list[str]) -> None:
+        self.keys.extend(keys)
+
+    async def aclose(self) -> None:
+        pass
+
+
 @pytest.fixture
-async def rt(db_path: Path, graph: InProcessGraph) -> AsyncIterator[Runtime]:
+def keeper() -> Keep:
+    return Keep()
+
+
+@pytest.fixture
+async def rt(db_path: Path, graph: InProcessGraph, keeper: Keep) -> AsyncIterator[Runtime]:
     runtime = build_runtime(load_settings(base_env(db_path, WHATSAPP_API_BASE_URL=graph.base_url,
-                                                   APPLICATIONINSIGHTS_CONNECTION_STRING="")))
+                                                   APPLICATIONINSIGHTS_CONNECTION_STRING="")), handoff=keeper)
     use_runtime(runtime)
     yield runtime
     use_runtime(None)
@@ -66,7 +84,7 @@ async def test_metrics_sampling_reads_nothing_without_application_insights(
     assert dict(executed) == {}
 
 
-async def test_a_stalled_conversation_still_gets_the_whole_sweep(rt: Runtime, db_path: Path,
+async def test_a_stalled_conversation_still_gets_the_whole_sweep(rt: Runtime, db_path: Path, keeper: Keep,
                                                                  executed: collections.Counter[str]) -> None:
     from tests.conversation_helpers import put_in_inbox, text_message
 
@@ -77,16 +95,6 @@ async def test_a_stalled_conversation_still_gets_the_whole_sweep(rt: Runtime, db
     with sqlite3.connect(db_path) as conn:  # received ten minutes ago: past the sweep's grace period
         conn.execute("UPDATE MensajesProcesados SET RecibidoEn = RecibidoEn - 600000")
 
-    class Keep:
-        keys: list[str] = []  # noqa: RUF012
-
-        async def enqueue(self, keys: list[str]) -> None:
-            self.keys.extend(keys)
-
-        async def aclose(self) -> None:
-            pass
-
-    rt.handoff = keeper = Keep()
     executed.clear()
     await conversation.conversation_sweep(TimerRequest())
     assert executed["conversation_sweep_due"] == 1 and executed["inbox_stalled_keys"] == 1

@@ -7,16 +7,13 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from bot.outbound.campaigns import campaign_status, queue_campaign
-from bot.outbound.dispatcher import (
-    dispatch_recipient,
-    epoch_ms,
-    sweep_outbox,
-)
 from bot.runtime import Runtime
+from core.clock import system_clock
 from core.settings import load_settings
 from core.storage.inbox import register_status
 from core.storage.outbox import (
@@ -45,7 +42,7 @@ from core.whatsapp.graph import GraphApi, GraphTimeouts
 from core.whatsapp.outgoing import Choice, OutgoingMessage
 from core.whatsapp.ratelimit import SendLimits
 from core.whatsapp.status import StatusUpdate
-from tests.conftest import base_env, free_port
+from tests.conftest import ShiftedClock, base_env, free_port
 from tests.outbox_support import InProcessGraph, queue_texts
 
 TOKEN = "EAAG-secret-token-do-not-log-123"
@@ -59,10 +56,11 @@ async def graph() -> AsyncIterator[InProcessGraph]:
     await server.stop()
 
 
-def make_runtime(db_path: Path, graph: InProcessGraph, **extra: str) -> Runtime:
+def make_runtime(db_path: Path, graph: InProcessGraph, adapters: dict[str, Any] | None = None, **extra: str) -> Runtime:
+    adapters = adapters or {}
     env = base_env(db_path, WHATSAPP_API_BASE_URL=graph.base_url, WHATSAPP_ACCESS_TOKEN=TOKEN,
                    OUTBOX_RATE_PER_SECOND="10000", **extra)
-    return Runtime(settings=load_settings(env), db=SqliteDatabase(str(db_path), pool_size=2))
+    return Runtime(load_settings(env), SqliteDatabase(str(db_path), pool_size=2), clock=ShiftedClock(), **adapters)
 
 
 @pytest.fixture
@@ -72,8 +70,11 @@ async def rt(db_path: Path, graph: InProcessGraph) -> AsyncIterator[Runtime]:
     await runtime.aclose()
 
 
-def clock_at(offset_ms: int):
-    return lambda: epoch_ms() + offset_ms
+def at(rt: Runtime, offset_ms: int) -> Runtime:
+    """The runtime with its clock `offset_ms` ahead of now."""
+    assert isinstance(rt.clock, ShiftedClock)
+    rt.clock.offset_ms = offset_ms
+    return rt
 
 
 # -- claims, ordering and fencing (storage) --------------------------------------------------------
@@ -81,7 +82,7 @@ def clock_at(offset_ms: int):
 
 async def test_claim_takes_only_the_head_of_each_recipients_queue(rt: Runtime) -> None:
     queue_texts(rt.db, [("5215500000001", "a1"), ("5215500000001", "a2"), ("5215500000002", "b1")])
-    now = epoch_ms()
+    now = system_clock()
     first = await claim_outbound(rt.db, limit=10, now_ms=now)
     assert [(c.recipient, json.loads(c.content)["body"]) for c in first] == [
         ("5215500000001", "a1"), ("5215500000002", "b1")]
@@ -98,7 +99,7 @@ async def test_claim_takes_only_the_head_of_each_recipients_queue(rt: Runtime) -
 
 async def test_a_reply_waits_while_the_earlier_one_backs_off(rt: Runtime) -> None:
     queue_texts(rt.db, [("5215500000001", "a1"), ("5215500000001", "a2")])
-    now = epoch_ms()
+    now = system_clock()
     [a1] = await claim_outbound(rt.db, limit=10, now_ms=now)
     await record_outcomes(rt.db, [Outcome(a1, OutboxState.PENDIENTE, error="throttled", next_attempt_ms=now + 5000)],
                           now_ms=now, max_attempts=3)
@@ -109,7 +110,7 @@ async def test_a_reply_waits_while_the_earlier_one_backs_off(rt: Runtime) -> Non
 
 async def test_marks_are_fenced_by_claim_token_and_state(rt: Runtime) -> None:
     queue_texts(rt.db, [("5215500000001", "a1")])
-    now = epoch_ms()
+    now = system_clock()
     [claim] = await claim_outbound(rt.db, limit=1, now_ms=now)
     stale = Outcome(claim.__class__(**{**{s: getattr(claim, s) for s in claim.__slots__}, "token": "other"}),
                     OutboxState.ENVIADO, wamid="wamid.X")
@@ -125,7 +126,7 @@ async def test_marks_are_fenced_by_claim_token_and_state(rt: Runtime) -> None:
 
 async def test_error_rows_are_never_claimed_and_free_the_next_reply(rt: Runtime) -> None:
     queue_texts(rt.db, [("5215500000001", "a1"), ("5215500000001", "a2")])
-    now = epoch_ms()
+    now = system_clock()
     [a1] = await claim_outbound(rt.db, limit=10, now_ms=now)
     await record_outcomes(rt.db, [Outcome(a1, OutboxState.ERROR, error="131026")], now_ms=now, max_attempts=3)
     [a2] = await claim_outbound(rt.db, limit=10, now_ms=now + LATER)
@@ -136,7 +137,7 @@ async def test_at_least_once_requeues_stuck_rows_until_attempts_run_out(db_path:
     runtime = make_runtime(db_path, graph, OUTBOX_AT_LEAST_ONCE="true", OUTBOX_MAX_ATTEMPTS="2")
     try:
         queue_texts(runtime.db, [("5215500000001", "a1")])
-        now = epoch_ms()
+        now = system_clock()
         for step, expected in enumerate(("pendiente", "incierto")):
             [claim] = await claim_outbound(runtime.db, limit=1, now_ms=now + step * 61_000)
             await settle_stuck(runtime.db, now_ms=now + (step + 1) * 61_000, claim_timeout_ms=60_000,
@@ -161,11 +162,11 @@ async def test_sweep_sends_text_buttons_list_and_bsuid(rt: Runtime, graph: InPro
         from core.storage.outbox import queue_reply
 
         for recipient, message in messages:
-            queue_reply(tx, recipient, kind=message.kind, content=message.to_json(), now_ms=epoch_ms(),
+            queue_reply(tx, recipient, kind=message.kind, content=message.to_json(), now_ms=system_clock(),
                         origin_message_id="wamid.IN")
 
     rt.db.run_sync(run)
-    result = await sweep_outbox(rt)
+    result = await rt.outbox.sweep()
     assert (result.claimed, result.sent, result.failed) == (3, 3, 0)
     sent = {s["recipient"]: s["payload"] for s in graph.fake.sent}
     assert sent["5215500000001"]["to"] == "5215500000001" and sent["5215500000001"]["type"] == "text"
@@ -175,10 +176,10 @@ async def test_sweep_sends_text_buttons_list_and_bsuid(rt: Runtime, graph: InPro
     assert all(r.state == "enviado" and r.wamid and r.attempts == 1 for r in rows)
     assert {r.wamid for r in rows} == {s["wamid"] for s in graph.fake.sent}
     # Status webhooks move the sent row forward, through the webhook's own registration.
-    delivered = await register_status(rt.db, StatusUpdate(rows[0].wamid or "", "delivered", 1), epoch_ms())
+    delivered = await register_status(rt.db, StatusUpdate(rows[0].wamid or "", "delivered", 1), system_clock())
     assert delivered.outbound_updated
     assert (await get_outbound(rt.db, rows[0].id)).delivery_state == "delivered"  # type: ignore[union-attr]
-    assert not (await register_status(rt.db, StatusUpdate("wamid.unknown", "read", 1), epoch_ms())).outbound_updated
+    assert not (await register_status(rt.db, StatusUpdate("wamid.unknown", "read", 1), system_clock())).outbound_updated
 
 
 async def test_status_that_beats_the_send_is_applied_when_the_wamid_is_stored(
@@ -187,8 +188,8 @@ async def test_status_that_beats_the_send_is_applied_when_the_wamid_is_stored(
     queue_texts(rt.db, [("5215500000001", "hola")])
     early = "wamid.FAKE00000001"  # Meta can post `delivered` before our send's answer is committed
     graph.fake.next_wamid = early
-    await register_status(rt.db, StatusUpdate(early, "delivered", 1), epoch_ms())
-    assert await dispatch_recipient(rt, "5215500000001") == 1
+    await register_status(rt.db, StatusUpdate(early, "delivered", 1), system_clock())
+    assert await rt.outbox.dispatch_recipient("5215500000001") == 1
     [row] = await list_recipient(rt.db, "5215500000001")
     assert row.wamid == early and row.delivery_state == "delivered"
 
@@ -197,8 +198,8 @@ async def test_throttled_then_sent_once_after_backoff(db_path: Path, graph: InPr
     rt = make_runtime(db_path, graph, OUTBOX_BACKOFF_BASE_MS="2400")  # the pause outlasts the sweep's 1 s wait
     queue_texts(rt.db, [("5215500000001", "a1")])
     graph.fake.fail_next(429, 130429, count=1, message="Rate limit hit")
-    before = epoch_ms()
-    first = await sweep_outbox(rt)
+    before = system_clock()
+    first = await rt.outbox.sweep()
     assert (first.claimed, first.retried, first.sent) == (1, 1, 0)
     [row] = await list_recipient(rt.db, "5215500000001")
     # A throttle is not held against OUTBOX_MAX_ATTEMPTS; it only grows the backoff.
@@ -207,14 +208,14 @@ async def test_throttled_then_sent_once_after_backoff(db_path: Path, graph: InPr
     # 130429 is about the whole number: its sends pause, for every instance (the pause is in the database).
     other_instance = SendLimits(rt.db, 10000).for_number(rt.settings.whatsapp_phone_number_id)
     assert await other_instance.take(1, max_wait_s=0) == 0
-    assert (await sweep_outbox(rt)).claimed == 0  # not due yet
+    assert (await rt.outbox.sweep()).claimed == 0  # not due yet
     # No sweep needed: the row's retry timer fires at its due time, after the pause (2.4 s at most).
     for _ in range(60):
         if graph.fake.sent:
             break
         await asyncio.sleep(0.1)
     assert [s["recipient"] for s in graph.fake.sent] == ["5215500000001"]
-    assert (await sweep_outbox(rt, clock=clock_at(LATER))).claimed == 0
+    assert (await at(rt, LATER).outbox.sweep()).claimed == 0
     [row] = await list_recipient(rt.db, "5215500000001")
     assert row.state == "enviado" and row.attempts == 1 and row.last_error is None
     await rt.aclose()
@@ -223,12 +224,12 @@ async def test_throttled_then_sent_once_after_backoff(db_path: Path, graph: InPr
 async def test_permanent_error_is_kept_and_not_retried(rt: Runtime, graph: InProcessGraph) -> None:
     queue_texts(rt.db, [("5215500000001", "a1")])
     graph.fake.fail_next(400, 131026, count=1, message="Message undeliverable")
-    result = await sweep_outbox(rt)
+    result = await rt.outbox.sweep()
     assert (result.failed, result.sent) == (1, 0)
     [row] = await list_recipient(rt.db, "5215500000001")
     assert row.state == "error" and row.attempts == 1
     assert "RecipientError" in row.last_error and "code=131026" in row.last_error and "fbtrace_id=" in row.last_error
-    assert (await sweep_outbox(rt, clock=clock_at(LATER))).claimed == 0
+    assert (await at(rt, LATER).outbox.sweep()).claimed == 0
     assert graph.fake.sent == []
 
 
@@ -236,45 +237,47 @@ async def test_5xx_storm_is_bounded_by_max_attempts(rt: Runtime, graph: InProces
     queue_texts(rt.db, [("5215500000001", "a1")])
     graph.fake.fail_next(503, 131016, count=100, message="Service unavailable")
     for step in range(6):
-        await sweep_outbox(rt, clock=clock_at(step * LATER))
+        await at(rt, step * LATER).outbox.sweep()
     [row] = await list_recipient(rt.db, "5215500000001")
     assert row.state == "error" and row.attempts == 3 and "131016" in (row.last_error or "")
     assert graph.fake.failures[0].count == 97  # exactly 3 requests reached the server
     assert graph.fake.sent == []
 
 
-async def test_no_answer_means_incierto_not_a_resend(rt: Runtime, graph: InProcessGraph) -> None:
-    queue_texts(rt.db, [("5215500000001", "a1")])
+async def test_no_answer_means_incierto_not_a_resend(db_path: Path, graph: InProcessGraph) -> None:
     short = GraphApi(graph.base_url, TOKEN, timeouts=GraphTimeouts(connect_s=2.0, read_s=0.3))
-    rt.whatsapp = WhatsAppClient(short, rt.settings.whatsapp_phone_number_id)
+    rt = make_runtime(db_path, graph, {"whatsapp": WhatsAppClient(short, load_settings(base_env(db_path))
+                                                                  .whatsapp_phone_number_id)})
+    queue_texts(rt.db, [("5215500000001", "a1")])
     graph.fake.delay_ms = 800
-    result = await sweep_outbox(rt)
+    result = await rt.outbox.sweep()
     assert result.uncertain == 1
     graph.fake.delay_ms = 0
-    assert (await sweep_outbox(rt, clock=clock_at(LATER))).claimed == 0
+    assert (await at(rt, LATER).outbox.sweep()).claimed == 0
     [row] = await list_recipient(rt.db, "5215500000001")
     assert row.state == "incierto" and "ReadTimeout" in (row.last_error or "")
+    await rt.aclose()
 
 
 async def test_dispatch_recipient_sends_replies_in_order(rt: Runtime, graph: InProcessGraph) -> None:
     queue_texts(rt.db, [("5215500000001", f"a{i}") for i in range(4)] + [("5215500000002", "b0")])
-    assert await dispatch_recipient(rt, "5215500000001") == 4
+    assert await rt.outbox.dispatch_recipient("5215500000001") == 4
     assert [s["payload"]["text"]["body"] for s in graph.fake.sent] == ["a0", "a1", "a2", "a3"]
-    assert await dispatch_recipient(rt, "5215500000001") == 0
+    assert await rt.outbox.dispatch_recipient("5215500000001") == 0
     # A throttled head stops the eager path; the reply behind it waits for the sweep.
     queue_texts(rt.db, [("5215500000002", "b1")])
     graph.fake.fail_next(400, 131056, count=1, message="pair rate limit")
-    assert await dispatch_recipient(rt, "5215500000002") == 0
+    assert await rt.outbox.dispatch_recipient("5215500000002") == 0
     [b0, b1] = await list_recipient(rt.db, "5215500000002")
-    assert (b0.state, b1.state) == ("pendiente", "pendiente") and b0.next_attempt_ms >= epoch_ms() + 5000
+    assert (b0.state, b1.state) == ("pendiente", "pendiente") and b0.next_attempt_ms >= system_clock() + 5000
 
 
 async def test_sweep_respects_max_jobs_and_time_budget(db_path: Path, graph: InProcessGraph) -> None:
     runtime = make_runtime(db_path, graph, MAX_TRABAJOS_POR_EJECUCION="7")
     try:
         queue_texts(runtime.db, [(f"52155000{i:05d}", "x") for i in range(20)])
-        assert (await sweep_outbox(runtime)).claimed == 7
-        exhausted = await sweep_outbox(runtime, budget_s=0)
+        assert (await runtime.outbox.sweep()).claimed == 7
+        exhausted = await runtime.outbox.sweep(budget_s=0)
         assert exhausted.claimed == 0 and exhausted.stopped_early
         counts = await count_by_state(runtime.db)
         assert (counts.get("enviado"), counts.get("pendiente")) == (7, 13)
@@ -314,12 +317,12 @@ async def test_token_is_never_logged(rt: Runtime, graph: InProcessGraph, caplog:
     for name in ("aiohttp", "aiohttp.client", "aiohttp.internal"):  # every line the HTTP stack can write
         caplog.set_level(logging.DEBUG, logger=name)
     queue_texts(rt.db, [("5215500000001", "ok"), ("5215500000002", "denied")])
-    assert await dispatch_recipient(rt, "5215500000001") == 1
+    assert await rt.outbox.dispatch_recipient("5215500000001") == 1
     graph.fake.access_token = "a-different-token"  # our token is now refused: 401 / code 190
-    assert await dispatch_recipient(rt, "5215500000002") == 0
+    assert await rt.outbox.dispatch_recipient("5215500000002") == 0
     [row] = await list_recipient(rt.db, "5215500000002")
     assert row.state == "error" and "code=190" in (row.last_error or "")
-    client = rt.get_whatsapp()
+    client = rt.whatsapp
     assert "OUTBOX_ENVIADO" in caplog.text and "OUTBOX_ERROR" in caplog.text
     for text in (caplog.text, row.last_error or "", repr(client), repr(rt.settings)):
         assert TOKEN not in text
@@ -371,7 +374,7 @@ def _body(**data: object) -> bytes:
 async def test_campaign_rejects_bad_input_and_queues_nothing(
     rt: Runtime, campaign: str, body: bytes, fragment: str
 ) -> None:
-    response = await queue_campaign(rt, campaign, body, now_ms=epoch_ms())
+    response = await queue_campaign(rt.db, campaign, body, now_ms=system_clock())
     assert response.status == 400 and fragment in response.body["error"]
     assert (await count_by_state(rt.db)).total == 0
 
@@ -379,15 +382,15 @@ async def test_campaign_rejects_bad_input_and_queues_nothing(
 async def test_campaign_is_idempotent_per_recipient_even_concurrently(rt: Runtime) -> None:
     recipients = [f"+52155{i:08d}" for i in range(27)]
     body = _body(mensaje="Aviso de mantenimiento", destinatarios=[*recipients, recipients[0], "MX.Bsuid01"])
-    responses = await asyncio.gather(*(queue_campaign(rt, "mantenimiento-01", body, now_ms=epoch_ms())
+    responses = await asyncio.gather(*(queue_campaign(rt.db, "mantenimiento-01", body, now_ms=system_clock())
                                        for _ in range(3)))
     assert sorted(r.body["encolados"] for r in responses) == [0, 0, 28]
     assert all(r.status == 202 and r.body["destinatarios"] == 28 for r in responses)
-    status = await campaign_status(rt, "mantenimiento-01")
+    status = await campaign_status(rt.db, "mantenimiento-01")
     assert status.status == 200 and status.body["estados"]["pendiente"] == 28
-    assert (await campaign_status(rt, "otra")).status == 404
+    assert (await campaign_status(rt.db, "otra")).status == 404
     # The same recipients in another campaign are another message.
-    other = await queue_campaign(rt, "mantenimiento-02", body, now_ms=epoch_ms())
+    other = await queue_campaign(rt.db, "mantenimiento-02", body, now_ms=system_clock())
     assert other.body["encolados"] == 28
 
 
@@ -406,11 +409,11 @@ async def test_a_reply_past_its_deadline_is_abandoned_logged_and_counted_never_s
     from core.metrics import outbound_abandoned_total
     from core.storage.outbox import REPLY_DEADLINE_MS
 
-    now = epoch_ms()
+    now = system_clock()
     queue_texts(rt.db, [("5215500000001", "tarde")], now_ms=now, deadline_ms=60_000)
     queue_texts(rt.db, [("5215500000002", "a tiempo")], now_ms=now, deadline_ms=REPLY_DEADLINE_MS)
     before = outbound_abandoned_total.labels("plazo")._value.get()
-    result = await sweep_outbox(rt, clock=clock_at(61_000))
+    result = await at(rt, 61_000).outbox.sweep()
     assert (result.abandoned, result.sent) == (1, 1)
     [late] = await list_recipient(rt.db, "5215500000001")
     assert late.state == "error" and "plazo" in (late.last_error or "") and late.wamid is None

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.outbound.dispatcher import dispatch_recipient, epoch_ms, sweep_outbox
 from bot.runtime import Runtime
+from core.clock import system_clock
 from core.settings import load_settings
 from core.storage.outbox import count_by_state, list_recipient
 from core.storage.sqlite import SqliteDatabase
@@ -53,16 +53,16 @@ async def _deliver_through(rt: Runtime, outage: Callable[[], Awaitable[None]]) -
     """Queue one reply per user, start the outage, dispatch as the worker does (eagerly, then the sweep
     timer and the retry timers) until every row is settled; answers the recipients in the order Meta got them."""
     recipients = [f"52155{i:08d}" for i in range(USERS)]
-    queue_texts(rt.db, [(r, f"hola {r}") for r in recipients], now_ms=epoch_ms())
+    queue_texts(rt.db, [(r, f"hola {r}") for r in recipients], now_ms=system_clock())
     await outage()
-    await asyncio.gather(*(dispatch_recipient(rt, r) for r in recipients))
+    await asyncio.gather(*(rt.outbox.dispatch_recipient(r) for r in recipients))
     deadline = time.monotonic() + 6 * OUTAGE_S
     while time.monotonic() < deadline:
         counts = await count_by_state(rt.db)
         if counts.get("pendiente") + counts.get("procesando") == 0:
             break
         await asyncio.sleep(SWEEP_EVERY_S)
-        await sweep_outbox(rt)
+        await rt.outbox.sweep()
     return recipients
 
 

@@ -18,7 +18,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bot.outbound.dispatcher import sweep_outbox
 from bot.runtime import Runtime
 from core.settings import load_settings
 from core.storage.outbox import count_by_state, count_campaign, list_recipient
@@ -72,7 +71,7 @@ async def test_thousand_messages_four_dispatchers_and_the_sweep_send_each_once(
     async def in_process_sweeps() -> int:
         sent = 0
         for _ in range(2000):
-            result = await sweep_outbox(rt)
+            result = await rt.outbox.sweep()
             sent += result.sent
             counts = await count_by_state(rt.db)
             if counts.get("pendiente") + counts.get("procesando") == 0:

@@ -11,9 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.outbound.dispatcher import sweep_outbox
 from bot.runtime import Runtime, build_runtime
-from bot.webhook.ingest import handle_webhook_post
 from core.settings import load_settings
 from core.telemetry import REDACTOR, connection_string_parts, mask_wamid, scrub_personal, secrets_of
 from tests.conftest import FIXTURES, base_env
@@ -37,7 +35,7 @@ async def rt(db_path: Path, graph: InProcessGraph) -> AsyncIterator[Runtime]:
 
 async def post(rt: Runtime, payload: object) -> int:
     body = encode(payload)
-    return (await handle_webhook_post(rt, signed_headers(body), body))[0]
+    return (await rt.webhook.post(signed_headers(body), body))[0]
 
 
 def test_the_wamid_really_carries_the_number() -> None:
@@ -47,7 +45,7 @@ def test_the_wamid_really_carries_the_number() -> None:
 async def test_phone_digits_never_reach_the_logs(rt: Runtime, graph: InProcessGraph,
                                                  caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
-    rt.handoff = None  # no queue: the hand-off failure is logged too
+    # No queue configured (AzureWebJobsStorage unset): the hand-off failure is logged too.
     payload = text_payload(WAMID, SENDER, "hola")
     assert await post(rt, payload) == 200
     assert await post(rt, payload) == 200  # a duplicate: logged with its wamid
@@ -60,7 +58,7 @@ async def test_phone_digits_never_reach_the_logs(rt: Runtime, graph: InProcessGr
     # Graph refuses a send with the number in its error text.
     graph.fake.fail_next(400, 131030, message=f"(#131030) Recipient phone number {OTHER} not in allowed list")
     queue_texts(rt.db, [(OTHER, "respuesta")])
-    assert (await sweep_outbox(rt)).failed == 1
+    assert (await rt.outbox.sweep()).failed == 1
     logged = caplog.text
     assert "HANDOFF_FALLIDO" in logged and "Mensaje duplicado" in logged and "OUTBOX_ERROR" in logged
     assert "not in allowed list" in logged  # the error itself is kept ...

@@ -9,10 +9,9 @@ import httpx
 import pytest
 
 from bot.runtime import build_runtime
-from bot.webhook.ingest import handle_webhook_post
 from core.settings import load_settings
 from core.whatsapp.outgoing import Choice, OutgoingMessage, fit
-from local_host.queues import serving_worker, settle
+from local_host.queues import serving_worker, settle, worker_queue
 from tests.conftest import base_env
 from tests.outbox_support import InProcessGraph
 from tests.webhook_helpers import encode, signed_headers, text_payload
@@ -64,14 +63,14 @@ async def test_a_4000_character_description_still_gets_its_report_number(db_path
                                                                          graph: InProcessGraph) -> None:
     """The confirmation used to repeat the whole description (4,161 characters): Meta refused it and the
     user never got a report number."""
-    rt = build_runtime(load_settings(base_env(db_path, WHATSAPP_API_BASE_URL=graph.base_url)))
+    rt = build_runtime(load_settings(base_env(db_path, WHATSAPP_API_BASE_URL=graph.base_url)), handoff=worker_queue())
     phone = "5215512349999"
     steps = ["quiero reportar un refrigerador", "10004512", "🧊 " + "se descongela y gotea " * 180, "sí"]
     try:
         async with serving_worker(rt) as queue:
             for i, text in enumerate(steps):
                 body = encode(text_payload(f"wamid.LIM.{i}", phone, text[:4000], ts=1_763_880_000 + i))
-                assert (await handle_webhook_post(rt, signed_headers(body), body))[0] == 200
+                assert (await rt.webhook.post(signed_headers(body), body))[0] == 200
                 await settle(queue)
     finally:
         await rt.aclose()

@@ -63,8 +63,8 @@ async def test_old_settled_rows_go_pending_and_recent_ones_stay(db_path: Path, m
     rt = build_runtime(load_settings(base_env(db_path)))
     before = retention_purged_total.labels(tabla="MensajesProcesados")._value.get()
     try:
-        purged = await run_retention(rt)
-        again = await run_retention(rt)
+        purged = await run_retention(rt.db, rt.settings)
+        again = await run_retention(rt.db, rt.settings)
     finally:
         await rt.aclose()
     assert purged == {"EstadosEntrega": 1, "MensajesProcesados": 21, "ColaEnvios": 2, "MensajesChat": 1,
@@ -86,7 +86,7 @@ async def test_zero_days_keeps_everything(db_path: Path) -> None:
                                               RETENTION_HISTORY_DAYS="0", RETENTION_STATUS_DAYS="0",
                                               RETENTION_AI_RUNS_DAYS="0", RETENTION_LEASE_DAYS="0")))
     try:
-        assert set((await run_retention(rt)).values()) == {0}
+        assert set((await run_retention(rt.db, rt.settings)).values()) == {0}
     finally:
         await rt.aclose()
 

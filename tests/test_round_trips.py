@@ -20,9 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.conversation.worker import work_conversation
 from bot.runtime import Runtime, build_runtime
-from bot.webhook.ingest import handle_webhook_post
 from core.settings import load_settings
 from tests.conftest import SQLSERVER_ENV, _sqlserver_db, base_env
 from tests.conversation_helpers import SqlServer, query, replies
@@ -79,8 +77,7 @@ async def rt(request: pytest.FixtureRequest, db_path: Path, graph: InProcessGrap
             pytest.skip(f"SQL Server run is opt-in: set {SQLSERVER_ENV}")
         _sqlserver_db().close()
         extra["SQL_CONNECTION_STRING"] = os.environ[SQLSERVER_ENV]
-    runtime = build_runtime(load_settings(base_env(db_path, **extra)))
-    runtime.handoff = RecordingHandoff()
+    runtime = build_runtime(load_settings(base_env(db_path, **extra)), handoff=RecordingHandoff())
     yield runtime
     await runtime.aclose()
 
@@ -90,14 +87,14 @@ async def test_round_trips_of_one_text_message_with_one_reply(rt: Runtime, db_pa
     counts = rt.db.counts
     counts.trace = trace = []
     body = encode(text_payload("wamid.ROUNDTRIP0001", PHONE, "Hola, el refrigerador no enfría"))
-    assert (await handle_webhook_post(rt, signed_headers(body), body))[0] == 200
+    assert (await rt.webhook.post(signed_headers(body), body))[0] == 200
     webhook = counts.snapshot()
     assert rt.handoff.keys == [PHONE]  # type: ignore[union-attr]
     assert trace[-1] == "register_delivery"
     webhook_writes = sum(line.startswith("-- transacción de escritura") for line in trace)
     trace.clear()
 
-    assert await work_conversation(rt, PHONE) == 1
+    assert await rt.worker.work(PHONE) == 1
     worker = tuple(a - b for a, b in zip(counts.snapshot(), webhook, strict=True))
 
     target = SqlServer(os.environ[SQLSERVER_ENV]) if rt.db.dialect == "tsql" else db_path

@@ -37,15 +37,11 @@ from pathlib import Path
 import pytest
 
 from bench.conversation_panel import panel
-from bot.conversation.engine import now_ms
-from bot.conversation.sweeper import sweep_conversations
-from bot.reports_api import change_status, release_conversation
 from bot.runtime import Runtime, build_runtime
-from bot.webhook.ingest import handle_webhook_post
 from core.settings import load_settings
 from local_host.fake_ai import FakeOpenAI, serve
 from local_host.meta_payloads import Identity, button_reply, list_reply, text_message, webhook_body
-from local_host.queues import serving_worker, settle
+from local_host.queues import serving_worker, settle, worker_queue
 from tests.conftest import base_env
 from tests.conversation_helpers import query
 from tests.outbox_support import InProcessGraph
@@ -150,13 +146,13 @@ async def replay(rt: Runtime, graph: InProcessGraph, db_path: Path, turns: list[
             seen = len(graph.fake.sent)
             if first in _TIME:
                 await _age(db_path, _TIME[first])
-                await sweep_conversations(rt)
+                await rt.sweeper.sweep()
             elif m := _MAINTENANCE.match(first):
                 number, status, note = m.group(1), m.group(2), m.group(3)
                 body = json.dumps({"estado": status, "nota": note} if note else {"estado": status}).encode()
-                assert (await change_status(rt, number, body, now_ms=now_ms())).status == 200
+                assert (await rt.reports.change_status(number, body)).status == 200
             elif first == "(mantenimiento libera la conversación)":
-                assert (await release_conversation(rt, PHONE, now_ms=now_ms())).status == 200
+                assert (await rt.reports.release_conversation(PHONE)).status == 200
             else:
                 body: dict | None = None
                 for line in group:
@@ -171,7 +167,7 @@ async def replay(rt: Runtime, graph: InProcessGraph, db_path: Path, turns: list[
                         body["entry"][0]["changes"][0]["value"]["messages"] += \
                             one["entry"][0]["changes"][0]["value"]["messages"]
                 raw = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-                assert (await handle_webhook_post(rt, signed_headers(raw), raw))[0] == 200
+                assert (await rt.webhook.post(signed_headers(raw), raw))[0] == 200
             await settle(queue)
             for send in graph.fake.sent[seen:]:
                 out.extend(render(send["payload"]))
@@ -194,7 +190,7 @@ async def test_transcript(path: Path, db_path: Path, graph: InProcessGraph, ai_e
     if ai_env and path.stem in MODEL_WORDS:
         pytest.skip("the assistant's answers are the model's own words")
     rt = build_runtime(load_settings(base_env(db_path, WHATSAPP_API_BASE_URL=graph.base_url,
-                                              OUTBOX_RATE_PER_SECOND="1000", **ai_env)))
+                                              OUTBOX_RATE_PER_SECOND="1000", **ai_env)), handoff=worker_queue())
     try:
         actual = await replay(rt, graph, db_path, user_turns(path))
     finally:

@@ -15,7 +15,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.runtime import Runtime, build_runtime
-from bot.webhook.ingest import handle_webhook_post
 from core.settings import Settings
 from tests.webhook_helpers import ledger, signed_headers
 
@@ -98,7 +97,7 @@ def runner(settings: Settings) -> Iterator[tuple[Runtime, asyncio.AbstractEventL
 
 def _post(runner: tuple[Runtime, asyncio.AbstractEventLoop], headers: dict[str, str], body: bytes) -> int:
     rt, loop = runner
-    status, text = loop.run_until_complete(handle_webhook_post(rt, headers, body))
+    status, text = loop.run_until_complete(rt.webhook.post(headers, body))
     assert isinstance(text, str)
     assert status < 500, (status, text)
     return status

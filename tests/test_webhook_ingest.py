@@ -14,7 +14,6 @@ import pytest
 
 from bot.messages import InboundMessage
 from bot.runtime import Runtime, build_runtime
-from bot.webhook.ingest import handle_verification, handle_webhook_post
 from bot.webhook.signature import sign_body
 from core.handoff import HANDOFF_QUEUE, HandoffError
 from core.metrics import duplicate_deliveries_total
@@ -73,13 +72,6 @@ def test_every_fixture_has_an_expectation() -> None:
     assert sorted(p.name for p in FIXTURES.glob("*.json")) == sorted(EXPECTED)
 
 
-@pytest.fixture
-async def rt(settings: Settings) -> AsyncIterator[Runtime]:
-    runtime = build_runtime(settings)
-    yield runtime
-    await runtime.aclose()
-
-
 class RecordingQueue:
     """A hand-off queue that records what the webhook queues (or refuses it, like a storage outage)."""
 
@@ -98,9 +90,15 @@ class RecordingQueue:
 
 
 @pytest.fixture
-def queue(rt: Runtime) -> RecordingQueue:
-    rt.handoff = recording = RecordingQueue()
-    return recording
+def queue() -> RecordingQueue:
+    return RecordingQueue()
+
+
+@pytest.fixture
+async def rt(settings: Settings, queue: RecordingQueue) -> AsyncIterator[Runtime]:
+    runtime = build_runtime(settings, handoff=queue)
+    yield runtime
+    await runtime.aclose()
 
 
 @pytest.fixture
@@ -110,7 +108,7 @@ def drained(queue: RecordingQueue) -> list[list[str]]:
 
 
 async def post(rt: Runtime, body: bytes, headers: dict[str, str] | None = None) -> tuple[int, str]:
-    return await handle_webhook_post(rt, signed_headers(body) if headers is None else headers, body)
+    return await rt.webhook.post(signed_headers(body) if headers is None else headers, body)
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
@@ -343,7 +341,7 @@ async def test_database_down_answers_503_so_meta_redelivers(tmp_path: Path) -> N
 def test_verification_echoes_the_challenge(settings: Settings) -> None:
     rt = Runtime(settings=settings, db=None)  # type: ignore[arg-type]  # the handshake never touches the db
     params = {"hub.mode": "subscribe", "hub.verify_token": VERIFY_TOKEN, "hub.challenge": "1158201444"}
-    assert handle_verification(rt, params) == (200, "1158201444")
+    assert rt.webhook.verify(params) == (200, "1158201444")
 
 
 @pytest.mark.parametrize("params", [
@@ -356,15 +354,16 @@ def test_verification_echoes_the_challenge(settings: Settings) -> None:
 ])
 def test_verification_rejects(params: dict[str, str], settings: Settings, db_path: Path) -> None:
     rt = Runtime(settings=settings, db=None)  # type: ignore[arg-type]
-    assert handle_verification(rt, params) == (403, "Forbidden")
+    assert rt.webhook.verify(params) == (403, "Forbidden")
     assert ledger(db_path) == []
 
 
-async def test_the_request_does_no_conversation_work(rt: Runtime, db_path: Path) -> None:
+async def test_the_request_does_no_conversation_work(settings: Settings, db_path: Path) -> None:
     """No lease, no session, no reply inside the request: only the inbox row and the hand-off."""
     from local_host.queues import LocalQueue
 
-    rt.handoff = local = LocalQueue(HANDOFF_QUEUE)  # nobody consumes it in this test
+    local = LocalQueue(HANDOFF_QUEUE)  # nobody consumes it in this test
+    rt = build_runtime(settings, handoff=local)
     assert (await post(rt, encode(text_payload("wamid.SLOW", ANA, "hola, el refri no enfría"))))[0] == 200
     assert ledger(db_path)[0]["Estado"] == "pendiente"
     assert local.waiting() == [ANA]
@@ -373,6 +372,7 @@ async def test_the_request_does_no_conversation_work(rt: Runtime, db_path: Path)
     with sqlite3.connect(db_path) as conn:
         for table in ("BloqueosConversacion", "SesionesChat", "ColaEnvios", "MensajesChat"):
             assert conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone() == (0,), table
+    await rt.aclose()
 
 
 async def test_concurrent_posts_from_many_senders(rt: Runtime, db_path: Path, drained: list[list[str]]) -> None:

@@ -1,18 +1,15 @@
 """What a transition does besides the session, the report and the replies, in the same transaction:
 record the turn's evidence, attach it to a report, add a note to or cancel a report, and notify
-maintenance. Also the reads and the transcription the engine asks for before deciding."""
+maintenance. Also the report reads the engine asks for before deciding."""
 
 from __future__ import annotations
 
-import logging
 from functools import partial
-from typing import TYPE_CHECKING
 
 from bot.conversation.flows import ReportInfo, Transition
-from bot.messages import InboundMessage
 from core.notify import NotifyConfig
 from core.storage.conversations import TxEffect
-from core.storage.database import Tx
+from core.storage.database import Database, Tx
 from core.storage.evidence import attach_evidence, record_evidence
 from core.storage.reports import (
     ReportView,
@@ -25,28 +22,24 @@ from core.storage.reports import (
     set_report_status_tx,
 )
 
-if TYPE_CHECKING:
-    from bot.runtime import Runtime
 
-log = logging.getLogger("bot.conversation")
-
-
-def for_transition(rt: Runtime | None, key: str, tr: Transition, now: int, message_id: str | None,
+def for_transition(notify: NotifyConfig | None, key: str, tr: Transition, now: int, message_id: str | None,
                    history: str | None) -> tuple[TxEffect, ...]:
+    """The writes `tr` adds to its transaction. `notify` None (an idle transition) notifies nobody."""
     out: list[TxEffect] = []
     for ev in tr.evidence:
         out.append(partial(_record, key, ev.message_id, ev.media_id, ev.kind, ev.mime, ev.sha256, ev.filename, now))
     if tr.report is not None:
         out.append(partial(_attach, key, tuple(tr.attach), now))
-        out.append(partial(_report_created, rt, tr.report.data.get("placa"), message_id, now))
+        out.append(partial(_report_created, notify, tr.report.data.get("placa"), message_id, now))
     if tr.note_report is not None:
         out.append(partial(_note, tr.note_report, tr.note or "", message_id, now))
         if tr.attach:
             out.append(partial(_attach_to, key, tr.note_report, tuple(tr.attach), now))
     if tr.cancel_report is not None:
         out.append(partial(_cancel, tr.cancel_report, message_id, now))
-    if tr.handover and rt is not None:
-        out.append(partial(_handover, rt, key, history or "", now))
+    if tr.handover and notify is not None:
+        out.append(partial(_handover, notify, key, history or "", now))
     return tuple(out)
 
 
@@ -65,14 +58,14 @@ def _attach_to(key: str, report_id: int, message_ids: tuple[str, ...], now: int,
     attach_evidence(tx, phone=key, report_id=report_id, message_ids=message_ids, now_ms=now)
 
 
-def _report_created(rt: Runtime | None, plate: object, message_id: str | None, now: int, tx: Tx,
+def _report_created(notify: NotifyConfig | None, plate: object, message_id: str | None, now: int, tx: Tx,
                     report_id: int | None) -> None:
     if report_id is None:
         return
     record_report_created(tx, report_id=report_id, plate=plate if isinstance(plate, str) else None,
                           message_id=message_id, now_ms=now)
-    if rt is not None:
-        queue_new_report_notices(tx, report_id=report_id, notify=notify_config(rt), now_ms=now)
+    if notify is not None:
+        queue_new_report_notices(tx, report_id=report_id, notify=notify, now_ms=now)
 
 
 def _note(report_id: int, note: str, message_id: str | None, now: int, tx: Tx, _: int | None) -> None:
@@ -84,23 +77,19 @@ def _cancel(report_id: int, message_id: str | None, now: int, tx: Tx, _: int | N
                          origin="USUARIO", message_id=message_id, now_ms=now)
 
 
-def _handover(rt: Runtime, key: str, history: str, now: int, tx: Tx, _: int | None) -> None:
-    queue_handover_notices(tx, phone=key, transcript=history, notify=notify_config(rt), now_ms=now)
+def _handover(notify: NotifyConfig, key: str, history: str, now: int, tx: Tx, _: int | None) -> None:
+    queue_handover_notices(tx, phone=key, transcript=history, notify=notify, now_ms=now)
 
 
-def notify_config(rt: Runtime) -> NotifyConfig:
-    return NotifyConfig.from_settings(rt.settings)
-
-
-async def open_report(rt: Runtime, equipment_id: int | None, plate: str | None) -> ReportInfo | None:
+async def open_report(db: Database, equipment_id: int | None, plate: str | None) -> ReportInfo | None:
     if equipment_id is None and not plate:
         return None
-    found = await open_report_for(rt.db, equipment_id=equipment_id, plate=plate)
+    found = await open_report_for(db, equipment_id=equipment_id, plate=plate)
     return None if found is None else _info(found)
 
 
-async def reports_of(rt: Runtime, key: str) -> list[ReportInfo]:
-    found = await reports_for_phone(rt.db, key, 5)
+async def reports_of(db: Database, key: str) -> list[ReportInfo]:
+    found = await reports_for_phone(db, key, 5)
     return [_info(x) for x in found]
 
 
@@ -110,16 +99,3 @@ def _info(view: ReportView) -> ReportInfo:
     shown = f"{day[8:10]}/{day[5:7]}/{day[0:4]}" if len(day) == 10 and day[4] == "-" else view.created
     return ReportInfo(view.id, view.number, view.status, shown, view.last_note)
 
-
-async def transcribe(rt: Runtime, message: InboundMessage) -> str | None:
-    """A voice note's transcript (None with the offline rules, or when it fails or runs out of time)."""
-    try:
-        from bot.evidence import transcribe_voice_note
-    except ImportError:
-        return None
-    try:
-        result = await transcribe_voice_note(rt, message)
-    except Exception:
-        log.warning("Transcripción falló", exc_info=True)
-        return None
-    return result if isinstance(result, str) else None

@@ -6,11 +6,10 @@ per turn and never repeated by that retry."""
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 
-from bot.assistant import ask_question
+from bot.assistant import Questions
 from bot.conversation import effects
 from bot.conversation.flows import (
     Answer,
@@ -26,9 +25,11 @@ from bot.conversation.flows import (
     needs,
 )
 from bot.messages import InboundMessage, MessageKind
-from bot.runtime import Runtime
-from core.ai.types import Extraction
+from core.ai.types import Extraction, IntentProvider
+from core.clock import Clock
+from core.notify import NotifyConfig
 from core.resilience.retry import with_session_retry
+from core.settings import Settings
 from core.storage.conversations import (
     ReplyWrite,
     Session,
@@ -40,16 +41,14 @@ from core.storage.conversations import (
     get_session_with_version,
     recent_chat,
 )
+from core.storage.database import Database
 from core.storage.leases import Lease
 from core.telemetry import mask_phone
 
 log = logging.getLogger("bot.conversation")
 TEXTUAL = (MessageKind.TEXT, MessageKind.BUTTON_REPLY, MessageKind.LIST_REPLY)
 ASK_BUDGET_MS = 1_500  # well inside the worker's budget; a slower answer is delivered by the AI sweep
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
+Transcribe = Callable[[InboundMessage], Awaitable[str | None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,15 +58,16 @@ class Handled:
     recipient: str
 
 
-def flow_rules(rt: Runtime) -> Rules:
-    s = rt.settings
+def flow_rules(settings: Settings) -> Rules:
+    s = settings
     return Rules(followup_ms=s.report_followup_minutes * 60_000, correction_ms=s.report_correction_minutes * 60_000,
                  handover_ms=s.handover_minutes * 60_000, draft_ttl_ms=s.draft_ttl_hours * 3_600_000,
                  notifies_maintenance=bool(s.report_notify_numbers))
 
 
 def to_write(session: Session, turn: Turn, inbox_ids: Sequence[int], tr: Transition, now: int,
-             rt: Runtime | None = None, history: str | None = None) -> TransitionWrite:
+             notify: NotifyConfig | None = None, history: str | None = None) -> TransitionWrite:
+    """The storage write of a transition; `notify` None for idle transitions (they notify nobody)."""
     recipient = turn.last.recipient if turn.messages else session.key
     replies = tuple(ReplyWrite(recipient, m.kind, m.to_json(), m.body) for m in tr.replies)
     return TransitionWrite(
@@ -83,101 +83,108 @@ def to_write(session: Session, turn: Turn, inbox_ids: Sequence[int], tr: Transit
         inbox_ids=tuple(inbox_ids),
         message_id=turn.last.wamid if turn.messages else None,
         earlier_message_ids=tuple(m.wamid for m in turn.messages[:-1]),
+        user_messages=tuple((m.wamid, _chat_text(m)) for m in turn.messages),
         report=tr.report,
         replies=replies,
-        effects=effects.for_transition(rt, session.key, tr, now, turn.last.wamid if turn.messages else None, history),
+        effects=effects.for_transition(notify, session.key, tr, now, turn.last.wamid if turn.messages else None,
+                                       history),
     )
 
 
-async def handle_turn(rt: Runtime, rows: Sequence[tuple[int, InboundMessage]], lease: Lease | None,
-                      session: Session | None = None) -> Handled:
-    """Handle pending inbox rows of one conversation as one turn. Raises LeaseLost / AlreadyProcessed /
-    ConcurrencyError with nothing committed. `session` is the one the caller read with the rows, if any."""
-    db, ai = rt.db, rt.get_intent()
-    messages = [await _with_transcript(rt, m) for _, m in rows]
-    key = messages[0].conversation_key
-    turn = Turn(tuple(messages))
-    text = turn.text
-    if session is None:
-        session = await get_session_with_version(db, key)
-    extraction: Extraction | None = None
-    if text:
-        try:
-            extraction = await ai.extract_structured_data(text)
-        except Exception as exc:  # the intent service never raises; a bare provider might
-            log.warning("Extracción falló (%s): %s", mask_phone(key), exc, exc_info=True)
-    facts = facts_for(turn, extraction)
-    answer = await _answer(rt, session, turn, facts)
-    rules_ = flow_rules(rt)
-    loaded = [session]
+class ConversationEngine:
+    """Handles a turn: reads its facts once (AI extraction, assistant question, voice transcripts), then
+    looks up, decides and commits, retrying those three on a version conflict."""
 
-    async def load(phone: str) -> Session:
-        return loaded.pop() if loaded else await get_session_with_version(db, phone)
+    def __init__(self, db: Database, intent: IntentProvider, questions: Questions, transcribe: Transcribe, *,
+                 rules: Rules, notify: NotifyConfig, clock: Clock) -> None:
+        self.db = db
+        self.intent = intent
+        self.questions = questions
+        self.transcribe = transcribe
+        self.rules = rules
+        self.notify = notify
+        self.clock = clock
 
-    async def attempt(current: object) -> Handled:
-        assert isinstance(current, Session)
-        need = needs(current, turn, facts)
-        lookups = await _lookups(rt, key, need, current, answer)
-        history = await _history(rt, key, need)
-        now = now_ms()
-        tr = decide(FlowInput(current, turn, facts, now, lookups, rules_))
-        write = replace(to_write(current, turn, [i for i, _ in rows], tr, now, rt, history),
-                        user_messages=tuple((m.wamid, _chat_text(m)) for m in turn.messages))
-        report_id = await commit_transition(db, write, lease)
-        return Handled(tr, report_id, turn.last.recipient)
+    async def handle_turn(self, rows: Sequence[tuple[int, InboundMessage]], lease: Lease | None,
+                          session: Session | None = None) -> Handled:
+        """Handle pending inbox rows of one conversation as one turn. Raises LeaseLost / AlreadyProcessed /
+        ConcurrencyError with nothing committed. `session` is the one the caller read with the rows, if any."""
+        db = self.db
+        messages = [await self._with_transcript(m) for _, m in rows]
+        key = messages[0].conversation_key
+        turn = Turn(tuple(messages))
+        text = turn.text
+        if session is None:
+            session = await get_session_with_version(db, key)
+        extraction: Extraction | None = None
+        if text:
+            try:
+                extraction = await self.intent.extract_structured_data(text)
+            except Exception:  # the intent service never raises; a bare provider might
+                log.warning("Extracción falló (%s)", mask_phone(key), exc_info=True)
+        facts = facts_for(turn, extraction)
+        answer = await self._answer(session, turn, facts)
+        loaded = [session]
 
-    handled = await with_session_retry(key, load, attempt)
-    if handled.report_id is not None:
-        log.info("Reporte creado %s para %s", format_report_number(handled.report_id), mask_phone(key))
-    return handled
+        async def load(phone: str) -> Session:
+            return loaded.pop() if loaded else await get_session_with_version(db, phone)
 
+        async def attempt(current: object) -> Handled:
+            assert isinstance(current, Session)
+            need = needs(current, turn, facts)
+            lookups = await self._lookups(key, need, answer)
+            history = await self._history(key, need)
+            now = self.clock()
+            tr = decide(FlowInput(current, turn, facts, now, lookups, self.rules))
+            write = to_write(current, turn, [i for i, _ in rows], tr, now, self.notify, history)
+            report_id = await commit_transition(db, write, lease)
+            return Handled(tr, report_id, turn.last.recipient)
 
-async def handle_message(rt: Runtime, inbox_id: int, msg: InboundMessage, lease: Lease | None) -> Handled:
-    """One message as its own turn."""
-    return await handle_turn(rt, [(inbox_id, msg)], lease)
+        handled = await with_session_retry(key, load, attempt)
+        if handled.report_id is not None:
+            log.info("Reporte creado %s para %s", format_report_number(handled.report_id), mask_phone(key))
+        return handled
+
+    async def handle_message(self, inbox_id: int, msg: InboundMessage, lease: Lease | None) -> Handled:
+        """One message as its own turn."""
+        return await self.handle_turn([(inbox_id, msg)], lease)
+
+    async def _with_transcript(self, m: InboundMessage) -> InboundMessage:
+        """A voice note's transcript, when an AI provider can make one, is read like text."""
+        if m.kind is not MessageKind.AUDIO or m.text:
+            return m
+        transcript = await self.transcribe(m)
+        return replace(m, text=transcript) if transcript else m
+
+    async def _answer(self, session: Session, turn: Turn, facts: Extraction) -> Answer | None:
+        """A free-form question goes to the assistant once per turn (inline, or later through the AI sweep)."""
+        if not needs(session, turn, facts).question:
+            return None
+        outcome = await self.questions.ask(session.key, turn.text, session.ai_conversation_id,
+                                           message_id=turn.last.wamid, budget_ms=ASK_BUDGET_MS)
+        return Answer(outcome.status, outcome.answer)
+
+    async def _lookups(self, key: str, need: Needs, answer: Answer | None) -> Lookups:
+        db = self.db
+        equipment = await find_equipment(db, need.sap_code) if need.sap_code else None
+        store = tuple(await equipment_at(db, need.store)) if need.store else ()
+        duplicate = None
+        if need.duplicate:
+            equipment_id = equipment.id if equipment else need.equipment_id
+            duplicate = await effects.open_report(db, equipment_id, need.plate)
+        reports: tuple[ReportInfo, ...] = ()
+        if need.reports:
+            reports = tuple(await effects.reports_of(db, key))
+        return Lookups(equipment, store, duplicate, reports, answer)
+
+    async def _history(self, key: str, need: Needs) -> str | None:
+        if not need.history:
+            return None
+        lines = await recent_chat(self.db, key, 20)
+        return "\n".join(f"{'Usuario' if who == 'USUARIO' else 'Bot'}: {text}" for who, text in lines)
 
 
 def _chat_text(m: InboundMessage) -> str:
     if m.kind in TEXTUAL:
         return m.text
     return f"[{m.kind.value}] {m.text}".strip()
-
-
-async def _with_transcript(rt: Runtime, m: InboundMessage) -> InboundMessage:
-    """A voice note's transcript, when an AI provider can make one, is read like text."""
-    if m.kind is not MessageKind.AUDIO or m.text:
-        return m
-    transcript = await effects.transcribe(rt, m)
-    return replace(m, text=transcript) if transcript else m
-
-
-async def _answer(rt: Runtime, session: Session, turn: Turn, facts: Extraction) -> Answer | None:
-    """A free-form question goes to the assistant once per turn (inline, or later through the AI sweep)."""
-    if not needs(session, turn, facts).question:
-        return None
-    outcome = await ask_question(rt, session.key, turn.text, session.ai_conversation_id,
-                                 message_id=turn.last.wamid, budget_ms=ASK_BUDGET_MS)
-    return Answer(outcome.status, outcome.answer)
-
-
-async def _lookups(rt: Runtime, key: str, need: Needs, session: Session, answer: Answer | None) -> Lookups:
-    db = rt.db
-    equipment = await find_equipment(db, need.sap_code) if need.sap_code else None
-    store = tuple(await equipment_at(db, need.store)) if need.store else ()
-    duplicate = None
-    if need.duplicate:
-        equipment_id = equipment.id if equipment else need.equipment_id
-        duplicate = await effects.open_report(rt, equipment_id, need.plate)
-    reports: tuple[ReportInfo, ...] = ()
-    if need.reports:
-        reports = tuple(await effects.reports_of(rt, key))
-    return Lookups(equipment, store, duplicate, reports, answer)
-
-
-async def _history(rt: Runtime, key: str, need: Needs) -> str | None:
-    if not need.history:
-        return None
-    lines = await recent_chat(rt.db, key, 20)
-    return "\n".join(f"{'Usuario' if who == 'USUARIO' else 'Bot'}: {text}" for who, text in lines)
-
-

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from bot.conversation.sweeper import sweep_ai_responses
 from bot.runtime import get_runtime
 
 bp = func.Blueprint()
@@ -20,5 +19,5 @@ _started = False
 @bp.timer_trigger(schedule="%AI_RECOVERY_SCHEDULE%", arg_name="timer", run_on_startup=False, use_monitor=False)
 async def ai_recovery(timer: func.TimerRequest) -> None:
     global _started
-    await sweep_ai_responses(get_runtime(), startup=not _started)
+    await get_runtime().sweeper.sweep_ai_responses(startup=not _started)
     _started = True

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import time
-
 import azure.functions as func
 
-from bot.conversation.sweeper import GRACE_MS, sweep_conversations
-from bot.conversation.worker import work_conversation
+from bot.conversation.sweeper import GRACE_MS
 from bot.runtime import get_runtime
 from core import events
 from core.errors import SettingsError
@@ -43,9 +40,9 @@ async def handle_queue_message(msg: func.QueueMessage) -> None:
         events.worker_unavailable(mask_phone(key), "arranque", f"{type(exc).__name__}: {exc}")
         return
     try:
-        await work_conversation(rt, key, enqueued_at=getattr(msg, "insertion_time", None),
+        await rt.worker.work(key, enqueued_at=getattr(msg, "insertion_time", None),
                                 dequeue_count=getattr(msg, "dequeue_count", None) or 1)
-    except Exception as exc:  # work_conversation catches its own; this is the last guard before poison
+    except Exception as exc:  # work catches its own; this is the last guard before poison
         events.worker_unavailable(mask_phone(key), "inesperado", f"{type(exc).__name__}: {exc}")
 
 
@@ -58,9 +55,9 @@ async def handle_queue_message(msg: func.QueueMessage) -> None:
 async def conversation_sweep(timer: func.TimerRequest) -> None:
     global _started
     rt = get_runtime()
-    now = int(time.time() * 1000)
+    now = rt.clock()
     # After the first run, an idle database costs one read per run (core/storage/idle.py).
     if _started and not await conversation_sweep_due(rt.db, now, now - rt.settings.session_idle_minutes * 60_000):
         return
-    await sweep_conversations(rt, grace_ms=GRACE_MS if _started else 0)
+    await rt.sweeper.sweep(grace_ms=GRACE_MS if _started else 0)
     _started = True

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from bot.evidence import sweep_evidence
 from bot.runtime import get_runtime
 
 bp = func.Blueprint()
@@ -14,4 +13,4 @@ bp = func.Blueprint()
 
 @bp.timer_trigger(arg_name="timer", schedule="%EVIDENCE_SWEEP_SCHEDULE%", run_on_startup=False, use_monitor=False)
 async def evidence_sweep(timer: func.TimerRequest) -> None:
-    await sweep_evidence(get_runtime())
+    await get_runtime().evidence.sweep()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import azure.functions as func
 
 from bot.outbound.campaigns import ApiResponse, campaign_status, queue_campaign
-from bot.outbound.dispatcher import STATUS_RECONCILE_WINDOW_MS, epoch_ms, sweep_outbox
+from bot.outbound.dispatcher import STATUS_RECONCILE_WINDOW_MS
 from bot.runtime import get_runtime
 from core.storage.idle import outbox_sweep_due
 
@@ -22,17 +22,17 @@ def _http(response: ApiResponse) -> func.HttpResponse:
 async def outbox_sweep(timer: func.TimerRequest) -> None:
     rt = get_runtime()
     # Nothing open, claimed or recently sent: one read, no claim written (core/storage/idle.py).
-    if not await outbox_sweep_due(rt.db, epoch_ms() - STATUS_RECONCILE_WINDOW_MS):
+    if not await outbox_sweep_due(rt.db, rt.clock() - STATUS_RECONCILE_WINDOW_MS):
         return
-    await sweep_outbox(rt)
+    await rt.outbox.sweep()
 
 
 @bp.route(route="campanas/{campana}", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 async def campaign_queue(req: func.HttpRequest) -> func.HttpResponse:
-    return _http(await queue_campaign(get_runtime(), req.route_params.get("campana", ""), req.get_body(),
-                                      now_ms=epoch_ms()))
+    rt = get_runtime()
+    return _http(await queue_campaign(rt.db, req.route_params.get("campana", ""), req.get_body(), now_ms=rt.clock()))
 
 
 @bp.route(route="campanas/{campana}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 async def campaign_counts(req: func.HttpRequest) -> func.HttpResponse:
-    return _http(await campaign_status(get_runtime(), req.route_params.get("campana", "")))
+    return _http(await campaign_status(get_runtime().db, req.route_params.get("campana", "")))

@@ -5,8 +5,6 @@ from __future__ import annotations
 import azure.functions as func
 
 from bot.outbound.campaigns import ApiResponse
-from bot.outbound.dispatcher import epoch_ms
-from bot.reports_api import change_status, release_conversation, report_detail
 from bot.runtime import get_runtime
 
 bp = func.Blueprint()
@@ -18,15 +16,14 @@ def _http(response: ApiResponse) -> func.HttpResponse:
 
 @bp.route(route="reportes/{numero}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 async def report_get(req: func.HttpRequest) -> func.HttpResponse:
-    return _http(await report_detail(get_runtime(), req.route_params.get("numero", "")))
+    return _http(await get_runtime().reports.detail(req.route_params.get("numero", "")))
 
 
 @bp.route(route="reportes/{numero}/estado", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 async def report_status(req: func.HttpRequest) -> func.HttpResponse:
-    return _http(await change_status(get_runtime(), req.route_params.get("numero", ""), req.get_body(),
-                                     now_ms=epoch_ms()))
+    return _http(await get_runtime().reports.change_status(req.route_params.get("numero", ""), req.get_body()))
 
 
 @bp.route(route="conversaciones/{telefono}/liberar", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 async def conversation_release(req: func.HttpRequest) -> func.HttpResponse:
-    return _http(await release_conversation(get_runtime(), req.route_params.get("telefono", ""), now_ms=epoch_ms()))
+    return _http(await get_runtime().reports.release_conversation(req.route_params.get("telefono", "")))

@@ -12,4 +12,5 @@ bp = func.Blueprint()
 # 10 minutes at full load are deleted with room to spare and a backlog clears over a few runs.
 @bp.timer_trigger(schedule="17 */10 * * * *", arg_name="timer", run_on_startup=False, use_monitor=False)
 async def retencion(timer: func.TimerRequest) -> None:
-    await run_retention(get_runtime())
+    rt = get_runtime()
+    await run_retention(rt.db, rt.settings)

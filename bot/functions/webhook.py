@@ -3,7 +3,6 @@ from __future__ import annotations
 import azure.functions as func
 
 from bot.runtime import get_runtime
-from bot.webhook.ingest import handle_verification, handle_webhook_post
 
 bp = func.Blueprint()
 
@@ -13,7 +12,7 @@ bp = func.Blueprint()
 async def whatsapp_webhook(req: func.HttpRequest) -> func.HttpResponse:
     rt = get_runtime()
     if req.method.upper() == "GET":
-        status, text = handle_verification(rt, req.params)
+        status, text = rt.webhook.verify(req.params)
     else:
-        status, text = await handle_webhook_post(rt, req.headers, req.get_body())
+        status, text = await rt.webhook.post(req.headers, req.get_body())
     return func.HttpResponse(text, status_code=status, mimetype="text/plain", charset="utf-8")

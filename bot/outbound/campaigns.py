@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from bot.runtime import Runtime
+from core.storage.database import Database
 from core.storage.outbox import count_campaign, enqueue_campaign
 from core.whatsapp.outgoing import OutgoingMessage, is_bsuid
 
@@ -77,14 +77,14 @@ def _parse(campaign: str, raw_body: bytes) -> tuple[str, list[str]] | ApiRespons
     return message, unique
 
 
-async def queue_campaign(rt: Runtime, campaign: str, raw_body: bytes, *, now_ms: int) -> ApiResponse:
+async def queue_campaign(db: Database, campaign: str, raw_body: bytes, *, now_ms: int) -> ApiResponse:
     parsed = _parse(campaign, raw_body)
     if isinstance(parsed, ApiResponse):
         return parsed
     text, recipients = parsed
     message = OutgoingMessage(body=text)
     result = await enqueue_campaign(
-        rt.db, campaign, recipients, kind=message.kind, content=message.to_json(), now_ms=now_ms
+        db, campaign, recipients, kind=message.kind, content=message.to_json(), now_ms=now_ms
     )
     return ApiResponse(
         202,
@@ -93,10 +93,10 @@ async def queue_campaign(rt: Runtime, campaign: str, raw_body: bytes, *, now_ms:
     )
 
 
-async def campaign_status(rt: Runtime, campaign: str) -> ApiResponse:
+async def campaign_status(db: Database, campaign: str) -> ApiResponse:
     if not CAMPAIGN_NAME.match(campaign or ""):
         return _bad("nombre de campaña inválido")
-    counts = await count_campaign(rt.db, campaign)
+    counts = await count_campaign(db, campaign)
     if counts.total == 0:
         return ApiResponse(404, {"error": f"campaña desconocida: {campaign}"})
     return ApiResponse(200, {"campana": campaign, "estados": counts.as_dict()})

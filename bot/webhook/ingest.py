@@ -19,15 +19,17 @@ import asyncio
 import hmac
 import json
 import logging
-import time
 from collections.abc import Mapping
 
 from bot.conversation.worker import hand_off
-from bot.runtime import Runtime
 from bot.webhook.parse import parse_payload
 from bot.webhook.signature import SIGNATURE_HEADER, verify_signature
+from core.clock import Clock
 from core.errors import StorageError
+from core.handoff import HandoffQueue
 from core.metrics import database_wait_exceeded_total, webhook_ignored_total
+from core.settings import Settings
+from core.storage.inbox import InboxRegistrar
 
 log = logging.getLogger(__name__)
 
@@ -53,67 +55,79 @@ def decode_json(body: bytes) -> object:
         raise ValueError("JSON nested too deeply") from None
 
 
-async def handle_webhook_post(rt: Runtime, headers: Mapping[str, str], body: bytes) -> tuple[int, str]:
-    """Answer one webhook POST with (HTTP status, plain-text body). Only programming errors raise."""
-    settings = rt.settings
-    lowered = {str(k).lower(): v for k, v in headers.items()}
-    limit = settings.webhook_max_body_bytes
-    declared = _content_length(lowered.get("content-length"))
-    if (declared is not None and declared > limit) or len(body) > limit:
-        log.warning("Webhook: cuerpo de %d bytes excede el límite de %d; rechazado (413)",
-                    max(declared or 0, len(body)), limit)
-        return 413, "Payload Too Large"
+class Webhook:
+    """The webhook's two requests. `settings` gives the app secret, the verify token, the body limit, the
+    served numbers and how long a request waits for the database."""
 
-    signature = lowered.get(SIGNATURE_HEADER)
-    if not verify_signature(settings.whatsapp_app_secret, body, signature):
-        # The body is never logged: it is unauthenticated input and may carry personal data.
-        log.warning("Webhook: firma X-Hub-Signature-256 %s; rechazado (401), %d bytes sin leer",
-                    "ausente" if not signature else "inválida", len(body))
-        return 401, "Unauthorized"
+    def __init__(self, settings: Settings, registrar: InboxRegistrar, handoff: HandoffQueue, clock: Clock) -> None:
+        self.settings = settings
+        self.registrar = registrar
+        self.handoff = handoff
+        self.clock = clock
 
-    try:
-        payload = decode_json(body)
-    except ValueError as exc:
-        log.warning("Webhook: cuerpo firmado que no es JSON (%s); rechazado (400)", type(exc).__name__)
-        return 400, "Bad Request: body is not JSON"
+    async def post(self, headers: Mapping[str, str], body: bytes) -> tuple[int, str]:
+        """Answer one webhook POST with (HTTP status, plain-text body). Only programming errors raise."""
+        settings = self.settings
+        lowered = {str(k).lower(): v for k, v in headers.items()}
+        limit = settings.webhook_max_body_bytes
+        declared = _content_length(lowered.get("content-length"))
+        if (declared is not None and declared > limit) or len(body) > limit:
+            log.warning("Webhook: cuerpo de %d bytes excede el límite de %d; rechazado (413)",
+                        max(declared or 0, len(body)), limit)
+            return 413, "Payload Too Large"
 
-    batch = parse_payload(payload, served=settings.served_phone_number_ids)
-    if batch.foreign:
-        webhook_ignored_total.labels(reason="numero_ajeno").inc(batch.foreign)
-    if batch.own_sender:
-        webhook_ignored_total.labels(reason="remitente_propio").inc(batch.own_sender)
-    if batch.implausible_sender:
-        webhook_ignored_total.labels(reason="remitente_invalido").inc(batch.implausible_sender)
-    if not batch.messages and not batch.statuses:
-        return 200, ACK  # unknown shapes, errors and other fields: acknowledged (a non-200 is redelivered forever)
+        signature = lowered.get(SIGNATURE_HEADER)
+        if not verify_signature(settings.whatsapp_app_secret, body, signature):
+            # The body is never logged: it is unauthenticated input and may carry personal data.
+            log.warning("Webhook: firma X-Hub-Signature-256 %s; rechazado (401), %d bytes sin leer",
+                        "ausente" if not signature else "inválida", len(body))
+            return 401, "Unauthorized"
 
-    wait_ms = settings.request_db_wait_ms
-    try:
-        result = await asyncio.wait_for(
-            rt.get_registrar().register(batch.messages, batch.statuses, int(time.time() * 1000)), wait_ms / 1000)
-    except TimeoutError:
-        database_wait_exceeded_total.labels(route="webhook").inc()
-        log.error("Webhook: la base de datos no respondió en %d ms (bloqueo de escritura retenido o base saturada); "
-                  "503 para que Meta la reenvíe", wait_ms)
-        return 503, "Service Unavailable"
-    except StorageError as exc:
-        log.error("Webhook: no se pudo registrar la entrega (%s); 503 para que Meta la reenvíe", exc)
-        return 503, "Service Unavailable"
+        try:
+            payload = decode_json(body)
+        except ValueError as exc:
+            log.warning("Webhook: cuerpo firmado que no es JSON (%s); rechazado (400)", type(exc).__name__)
+            return 400, "Bad Request: body is not JSON"
 
-    # New messages, and redeliveries still pending: a hand-off lost last time heals on Meta's next try.
-    keys = [msg.conversation_key for msg, reg in zip(batch.messages, result.messages, strict=True)
-            if reg.needs_handling]
-    if keys:
-        await hand_off(rt, keys, origin="webhook")
-    return 200, ACK
+        batch = parse_payload(payload, served=settings.served_phone_number_ids)
+        if batch.foreign:
+            webhook_ignored_total.labels(reason="numero_ajeno").inc(batch.foreign)
+        if batch.own_sender:
+            webhook_ignored_total.labels(reason="remitente_propio").inc(batch.own_sender)
+        if batch.implausible_sender:
+            webhook_ignored_total.labels(reason="remitente_invalido").inc(batch.implausible_sender)
+        if not batch.messages and not batch.statuses:
+            return 200, ACK  # unknown shapes, errors and other fields: acknowledged (a non-200 is redelivered forever)
+
+        wait_ms = settings.request_db_wait_ms
+        try:
+            result = await asyncio.wait_for(
+                self.registrar.register(batch.messages, batch.statuses, self.clock()), wait_ms / 1000)
+        except TimeoutError:
+            database_wait_exceeded_total.labels(route="webhook").inc()
+            log.error("Webhook: la base de datos no respondió en %d ms (bloqueo de escritura retenido o base "
+                      "saturada); 503 para que Meta la reenvíe", wait_ms)
+            return 503, "Service Unavailable"
+        except StorageError as exc:
+            log.error("Webhook: no se pudo registrar la entrega (%s); 503 para que Meta la reenvíe", exc)
+            return 503, "Service Unavailable"
+
+        # New messages, and redeliveries still pending: a hand-off lost last time heals on Meta's next try.
+        keys = [msg.conversation_key for msg, reg in zip(batch.messages, result.messages, strict=True)
+                if reg.needs_handling]
+        if keys:
+            await hand_off(self.handoff, keys, origin="webhook")
+        return 200, ACK
+
+    def verify(self, params: Mapping[str, str]) -> tuple[int, str]:
+        return _handshake(self.settings.whatsapp_verify_token, params)
 
 
-def handle_verification(rt: Runtime, params: Mapping[str, str]) -> tuple[int, str]:
+def _handshake(expected: str, params: Mapping[str, str]) -> tuple[int, str]:
     """Meta's subscription handshake: echo `hub.challenge` when the verify token matches, else 403."""
     mode = params.get("hub.mode")
     token = params.get("hub.verify_token")
     challenge = params.get("hub.challenge")
-    expected = rt.settings.whatsapp_verify_token
     ok = (
         mode == "subscribe"
         and isinstance(token, str)

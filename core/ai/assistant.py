@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from core import events
 from core.ai.offline import normalize
 from core.ai.remote import TERMINAL_STATUSES, AssistantBackend, RemoteResponse
+from core.clock import Clock, system_clock
 from core.errors import AIProviderError, ConversationBusy
 from core.resilience.timeouts import OperationTimeout, with_timeout
 from core.storage import ai_runs
@@ -51,11 +51,7 @@ ANSWER_FAILED = (
 )
 ANSWER_ABANDONED = "Lo siento, tu pregunta tardó demasiado y la cancelé. ¿Puedes enviarla de nuevo?"
 
-Deliver = Callable[[Tx, AiRun, str], None]
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
+Deliver = Callable[[Tx, AiRun, str, int], None]  # (tx, run, answer, now in ms)
 
 
 class OfflineAssistant:
@@ -115,7 +111,7 @@ async def ask(
     message_id: str | None = None,
     budget_ms: int = DEFAULT_ASK_BUDGET_MS,
     poll_interval_ms: int = 200,
-    now_ms: Callable[[], int] = _now_ms,
+    now_ms: Clock = system_clock,
 ) -> AskOutcome:
     """Answer `question` within `budget_ms` if the provider can.
 
@@ -201,7 +197,7 @@ async def recover_orphaned_runs(
     backend: AssistantBackend,
     *,
     max_age_ms: int,
-    now_ms: Callable[[], int] = _now_ms,
+    now_ms: Clock = system_clock,
     deliver: Deliver | None = None,
     call_timeout_ms: int = DEFAULT_CALL_TIMEOUT_MS,
     limit: int = 100,
@@ -209,7 +205,7 @@ async def recover_orphaned_runs(
 ) -> RecoveryReport:
     """Check every active run: deliver the finished, follow the running, cancel those older than `max_age_ms`.
 
-    `deliver(tx, run, text)` runs in the same transaction that settles the run, and only for the
+    `deliver(tx, run, text, now_ms)` runs in the same transaction that settles the run, and only for the
     caller that settled it, so an answer is queued once. Logs ORPHANED_RUNS_RECOVERY_START,
     ORPHANED_RUN_CANCELLED per orphan and ORPHANED_RUNS_RECOVERY_COMPLETE (at start-up always, later
     only when there was something to check). Never raises on provider trouble: a run that cannot be
@@ -242,7 +238,7 @@ async def _check_run(
     backend: AssistantBackend,
     run: AiRun,
     max_age_ms: int,
-    now_ms: Callable[[], int],
+    now_ms: Clock,
     deliver: Deliver | None,
     call_timeout_ms: int,
 ) -> _RunCheck:
@@ -298,7 +294,7 @@ async def refresh_active_response(
     max_age_ms: int,
     deliver: Deliver | None = None,
     call_timeout_ms: int = 1_000,
-    now_ms: Callable[[], int] = _now_ms,
+    now_ms: Clock = system_clock,
 ) -> bool:
     """For the engine when a phone with a response in flight writes again: check that phone's runs now
     (settling and delivering the finished ones, cancelling orphans) rather than wait for the sweeper.
@@ -311,5 +307,5 @@ async def refresh_active_response(
 
 
 async def _settle(db: Database, run: AiRun, estado: str, text: str, ahora: int, deliver: Deliver | None) -> bool:
-    then = (lambda tx: deliver(tx, run, text)) if deliver is not None else None
+    then = (lambda tx: deliver(tx, run, text, ahora)) if deliver is not None else None
     return await ai_runs.settle_ai_run(db, run.id, estado, text, ahora, then)

@@ -13,11 +13,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.clock import Clock, system_clock
 from core.errors import StorageError
 from core.media.graph_media import MediaApi
 from core.media.limits import LIMITS, MediaRejected, check_declared, check_sticker, digest_matches, extension
@@ -32,10 +31,6 @@ from core.whatsapp.errors import WhatsAppError
 log = logging.getLogger("core.media.fetch")
 CHUNK_BYTES = 256 * 1024
 STICKER_HEAD_BYTES = 32
-
-
-def epoch_ms() -> int:
-    return int(time.time() * 1000)
 
 
 class MediaFetchError(Exception):
@@ -59,7 +54,7 @@ class EvidenceFetcher:
     retry_max_ms: int = 3_600_000
     batch: int = 20  # rows looked at per call; the sweep takes the rest
     concurrency: int = 4  # bodies downloaded at once
-    clock: Callable[[], int] = field(default=epoch_ms)
+    clock: Clock = field(default=system_clock)
 
     def retry_delay_ms(self, attempts: int) -> int:
         return int(min(self.retry_base_ms * 2 ** max(attempts - 1, 0), self.retry_max_ms))
@@ -69,10 +64,11 @@ class EvidenceFetcher:
         await self.store.aclose()
 
 
-def build_evidence_fetcher(settings: Settings, db: Database, store: EvidenceStore | None = None) -> EvidenceFetcher:
+def build_evidence_fetcher(settings: Settings, db: Database, store: EvidenceStore | None = None,
+                           clock: Clock = system_clock) -> EvidenceFetcher:
     return EvidenceFetcher(db=db, api=MediaApi(settings.whatsapp_api_base_url, settings.whatsapp_access_token),
                            store=store or store_from_settings(settings), max_attempts=settings.evidence_max_attempts,
-                           claim_ms=settings.evidence_claim_ms)
+                           claim_ms=settings.evidence_claim_ms, clock=clock)
 
 
 @dataclass(frozen=True, slots=True)

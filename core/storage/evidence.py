@@ -9,7 +9,6 @@ The SQL lives in `sql/<dialect>/evidence.sql`.
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -82,10 +81,9 @@ def record_evidence(tx: Tx, *, phone: str, message_id: str, media_id: str, kind:
 
 
 def attach_evidence(tx: Tx, *, phone: str, report_id: int, message_ids: Sequence[str],
-                    now_ms: int | None = None) -> int:
+                    now_ms: int) -> int:
     """Link this phone's rows for `message_ids` to a report; rows already linked keep their report.
     Answers how many rows were linked."""
-    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
     linked = 0
     for message_id in dict.fromkeys(message_ids):  # once each, in order
         linked += tx.execute("evidence_attach", {

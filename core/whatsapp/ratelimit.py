@@ -18,14 +18,11 @@ import asyncio
 import time
 from typing import Protocol
 
+from core.clock import Clock, system_clock
 from core.storage.database import Database
 from core.storage.send_limits import give_back_tokens, pause_number, take_tokens
 
 BURST_S = 0.25
-
-
-def epoch_ms() -> int:
-    return int(time.time() * 1000)
 
 
 class SendLimiter(Protocol):
@@ -39,10 +36,11 @@ class SendLimiter(Protocol):
 
 
 class NumberSendLimit:
-    def __init__(self, db: Database, number: str, rate_per_second: float) -> None:
+    def __init__(self, db: Database, number: str, rate_per_second: float, clock: Clock = system_clock) -> None:
         if rate_per_second <= 0:
             raise ValueError("rate_per_second must be positive")
         self.db = db
+        self.clock = clock
         self.number = number
         self.rate = float(rate_per_second)
         self.burst = max(1, int(self.rate * BURST_S))
@@ -55,7 +53,7 @@ class NumberSendLimit:
         deadline = time.monotonic() + max_wait_s
         async with self._lock:
             while True:
-                taken = await take_tokens(self.db, self.number, up_to=up_to, now_ms=epoch_ms(),
+                taken = await take_tokens(self.db, self.number, up_to=up_to, now_ms=self.clock(),
                                           rate_per_second=self.rate, burst=self.burst)
                 if taken.tokens:
                     return taken.tokens
@@ -65,11 +63,11 @@ class NumberSendLimit:
 
     async def give_back(self, tokens: int) -> None:
         if tokens > 0:
-            await give_back_tokens(self.db, self.number, tokens, now_ms=epoch_ms(), rate_per_second=self.rate,
+            await give_back_tokens(self.db, self.number, tokens, now_ms=self.clock(), rate_per_second=self.rate,
                                    burst=self.burst)
 
     async def pause(self, seconds: float) -> None:
-        now = epoch_ms()
+        now = self.clock()
         await pause_number(self.db, self.number, until_ms=now + int(seconds * 1000), now_ms=now,
                            rate_per_second=self.rate, burst=self.burst)
 
@@ -77,13 +75,15 @@ class NumberSendLimit:
 class SendLimits:
     """Each business number's limit, as this process reaches it."""
 
-    def __init__(self, db: Database, rate_per_second: float) -> None:
+    def __init__(self, db: Database, rate_per_second: float, clock: Clock = system_clock) -> None:
         self.db = db
+        self.clock = clock
         self.rate_per_second = rate_per_second
         self._limits: dict[str, NumberSendLimit] = {}
 
     def for_number(self, phone_number_id: str) -> SendLimiter:
         limit = self._limits.get(phone_number_id)
         if limit is None:
-            limit = self._limits[phone_number_id] = NumberSendLimit(self.db, phone_number_id, self.rate_per_second)
+            limit = self._limits[phone_number_id] = NumberSendLimit(self.db, phone_number_id, self.rate_per_second,
+                                                                          self.clock)
         return limit

@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 
 from bot.assistant import enqueue_answer
-from bot.conversation.sweeper import sweep_ai_responses
 from bot.runtime import Runtime
 from core.ai.assistant import (
     ANSWER_ABANDONED,
@@ -284,23 +283,21 @@ async def test_sweep_through_the_runtime_queues_the_answer(db_path: Path, openai
 
     settings = load_settings(base_env(db_path, ORPHANED_RUN_MAX_AGE="300000"))
     db = SqliteDatabase(str(db_path), pool_size=2)
-    rt = Runtime(settings=settings, db=db)
+    backend = openai_assistant(openai_server.base_url)
+    rt = Runtime(settings, db, assistant=backend)
     fake: FakeOpenAI = openai_server.fake  # type: ignore[assignment]
     fake.background_completes_after = None
-    backend = openai_assistant(openai_server.base_url)
-    rt.assistant = backend
-    from bot.assistant import ask_question, has_active_question
 
     conversation = await backend.create_conversation(PHONE)  # warm client: the budget goes to waiting
-    outcome = await ask_question(
-        rt, PHONE, "¿qué cubre la garantía?", conversation, message_id="wq", budget_ms=PENDING_BUDGET_MS
+    outcome = await rt.questions.ask(
+        PHONE, "¿qué cubre la garantía?", conversation, message_id="wq", budget_ms=PENDING_BUDGET_MS
     )
-    assert outcome.pending and await has_active_question(rt, PHONE)
+    assert outcome.pending and await rt.questions.has_active(PHONE)
     fake.responses[outcome.response_id or ""].complete_at = 0.0
-    report = await sweep_ai_responses(rt, startup=True)
+    report = await rt.sweeper.sweep_ai_responses(startup=True)
     assert report.delivered == ((PHONE, fake.background_answer),)
     assert outbox(db_path) == [(PHONE, fake.background_answer, "wq")]
-    assert not await has_active_question(rt, PHONE)
+    assert not await rt.questions.has_active(PHONE)
     db.close()
 
 

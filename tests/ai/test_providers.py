@@ -300,8 +300,8 @@ async def test_the_service_is_an_intent_provider_and_offline_by_default(db_path:
 
     db = SqliteDatabase(str(db_path), pool_size=1)
     rt = Runtime(settings=load_settings(base_env(db_path)), db=db)
-    service: IntentProvider = rt.get_intent()
-    assert isinstance(service, IntentService) and rt.get_intent() is service
+    service: IntentProvider = rt.intent
+    assert isinstance(service, IntentService) and rt.intent is service
     assert (await service.detect_intent("cancelar")).intencion is Intencion.CANCELAR
     assert await service.interpret_term("si", TermKind.SI_NO) == "SI"
     db.close()
