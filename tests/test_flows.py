@@ -24,7 +24,7 @@ from bot.messages import InboundMessage, MessageKind
 from core.ai import rules
 from core.ai.offline import OfflineProvider
 from core.ai.types import FALLBACK_EXTRACTION, Intencion, TermKind, TipoEquipo
-from core.storage.conversations import REPORT_NUMBER, Equipment, Session
+from bot.conversation.model import REPORT_NUMBER, Equipment, Session
 
 FRIDGE = Equipment(7, "10004512", "REFRIGERADOR", "Refrigerador vertical 2 puertas", "Tienda Centro")
 TRUCK = Equipment(9, "20007781", "VEHICULO", "Camión de reparto", "CEDIS Oriente")

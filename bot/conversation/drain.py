@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from bot.assistant import Questions
 from bot.conversation.engine import ConversationEngine
+from bot.conversation.model import Session
 from bot.evidence import EvidenceService
 from bot.messages import InboundMessage
 from bot.outbound.dispatcher import Dispatcher
@@ -153,7 +154,7 @@ class ConversationDrain:
             if not rows:
                 continue
             try:
-                result = await self.engine.handle_turn(rows, hb.lease, read.session)
+                result = await self.engine.handle_turn(rows, hb.lease, Session.from_row(key, read.session))
             except AlreadyProcessed:
                 continue
             except LeaseLost:

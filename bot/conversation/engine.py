@@ -24,6 +24,7 @@ from bot.conversation.flows import (
     facts_for,
     needs,
 )
+from bot.conversation.model import Equipment, Session
 from bot.messages import InboundMessage, MessageKind
 from core.ai.types import Extraction, IntentProvider
 from core.clock import Clock
@@ -32,7 +33,6 @@ from core.resilience.retry import with_session_retry
 from core.settings import Settings
 from core.storage.conversations import (
     ReplyWrite,
-    Session,
     TransitionWrite,
     commit_transition,
     equipment_at,
@@ -84,7 +84,7 @@ def to_write(session: Session, turn: Turn, inbox_ids: Sequence[int], tr: Transit
         message_id=turn.last.wamid if turn.messages else None,
         earlier_message_ids=tuple(m.wamid for m in turn.messages[:-1]),
         user_messages=tuple((m.wamid, _chat_text(m)) for m in turn.messages),
-        report=tr.report,
+        report=tr.report.to_write() if tr.report else None,
         replies=replies,
         effects=effects.for_transition(notify, session.key, tr, now, turn.last.wamid if turn.messages else None,
                                        history),
@@ -115,7 +115,7 @@ class ConversationEngine:
         turn = Turn(tuple(messages))
         text = turn.text
         if session is None:
-            session = await get_session_with_version(db, key)
+            session = Session.from_row(key, await get_session_with_version(db, key))
         extraction: Extraction | None = None
         if text:
             try:
@@ -127,7 +127,7 @@ class ConversationEngine:
         loaded = [session]
 
         async def load(phone: str) -> Session:
-            return loaded.pop() if loaded else await get_session_with_version(db, phone)
+            return loaded.pop() if loaded else Session.from_row(phone, await get_session_with_version(db, phone))
 
         async def attempt(current: object) -> Handled:
             assert isinstance(current, Session)
@@ -166,8 +166,9 @@ class ConversationEngine:
 
     async def _lookups(self, key: str, need: Needs, answer: Answer | None) -> Lookups:
         db = self.db
-        equipment = await find_equipment(db, need.sap_code) if need.sap_code else None
-        store = tuple(await equipment_at(db, need.store)) if need.store else ()
+        found = await find_equipment(db, need.sap_code) if need.sap_code else None
+        equipment = Equipment.from_row(found) if found else None
+        store = tuple(Equipment.from_row(e) for e in await equipment_at(db, need.store)) if need.store else ()
         duplicate = None
         if need.duplicate:
             equipment_id = equipment.id if equipment else need.equipment_id

@@ -18,10 +18,10 @@ from enum import StrEnum
 from typing import Any
 
 from bot.conversation import replies as r
+from bot.conversation.model import REPORT_ID, REPORT_NUMBER, Equipment, ReportDraft, Session
 from bot.messages import InboundMessage, MessageKind
 from core.ai import rules
 from core.ai.types import Extraction, Intencion, TipoEquipo
-from core.storage.conversations import REPORT_ID, REPORT_NUMBER, Equipment, ReportWrite, Session
 from core.whatsapp.outgoing import MAX_INTERACTIVE_BODY, MAX_TEXT_BODY, OutgoingMessage, fit
 
 
@@ -177,7 +177,7 @@ class Transition:
     equipment_id: int | None
     replies: tuple[OutgoingMessage, ...]
     description: str
-    report: ReportWrite | None = None
+    report: ReportDraft | None = None
     evidence: tuple[Evidence, ...] = ()  # media of this turn, recorded whatever the state
     attach: tuple[str, ...] = ()  # message ids of evidence that goes with `report` or `note_report`
     note_report: int | None = None  # the report id that `note` is added to
@@ -720,7 +720,7 @@ def _file(inp: FlowInput, data: dict[str, Any]) -> Transition:
                                                      "unidad", "gps", "sin_codigo", "urgente") if data.get(k)}
     details["adjuntos"] = len(data.get("evidencias", []))
     equipment_id = data.get("equipo_id") if kind == TipoEquipo.REFRIGERADOR.value else None
-    report = ReportWrite(kind, equipment_id if isinstance(equipment_id, int) else None, problem, details)
+    report = ReportDraft(kind, equipment_id if isinstance(equipment_id, int) else None, problem, details)
     lines = _summary_lines(data)
     # REPORT_NUMBER is replaced by the real number (from the report row's Id) in the commit.
     reply = r.text(r.report_filed(REPORT_NUMBER, lines, notified=inp.rules.notifies_maintenance))

@@ -19,6 +19,7 @@ from bot.assistant import Questions
 from bot.conversation.drain import INSTANCE
 from bot.conversation.engine import to_write
 from bot.conversation.flows import Rules, Turn, on_idle
+from bot.conversation.model import Session
 from bot.conversation.worker import hand_off
 from bot.outbound.dispatcher import Dispatcher
 from core import events
@@ -101,7 +102,7 @@ class ConversationSweeper:
         if lease is None:
             return 0  # someone is talking to the bot right now: not idle
         try:
-            session = await get_session_with_version(self.db, key)
+            session = Session.from_row(key, await get_session_with_version(self.db, key))
             if session.last_activity_ms >= idle_before_ms:
                 return 0
             now = self.clock()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from core.errors import AlreadyProcessed, ConcurrencyError, LeaseLost, StorageError
@@ -14,7 +14,6 @@ from core.storage.leases import Lease
 from core.storage.outbox import queue_reply
 from core.storage.text import fit_units
 
-INITIAL_STATE = "INICIO"
 # Column sizes in UTF-16 code units, as NVARCHAR counts them (core/storage/text.py).
 MAX_DESCRIPTION = 2000  # Reportes.Descripcion
 MAX_HISTORY_DESCRIPTION = 500  # HistorialSesiones.Descripcion
@@ -31,18 +30,15 @@ def format_report_number(report_id: int) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class Session:
-    key: str
-    state: str = INITIAL_STATE
-    data: Mapping[str, Any] = field(default_factory=dict)
-    equipment_id: int | None = None
-    version: int = 0  # 0 = no row yet; the first commit inserts it at version 1
-    last_activity_ms: int = 0
-    ai_conversation_id: str | None = None
+class SessionRow:
+    """A `SesionesChat` row, as the conversation's `Session` is built from it (bot/conversation/model.py)."""
 
-    @property
-    def exists(self) -> bool:
-        return self.version > 0
+    state: str
+    data: Mapping[str, Any]
+    equipment_id: int | None
+    version: int
+    last_activity_ms: int
+    ai_conversation_id: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +52,9 @@ class InboxRow:
 
 
 @dataclass(frozen=True, slots=True)
-class Equipment:
+class EquipmentRow:
+    """An `Equipos` row."""
+
     id: int
     sap_code: str
     kind: str
@@ -108,11 +106,10 @@ class TxEffect(Protocol):
     def __call__(self, tx: Tx, report_id: int | None) -> object: ...
 
 
-def _session(key: str, row: Mapping[str, Any] | None) -> Session:
+def _session(row: Mapping[str, Any] | None) -> SessionRow | None:
     if row is None:
-        return Session(key)
-    return Session(
-        key=key,
+        return None
+    return SessionRow(
         state=row["estado"],
         data=json.loads(row["datos"] or "{}"),
         equipment_id=row["equipo_id"],
@@ -122,8 +119,9 @@ def _session(key: str, row: Mapping[str, Any] | None) -> Session:
     )
 
 
-async def get_session_with_version(db: Database, key: str) -> Session:
-    return _session(key, await db.read(lambda tx: tx.fetch_one("session_get", {"telefono": key})))
+async def get_session_with_version(db: Database, key: str) -> SessionRow | None:
+    """The conversation's session row (None: no row yet)."""
+    return _session(await db.read(lambda tx: tx.fetch_one("session_get", {"telefono": key})))
 
 
 def _apply(tx: Tx, t: TransitionWrite, lease: Lease | None) -> int | None:
@@ -226,7 +224,7 @@ class TurnRead:
     """What the worker reads before a turn, in one read transaction."""
 
     rows: list[InboxRow]
-    session: Session
+    session: SessionRow | None  # None: no session row yet (or no pending rows, so it was not read)
     ai_run_active: bool
 
 
@@ -243,9 +241,9 @@ async def read_turn(db: Database, key: str, limit: int, *, check_ai_run: bool) -
     def work(tx: Tx) -> TurnRead:
         rows = _inbox_rows(tx, key, limit)
         if not rows:
-            return TurnRead(rows, Session(key), False)
+            return TurnRead(rows, None, False)
         active = check_ai_run and tx.fetch_one("has_active_ai_run", {"telefono": key}) is not None
-        return TurnRead(rows, _session(key, tx.fetch_one("session_get", {"telefono": key})), active)
+        return TurnRead(rows, _session(tx.fetch_one("session_get", {"telefono": key})), active)
 
     return await db.read(work)
 
@@ -286,11 +284,11 @@ async def idle_sessions(db: Database, idle_before_ms: int, limit: int) -> list[s
     return [r["telefono"] for r in await db.read(lambda tx: tx.fetch_all("sessions_idle", params))]
 
 
-def _equipment(row: Mapping[str, Any]) -> Equipment:
-    return Equipment(row["id"], row["codigo_sap"], row["tipo_equipo"], row["descripcion"], row["ubicacion"])
+def _equipment(row: Mapping[str, Any]) -> EquipmentRow:
+    return EquipmentRow(row["id"], row["codigo_sap"], row["tipo_equipo"], row["descripcion"], row["ubicacion"])
 
 
-async def equipment_at(db: Database, place: str, limit: int = 9) -> list[Equipment]:
+async def equipment_at(db: Database, place: str, limit: int = 9) -> list[EquipmentRow]:
     """Active catalog equipment whose location contains `place` ("centro" finds "Tienda Centro")."""
     words = place.strip()
     for prefix in ("tienda ", "sucursal ", "store ", "local "):
@@ -309,8 +307,6 @@ async def recent_chat(db: Database, key: str, limit: int = 20) -> list[tuple[str
     return [(r["origen"], r["contenido"]) for r in reversed(rows)]
 
 
-async def find_equipment(db: Database, sap_code: str) -> Equipment | None:
+async def find_equipment(db: Database, sap_code: str) -> EquipmentRow | None:
     row = await db.read(lambda tx: tx.fetch_one("equipo_by_sap", {"codigo": sap_code}))
-    if row is None:
-        return None
-    return Equipment(row["id"], row["codigo_sap"], row["tipo_equipo"], row["descripcion"], row["ubicacion"])
+    return None if row is None else _equipment(row)
