@@ -84,7 +84,6 @@ import asyncio, json, sys
 sys.path.insert(0, sys.argv[2])
 from bot.health import check_health
 from bot.runtime import build_runtime
-from bot.webhook.ingest import handle_webhook_post
 from core.settings import load_settings
 from tests.conftest import base_env
 from tests.webhook_helpers import encode, signed_headers, text_payload
