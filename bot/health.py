@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from dataclasses import dataclass
 
+from core.clock import system_clock
 from core.errors import BotError, SchemaOutdated
 from core.metrics import database_wait_exceeded_total
 from core.storage.database import Database, Tx
@@ -80,7 +80,7 @@ async def _check(db: Database) -> Health:
     if version < LATEST_VERSION:
         return Health(False, db.dialect, version, f"schema version {version} < {LATEST_VERSION}: run migrations")
     try:
-        await db.write(lambda tx: tx.execute("health_probe", {"ahora": int(time.time() * 1000)}))
+        await db.write(lambda tx: tx.execute("health_probe", {"ahora": system_clock()}))
         db.check_identity()
     except BotError as exc:
         log.error("Health: la base de datos no acepta escrituras: %s", exc)
