@@ -63,7 +63,7 @@ class Rules:
     correction_ms: int = 30 * 60_000  # "me equivoqué de equipo" cancels the report for this long
     handover_ms: int = 4 * 3_600_000  # the bot stays quiet after handing over to a person
     draft_ttl_ms: int = 24 * 3_600_000  # an unfinished draft is kept this long
-    notifies_maintenance: bool = False  # REPORT_NOTIFY_NUMBERS is set: the confirmation may say so
+    notifies_maintenance: bool = False  # REPORT_NOTIFY_NUMBERS is set: replies may say maintenance was told
 
 
 @dataclass(frozen=True, slots=True)
@@ -353,7 +353,8 @@ def decide(inp: FlowInput) -> Transition:
         inp = replace(inp, facts=f)
 
     if f.intencion is Intencion.HABLAR_PERSONA or (f.urgente and not f.problema and not drafting):
-        return _handover(inp, state, data, r.ATENCION_HUMANA, "Atención humana solicitada")
+        text = r.handover(notified=inp.rules.notifies_maintenance, urgent=f.urgente)
+        return _handover(inp, state, data, text, "Atención humana solicitada")
     if f.intencion is Intencion.CANCELAR or (f.ya_funciona and not _has_report_facts(replace(f, problema=None))):
         return _cancel(inp, state, data, last)
     if f.intencion is Intencion.CONSULTA_ESTADO and not (f.tipo_equipo and f.problema):

@@ -73,17 +73,8 @@ COMO_EMPEZAR = (
     "(por ejemplo: *el refrigerador de la tienda centro no enfría*)."
 )
 RECORDATORIO = "¿Seguimos con tu reporte? Lo guardo hasta mañana. {pregunta}"
-ATENCION_HUMANA = (
-    "Listo, avisé al equipo de mantenimiento; una persona te escribirá por aquí. Mientras tanto no te enviaré "
-    "respuestas automáticas."
-)
-URGENTE = (
-    "⚠️ Si hay humo, fuego o alguien lastimado, aléjate del equipo y llama al 911. Ya avisé al equipo de "
-    "mantenimiento; una persona te escribirá por aquí."
-)
-AVISO_URGENTE = (
-    "⚠️ Si hay humo, fuego o alguien lastimado, aléjate del equipo y llama al 911. Marco el reporte como urgente."
-)
+SEGURIDAD = "⚠️ Si hay humo, fuego o alguien lastimado, aléjate del equipo y llama al 911."
+AVISO_URGENTE = f"{SEGURIDAD} Marco el reporte como urgente."
 AGREGADO_A_REPORTE = "Agregué {que} a tu reporte *{numero}*."
 AGREGADO_A_DUPLICADO = "Agregué tu información al reporte *{numero}* ({estado}). Te aviso cuando cambie."
 NOTA_YA_FUNCIONA = "¡Qué bueno! Le avisé a mantenimiento en tu reporte *{numero}* que ya funciona."
@@ -122,6 +113,17 @@ def report_filed(number: str, lines: Sequence[tuple[str, str]], *, notified: boo
     who = "Ya avisé al equipo de mantenimiento" if notified else "El equipo de mantenimiento dará seguimiento"
     return (f"✅ Reporte *{number}* registrado.\n{body}\n{who}; te escribo aquí cuando cambie su estado. "
             "Si quieres saber cómo va, escribe *mis reportes*.")
+
+
+def handover(*, notified: bool, urgent: bool) -> str:
+    """The reply to "quiero hablar con una persona" (or to an emergency with no report to file). It says
+    maintenance was told only when REPORT_NOTIFY_NUMBERS names someone; else the conversation only waits
+    for a person in the console."""
+    who = ("avisé al equipo de mantenimiento; una persona te escribirá por aquí" if notified else
+           "dejé tu conversación para que la atienda una persona de mantenimiento; te escribirá por aquí en "
+           "cuanto la revise")
+    lead = f"{SEGURIDAD} Ya" if urgent else "Listo,"
+    return f"{lead} {who}. Mientras tanto no te enviaré respuestas automáticas."
 
 
 def duplicate(number: str, status: str, created: str) -> OutgoingMessage:
