@@ -15,15 +15,13 @@ from __future__ import annotations
 import logging
 import time
 
-from bot.conversation import replies as r
+from bot import texts as r
 from bot.runtime import Runtime
 from core.ai import assistant
 from core.ai.assistant import AskOutcome
 from core.storage.ai_runs import AiRun
 from core.storage.database import Tx
 from core.storage.outbox import queue_reply
-
-ANSWER_EMPTY = "No encontré una respuesta a tu pregunta."
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +63,6 @@ async def ask_question(
 
 def enqueue_answer(tx: Tx, run: AiRun, text: str) -> None:
     """Queue a late answer in ColaEnvios, inside the transaction that settles its run (so: once)."""
-    message = r.text(text or ANSWER_EMPTY)
+    message = r.text(text or r.ANSWER_EMPTY)
     queue_reply(tx, run.telefono, kind=message.kind, content=message.to_json(), now_ms=int(time.time() * 1000),
                 origin_message_id=run.message_id)

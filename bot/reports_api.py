@@ -8,6 +8,7 @@ import json
 import logging
 from typing import Any
 
+from bot import texts
 from bot.outbound.campaigns import ApiResponse, parse_recipient
 from bot.outbound.dispatcher import dispatch_recipient
 from bot.runtime import Runtime
@@ -90,7 +91,8 @@ async def change_status(rt: Runtime, raw_number: str, raw_body: bytes, *, now_ms
         return request
     status, note = request
     report = await change_report_status(rt.db, number, status, note, origin="MANTENIMIENTO",
-                                        notify=NotifyConfig.from_settings(rt.settings), now_ms=now_ms)
+                                        notice=texts.status_notice, notify=NotifyConfig.from_settings(rt.settings),
+                                        now_ms=now_ms)
     if report is None:
         return _not_found(number)
     log.info("REPORTE_ESTADO %s -> %s (mantenimiento)", report.number, report.status)
@@ -105,7 +107,7 @@ async def release_conversation(rt: Runtime, raw_phone: str, *, now_ms: int) -> A
     if phone is None:
         return _bad("teléfono inválido: usa el número con código de país (8 a 15 dígitos) o el BSUID")
     notify = NotifyConfig.from_settings(rt.settings)
-    if not await release_handover(rt.db, phone, now_ms, notify=notify):
+    if not await release_handover(rt.db, phone, now_ms, released_text=texts.HANDOVER_RELEASED, notify=notify):
         return ApiResponse(404, {"error": "esa conversación no está en atención humana", "telefono": phone})
     log.info("ATENCION_HUMANA_LIBERADA %s", mask_phone(phone))
     await _send_now(rt, phone)

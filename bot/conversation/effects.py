@@ -8,6 +8,7 @@ import logging
 from functools import partial
 from typing import TYPE_CHECKING
 
+from bot import texts
 from bot.conversation.flows import ReportInfo, Transition
 from bot.messages import InboundMessage
 from core.notify import NotifyConfig
@@ -72,7 +73,8 @@ def _report_created(rt: Runtime | None, plate: object, message_id: str | None, n
     record_report_created(tx, report_id=report_id, plate=plate if isinstance(plate, str) else None,
                           message_id=message_id, now_ms=now)
     if rt is not None:
-        queue_new_report_notices(tx, report_id=report_id, notify=notify_config(rt), now_ms=now)
+        queue_new_report_notices(tx, report_id=report_id, notice=texts.new_report_notice, notify=notify_config(rt),
+                                 now_ms=now)
 
 
 def _note(report_id: int, note: str, message_id: str | None, now: int, tx: Tx, _: int | None) -> None:
@@ -85,7 +87,7 @@ def _cancel(report_id: int, message_id: str | None, now: int, tx: Tx, _: int | N
 
 
 def _handover(rt: Runtime, key: str, history: str, now: int, tx: Tx, _: int | None) -> None:
-    queue_handover_notices(tx, phone=key, transcript=history, notify=notify_config(rt), now_ms=now)
+    queue_handover_notices(tx, notice=texts.handover_notice(key, history), notify=notify_config(rt), now_ms=now)
 
 
 def notify_config(rt: Runtime) -> NotifyConfig:

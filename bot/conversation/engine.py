@@ -10,6 +10,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from bot import texts
 from bot.assistant import ask_question
 from bot.conversation import effects
 from bot.conversation.flows import (
@@ -178,6 +179,6 @@ async def _history(rt: Runtime, key: str, need: Needs) -> str | None:
     if not need.history:
         return None
     lines = await recent_chat(rt.db, key, 20)
-    return "\n".join(f"{'Usuario' if who == 'USUARIO' else 'Bot'}: {text}" for who, text in lines)
+    return texts.chat_transcript(lines)
 
 

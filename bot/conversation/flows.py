@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
-from bot.conversation import replies as r
+from bot import texts as r
 from bot.messages import InboundMessage, MessageKind
 from core.ai import rules
 from core.ai.types import Extraction, Intencion, TipoEquipo

@@ -1,12 +1,32 @@
-"""What the bot says, in Spanish. One place, so flows read as logic and texts can be reviewed together."""
+"""Everything people read on WhatsApp, in Spanish, in one place: the conversation's replies to field
+workers, the words for their attachments, the assistant's fallback, and the notices about a report's life
+(the reporter's status changes, maintenance's new-report and handover notices, as text inside WhatsApp's
+24-hour window and as template parameters outside it). Flows read as logic; texts are reviewed together.
+
+Storage never composes a sentence: `core.storage.reports` queues the `Notice` these functions build, in the
+transaction of the change. The template bodies submitted to Meta (docs/reports.md) take the parameters in
+the order built here. Log messages and the API's error JSON are not here: nobody reads them on WhatsApp.
+"""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from bot.evidence import evidence_summary
-from core.whatsapp.outgoing import MAX_ROW_DESCRIPTION, MAX_ROW_TITLE, MAX_TEXT_BODY, Choice, OutgoingMessage, fit
+from core.notify import Notice
+from core.storage.reports import ReportView
+from core.whatsapp.outgoing import (
+    ELLIPSIS,
+    MAX_ROW_DESCRIPTION,
+    MAX_ROW_TITLE,
+    MAX_TEMPLATE_PARAMETER,
+    MAX_TEXT_BODY,
+    Choice,
+    OutgoingMessage,
+    fit,
+    one_line,
+)
 
 # How much of a user's or the catalog's own words a reply repeats: enough to recognise, never enough
 # to push the reply past WhatsApp's limits.
@@ -82,10 +102,19 @@ EQUIVOCADO = "Cancelé el reporte *{numero}*. Vamos a corregirlo."
 SIN_REPORTES = "No tienes reportes registrados con este número. Si algo falla, cuéntame qué equipo y qué le pasa."
 REPORTE_NO_ENCONTRADO = "No encontré el reporte *{numero}* entre los tuyos. Escribe *mis reportes* para ver tu lista."
 UBICACION_RECIBIDA = "Recibí tu ubicación."
-STATUS_NAMES = {
-    "abierto": "abierto", "asignado": "asignado a un técnico", "en_proceso": "en proceso",
-    "resuelto": "resuelto ✅", "cancelado": "cancelado",
+# What a confirmation calls each kind of attachment: (one, several).
+EVIDENCE_NAMES = {"image": ("foto", "fotos"), "audio": ("nota de voz", "notas de voz"), "video": ("video", "videos"),
+                  "document": ("documento", "documentos"), "sticker": ("sticker", "stickers")}
+ANSWER_EMPTY = "No encontré una respuesta a tu pregunta."  # the assistant finished with no text
+# A report's status in words: plain in notices and template parameters, with a mark in the conversation.
+STATUS_LABELS: Mapping[str, str] = {
+    "abierto": "abierto",
+    "asignado": "asignado a un técnico",
+    "en_proceso": "en proceso",
+    "resuelto": "resuelto",
+    "cancelado": "cancelado",
 }
+STATUS_NAMES = {**STATUS_LABELS, "resuelto": "resuelto ✅"}
 
 
 def text(body: str) -> OutgoingMessage:
@@ -95,6 +124,13 @@ def text(body: str) -> OutgoingMessage:
 
 def yes_no(body: str) -> OutgoingMessage:
     return OutgoingMessage(body=fit(body, 1_024), buttons=YES_NO)
+
+
+def evidence_summary(kinds: Sequence[str]) -> str:
+    """`["image", "image", "audio"]` -> "2 fotos y 1 nota de voz" (kinds in the order first seen); "" for none."""
+    counts = Counter(k for k in kinds if k in EVIDENCE_NAMES)
+    parts = [f"{n} {EVIDENCE_NAMES[k][0] if n == 1 else EVIDENCE_NAMES[k][1]}" for k, n in counts.items()]
+    return ", ".join(parts[:-1]) + " y " + parts[-1] if len(parts) > 1 else "".join(parts)
 
 
 def attachments_line(evidence: Sequence[Mapping[str, Any]]) -> str | None:
@@ -151,3 +187,66 @@ def reports_status(items: Sequence[str]) -> str:
     if len(items) == 1:
         return "Así va tu reporte:\n" + items[0]
     return "Así van tus reportes más recientes:\n" + "\n".join(items)
+
+
+def chat_transcript(lines: Sequence[tuple[str, str]]) -> str:
+    """The conversation so far as maintenance reads it in a handover notice: (origin, text) oldest first."""
+    return "\n".join(f"{'Usuario' if who == 'USUARIO' else 'Bot'}: {said}" for who, said in lines)
+
+
+# -- notices about a report's life (text inside the 24-hour window, template parameters outside it) ----
+
+NO_NOTE = "sin nota"
+NO_MESSAGES = "(sin mensajes)"
+HANDOVER_TRANSCRIPT_MAX = 3_000  # characters of the conversation a text notice carries
+HANDOVER_RELEASED = "La atención con mantenimiento terminó. Si necesitas algo más, escríbeme y con gusto te ayudo. 🙂"
+
+
+def status_label(status: str) -> str:
+    return STATUS_LABELS.get(status, status)
+
+
+def status_notice(report: ReportView) -> Notice:
+    """The reporter's notice of the report's current status and last note.
+    Template: {{1}} number, {{2}} status, {{3}} note."""
+    number, status, note = report.number, report.status, report.last_note
+    note_line = f"\nNota: {note}" if note else ""
+    if status == "resuelto":
+        body = (f"✅ ¡Buenas noticias! Tu reporte *{number}* quedó *resuelto*.{note_line}\n\n"
+                "Gracias por avisarnos. Si el equipo vuelve a fallar, escríbenos y lo revisamos de nuevo.")
+    elif status == "cancelado":
+        body = f"Tu reporte *{number}* fue *cancelado*.{note_line}\n\nSi la falla sigue, escríbenos y abrimos otro."
+    else:
+        body = f"🔧 Tu reporte *{number}* ahora está: *{status_label(status)}*.{note_line}"
+    return Notice(fit(body, MAX_TEXT_BODY), (number, status_label(status), note or NO_NOTE))
+
+
+def new_report_notice(report: ReportView) -> Notice:
+    """Maintenance's notice of a report just filed. Template: {{1}} number, {{2}} equipment, {{3}} location,
+    {{4}} description, {{5}} attachments, {{6}} reporter."""
+    equipment, location = report.equipment_text, report.location or "-"
+    text = fit(
+        f"🆕 Nuevo reporte *{report.number}*\n"
+        f"Equipo: {equipment}\n"
+        f"Ubicación: {location}\n"
+        f"Falla: {report.description}\n"
+        f"Evidencias: {report.attachments}\n"
+        f"Reportó: {report.phone}",
+        MAX_TEXT_BODY,
+    )
+    return Notice(text, (report.number, equipment, location, report.description, str(report.attachments),
+                         report.phone))
+
+
+def handover_notice(phone: str, transcript: str) -> Notice:
+    """Maintenance's notice that a worker asked for a person, with the conversation so far.
+    Template: {{1}} phone, {{2}} the end of the conversation (the newest part that fits one parameter)."""
+    recent = transcript[-HANDOVER_TRANSCRIPT_MAX:] if transcript else NO_MESSAGES
+    text = fit(
+        f"🙋 *{phone}* pidió hablar con una persona. El bot no le responderá hasta que se libere la "
+        f"conversación.\n\nConversación:\n{recent}",
+        MAX_TEXT_BODY,
+    )
+    flat, keep = one_line(transcript), MAX_TEMPLATE_PARAMETER - 1
+    tail = flat if len(flat) <= keep + 1 else ELLIPSIS + flat[-keep:]
+    return Notice(text, (phone, tail or NO_MESSAGES))
