@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from core.ai.types import TipoEquipo
 from core.notify import Notice
 from core.storage.reports import ReportView
 from core.whatsapp.outgoing import (
@@ -33,7 +34,6 @@ from core.whatsapp.outgoing import (
 ECHO_PROBLEM = 300
 ECHO_EQUIPMENT = 150
 
-YES_NO = (Choice("confirmar_si", "Sí"), Choice("confirmar_no", "No"))
 MENU_TIPO = OutgoingMessage(
     body=(
         "¡Hola! Soy el asistente de reportes de fallas. ¿Qué equipo quieres reportar?\n"
@@ -44,9 +44,6 @@ MENU_TIPO = OutgoingMessage(
 )
 MENU_TIPO_CORTO = OutgoingMessage(body="¿Qué equipo quieres reportar?\n1. Refrigerador\n2. Vehículo",
                                   buttons=MENU_TIPO.buttons)
-MENU_TIPO_OTRA_VEZ = OutgoingMessage(
-    body="No entendí el tipo de equipo. Responde *1* para refrigerador o *2* para vehículo.", buttons=MENU_TIPO.buttons,
-)
 PIDE_SAP = (
     "Envíame el *código SAP* del refrigerador (está en la etiqueta). Si no tiene etiqueta, dime *sin etiqueta*."
 )
@@ -70,7 +67,6 @@ PIDE_EMPLEADO = "¿Cuál es tu *número de empleado*?"
 EMPLEADO_INVALIDO = "El número de empleado es de 4 a 10 dígitos. ¿Cuál es el tuyo?"
 PIDE_PLACA = "¿Cuál es la *placa* o el *número de unidad* del vehículo?"
 PLACA_INVALIDA = "No reconocí la placa. Escríbela como aparece, por ejemplo *NXR-452-A*, o el número de unidad."
-SI_NO_OTRA_VEZ = "Responde *sí* o *no*, por favor."
 CORRIGE = "¿Qué dato corrijo? Escríbeme el dato correcto (código, tienda, placa, empleado o la falla)."
 CANCELADO = "Listo, descarté el reporte que estábamos llenando. Si necesitas algo más, escríbeme."
 YA_FUNCIONA = "¡Qué bueno que ya funciona! Descarté el reporte que estábamos llenando."
@@ -101,11 +97,24 @@ NOTA_YA_FUNCIONA = "¡Qué bueno! Le avisé a mantenimiento en tu reporte *{nume
 EQUIVOCADO = "Cancelé el reporte *{numero}*. Vamos a corregirlo."
 SIN_REPORTES = "No tienes reportes registrados con este número. Si algo falla, cuéntame qué equipo y qué le pasa."
 REPORTE_NO_ENCONTRADO = "No encontré el reporte *{numero}* entre los tuyos. Escribe *mis reportes* para ver tu lista."
-UBICACION_RECIBIDA = "Recibí tu ubicación."
 # What a confirmation calls each kind of attachment: (one, several).
 EVIDENCE_NAMES = {"image": ("foto", "fotos"), "audio": ("nota de voz", "notas de voz"), "video": ("video", "videos"),
                   "document": ("documento", "documentos"), "sticker": ("sticker", "stickers")}
 ANSWER_EMPTY = "No encontré una respuesta a tu pregunta."  # the assistant finished with no text
+CONFIRM_QUESTION = "¿Lo registro?"
+YOUR_LOCATION = "tu ubicación"
+YOUR_FILE = "tu archivo"  # media of a kind with no name below
+THE_DETAIL = "el detalle"
+# How "Anoté: ..." names each slot of the draft, in the order it lists them.
+SLOT_LABELS = {"equipo": "equipo", "tienda": "tienda", "placa": "placa", "unidad": "unidad", "empleado": "empleado",
+               "problema": "falla"}
+KIND_HEADS = {"REFRIGERADOR": "Reporte de refrigerador. ", "VEHICULO": "Reporte de vehículo. "}
+# What the conversation writes on a report: maintenance reads it, and the worker sees it as the last note.
+NO_DESCRIPTION = "Sin descripción"
+NO_DETAIL = "Sin detalle"
+NOTE_EVIDENCE_ADDED = "Evidencia agregada"
+NOTE_WORKS_AGAIN = "El usuario indica que el equipo ya funciona"
+NOTE_WRONG_EQUIPMENT = "El usuario indicó que era otro equipo"
 # A report's status in words: plain in notices and template parameters, with a mark in the conversation.
 STATUS_LABELS: Mapping[str, str] = {
     "abierto": "abierto",
@@ -122,10 +131,6 @@ def text(body: str) -> OutgoingMessage:
     return OutgoingMessage(body=fit(body, MAX_TEXT_BODY))
 
 
-def yes_no(body: str) -> OutgoingMessage:
-    return OutgoingMessage(body=fit(body, 1_024), buttons=YES_NO)
-
-
 def evidence_summary(kinds: Sequence[str]) -> str:
     """`["image", "image", "audio"]` -> "2 fotos y 1 nota de voz" (kinds in the order first seen); "" for none."""
     counts = Counter(k for k in kinds if k in EVIDENCE_NAMES)
@@ -138,9 +143,64 @@ def attachments_line(evidence: Sequence[Mapping[str, Any]]) -> str | None:
     return evidence_summary([str(item.get("tipo")) for item in evidence]) or None
 
 
-def summary(lines: Sequence[tuple[str, str]], *, question: str) -> OutgoingMessage:
+def understood(changed: Sequence[tuple[str, str]], *, location: bool, evidence: Sequence[Mapping[str, Any]],
+               kind: str | None) -> str | None:
+    """"Anoté: ..." for the facts a turn added ((slot, value) in `SLOT_LABELS` order, a location, media), so
+    the worker sees they were heard; `kind` (the draft's type, when this turn set it) heads the line."""
+    parts = [f"{SLOT_LABELS[slot]} *{fit(value, ECHO_EQUIPMENT)}*" for slot, value in changed]
+    if location:
+        parts.append(YOUR_LOCATION)
+    if evidence:
+        parts.append(attachments_line(evidence) or YOUR_FILE)
+    if not parts:
+        return None
+    return f"{KIND_HEADS.get(str(kind), '')}Anoté: " + ", ".join(parts) + "."
+
+
+def added_to_report(number: str, *, evidence: Sequence[Mapping[str, Any]], location: bool, detail: bool) -> str:
+    """What the worker sent after filing, added to the report."""
+    what = [attachments_line(evidence) or YOUR_FILE] if evidence else []
+    what += [YOUR_LOCATION] if location else []
+    what += [THE_DETAIL] if detail else []
+    return AGREGADO_A_REPORTE.format(que=" y ".join(what), numero=number)
+
+
+def note_with_location(note: str | None, latitude: float | None, longitude: float | None) -> str:
+    return ((note + " · ") if note else "") + f"Ubicación: {latitude},{longitude}"
+
+
+def note_same_equipment(problem: object) -> str:
+    """The note a duplicate report adds to the open one of the same equipment."""
+    return f"Nuevo reporte del mismo equipo: {problem or 'El usuario reportó el mismo equipo de nuevo'}"
+
+
+def draft_lines(data: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The draft as (label, value) lines, for the summary and the filed-report confirmation."""
+    lines: list[tuple[str, str]] = []
+    if data.get("tipo") == TipoEquipo.VEHICULO.value:
+        vehicle = f"placa {data['placa']}" if data.get("placa") else f"unidad {data.get('unidad')}"
+        lines.append(("Vehículo", vehicle))
+        lines.append(("Empleado", str(data.get("empleado"))))
+        if data.get("gps"):
+            gps = data["gps"]
+            lines.append(("Ubicación", gps.get("nombre") or f"{gps.get('lat')}, {gps.get('lon')}"))
+    else:
+        if data.get("equipo_id"):
+            lines.append(("Equipo", f"{data.get('equipo')} ({data.get('codigo_sap') or 'sin código'})"))
+            lines.append(("Ubicación", str(data.get("ubicacion") or data.get("tienda") or "")))
+        else:
+            lines.append(("Equipo", "Refrigerador sin código (mantenimiento lo identificará)"))
+            lines.append(("Ubicación", str(data.get("tienda") or "sin tienda")))
+    lines.append(("Falla", str(data.get("problema"))))
+    attached = attachments_line(data.get("evidencias", []))
+    if attached:
+        lines.append(("Adjuntos", attached))
+    return lines
+
+
+def summary(lines: Sequence[tuple[str, str]]) -> OutgoingMessage:
     body = "Revisa tu reporte:\n" + "\n".join(f"• {k}: {fit(v, ECHO_PROBLEM)}" for k, v in lines)
-    return OutgoingMessage(body=fit(f"{body}\n\n{question}", 1_024),
+    return OutgoingMessage(body=fit(f"{body}\n\n{CONFIRM_QUESTION}", 1_024),
                            buttons=(Choice("confirmar_si", "Sí, registrar"), Choice("confirmar_no", "Corregir")))
 
 
@@ -162,9 +222,11 @@ def handover(*, notified: bool, urgent: bool) -> str:
     return f"{lead} {who}. Mientras tanto no te enviaré respuestas automáticas."
 
 
-def duplicate(number: str, status: str, created: str) -> OutgoingMessage:
+def duplicate(number: str, status: str, created: str | None) -> OutgoingMessage:
+    """`created` None: asked again, when the date is no longer at hand."""
     return OutgoingMessage(
-        body=(f"Ese equipo ya tiene el reporte *{number}* ({STATUS_NAMES.get(status, status)}, desde {created}). "
+        body=(f"Ese equipo ya tiene el reporte *{number}* ({STATUS_NAMES.get(status, status)}, "
+              f"desde {created or 'antes'}). "
               "¿Es la misma falla? Si es la misma, agrego tus datos a ese reporte."),
         buttons=(Choice("duplicado_misma", "Es la misma"), Choice("duplicado_otra", "Es otra falla")),
     )

@@ -82,7 +82,7 @@ def _note(report_id: int, note: str, message_id: str | None, now: int, tx: Tx, _
 
 
 def _cancel(report_id: int, message_id: str | None, now: int, tx: Tx, _: int | None) -> None:
-    set_report_status_tx(tx, report_id=report_id, status="cancelado", note="El usuario indicó que era otro equipo",
+    set_report_status_tx(tx, report_id=report_id, status="cancelado", note=texts.NOTE_WRONG_EQUIPMENT,
                          origin="USUARIO", message_id=message_id, now_ms=now)
 
 
