@@ -1,5 +1,5 @@
 """Everything people read on WhatsApp, in Spanish, in one place: the conversation's replies to field
-workers, the words for their attachments, the assistant's fallback, and the notices about a report's life
+workers, the words for their attachments, the text for an empty AI answer, and the notices about a report's life
 (the reporter's status changes, maintenance's new-report and handover notices, as text inside WhatsApp's
 24-hour window and as template parameters outside it). Flows read as logic; texts are reviewed together.
 
@@ -103,7 +103,7 @@ EVIDENCE_NAMES = {"image": ("foto", "fotos"), "audio": ("nota de voz", "notas de
 ANSWER_EMPTY = "No encontré una respuesta a tu pregunta."  # the assistant finished with no text
 CONFIRM_QUESTION = "¿Lo registro?"
 YOUR_LOCATION = "tu ubicación"
-YOUR_FILE = "tu archivo"  # media of a kind with no name below
+YOUR_FILE = "tu archivo"  # media of a kind EVIDENCE_NAMES does not name
 THE_DETAIL = "el detalle"
 # How "Anoté: ..." names each slot of the draft, in the order it lists them.
 SLOT_LABELS = {"equipo": "equipo", "tienda": "tienda", "placa": "placa", "unidad": "unidad", "empleado": "empleado",
