@@ -24,6 +24,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.common import fresh_database, pct, print_table  # noqa: E402
+from bot.texts import status_notice  # noqa: E402
 from core.notify import NotifyConfig  # noqa: E402
 from core.storage.conversations import format_report_number  # noqa: E402
 from core.storage.database import Tx  # noqa: E402
@@ -88,7 +89,7 @@ async def run(reports: int, ops: int) -> None:
                                                                      plate=f"abc-{3 * (i * 7 % (reports // 3)):05d}")),
                 ("change_report_status (+ history + notice)", lambda i: change_report_status(
                     db, format_report_number(1 + i * 41 % reports), REPORT_STATUSES[1 + i % 4], f"nota {i}",
-                    origin="MANTENIMIENTO", notify=notify, now_ms=now)),
+                    origin="MANTENIMIENTO", notice=status_notice, notify=notify, now_ms=now)),
             ]
             for name, fn in cases:
                 p50, p99, rate = await _measure(ops, fn)

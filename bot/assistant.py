@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from bot.conversation import replies as r
+from bot import texts as r
 from core.ai import assistant
 from core.ai.assistant import AskOutcome, RecoveryReport
 from core.ai.remote import AssistantBackend
@@ -17,8 +17,6 @@ from core.clock import Clock
 from core.storage.ai_runs import AiRun
 from core.storage.database import Database, Tx
 from core.storage.outbox import queue_reply
-
-ANSWER_EMPTY = "No encontré una respuesta a tu pregunta."
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +53,6 @@ class Questions:
 
 def enqueue_answer(tx: Tx, run: AiRun, text: str, now_ms: int) -> None:
     """Queue a late answer in ColaEnvios, inside the transaction that settles its run (so: once)."""
-    message = r.text(text or ANSWER_EMPTY)
+    message = r.text(text or r.ANSWER_EMPTY)
     queue_reply(tx, run.telefono, kind=message.kind, content=message.to_json(), now_ms=now_ms,
                 origin_message_id=run.message_id)

@@ -10,8 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter
-from collections.abc import Sequence
 
 from bot.messages import InboundMessage, MessageKind
 from core.clock import Clock
@@ -24,16 +22,6 @@ from core.telemetry import mask_phone
 
 log = logging.getLogger("bot.evidence")
 SWEEP_ROUNDS = 5  # batches per timer tick; the next tick takes the rest
-# What a confirmation calls each kind: (one, several).
-_NAMES = {"image": ("foto", "fotos"), "audio": ("nota de voz", "notas de voz"), "video": ("video", "videos"),
-          "document": ("documento", "documentos"), "sticker": ("sticker", "stickers")}
-
-
-def evidence_summary(kinds: Sequence[str]) -> str:
-    """`["image", "image", "audio"]` -> "2 fotos y 1 nota de voz" (kinds in the order first seen); "" for none."""
-    counts = Counter(k for k in kinds if k in _NAMES)
-    parts = [f"{n} {_NAMES[k][0] if n == 1 else _NAMES[k][1]}" for k, n in counts.items()]
-    return ", ".join(parts[:-1]) + " y " + parts[-1] if len(parts) > 1 else "".join(parts)
 
 
 class EvidenceService:

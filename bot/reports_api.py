@@ -8,6 +8,7 @@ import json
 import logging
 from typing import Any
 
+from bot import texts
 from bot.outbound.campaigns import ApiResponse, parse_recipient
 from bot.outbound.dispatcher import Dispatcher
 from core.clock import Clock
@@ -87,7 +88,7 @@ class ReportsApi:
             return request
         status, note = request
         report = await change_report_status(self.db, number, status, note, origin="MANTENIMIENTO",
-                                            notify=self.notify, now_ms=self.clock())
+                                            notice=texts.status_notice, notify=self.notify, now_ms=self.clock())
         if report is None:
             return _not_found(number)
         log.info("REPORTE_ESTADO %s -> %s (mantenimiento)", report.number, report.status)
@@ -100,7 +101,8 @@ class ReportsApi:
         phone = parse_recipient(raw_phone)
         if phone is None:
             return _bad("teléfono inválido: usa el número con código de país (8 a 15 dígitos) o el BSUID")
-        if not await release_handover(self.db, phone, self.clock(), notify=self.notify):
+        if not await release_handover(self.db, phone, self.clock(), released_text=texts.HANDOVER_RELEASED,
+                                      notify=self.notify):
             return ApiResponse(404, {"error": "esa conversación no está en atención humana", "telefono": phone})
         log.info("ATENCION_HUMANA_LIBERADA %s", mask_phone(phone))
         await self.outbox.send_now(phone)

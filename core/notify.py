@@ -11,6 +11,15 @@ WINDOW_HOURS = 24  # Meta delivers free-form messages only this long after the p
 
 
 @dataclass(frozen=True, slots=True)
+class Notice:
+    """What one notice says, worded by the bot: `text` inside the window, else the template's `parameters`
+    (in the order of the approved template's body)."""
+
+    text: str
+    parameters: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class NotifyConfig:
     numbers: tuple[str, ...] = ()  # maintenance: new reports and handovers go to each
     template_new_report: str = "reporte_nuevo"

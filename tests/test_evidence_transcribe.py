@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.evidence import evidence_summary
 from bot.messages import InboundMessage, MessageKind
 from bot.runtime import Runtime, build_runtime
+from bot.texts import evidence_summary
 from core.settings import load_settings
 from core.storage.evidence import evidence_by_message, record_evidence
 from core.storage.states import EvidenceState

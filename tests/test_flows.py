@@ -20,11 +20,11 @@ from bot.conversation.flows import (
     needs,
     on_idle,
 )
+from bot.conversation.model import REPORT_NUMBER, Equipment, Session
 from bot.messages import InboundMessage, MessageKind
 from core.ai import rules
 from core.ai.offline import OfflineProvider
 from core.ai.types import FALLBACK_EXTRACTION, Intencion, TermKind, TipoEquipo
-from bot.conversation.model import REPORT_NUMBER, Equipment, Session
 
 FRIDGE = Equipment(7, "10004512", "REFRIGERADOR", "Refrigerador vertical 2 puertas", "Tienda Centro")
 TRUCK = Equipment(9, "20007781", "VEHICULO", "Camión de reparto", "CEDIS Oriente")
@@ -288,3 +288,24 @@ def test_the_confirmation_says_maintenance_was_told_only_when_it_was() -> None:
     for told in (False, True):
         t = decide(FlowInput(session, turn, facts_for(turn, None), NOW, Lookups(), Rules(notifies_maintenance=told)))
         assert t.report is not None and ("Ya avisé" in t.replies[0].body) is told
+
+
+@pytest.mark.parametrize("text", ["quiero hablar con una persona", "se está quemando, hay fuego"])
+def test_the_handover_reply_says_maintenance_was_told_only_when_it_was(text: str) -> None:
+    session = Session("521", "INICIO", {}, None, 4)
+    turn = Turn((msg(text),))
+    facts = facts_for(turn, None)
+    urgent = facts.urgente
+    for told in (False, True):
+        t = decide(FlowInput(session, turn, facts, NOW, Lookups(), Rules(notifies_maintenance=told)))
+        body = t.replies[0].body
+        assert t.state is Estado.ATENCION_HUMANA and t.handover and len(t.replies) == 1
+        assert ("avisé al equipo de mantenimiento" in body) is told
+        assert ("atienda una persona" in body) is not told
+        assert "no te enviaré respuestas automáticas" in body
+        assert ("911" in body) is urgent  # an emergency with no report to file gets the safety advice first
+
+
+def test_an_emergency_with_no_report_to_file_is_urgent_and_one_asking_for_a_person_is_not() -> None:
+    assert facts_for(Turn((msg("se está quemando, hay fuego"),)), None).urgente
+    assert not facts_for(Turn((msg("quiero hablar con una persona"),)), None).urgente

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from bot import texts
 from core.notify import NotifyConfig
 from core.storage.conversations import ReportWrite, TransitionWrite, commit_transition, save_user_message
 from core.storage.database import Database, Tx
@@ -32,11 +33,16 @@ from core.storage.reports import (
 WORKER = "5215512340001"
 BOSS = "5215598760001"
 NOTIFY = NotifyConfig(numbers=(BOSS,))
+STATUS = texts.status_notice
 HOUR_MS = 3_600_000
 
 
 def now_ms() -> int:
     return int(time.time() * 1000)
+
+
+async def release(db: Database) -> bool:
+    return await release_handover(db, WORKER, now_ms(), released_text=texts.HANDOVER_RELEASED)
 
 
 async def file_report(db: Database, *, phone: str = WORKER, equipment_id: int | None = 1, plate: str | None = None,
@@ -94,7 +100,7 @@ async def test_the_open_report_of_an_equipment_or_a_plate(any_db: Database) -> N
     assert found is not None and found.number == truck and found.equipment_text == "Vehículo abc-123"
     assert await open_report_for(any_db, equipment_id=2, plate=None) is None
     assert await open_report_for(any_db, equipment_id=None, plate=None) is None
-    await change_report_status(any_db, fridge, "resuelto", None, origin="MANTENIMIENTO", notify=NOTIFY,
+    await change_report_status(any_db, fridge, "resuelto", None, origin="MANTENIMIENTO", notice=STATUS, notify=NOTIFY,
                                now_ms=now_ms())
     assert await open_report_for(any_db, equipment_id=1, plate=None) is None  # resolved is not open
 
@@ -135,7 +141,7 @@ async def test_maintenance_change_tells_the_reporter_in_text_inside_the_window(a
     await save_user_message(any_db, WORKER, "sí", "wamid.YES")  # the worker wrote just now
     before = len(await list_recipient(any_db, WORKER))
     report = await change_report_status(any_db, number, "en_proceso", "Técnico en camino", origin="MANTENIMIENTO",
-                                        notify=NOTIFY, now_ms=now_ms())
+                                        notice=STATUS, notify=NOTIFY, now_ms=now_ms())
     assert report is not None and report.status == "en_proceso" and report.last_note == "Técnico en camino"
     rows = await list_recipient(any_db, WORKER)
     assert len(rows) == before + 1 and rows[-1].kind == "text"
@@ -151,7 +157,7 @@ async def test_maintenance_change_uses_the_template_outside_the_window(any_db: D
     await save_user_message(any_db, WORKER, "sí", "wamid.YES")
     later = now_ms() + 25 * HOUR_MS  # the worker's last message is now 25 hours old
     await change_report_status(any_db, number, "resuelto", "Se cambió\nel compresor", origin="MANTENIMIENTO",
-                               notify=NOTIFY, now_ms=later)
+                               notice=STATUS, notify=NOTIFY, now_ms=later)
     last = (await list_recipient(any_db, WORKER))[-1]
     assert last.kind == "template"
     content = json.loads(last.content)
@@ -162,15 +168,15 @@ async def test_maintenance_change_uses_the_template_outside_the_window(any_db: D
 async def test_the_same_status_without_a_note_changes_nothing(any_db: Database) -> None:
     number = await file_report(any_db)
     before = len(await list_recipient(any_db, WORKER))
-    report = await change_report_status(any_db, number, "abierto", "  ", origin="MANTENIMIENTO", notify=NOTIFY,
-                                        now_ms=now_ms())
+    report = await change_report_status(any_db, number, "abierto", "  ", origin="MANTENIMIENTO", notice=STATUS,
+                                        notify=NOTIFY, now_ms=now_ms())
     assert report is not None and report.updated is None
     assert len(await list_recipient(any_db, WORKER)) == before
     assert await change_report_status(any_db, "RPT-424242", "resuelto", None, origin="MANTENIMIENTO",
-                                      notify=NOTIFY, now_ms=now_ms()) is None
+                                      notice=STATUS, notify=NOTIFY, now_ms=now_ms()) is None
     with pytest.raises(ValueError):
-        await change_report_status(any_db, number, "terminado", None, origin="MANTENIMIENTO", notify=NOTIFY,
-                                   now_ms=now_ms())
+        await change_report_status(any_db, number, "terminado", None, origin="MANTENIMIENTO", notice=STATUS,
+                                   notify=NOTIFY, now_ms=now_ms())
 
 
 async def test_new_report_notices_go_to_every_maintenance_number(any_db: Database) -> None:
@@ -180,8 +186,8 @@ async def test_new_report_notices_go_to_every_maintenance_number(any_db: Databas
     other = "5215598760002"
     await save_user_message(any_db, other, "hola", "wamid.BOSS2")  # this one wrote recently: gets text
     config = NotifyConfig(numbers=(BOSS, other))
-    queued = await any_db.write(lambda tx: queue_new_report_notices(tx, report_id=report.id, notify=config,
-                                                                      now_ms=now_ms()))
+    queued = await any_db.write(lambda tx: queue_new_report_notices(
+        tx, report_id=report.id, notice=texts.new_report_notice, notify=config, now_ms=now_ms()))
     assert queued == 2
     template = json.loads((await list_recipient(any_db, BOSS))[-1].content)
     assert template["template"] == "reporte_nuevo"
@@ -189,28 +195,29 @@ async def test_new_report_notices_go_to_every_maintenance_number(any_db: Databas
                                       "Hace ruido · y no enfría", "0", WORKER]
     text = json.loads((await list_recipient(any_db, other))[-1].content)["body"]
     assert number in text and "Tienda Centro" in text and "Evidencias: 0" in text
-    assert await any_db.write(lambda tx: queue_new_report_notices(tx, report_id=report.id, notify=NotifyConfig(),
-                                                                  now_ms=now_ms())) == 0
+    assert await any_db.write(lambda tx: queue_new_report_notices(
+        tx, report_id=report.id, notice=texts.new_report_notice, notify=NotifyConfig(), now_ms=now_ms())) == 0
 
 
 async def test_handover_notice_and_release(any_db: Database) -> None:
     queued = await any_db.write(lambda tx: queue_handover_notices(
-        tx, phone=WORKER, transcript="Usuario: quiero hablar con una persona", notify=NOTIFY, now_ms=now_ms()))
+        tx, notice=texts.handover_notice(WORKER, "Usuario: quiero hablar con una persona"), notify=NOTIFY,
+        now_ms=now_ms()))
     assert queued == 1
     template = json.loads((await list_recipient(any_db, BOSS))[-1].content)
     assert template["template"] == "atencion_humana" and template["parameters"][0] == WORKER
 
-    assert not await release_handover(any_db, WORKER, now_ms())  # no session: nothing to release
+    assert not await release(any_db)  # no session: nothing to release
     await commit_transition(any_db, TransitionWrite(
         key=WORKER, expected_version=0, state_from="INICIO", state_to="ATENCION_HUMANA", data={"x": 1},
         equipment_id=None, origin="USUARIO", description="Pidió una persona", now_ms=now_ms()), None)
     await save_user_message(any_db, WORKER, "quiero hablar con una persona", "wamid.HUMAN")
-    assert await release_handover(any_db, WORKER, now_ms())
+    assert await release(any_db)
     session = await any_db.read(lambda tx: tx.fetch_one("session_get", {"telefono": WORKER}))
     assert session is not None and session["estado"] == "INICIO" and int(session["version"]) == 2
     assert session["datos"] == "{}"
     assert "terminó" in json.loads((await list_recipient(any_db, WORKER))[-1].content)["body"]
-    assert not await release_handover(any_db, WORKER, now_ms())  # already released
+    assert not await release(any_db)  # already released
 
 
 def test_006_opens_existing_reports_with_one_history_row(tmp_path: Path) -> None:
@@ -260,10 +267,9 @@ def test_template_parameters_are_one_line_and_the_fake_graph_checks_the_shape() 
 
 
 def test_a_long_handover_keeps_the_newest_part_of_the_conversation() -> None:
-    from core.reports_text import handover_parameters
     from core.whatsapp.outgoing import MAX_TEMPLATE_PARAMETER, TemplateMessage
 
     transcript = "\n".join(f"Usuario: mensaje {i}" for i in range(200))
-    message = TemplateMessage("atencion_humana", "es_MX", handover_parameters(WORKER, transcript))
+    message = TemplateMessage("atencion_humana", "es_MX", texts.handover_notice(WORKER, transcript).parameters)
     assert len(message.parameters[1]) <= MAX_TEMPLATE_PARAMETER
     assert message.parameters[1].endswith("Usuario: mensaje 199") and message.parameters[1].startswith("…")

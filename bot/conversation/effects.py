@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from functools import partial
 
+from bot import texts
 from bot.conversation.flows import ReportInfo, Transition
 from core.notify import NotifyConfig
 from core.storage.conversations import TxEffect
@@ -65,7 +66,7 @@ def _report_created(notify: NotifyConfig | None, plate: object, message_id: str 
     record_report_created(tx, report_id=report_id, plate=plate if isinstance(plate, str) else None,
                           message_id=message_id, now_ms=now)
     if notify is not None:
-        queue_new_report_notices(tx, report_id=report_id, notify=notify, now_ms=now)
+        queue_new_report_notices(tx, report_id=report_id, notice=texts.new_report_notice, notify=notify, now_ms=now)
 
 
 def _note(report_id: int, note: str, message_id: str | None, now: int, tx: Tx, _: int | None) -> None:
@@ -73,12 +74,12 @@ def _note(report_id: int, note: str, message_id: str | None, now: int, tx: Tx, _
 
 
 def _cancel(report_id: int, message_id: str | None, now: int, tx: Tx, _: int | None) -> None:
-    set_report_status_tx(tx, report_id=report_id, status="cancelado", note="El usuario indicó que era otro equipo",
+    set_report_status_tx(tx, report_id=report_id, status="cancelado", note=texts.NOTE_WRONG_EQUIPMENT,
                          origin="USUARIO", message_id=message_id, now_ms=now)
 
 
 def _handover(notify: NotifyConfig, key: str, history: str, now: int, tx: Tx, _: int | None) -> None:
-    queue_handover_notices(tx, phone=key, transcript=history, notify=notify, now_ms=now)
+    queue_handover_notices(tx, notice=texts.handover_notice(key, history), notify=notify, now_ms=now)
 
 
 async def open_report(db: Database, equipment_id: int | None, plate: str | None) -> ReportInfo | None:

@@ -9,6 +9,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 
+from bot import texts
 from bot.assistant import Questions
 from bot.conversation import effects
 from bot.conversation.flows import (
@@ -182,7 +183,7 @@ class ConversationEngine:
         if not need.history:
             return None
         lines = await recent_chat(self.db, key, 20)
-        return "\n".join(f"{'Usuario' if who == 'USUARIO' else 'Bot'}: {text}" for who, text in lines)
+        return texts.chat_transcript(lines)
 
 
 def _chat_text(m: InboundMessage) -> str:

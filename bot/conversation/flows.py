@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
-from bot.conversation import replies as r
+from bot import texts as r
 from bot.conversation.model import REPORT_ID, REPORT_NUMBER, Equipment, ReportDraft, Session
 from bot.messages import InboundMessage, MessageKind
 from core.ai import rules
@@ -63,7 +63,7 @@ class Rules:
     correction_ms: int = 30 * 60_000  # "me equivoqué de equipo" cancels the report for this long
     handover_ms: int = 4 * 3_600_000  # the bot stays quiet after handing over to a person
     draft_ttl_ms: int = 24 * 3_600_000  # an unfinished draft is kept this long
-    notifies_maintenance: bool = False  # REPORT_NOTIFY_NUMBERS is set: the confirmation may say so
+    notifies_maintenance: bool = False  # REPORT_NOTIFY_NUMBERS is set: replies may say maintenance was told
 
 
 @dataclass(frozen=True, slots=True)
@@ -353,7 +353,8 @@ def decide(inp: FlowInput) -> Transition:
         inp = replace(inp, facts=f)
 
     if f.intencion is Intencion.HABLAR_PERSONA or (f.urgente and not f.problema and not drafting):
-        return _handover(inp, state, data, r.ATENCION_HUMANA, "Atención humana solicitada")
+        text = r.handover(notified=inp.rules.notifies_maintenance, urgent=f.urgente)
+        return _handover(inp, state, data, text, "Atención humana solicitada")
     if f.intencion is Intencion.CANCELAR or (f.ya_funciona and not _has_report_facts(replace(f, problema=None))):
         return _cancel(inp, state, data, last)
     if f.intencion is Intencion.CONSULTA_ESTADO and not (f.tipo_equipo and f.problema):
@@ -419,20 +420,13 @@ def _after_report(inp: FlowInput, state: Estado, data: dict[str, Any],
     if age > inp.rules.followup_ms:
         return None
     if turn.media or f.problema or turn.location:
-        what = []
-        if turn.media:
-            what.append(r.attachments_line([{"tipo": m.kind.value} for m in turn.media]) or "tu archivo")
-        if turn.location:
-            what.append("tu ubicación")
-        if f.problema:
-            what.append("el detalle")
+        lead = r.added_to_report(number, evidence=[{"tipo": m.kind.value} for m in turn.media],
+                                 location=turn.location is not None, detail=bool(f.problema))
         note = f.problema or turn.text or None
         if turn.location is not None:
-            loc = turn.location
-            note = ((note + " · ") if note else "") + f"Ubicación: {loc.latitude},{loc.longitude}"
-        lead = r.AGREGADO_A_REPORTE.format(que=" y ".join(w for w in what if w), numero=number)
+            note = r.note_with_location(note, turn.location.latitude, turn.location.longitude)
         return _t(state, data, inp, (r.text(lead),), f"Información agregada a {number}", note_report=rid,
-                  note=note or "Evidencia agregada", attach=tuple(m.wamid for m in turn.media))
+                  note=note or r.NOTE_EVIDENCE_ADDED, attach=tuple(m.wamid for m in turn.media))
     return None
 
 
@@ -445,7 +439,7 @@ def _cancel(inp: FlowInput, state: Estado, data: dict[str, Any], last: tuple[str
         number, rid, _ = last
         return _t(state, data, inp, (r.text(r.NOTA_YA_FUNCIONA.format(numero=number)),),
                   f"El usuario indica que {number} ya funciona", note_report=rid,
-                  note="El usuario indica que el equipo ya funciona")
+                  note=r.NOTE_WORKS_AGAIN)
     if f.ya_funciona:
         return _t(state, data, inp, (r.text(r.CORTESIA),), "Ya funciona, sin reporte en curso")
     return _t(state, data, inp, (r.text(r.NADA_QUE_CANCELAR),), "Cancelar sin reporte en curso")
@@ -580,7 +574,7 @@ def _advance(inp: FlowInput, state: Estado) -> Transition:
         data["problema_vago"] = str(inp.turn.text).strip()
         return _ask(inp, Estado.ESPERA_DETALLE, data, notes, r.text(r.PIDE_DETALLE), "Descripción vaga")
     if state is Estado.ESPERA_DETALLE and not data.get("problema"):
-        data["problema"] = data.pop("problema_vago", None) or turn.text.strip() or "Sin detalle"
+        data["problema"] = data.pop("problema_vago", None) or turn.text.strip() or r.NO_DETAIL
 
     unlabelled = data.get("sin_etiqueta") or int(data.get("fallos_sap", 0)) >= MAX_SAP_MISSES
     if data.get("tipo") == TipoEquipo.REFRIGERADOR.value and unlabelled and data.get("tienda") \
@@ -615,7 +609,7 @@ def _advance(inp: FlowInput, state: Estado) -> Transition:
         return _ask(inp, next_state, data, notes, prompt, f"Falta: {next_state.value}")
 
     return _ask(inp, Estado.CONFIRMA_REPORTE, data, notes,
-                r.summary(_summary_lines(data), question="¿Lo registro?"), "Resumen para confirmar")
+                r.summary(r.draft_lines(data)), "Resumen para confirmar")
 
 
 def _corrects(f: Extraction, turn: Turn) -> bool:
@@ -643,23 +637,11 @@ def _ask(inp: FlowInput, state: Estado, data: dict[str, Any], notes: list[str], 
 def _understood(inp: FlowInput, data: Mapping[str, Any]) -> str | None:
     """"Anoté: ..." for the facts this turn added, so the worker sees they were heard."""
     before = inp.session.data if inp.session.state not in ("INICIO", "FINALIZADO") else {}
-    parts = []
-    labels = (("equipo", "equipo"), ("tienda", "tienda"), ("placa", "placa"), ("unidad", "unidad"),
-              ("empleado", "empleado"), ("problema", "falla"))
-    for key, label in labels:
-        if data.get(key) and data.get(key) != before.get(key):
-            parts.append(f"{label} *{fit(str(data[key]), r.ECHO_EQUIPMENT)}*")
-    if data.get("gps") and not before.get("gps"):
-        parts.append("tu ubicación")
+    changed = [(key, str(data[key])) for key in r.SLOT_LABELS if data.get(key) and data.get(key) != before.get(key)]
     new_media = len(data.get("evidencias", [])) - len(before.get("evidencias", []))
-    if new_media > 0:
-        parts.append(r.attachments_line(data.get("evidencias", [])[-new_media:]) or "tu archivo")
-    if not parts:
-        return None
-    kind = data.get("tipo")
-    head = {"REFRIGERADOR": "Reporte de refrigerador. ", "VEHICULO": "Reporte de vehículo. "}.get(str(kind), "") \
-        if not before.get("tipo") else ""
-    return f"{head}Anoté: " + ", ".join(parts) + "."
+    return r.understood(changed, location=bool(data.get("gps") and not before.get("gps")),
+                        evidence=data.get("evidencias", [])[-new_media:] if new_media > 0 else (),
+                        kind=None if before.get("tipo") else data.get("tipo"))
 
 
 def _missing(data: Mapping[str, Any], look: Lookups) -> tuple[Estado, OutgoingMessage] | None:
@@ -690,38 +672,15 @@ def _missing(data: Mapping[str, Any], look: Lookups) -> tuple[Estado, OutgoingMe
     return None
 
 
-def _summary_lines(data: Mapping[str, Any]) -> list[tuple[str, str]]:
-    lines: list[tuple[str, str]] = []
-    if data.get("tipo") == TipoEquipo.VEHICULO.value:
-        vehicle = f"placa {data['placa']}" if data.get("placa") else f"unidad {data.get('unidad')}"
-        lines.append(("Vehículo", vehicle))
-        lines.append(("Empleado", str(data.get("empleado"))))
-        if data.get("gps"):
-            gps = data["gps"]
-            lines.append(("Ubicación", gps.get("nombre") or f"{gps.get('lat')}, {gps.get('lon')}"))
-    else:
-        if data.get("equipo_id"):
-            lines.append(("Equipo", f"{data.get('equipo')} ({data.get('codigo_sap') or 'sin código'})"))
-            lines.append(("Ubicación", str(data.get("ubicacion") or data.get("tienda") or "")))
-        else:
-            lines.append(("Equipo", "Refrigerador sin código (mantenimiento lo identificará)"))
-            lines.append(("Ubicación", str(data.get("tienda") or "sin tienda")))
-    lines.append(("Falla", str(data.get("problema"))))
-    attached = r.attachments_line(data.get("evidencias", []))
-    if attached:
-        lines.append(("Adjuntos", attached))
-    return lines
-
-
 def _file(inp: FlowInput, data: dict[str, Any]) -> Transition:
     kind = str(data.get("tipo", TipoEquipo.REFRIGERADOR.value))
-    problem = str(data.get("problema") or "Sin descripción")
+    problem = str(data.get("problema") or r.NO_DESCRIPTION)
     details: dict[str, Any] = {k: data[k] for k in ("codigo_sap", "equipo", "ubicacion", "tienda", "empleado", "placa",
                                                      "unidad", "gps", "sin_codigo", "urgente") if data.get(k)}
     details["adjuntos"] = len(data.get("evidencias", []))
     equipment_id = data.get("equipo_id") if kind == TipoEquipo.REFRIGERADOR.value else None
     report = ReportDraft(kind, equipment_id if isinstance(equipment_id, int) else None, problem, details)
-    lines = _summary_lines(data)
+    lines = r.draft_lines(data)
     # REPORT_NUMBER is replaced by the real number (from the report row's Id) in the commit.
     reply = r.text(r.report_filed(REPORT_NUMBER, lines, notified=inp.rules.notifies_maintenance))
     kept = {**_memory(data), "ultimo_reporte": REPORT_NUMBER, "ultimo_reporte_id": REPORT_ID,
@@ -735,22 +694,21 @@ def _file(inp: FlowInput, data: dict[str, Any]) -> Transition:
 
 def _join_duplicate(inp: FlowInput, data: dict[str, Any], dup: Mapping[str, Any]) -> Transition:
     number, rid = str(dup.get("numero")), int(dup.get("id", 0))
-    note = str(data.get("problema") or "El usuario reportó el mismo equipo de nuevo")
     kept = {**_memory(data), "ultimo_reporte": number, "ultimo_reporte_id": rid, "ultimo_reporte_en": inp.now_ms}
     reply = r.text(r.AGREGADO_A_DUPLICADO.format(numero=number, estado=r.STATUS_NAMES.get(str(dup.get("estado")),
                                                                                           str(dup.get("estado")))))
     return _t(Estado.FINALIZADO, kept, inp, (reply,), f"Información agregada a {number} (mismo equipo)",
-              note_report=rid, note=f"Nuevo reporte del mismo equipo: {note}",
+              note_report=rid, note=r.note_same_equipment(data.get("problema")),
               attach=tuple(str(e["mensaje"]) for e in data.get("evidencias", [])))
 
 
 def _prompt(state: Estado, data: Mapping[str, Any]) -> OutgoingMessage | None:
     """The pending question of `state`, asked again."""
     if state is Estado.CONFIRMA_REPORTE or state is Estado.REFRI_CONFIRMA_EQUIPO:
-        return r.summary(_summary_lines(data), question="¿Lo registro?")
+        return r.summary(r.draft_lines(data))
     if state is Estado.CONFIRMA_DUPLICADO and isinstance(data.get("duplicado"), Mapping):
         dup = data["duplicado"]
-        return r.duplicate(str(dup.get("numero")), str(dup.get("estado")), "antes")
+        return r.duplicate(str(dup.get("numero")), str(dup.get("estado")), None)
     return {
         Estado.ESPERA_TIPO_EQUIPO: r.MENU_TIPO_CORTO,
         Estado.REFRI_ESPERA_SAP: r.text(r.PIDE_SAP),

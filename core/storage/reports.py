@@ -2,21 +2,22 @@
 lookups, and the notices (reporter, maintenance) queued in the outbox in the same transaction as the change.
 
 A notice goes as text when its recipient wrote to us within WhatsApp's 24-hour customer-service window,
-else as the approved template named in `NotifyConfig` (Meta refuses free text outside the window).
+else as the approved template named in `NotifyConfig` (Meta refuses free text outside the window). The
+words are the caller's (a `Notice`, or a function from the report to one, for a notice about a report read
+in the same transaction): storage queues them and composes none.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from core import reports_text
 from core.errors import ConcurrencyError
-from core.notify import NotifyConfig
+from core.notify import Notice, NotifyConfig
 from core.storage.database import Database, Row, Tx
 from core.storage.outbox import queue_reply
 from core.storage.text import fit_units
@@ -69,6 +70,10 @@ class ReportView:
             "estado": self.status, "creado": self.created, "actualizado": self.updated,
             "ultima_nota": self.last_note, "datos": dict(self.data), "evidencias": self.attachments,
         }
+
+
+# The words of a notice about a report, from the report as the notice's transaction reads it.
+NoticeFor = Callable[[ReportView], Notice]
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,59 +287,47 @@ def _queue(tx: Tx, recipient: str, message: AnyOutgoing, *, chat_text: str, now_
     tx.execute("chat_save_bot", {"telefono": recipient, "contenido": chat_text, "message_id": None})
 
 
-def _notice(tx: Tx, recipient: str, *, text: str, template: str, parameters: tuple[str, ...],
-            notify: NotifyConfig, now_ms: int) -> str:
-    """Queue `text` inside the window, else the template; answers the kind queued."""
+def _notice(tx: Tx, recipient: str, notice: Notice, *, template: str, notify: NotifyConfig, now_ms: int) -> str:
+    """Queue the notice's text inside the window, else the template; answers the kind queued."""
     if in_service_window(tx, recipient, now_ms=now_ms, window_ms=notify.window_ms):
-        _queue(tx, recipient, OutgoingMessage(body=text), chat_text=text, now_ms=now_ms)
+        _queue(tx, recipient, OutgoingMessage(body=notice.text), chat_text=notice.text, now_ms=now_ms)
         return "text"
-    message = TemplateMessage(template, notify.language, parameters)
+    message = TemplateMessage(template, notify.language, notice.parameters)
     _queue(tx, recipient, message, chat_text=f"[plantilla {template}] " + " | ".join(message.parameters),
            now_ms=now_ms)
     return "template"
 
 
-def queue_status_notice(tx: Tx, report: ReportView, *, notify: NotifyConfig, now_ms: int) -> str:
-    """Tell the reporter the report's current status and last note."""
-    note = report.last_note
-    return _notice(tx, report.phone, text=reports_text.status_change_text(report.number, report.status, note),
-                   template=notify.template_status_change,
-                   parameters=reports_text.status_change_parameters(report.number, report.status, note),
-                   notify=notify, now_ms=now_ms)
+def queue_status_notice(tx: Tx, report: ReportView, notice: Notice, *, notify: NotifyConfig, now_ms: int) -> str:
+    """Tell the reporter the report's current status and last note (`notice`, worded from `report`)."""
+    return _notice(tx, report.phone, notice, template=notify.template_status_change, notify=notify, now_ms=now_ms)
 
 
-def queue_new_report_notices(tx: Tx, *, report_id: int, notify: NotifyConfig, now_ms: int) -> int:
+def queue_new_report_notices(tx: Tx, *, report_id: int, notice: NoticeFor, notify: NotifyConfig,
+                             now_ms: int) -> int:
     """One notice per maintenance number for a report just filed (same transaction); answers how many."""
     if not notify.numbers:
         return 0
     report = report_by_id_tx(tx, report_id)
     if report is None:
         raise LookupError(f"reporte {report_id} no existe")
-    equipment, location = report.equipment_text, report.location or "-"
-    text = reports_text.new_report_text(number=report.number, equipment=equipment, location=location,
-                                        description=report.description, attachments=report.attachments,
-                                        reporter=report.phone)
-    parameters = reports_text.new_report_parameters(number=report.number, equipment=equipment, location=location,
-                                                    description=report.description,
-                                                    attachments=report.attachments, reporter=report.phone)
+    worded = notice(report)
     for number in notify.numbers:
-        _notice(tx, number, text=text, template=notify.template_new_report, parameters=parameters, notify=notify,
-                now_ms=now_ms)
+        _notice(tx, number, worded, template=notify.template_new_report, notify=notify, now_ms=now_ms)
     return len(notify.numbers)
 
 
-def queue_handover_notices(tx: Tx, *, phone: str, transcript: str, notify: NotifyConfig, now_ms: int) -> int:
-    """A worker asked for a person: every maintenance number gets the conversation so far."""
+def queue_handover_notices(tx: Tx, *, notice: Notice, notify: NotifyConfig, now_ms: int) -> int:
+    """A worker asked for a person: every maintenance number gets `notice` (the conversation so far)."""
     for number in notify.numbers:
-        _notice(tx, number, text=reports_text.handover_text(phone, transcript), template=notify.template_handover,
-                parameters=reports_text.handover_parameters(phone, transcript), notify=notify, now_ms=now_ms)
+        _notice(tx, number, notice, template=notify.template_handover, notify=notify, now_ms=now_ms)
     return len(notify.numbers)
 
 
 # -- maintenance's actions --------------------------------------------------------------------------
 
-def _change(tx: Tx, number: str, status: str, note: str | None, origin: str, notify: NotifyConfig,
-            now_ms: int) -> ReportView | None:
+def _change(tx: Tx, number: str, status: str, note: str | None, origin: str, notice: NoticeFor,
+            notify: NotifyConfig, now_ms: int) -> ReportView | None:
     report = _by_number(tx, number)
     if report is None:
         return None
@@ -344,23 +337,24 @@ def _change(tx: Tx, number: str, status: str, note: str | None, origin: str, not
                          now_ms=now_ms)
     updated = report_by_id_tx(tx, report.id)
     assert updated is not None  # read in the transaction that just changed it
-    queue_status_notice(tx, updated, notify=notify, now_ms=now_ms)
+    queue_status_notice(tx, updated, notice(updated), notify=notify, now_ms=now_ms)
     return updated
 
 
 async def change_report_status(db: Database, number: str, status: str, note: str | None, *, origin: str,
-                               notify: NotifyConfig, now_ms: int) -> ReportView | None:
-    """Maintenance's path, in one transaction: status, history row, and the reporter's notice in the outbox.
+                               notice: NoticeFor, notify: NotifyConfig, now_ms: int) -> ReportView | None:
+    """Maintenance's path, in one transaction: status, history row, and the reporter's notice in the outbox
+    (`notice` words it from the report as changed).
 
     None for an unknown number; ValueError (nothing written) for an unknown status or origin. The same
     status again without a note changes nothing and tells no one.
     """
     _check_status(status)
     _check_origin(origin)
-    return await db.write(lambda tx: _change(tx, number, status, note, origin, notify, now_ms))
+    return await db.write(lambda tx: _change(tx, number, status, note, origin, notice, notify, now_ms))
 
 
-def _release(tx: Tx, phone: str, notify: NotifyConfig, now_ms: int) -> bool:
+def _release(tx: Tx, phone: str, text: str, notify: NotifyConfig, now_ms: int) -> bool:
     session = tx.fetch_one("session_get", {"telefono": phone})
     if session is None or session["estado"] != HANDOVER_STATE:
         return False
@@ -381,19 +375,19 @@ def _release(tx: Tx, phone: str, notify: NotifyConfig, now_ms: int) -> bool:
         "descripcion_historial": "Mantenimiento liberó la conversación", "reporte_id": None, "message_id": None,
     })
     if in_service_window(tx, phone, now_ms=now_ms, window_ms=notify.window_ms):
-        text = reports_text.handover_released_text()
         _queue(tx, phone, OutgoingMessage(body=text), chat_text=text, now_ms=now_ms)
     return True
 
 
-async def release_handover(db: Database, phone: str, now_ms: int, *, notify: NotifyConfig | None = None,
-                           attempts: int = 5) -> bool:
+async def release_handover(db: Database, phone: str, now_ms: int, *, released_text: str,
+                           notify: NotifyConfig | None = None, attempts: int = 5) -> bool:
     """Give a conversation in ATENCION_HUMANA back to the bot (INICIO, versioned like every session
-    change); answers whether anything changed. Inside the window the worker is told the bot is back."""
+    change); answers whether anything changed. Inside the window the worker is told the bot is back
+    (`released_text`)."""
     config = notify or NotifyConfig()
     for attempt in range(attempts):
         try:
-            return await db.write(lambda tx: _release(tx, phone, config, now_ms))
+            return await db.write(lambda tx: _release(tx, phone, released_text, config, now_ms))
         except ConcurrencyError:
             if attempt == attempts - 1:
                 raise
