@@ -23,7 +23,7 @@ from bot.conversation.flows import (
 from bot.messages import InboundMessage, MessageKind
 from core.ai import rules
 from core.ai.offline import OfflineProvider
-from core.ai.types import FALLBACK_EXTRACTION, Intencion, TermKind, TipoEquipo
+from core.ai.types import FALLBACK_EXTRACTION, EquipmentType, Intent, TermKind
 from core.storage.conversations import REPORT_NUMBER, Equipment, Session
 
 FRIDGE = Equipment(7, "10004512", "REFRIGERADOR", "Refrigerador vertical 2 puertas", "Tienda Centro")
@@ -79,24 +79,24 @@ def test_mexican_yes_and_no(text: str, answer: str | None) -> None:
 
 
 @pytest.mark.parametrize(("text", "intent"), [
-    ("gracias", Intencion.CORTESIA), ("👍", Intencion.CORTESIA), ("¿cómo va mi reporte RPT-000001?",
-                                                                     Intencion.CONSULTA_ESTADO),
-    ("mis reportes", Intencion.CONSULTA_ESTADO), ("quiero hablar con una persona", Intencion.HABLAR_PERSONA),
-    ("cancelar", Intencion.CANCELAR), ("hola", Intencion.SALUDO), ("la troca no arranca", Intencion.REPORTAR_FALLA),
-    ("the fridge is not cooling", Intencion.REPORTAR_FALLA),
+    ("gracias", Intent.CORTESIA), ("👍", Intent.CORTESIA), ("¿cómo va mi reporte RPT-000001?",
+                                                                     Intent.CONSULTA_ESTADO),
+    ("mis reportes", Intent.CONSULTA_ESTADO), ("quiero hablar con una persona", Intent.HABLAR_PERSONA),
+    ("cancelar", Intent.CANCELAR), ("hola", Intent.SALUDO), ("la troca no arranca", Intent.REPORTAR_FALLA),
+    ("the fridge is not cooling", Intent.REPORTAR_FALLA),
 ])
-def test_intentions(text: str, intent: Intencion) -> None:
-    assert rules.extract(text).intencion is intent
+def test_intentions(text: str, intent: Intent) -> None:
+    assert rules.extract(text).intent is intent
 
 
 @pytest.mark.parametrize("word", ["refri", "nevera", "congelador", "vitrina", "enfriador", "cuarto frío", "fridge"])
 def test_refrigerator_synonyms(word: str) -> None:
-    assert rules.equipment_type(f"el {word} no sirve") is TipoEquipo.REFRIGERADOR
+    assert rules.equipment_type(f"el {word} no sirve") is EquipmentType.REFRIGERADOR
 
 
 @pytest.mark.parametrize("word", ["camioneta", "camión", "troca", "unidad", "carro", "moto", "truck"])
 def test_vehicle_synonyms(word: str) -> None:
-    assert rules.equipment_type(f"la {word} no sirve") is TipoEquipo.VEHICULO
+    assert rules.equipment_type(f"la {word} no sirve") is EquipmentType.VEHICULO
 
 
 def test_vague_descriptions() -> None:
@@ -256,7 +256,7 @@ def test_fallback_extraction_still_moves_the_flow() -> None:
     """A timed-out AI answers its fallback; the offline rules still read the turn."""
     turn = Turn((msg("el refri 10004512 no enfría"),))
     facts = facts_for(turn, FALLBACK_EXTRACTION)
-    assert facts.codigo_sap == "10004512" and facts.tipo_equipo is TipoEquipo.REFRIGERADOR
+    assert facts.sap_code == "10004512" and facts.equipment_type is EquipmentType.REFRIGERADOR
 
 
 @settings(max_examples=300, deadline=None)

@@ -20,7 +20,7 @@ from typing import Any
 from bot.conversation import replies as r
 from bot.messages import InboundMessage, MessageKind
 from core.ai import rules
-from core.ai.types import Extraction, Intencion, TipoEquipo
+from core.ai.types import EquipmentType, Extraction, Intent
 from core.storage.conversations import REPORT_ID, REPORT_NUMBER, Equipment, ReportWrite, Session
 from core.whatsapp.outgoing import MAX_INTERACTIVE_BODY, MAX_TEXT_BODY, OutgoingMessage, fit
 
@@ -204,47 +204,48 @@ def merged_draft(session: Session, turn: Turn, facts: Extraction) -> dict[str, A
     data = dict(session.data) if _drafting(session.data, state) else _memory(session.data)
     text = turn.text
     pending = state
-    if facts.tipo_equipo is not None:
-        data["tipo"] = facts.tipo_equipo.value
+    if facts.equipment_type is not None:
+        data["tipo"] = facts.equipment_type.value
     choice = turn.choice
     if choice in ("tipo_refrigerador", "tipo_vehiculo"):
-        data["tipo"] = TipoEquipo.REFRIGERADOR.value if choice == "tipo_refrigerador" else TipoEquipo.VEHICULO.value
+        data["tipo"] = EquipmentType.REFRIGERADOR.value if choice == "tipo_refrigerador" \
+            else EquipmentType.VEHICULO.value
     elif pending is Estado.ESPERA_TIPO_EQUIPO and rules.fold(text).strip(" .") in ("1", "uno", "2", "dos"):
-        data["tipo"] = TipoEquipo.REFRIGERADOR.value if rules.fold(text).strip(" .") in ("1", "uno") \
-            else TipoEquipo.VEHICULO.value
+        data["tipo"] = EquipmentType.REFRIGERADOR.value if rules.fold(text).strip(" .") in ("1", "uno") \
+            else EquipmentType.VEHICULO.value
     number = rules.bare_number(text) if text else None
     if number and pending in (Estado.VEHICULO_ESPERA_EMPLEADO, Estado.VEHICULO_ESPERA_PLACA):
-        facts = replace(facts, codigo_sap=None)  # a bare number answers the question, it is no SAP code
-    new_code = facts.codigo_sap and facts.codigo_sap != data.get("codigo_sap")
-    if new_code and data.get("tipo") != TipoEquipo.VEHICULO.value:
-        data["codigo_sap_nuevo"] = facts.codigo_sap
-    if facts.tienda:
-        data["tienda"] = facts.tienda
-    if facts.empleado:
-        data["empleado"] = facts.empleado
-    if facts.placa:
-        data["placa"] = facts.placa
-    if facts.unidad and not facts.placa:
-        data["unidad"] = facts.unidad
-    if facts.sin_etiqueta:
+        facts = replace(facts, sap_code=None)  # a bare number answers the question, it is no SAP code
+    new_code = facts.sap_code and facts.sap_code != data.get("codigo_sap")
+    if new_code and data.get("tipo") != EquipmentType.VEHICULO.value:
+        data["codigo_sap_nuevo"] = facts.sap_code
+    if facts.store:
+        data["tienda"] = facts.store
+    if facts.employee_number:
+        data["empleado"] = facts.employee_number
+    if facts.plate:
+        data["placa"] = facts.plate
+    if facts.unit_number and not facts.plate:
+        data["unidad"] = facts.unit_number
+    if facts.no_label:
         data["sin_etiqueta"] = True
     # Bare answers mean what the pending question asked for.
-    if number and not (facts.codigo_sap or facts.empleado or facts.placa or facts.unidad):
+    if number and not (facts.sap_code or facts.employee_number or facts.plate or facts.unit_number):
         if pending is Estado.VEHICULO_ESPERA_EMPLEADO and 3 <= len(number) <= 10:
             data["empleado"] = number
         elif pending is Estado.VEHICULO_ESPERA_PLACA and len(number) <= 6:
             data["unidad"] = number
-    elif pending is Estado.VEHICULO_ESPERA_PLACA and not facts.placa and not facts.unidad:
+    elif pending is Estado.VEHICULO_ESPERA_PLACA and not facts.plate and not facts.unit_number:
         tail = re.search(r"(\d{1,6})\s*$", rules.fold(text))
-        if tail and not facts.problema:
+        if tail and not facts.problem:
             data["unidad"] = tail.group(1)  # "es la 254"
-    if pending is Estado.REFRI_ESPERA_TIENDA and text and not facts.tienda and not number \
+    if pending is Estado.REFRI_ESPERA_TIENDA and text and not facts.store and not number \
             and not rules.yes_no(text) and len(text) <= 80:
         data["tienda"] = text.strip().rstrip(".")
     loc = turn.location
     if loc is not None:
         data["gps"] = {"lat": loc.latitude, "lon": loc.longitude, "nombre": loc.text or None}
-        if loc.text and not data.get("tienda") and data.get("tipo") != TipoEquipo.VEHICULO.value:
+        if loc.text and not data.get("tienda") and data.get("tipo") != EquipmentType.VEHICULO.value:
             data["tienda"] = loc.text
     description = _description(pending, text, facts, turn.choice)
     if description:
@@ -264,14 +265,14 @@ def _description(pending: Estado, text: str, facts: Extraction, choice: str | No
     description question (and is not just a code, a yes/no or a courtesy)."""
     if choice or pending not in (Estado.REFRI_ESPERA_DESCRIPCION, Estado.VEHICULO_ESPERA_DESCRIPCION,
                                  Estado.ESPERA_DETALLE):
-        return facts.problema
+        return facts.problem
     cleaned = re.sub(r"^(hola|buenos dias|buenas tardes|buenas noches|buenas)[,.! ]*", "", text.strip(), flags=re.I)
     if not cleaned or rules.bare_number(cleaned) or rules.yes_no(cleaned) or rules.courtesy(cleaned):
-        return facts.problema
-    if facts.ya_funciona or facts.intencion in (Intencion.CANCELAR, Intencion.CONSULTA_ESTADO):
+        return facts.problem
+    if facts.works_again or facts.intent in (Intent.CANCELAR, Intent.CONSULTA_ESTADO):
         return None
-    if facts.codigo_sap or facts.placa or facts.empleado or facts.tienda:
-        return facts.problema  # a message of facts: its failure phrase, not the whole text
+    if facts.sap_code or facts.plate or facts.employee_number or facts.store:
+        return facts.problem  # a message of facts: its failure phrase, not the whole text
     return cleaned.strip(" .")
 
 
@@ -282,11 +283,11 @@ def needs(session: Session, turn: Turn, facts: Extraction) -> Needs:
     quiet = state is Estado.ATENCION_HUMANA
     sap = draft.get("codigo_sap_nuevo")
     store = None
-    if draft.get("tipo") != TipoEquipo.VEHICULO.value and draft.get("tienda") and not draft.get("equipo_id") \
+    if draft.get("tipo") != EquipmentType.VEHICULO.value and draft.get("tienda") and not draft.get("equipo_id") \
             and (draft.get("sin_etiqueta") or int(draft.get("fallos_sap", 0)) >= MAX_SAP_MISSES
                  or state is Estado.REFRI_ESPERA_TIENDA):
         store = str(draft["tienda"])
-    question = (facts.intencion is Intencion.PREGUNTA and not _has_report_facts(facts) and not quiet)
+    question = (facts.intent is Intent.PREGUNTA and not _has_report_facts(facts) and not quiet)
     eid, plate = draft.get("equipo_id"), draft.get("placa") or draft.get("unidad")
     return Needs(
         equipment_id=eid if isinstance(eid, int) else None,
@@ -295,16 +296,16 @@ def needs(session: Session, turn: Turn, facts: Extraction) -> Needs:
         store=None if quiet else store,
         duplicate=not quiet and (bool(sap) or bool(draft.get("placa") or draft.get("unidad"))
                                  or bool(draft.get("equipo_id"))),
-        reports=not quiet and (facts.intencion in (Intencion.CONSULTA_ESTADO, Intencion.CORTESIA)
-                               or bool(facts.numero_reporte) or all(m.kind is MessageKind.STICKER
+        reports=not quiet and (facts.intent in (Intent.CONSULTA_ESTADO, Intent.CORTESIA)
+                               or bool(facts.report_number) or all(m.kind is MessageKind.STICKER
                                                                     for m in turn.messages)),
         question=question,
-        history=not quiet and (facts.intencion is Intencion.HABLAR_PERSONA or facts.urgente),
+        history=not quiet and (facts.intent is Intent.HABLAR_PERSONA or facts.urgent),
     )
 
 
 def _has_report_facts(f: Extraction) -> bool:
-    return bool(f.tipo_equipo or f.problema or f.codigo_sap or f.placa or f.empleado or f.tienda)
+    return bool(f.equipment_type or f.problem or f.sap_code or f.plate or f.employee_number or f.store)
 
 
 def _evidence(turn: Turn) -> tuple[Evidence, ...]:
@@ -349,14 +350,14 @@ def decide(inp: FlowInput) -> Transition:
     drafting = state in WAITING_STATES
     last = _last_report(data, inp.now_ms)
     if all(m.kind in (MessageKind.STICKER, MessageKind.REACTION) for m in turn.messages) and not turn.text:
-        f = replace(f, intencion=Intencion.CORTESIA)
+        f = replace(f, intent=Intent.CORTESIA)
         inp = replace(inp, facts=f)
 
-    if f.intencion is Intencion.HABLAR_PERSONA or (f.urgente and not f.problema and not drafting):
+    if f.intent is Intent.HABLAR_PERSONA or (f.urgent and not f.problem and not drafting):
         return _handover(inp, state, data, r.ATENCION_HUMANA, "Atención humana solicitada")
-    if f.intencion is Intencion.CANCELAR or (f.ya_funciona and not _has_report_facts(replace(f, problema=None))):
+    if f.intent is Intent.CANCELAR or (f.works_again and not _has_report_facts(replace(f, problem=None))):
         return _cancel(inp, state, data, last)
-    if f.intencion is Intencion.CONSULTA_ESTADO and not (f.tipo_equipo and f.problema):
+    if f.intent is Intent.CONSULTA_ESTADO and not (f.equipment_type and f.problem):
         return _status(inp, state, data)
     if turn.unreadable and not turn.text:
         prompt = _prompt(state, data)
@@ -367,23 +368,23 @@ def decide(inp: FlowInput) -> Transition:
         followup = _after_report(inp, state, data, last)
         if followup is not None:
             return followup
-    if not drafting and f.intencion is Intencion.CORTESIA and not _has_report_facts(f) and not turn.media:
+    if not drafting and f.intent is Intent.CORTESIA and not _has_report_facts(f) and not turn.media:
         return _t(state, data, inp, (r.text(r.CORTESIA),), "Cortesía")
-    if f.intencion is Intencion.PREGUNTA and not _has_report_facts(f) and not turn.media and not turn.location:
+    if f.intent is Intent.PREGUNTA and not _has_report_facts(f) and not turn.media and not turn.location:
         return _question(inp, state, data, drafting)
-    if drafting and f.intencion is Intencion.SALUDO and not _has_report_facts(f) and not turn.media:
+    if drafting and f.intent is Intent.SALUDO and not _has_report_facts(f) and not turn.media:
         return _t(state, data, inp, _with_prompt(r.SALUDO_EN_CURSO, _prompt(state, data)), "Saludo durante el reporte")
     if not drafting and not _has_report_facts(f) and not turn.media and not turn.location \
-            and f.intencion not in (Intencion.REPORTAR_FALLA,) and turn.choice not in ("tipo_refrigerador",
+            and f.intent not in (Intent.REPORTAR_FALLA,) and turn.choice not in ("tipo_refrigerador",
                                                                                        "tipo_vehiculo"):
-        if f.intencion is Intencion.SALUDO or not turn.text:
+        if f.intent is Intent.SALUDO or not turn.text:
             return _t(Estado.ESPERA_TIPO_EQUIPO, _memory(data), inp, (r.MENU_TIPO,), "Menú de tipo de equipo")
         return _t(state, data, inp, (r.text(r.COMO_EMPEZAR),), "Mensaje sin datos de reporte")
     return _advance(inp, state)
 
 
 def _starts_new_report(f: Extraction, turn: Turn) -> bool:
-    return bool(f.tipo_equipo or f.codigo_sap or f.placa or f.unidad) or turn.choice in (
+    return bool(f.equipment_type or f.sap_code or f.plate or f.unit_number) or turn.choice in (
         "tipo_refrigerador", "tipo_vehiculo")
 
 
@@ -412,21 +413,21 @@ def _after_report(inp: FlowInput, state: Estado, data: dict[str, Any],
         replies = _with_prompt(lead, tr.replies[0]) + tr.replies[1:] if tr.replies else (r.text(lead),)
         return replace(tr, replies=replies, cancel_report=rid,
                        description=f"Reporte {number} cancelado: equipo equivocado")
-    if f.intencion is Intencion.CORTESIA and not turn.media and not f.problema:
+    if f.intent is Intent.CORTESIA and not turn.media and not f.problem:
         still_open = any(x.number == number and x.open for x in inp.lookups.reports)
         text = r.CORTESIA_CON_REPORTE.format(numero=number) if still_open else r.CORTESIA
         return _t(state, data, inp, (r.text(text),), "Cortesía tras el reporte")
     if age > inp.rules.followup_ms:
         return None
-    if turn.media or f.problema or turn.location:
+    if turn.media or f.problem or turn.location:
         what = []
         if turn.media:
             what.append(r.attachments_line([{"tipo": m.kind.value} for m in turn.media]) or "tu archivo")
         if turn.location:
             what.append("tu ubicación")
-        if f.problema:
+        if f.problem:
             what.append("el detalle")
-        note = f.problema or turn.text or None
+        note = f.problem or turn.text or None
         if turn.location is not None:
             loc = turn.location
             note = ((note + " · ") if note else "") + f"Ubicación: {loc.latitude},{loc.longitude}"
@@ -439,21 +440,21 @@ def _after_report(inp: FlowInput, state: Estado, data: dict[str, Any],
 def _cancel(inp: FlowInput, state: Estado, data: dict[str, Any], last: tuple[str, int, int] | None) -> Transition:
     f = inp.facts
     if state in WAITING_STATES:
-        text = r.YA_FUNCIONA if f.ya_funciona else r.CANCELADO
+        text = r.YA_FUNCIONA if f.works_again else r.CANCELADO
         return _t(Estado.INICIO, _memory(data), inp, (r.text(text),), "Cancelado por el usuario")
-    if f.ya_funciona and last is not None and inp.now_ms - last[2] <= inp.rules.followup_ms:
+    if f.works_again and last is not None and inp.now_ms - last[2] <= inp.rules.followup_ms:
         number, rid, _ = last
         return _t(state, data, inp, (r.text(r.NOTA_YA_FUNCIONA.format(numero=number)),),
                   f"El usuario indica que {number} ya funciona", note_report=rid,
                   note="El usuario indica que el equipo ya funciona")
-    if f.ya_funciona:
+    if f.works_again:
         return _t(state, data, inp, (r.text(r.CORTESIA),), "Ya funciona, sin reporte en curso")
     return _t(state, data, inp, (r.text(r.NADA_QUE_CANCELAR),), "Cancelar sin reporte en curso")
 
 
 def _status(inp: FlowInput, state: Estado, data: dict[str, Any]) -> Transition:
     reports = inp.lookups.reports
-    wanted = inp.facts.numero_reporte
+    wanted = inp.facts.report_number
     if wanted:
         found = [x for x in reports if x.number == wanted]
         body = (r.reports_status([r.report_status(x.number, x.status, x.created, x.last_note) for x in found])
@@ -507,7 +508,7 @@ def _advance(inp: FlowInput, state: Estado) -> Transition:
     data["ultimo_mensaje_en"] = inp.now_ms
     data.pop("recordatorio", None)
     notes: list[str] = []
-    if f.urgente and not data.get("urgente"):
+    if f.urgent and not data.get("urgente"):
         data["urgente"] = True
         notes.append(r.AVISO_URGENTE)
 
@@ -542,10 +543,10 @@ def _advance(inp: FlowInput, state: Estado) -> Transition:
                         fallos_sap=0, tipo=eq.kind)
             data.pop("sin_codigo", None)
             data.pop("duplicado_revisado", None)
-        elif data.get("tipo") != TipoEquipo.VEHICULO.value:
+        elif data.get("tipo") != EquipmentType.VEHICULO.value:
             misses = int(data.get("fallos_sap", 0)) + 1
             data["fallos_sap"] = misses
-            data.setdefault("tipo", TipoEquipo.REFRIGERADOR.value)
+            data.setdefault("tipo", EquipmentType.REFRIGERADOR.value)
             for k in ("codigo_sap", "equipo", "ubicacion", "equipo_id"):
                 data.pop(k, None)
             if misses < MAX_SAP_MISSES:
@@ -557,10 +558,10 @@ def _advance(inp: FlowInput, state: Estado) -> Transition:
     if state is Estado.REFRI_ELIGE_EQUIPO and choice.startswith("equipo_"):
         picked = [e for e in look.store_equipment if f"equipo_{e.id}" == choice]
         if not picked and choice[7:].isdigit():
-            picked = [Equipment(int(choice[7:]), "", TipoEquipo.REFRIGERADOR.value, turn.last.text, "")]
+            picked = [Equipment(int(choice[7:]), "", EquipmentType.REFRIGERADOR.value, turn.last.text, "")]
         if picked:
             e = picked[0]
-            data.update(equipo_id=e.id, equipo=e.description or turn.last.text, tipo=TipoEquipo.REFRIGERADOR.value)
+            data.update(equipo_id=e.id, equipo=e.description or turn.last.text, tipo=EquipmentType.REFRIGERADOR.value)
             if e.sap_code:
                 data["codigo_sap"] = e.sap_code
             if e.location:
@@ -569,7 +570,7 @@ def _advance(inp: FlowInput, state: Estado) -> Transition:
                                                  or "no esta" in rules.fold(turn.text)):
         data["sin_codigo"] = True
 
-    if data.get("tipo") == TipoEquipo.VEHICULO.value and data.get("codigo_sap") and not data.get("placa"):
+    if data.get("tipo") == EquipmentType.VEHICULO.value and data.get("codigo_sap") and not data.get("placa"):
         data.setdefault("unidad", data.get("codigo_sap"))
 
     # Vague description: one follow-up question.
@@ -583,8 +584,8 @@ def _advance(inp: FlowInput, state: Estado) -> Transition:
         data["problema"] = data.pop("problema_vago", None) or turn.text.strip() or "Sin detalle"
 
     unlabelled = data.get("sin_etiqueta") or int(data.get("fallos_sap", 0)) >= MAX_SAP_MISSES
-    if data.get("tipo") == TipoEquipo.REFRIGERADOR.value and unlabelled and data.get("tienda") \
-            and not data.get("equipo_id") and not any(e.kind == TipoEquipo.REFRIGERADOR.value
+    if data.get("tipo") == EquipmentType.REFRIGERADOR.value and unlabelled and data.get("tienda") \
+            and not data.get("equipo_id") and not any(e.kind == EquipmentType.REFRIGERADOR.value
                                                       for e in look.store_equipment):
         data["sin_codigo"] = True  # no catalogued refrigerator there: maintenance identifies it
     dup = look.duplicate
@@ -620,7 +621,7 @@ def _advance(inp: FlowInput, state: Estado) -> Transition:
 
 def _corrects(f: Extraction, turn: Turn) -> bool:
     """At the summary, a message with new data corrects the draft instead of answering yes/no."""
-    return bool(f.codigo_sap or f.placa or f.unidad or f.empleado or f.tienda or f.problema) \
+    return bool(f.sap_code or f.plate or f.unit_number or f.employee_number or f.store or f.problem) \
         and rules.yes_no(turn.text) is None
 
 
@@ -629,7 +630,7 @@ def _yes_no(turn: Turn, f: Extraction) -> str | None:
         return "SI"
     if turn.choice in ("confirmar_no", "duplicado_otra"):
         return "NO"
-    return f.si_no or rules.yes_no(turn.text)
+    return f.yes_no or rules.yes_no(turn.text)
 
 
 def _ask(inp: FlowInput, state: Estado, data: dict[str, Any], notes: list[str], prompt: OutgoingMessage,
@@ -666,7 +667,7 @@ def _missing(data: Mapping[str, Any], look: Lookups) -> tuple[Estado, OutgoingMe
     kind = data.get("tipo")
     if kind is None:
         return Estado.ESPERA_TIPO_EQUIPO, r.MENU_TIPO_CORTO
-    if kind == TipoEquipo.VEHICULO.value:
+    if kind == EquipmentType.VEHICULO.value:
         if not data.get("empleado"):
             return Estado.VEHICULO_ESPERA_EMPLEADO, r.text(r.PIDE_EMPLEADO)
         if not (data.get("placa") or data.get("unidad")):
@@ -677,7 +678,7 @@ def _missing(data: Mapping[str, Any], look: Lookups) -> tuple[Estado, OutgoingMe
     if not data.get("equipo_id") and not data.get("sin_codigo"):
         unlabelled = data.get("sin_etiqueta") or int(data.get("fallos_sap", 0)) >= MAX_SAP_MISSES
         if unlabelled and data.get("tienda"):
-            fridges = [e for e in look.store_equipment if e.kind == TipoEquipo.REFRIGERADOR.value]
+            fridges = [e for e in look.store_equipment if e.kind == EquipmentType.REFRIGERADOR.value]
             if fridges:
                 return Estado.REFRI_ELIGE_EQUIPO, r.store_choices(
                     str(data["tienda"]), [(e.id, e.description, e.sap_code) for e in fridges])
@@ -692,7 +693,7 @@ def _missing(data: Mapping[str, Any], look: Lookups) -> tuple[Estado, OutgoingMe
 
 def _summary_lines(data: Mapping[str, Any]) -> list[tuple[str, str]]:
     lines: list[tuple[str, str]] = []
-    if data.get("tipo") == TipoEquipo.VEHICULO.value:
+    if data.get("tipo") == EquipmentType.VEHICULO.value:
         vehicle = f"placa {data['placa']}" if data.get("placa") else f"unidad {data.get('unidad')}"
         lines.append(("Vehículo", vehicle))
         lines.append(("Empleado", str(data.get("empleado"))))
@@ -714,12 +715,12 @@ def _summary_lines(data: Mapping[str, Any]) -> list[tuple[str, str]]:
 
 
 def _file(inp: FlowInput, data: dict[str, Any]) -> Transition:
-    kind = str(data.get("tipo", TipoEquipo.REFRIGERADOR.value))
+    kind = str(data.get("tipo", EquipmentType.REFRIGERADOR.value))
     problem = str(data.get("problema") or "Sin descripción")
     details: dict[str, Any] = {k: data[k] for k in ("codigo_sap", "equipo", "ubicacion", "tienda", "empleado", "placa",
                                                      "unidad", "gps", "sin_codigo", "urgente") if data.get(k)}
     details["adjuntos"] = len(data.get("evidencias", []))
-    equipment_id = data.get("equipo_id") if kind == TipoEquipo.REFRIGERADOR.value else None
+    equipment_id = data.get("equipo_id") if kind == EquipmentType.REFRIGERADOR.value else None
     report = ReportWrite(kind, equipment_id if isinstance(equipment_id, int) else None, problem, details)
     lines = _summary_lines(data)
     # REPORT_NUMBER is replaced by the real number (from the report row's Id) in the commit.
@@ -774,7 +775,7 @@ def on_idle(session: Session, now_ms: int, rules_: Rules) -> Transition | None:
     state = _state(session)
     data = dict(session.data)
     empty = Turn(())
-    facts = Extraction(Intencion.OTRO, None, None, 0.0, "")
+    facts = Extraction(Intent.OTRO, None, None, 0.0, "")
     inp = FlowInput(session, empty, facts, now_ms, rules=rules_)
     if state is Estado.ATENCION_HUMANA:
         if now_ms < int(data.get("atencion_hasta", 0)):
@@ -808,8 +809,8 @@ def facts_for(turn: Turn, extraction: Extraction | None) -> Extraction:
     for name in base.__dataclass_fields__:
         if merged.get(name) in (None, False, "") and getattr(base, name) not in (None, False, ""):
             merged[name] = getattr(base, name)
-    if extraction.intencion is Intencion.OTRO:
-        merged["intencion"] = base.intencion
+    if extraction.intent is Intent.OTRO:
+        merged["intent"] = base.intent
     return Extraction(**merged)
 
 
