@@ -78,7 +78,7 @@ def epoch_ms() -> int:
 
 
 @dataclass(frozen=True, slots=True)
-class SweepResult:
+class OutboxSweepResult:
     settled: int = 0  # stuck claims turned `incierto` (or requeued) before claiming
     claimed: int = 0
     sent: int = 0
@@ -332,7 +332,7 @@ async def _abandon_expired(rt: Runtime, clock: Callable[[], int]) -> int:
 
 async def sweep_outbox(
     rt: Runtime, *, budget_s: float = SWEEP_BUDGET_S, clock: Callable[[], int] = epoch_ms
-) -> SweepResult:
+) -> OutboxSweepResult:
     """Settle stuck claims, give up rows past their deadline, then send up to MAX_TRABAJOS_POR_EJECUCION
     rows, stopping before the budget ends."""
     settings = rt.settings
@@ -378,7 +378,7 @@ async def sweep_outbox(
         outcomes = await _send_all(rt, claims, clock)
         await _write_back(rt, outcomes, clock, tally)
         slowest_batch = max(slowest_batch, time.monotonic() - batch_started)
-    result = SweepResult(
+    result = OutboxSweepResult(
         settled=settled, claimed=claimed, sent=tally.sent, retried=tally.retried, failed=tally.failed,
         uncertain=tally.uncertain, lost=tally.lost, abandoned=abandoned, stopped_early=stopped_early,
     )
