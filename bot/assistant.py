@@ -66,5 +66,5 @@ async def ask_question(
 def enqueue_answer(tx: Tx, run: AiRun, text: str) -> None:
     """Queue a late answer in ColaEnvios, inside the transaction that settles its run (so: once)."""
     message = r.text(text or ANSWER_EMPTY)
-    queue_reply(tx, run.telefono, kind=message.kind, content=message.to_json(), now_ms=int(time.time() * 1000),
+    queue_reply(tx, run.phone, kind=message.kind, content=message.to_json(), now_ms=int(time.time() * 1000),
                 origin_message_id=run.message_id)

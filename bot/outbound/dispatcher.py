@@ -350,7 +350,7 @@ async def sweep_outbox(
     if caught_up:
         log.warning("OUTBOX_ESTADOS_RECONCILIADOS %s filas: estados de entrega que llegaron antes que su envío",
                     caught_up)
-    remaining = settings.max_trabajos_por_ejecucion
+    remaining = settings.max_jobs_per_run
     tally, claimed, stopped_early = _Tally(), 0, False
     slowest_batch = 0.0
     default = settings.whatsapp_phone_number_id
