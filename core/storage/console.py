@@ -15,6 +15,10 @@ RECENT_LIMIT = 10
 _LEASE_SEPARATORS = (":", "|", "/", "#")
 
 
+# The views below are the console's JSON (asdict): their field names are the keys its page reads, in
+# Spanish like the columns they show.
+
+
 @dataclass(frozen=True, slots=True)
 class SessionView:
     telefono: str
@@ -122,8 +126,8 @@ def _outbox(row: Row) -> ConsoleOutboxRow:
     )
 
 
-def _is_lease_of(clave: str, key: str) -> bool:
-    return clave == key or any(clave.endswith(sep + key) for sep in _LEASE_SEPARATORS)
+def _is_lease_of(lease_key: str, key: str) -> bool:
+    return lease_key == key or any(lease_key.endswith(sep + key) for sep in _LEASE_SEPARATORS)
 
 
 def _read_state(tx: Tx, key: str, limit: int) -> ConversationState:

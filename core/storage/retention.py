@@ -63,7 +63,7 @@ async def purge(db: Database, rule: Purge, *, older_than_days: int, budget_s: fl
     params = cutoff_params(older_than_days, now)
     deadline = clock() + budget_s
     deleted = batches = 0
-    desde = 0
+    after_id = 0
     while clock() < deadline:
         if rule.window is None:
             count = await db.write(partial(_execute, name=rule.purge, params=params))
@@ -71,13 +71,13 @@ async def purge(db: Database, rule: Purge, *, older_than_days: int, budget_s: fl
             if count < PURGE_BATCH_ROWS:
                 return PurgeResult(deleted, batches, True)
             continue
-        bounds = {**params, "desde_id": desde}
+        bounds = {**params, "desde_id": after_id}
         window = await db.read(partial(_fetch_one, name=rule.window, params=bounds))
-        if window is None or window["hasta"] is None:  # no rows after desde
+        if window is None or window["hasta"] is None:  # no rows after after_id
             return PurgeResult(deleted, batches, True)
-        hasta = int(window["hasta"])
-        count = await db.write(partial(_execute, name=rule.purge, params={**bounds, "hasta_id": hasta}))
-        deleted, batches, desde = deleted + count, batches + 1, hasta
+        up_to_id = int(window["hasta"])
+        count = await db.write(partial(_execute, name=rule.purge, params={**bounds, "hasta_id": up_to_id}))
+        deleted, batches, after_id = deleted + count, batches + 1, up_to_id
         if not window["todo_viejo"]:  # this window reached recent rows: nothing older lies beyond
             return PurgeResult(deleted, batches, True)
     return PurgeResult(deleted, batches, False)
