@@ -87,8 +87,8 @@ def settle_outbox(path: Path) -> None:
     conn = sqlite3.connect(path)
     with conn:
         ids = [r[0] for r in conn.execute("SELECT Id FROM ColaEnvios ORDER BY Id")]
-        for row_id, estado in zip(ids, ("enviado", "error", "incierto"), strict=False):
-            conn.execute("UPDATE ColaEnvios SET Estado = ? WHERE Id = ?", (estado, row_id))
+        for row_id, state in zip(ids, ("enviado", "error", "incierto"), strict=False):
+            conn.execute("UPDATE ColaEnvios SET Estado = ? WHERE Id = ?", (state, row_id))
     conn.close()
 
 

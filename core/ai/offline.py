@@ -27,5 +27,5 @@ class OfflineProvider:
             return EquipmentType.REFRIGERADOR.value
         if t in ("2", "dos", "tipo_vehiculo"):
             return EquipmentType.VEHICULO.value
-        tipo = equipment_type(t)
-        return tipo.value if tipo else None
+        kind = equipment_type(t)
+        return kind.value if kind else None
