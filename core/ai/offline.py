@@ -27,5 +27,5 @@ class OfflineProvider:
             return EquipmentType.REFRIGERADOR.value
         if t in ("2", "dos", "tipo_vehiculo"):
             return EquipmentType.VEHICULO.value
-        kind = equipment_type(t)
-        return kind.value if kind else None
+        equipment = equipment_type(t)
+        return equipment.value if equipment else None
