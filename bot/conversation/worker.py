@@ -49,7 +49,7 @@ async def hand_off(rt: Runtime, keys: Sequence[str], *, origin: str) -> bool:
     return True
 
 
-def queue_wait_seconds(enqueued_at: datetime | None) -> float | None:
+def seconds_in_queue(enqueued_at: datetime | None) -> float | None:
     if enqueued_at is None:
         return None
     when = enqueued_at if enqueued_at.tzinfo else enqueued_at.replace(tzinfo=UTC)
@@ -66,7 +66,7 @@ async def work_conversation(rt: Runtime, key: str, *, enqueued_at: datetime | No
     if not key:
         log.warning("Mensaje de cola vacío; se descarta")
         return 0
-    wait_s = queue_wait_seconds(enqueued_at)
+    wait_s = seconds_in_queue(enqueued_at)
     if wait_s is not None:
         events.queue_wait(key, int(wait_s * 1000), dequeue_count)
     started = time.monotonic()

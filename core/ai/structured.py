@@ -15,7 +15,7 @@ from typing import Any
 from core.ai.types import DetectedIntent, EquipmentType, Extraction, Intent, TermKind
 from core.errors import AIProviderError
 
-MAX_TEXT = 500  # a problem description or reason longer than this is cut, not rejected
+MAX_SLOT_TEXT = 500  # a problem description or reason longer than this is cut, not rejected
 
 _INTENCIONES = [i.value for i in Intent]
 _TIPOS = [t.value for t in EquipmentType]
@@ -132,7 +132,7 @@ def _optional_text(provider: str, value: object, field: str) -> str | None:
         return None
     if not isinstance(value, str):
         raise AIProviderError(provider, f"{field} no es texto: {value!r}")
-    return value.strip()[:MAX_TEXT] or None
+    return value.strip()[:MAX_SLOT_TEXT] or None
 
 
 def parse_intent(provider: str, raw: str | None) -> DetectedIntent:
