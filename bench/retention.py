@@ -88,8 +88,8 @@ async def run(messages: int) -> None:
         finally:
             await rt.aclose()
     total = sum(purged.values())
-    print(f"SQLite retention purge, {machine()}, batch {retention.BATCH} rows, {messages} messages' worth of "
-          f"old rows per kind")
+    print(f"SQLite retention purge, {machine()}, batch {retention.PURGE_BATCH_ROWS} rows, "
+          f"{messages} messages' worth of old rows per kind")
     print_table("Purge", ["table", "seeded old rows", "deleted"],
                 [[t, seeded.get(t, 0), purged.get(t, 0)] for t in purged])
     print_table("Rate", ["rows deleted", "seconds", "rows/s"], [[total, f"{elapsed:.1f}", f"{total / elapsed:,.0f}"]])

@@ -54,5 +54,5 @@ class Questions:
 def enqueue_answer(tx: Tx, run: AiRun, text: str, now_ms: int) -> None:
     """Queue a late answer in ColaEnvios, inside the transaction that settles its run (so: once)."""
     message = r.text(text or r.ANSWER_EMPTY)
-    queue_reply(tx, run.telefono, kind=message.kind, content=message.to_json(), now_ms=now_ms,
+    queue_reply(tx, run.phone, kind=message.kind, content=message.to_json(), now_ms=now_ms,
                 origin_message_id=run.message_id)

@@ -45,11 +45,11 @@ class _DbGauges(Collector):
             yield family
 
 
-async def sample_db_gauges(db: Database, ahora_ms: int | None = None) -> tuple[GaugeSample, ...] | None:
+async def sample_db_gauges(db: Database, now_ms: int | None = None) -> tuple[GaugeSample, ...] | None:
     """Read the database-wide gauges (and keep them for Application Insights); None if the DB failed."""
-    ahora_ms = int(time.time() * 1000) if ahora_ms is None else ahora_ms
+    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
     try:
-        stats = await read_stats(db, ahora_ms)
+        stats = await read_stats(db, now_ms)
     except BotError as exc:
         log.warning("Métricas: no se pudieron leer los contadores de la base de datos: %s", exc)
         return None
@@ -58,8 +58,8 @@ async def sample_db_gauges(db: Database, ahora_ms: int | None = None) -> tuple[G
     return samples
 
 
-async def render_metrics(db: Database, ahora_ms: int | None = None) -> bytes:
-    samples = await sample_db_gauges(db, ahora_ms)
+async def render_metrics(db: Database, now_ms: int | None = None) -> bytes:
+    samples = await sample_db_gauges(db, now_ms)
     snapshot = CollectorRegistry(auto_describe=False)
     snapshot.register(_DbGauges(samples or (), samples is not None))
     return generate_latest(REGISTRY) + generate_latest(snapshot)

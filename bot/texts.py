@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from core.ai.types import TipoEquipo
+from core.ai.types import EquipmentType
 from core.notify import Notice
 from core.storage.reports import ReportView
 from core.whatsapp.outgoing import (
@@ -177,7 +177,7 @@ def note_same_equipment(problem: object) -> str:
 def draft_lines(data: Mapping[str, Any]) -> list[tuple[str, str]]:
     """The draft as (label, value) lines, for the summary and the filed-report confirmation."""
     lines: list[tuple[str, str]] = []
-    if data.get("tipo") == TipoEquipo.VEHICULO.value:
+    if data.get("tipo") == EquipmentType.VEHICULO.value:
         vehicle = f"placa {data['placa']}" if data.get("placa") else f"unidad {data.get('unidad')}"
         lines.append(("Vehículo", vehicle))
         lines.append(("Empleado", str(data.get("empleado"))))

@@ -23,23 +23,23 @@ _OPERATION_PART = re.compile(r"\w*")
 # -- conversation leases ------------------------------------------------------------------------
 
 
-def lock_acquired(clave: str, timeout_ms: int, fencing: int) -> None:
+def lock_acquired(key: str, timeout_ms: int, fencing: int) -> None:
     log_event(log, logging.INFO, "THREAD_LOCK_ACQUIRED", "Lock adquirido para conversación",
-              telefono=clave, timeoutMs=timeout_ms, fencing=fencing)
+              telefono=key, timeoutMs=timeout_ms, fencing=fencing)
 
 
-def lock_busy(clave: str) -> None:
+def lock_busy(key: str) -> None:
     """The lease is held by another drain: that holder will handle this message too. Normal in a burst, so
     it has its own counter and never feeds the race alert."""
     metrics.lease_busy_total.inc()
-    log_event(log, logging.WARNING, "THREAD_LOCK_BUSY", "Conversación ya está siendo procesada", telefono=clave)
+    log_event(log, logging.WARNING, "THREAD_LOCK_BUSY", "Conversación ya está siendo procesada", telefono=key)
 
 
-def lock_timeout(clave: str, timeout_ms: int, fencing: int, reason: str = "expirado") -> None:
+def lock_timeout(key: str, timeout_ms: int, fencing: int, reason: str = "expirado") -> None:
     """A lease ran out before its holder released it (holder died, or a heartbeat came too late)."""
     metrics.race_errors_total.inc()
     log_event(log, logging.WARNING, "THREAD_LOCK_TIMEOUT", "Lock liberado por timeout",
-              telefono=clave, timeoutMs=timeout_ms, fencing=fencing, motivo=reason)
+              telefono=key, timeoutMs=timeout_ms, fencing=fencing, motivo=reason)
 
 
 # -- orphaned AI runs ---------------------------------------------------------------------------
@@ -50,10 +50,10 @@ def orphaned_runs_recovery_start(max_age_ms: int) -> None:
               maxAgeMs=max_age_ms)
 
 
-def orphaned_run_cancelled(telefono: str, run_id: str, status: str, age_ms: int, conversation_id: str = "") -> None:
+def orphaned_run_cancelled(phone: str, run_id: str, status: str, age_ms: int, conversation_id: str = "") -> None:
     metrics.orphaned_runs_cancelled_total.inc()
     log_event(log, logging.WARNING, "ORPHANED_RUN_CANCELLED", "Run huérfano cancelado",
-              telefono=telefono, threadId=conversation_id or None, runId=run_id, status=status,
+              telefono=phone, threadId=conversation_id or None, runId=run_id, status=status,
               ageMinutes=age_ms // 60_000)
 
 
@@ -65,22 +65,22 @@ def orphaned_runs_recovery_complete(checked: int, cancelled: int) -> None:
 # -- optimistic concurrency -------------------------------------------------------------------
 
 
-def concurrency_retry(operation: str, telefono: str, attempt: int, max_attempts: int, delay_ms: int) -> None:
+def concurrency_retry(operation: str, phone: str, attempt: int, max_attempts: int, delay_ms: int) -> None:
     """A versioned write lost the race and will be retried; `attempt` is the one that failed (1-based)."""
     metrics.concurrency_retries_total.labels(operation=operation).inc()
     log_event(
         log, logging.WARNING,
-        f"[ConcurrencyRetry] {operation}({mask_phone(telefono)}) - Intento {attempt}/{max_attempts} falló,"
+        f"[ConcurrencyRetry] {operation}({mask_phone(phone)}) - Intento {attempt}/{max_attempts} falló,"
         f" reintentando en {delay_ms}ms",
-        telefono=telefono, operacion=operation, error="ConcurrencyError",
+        telefono=phone, operacion=operation, error="ConcurrencyError",
     )
 
 
-def concurrency_exhausted(operation: str, telefono: str, attempts: int, expected_version: int) -> None:
+def concurrency_exhausted(operation: str, phone: str, attempts: int, expected_version: int) -> None:
     """Every retry lost: the message stays pending and the next drain tries again."""
     log_event(log, logging.ERROR, "ConcurrencyError",
-              f"{operation}({mask_phone(telefono)}) perdió {attempts} intentos; versión esperada {expected_version}",
-              telefono=telefono, operacion=operation, intentos=attempts, version=expected_version)
+              f"{operation}({mask_phone(phone)}) perdió {attempts} intentos; versión esperada {expected_version}",
+              telefono=phone, operacion=operation, intentos=attempts, version=expected_version)
 
 
 # -- AI timeouts and breaker ----------------------------------------------------------------------
@@ -105,30 +105,30 @@ def breaker_state_changed(provider: str, old: str, new: str, failures: int = 0) 
 # -- webhook redeliveries -------------------------------------------------------------------------
 
 
-def duplicate_delivery(wamid: str, reintento: int, telefono: str | None = None) -> None:
-    """Meta redelivered a message the ledger already holds (MERGE matched); `reintento` = Reintentos."""
+def duplicate_delivery(wamid: str, redelivery: int, phone: str | None = None) -> None:
+    """Meta redelivered a message the ledger already holds (MERGE matched); `redelivery` = Reintentos."""
     metrics.duplicate_deliveries_total.inc()
     masked = mask_wamid(wamid)  # a wamid is base64 of a payload holding the sender's number
-    log_event(log, logging.INFO, "Mensaje duplicado detectado (MERGE)", f"{masked}, reintento #{reintento}",
-              wamid=masked, reintento=reintento, telefono=telefono)
+    log_event(log, logging.INFO, "Mensaje duplicado detectado (MERGE)", f"{masked}, reintento #{redelivery}",
+              wamid=masked, reintento=redelivery, telefono=phone)
 
 
 # -- hand-off and reply latency -------------------------------------------------------------------
 
 
-def reply_sent(telefono: str, latency_ms: int) -> None:
+def reply_sent(phone: str, latency_ms: int) -> None:
     """A reply reached Meta: `latency_ms` from the webhook receiving the message that caused it."""
     metrics.reply_latency_seconds.observe(latency_ms / 1000)
     log_event(log, logging.INFO, "REPLY_LATENCY", f"Respuesta aceptada por Meta en {latency_ms}ms",
-              telefono=telefono, latenciaMs=latency_ms)
+              telefono=phone, latenciaMs=latency_ms)
 
 
-def queue_wait(telefono: str, wait_ms: int, dequeue_count: int) -> None:
+def queue_wait(phone: str, wait_ms: int, dequeue_count: int) -> None:
     """The worker picked up a conversation `wait_ms` after it was queued (its `dequeue_count`-th try)."""
     metrics.queue_wait_seconds.observe(wait_ms / 1000)
     if wait_ms >= QUEUE_WAIT_LOG_MS or dequeue_count > 1:
         log_event(log, logging.WARNING, "QUEUE_WAIT", f"Conversación esperó {wait_ms}ms en la cola",
-                  telefono=telefono, esperaColaMs=wait_ms, intentoCola=dequeue_count)
+                  telefono=phone, esperaColaMs=wait_ms, intentoCola=dequeue_count)
 
 
 def handoff_failed(origin: str, conversations: int, error: str) -> None:

@@ -131,7 +131,7 @@ class Settings:
     report_correction_minutes: int = 30  # "me equivoqué de equipo" cancels the report this long after filing
     handover_minutes: int = 240  # the bot stays quiet after handing a conversation to a person
     inbox_max_attempts: int = 5
-    max_trabajos_por_ejecucion: int = 50
+    max_jobs_per_run: int = 50  # MAX_TRABAJOS_POR_EJECUCION: outbox rows one timer run sends
     outbox_rate_per_second: int = 80
     outbox_max_attempts: int = 10  # failures Meta answered (5xx, unknown); throttles and no-connection do not count
     # A claim lives only while its request is in flight (the send limit is taken before the claim): HTTP
@@ -211,7 +211,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         report_correction_minutes=_int(env, "REPORT_CORRECTION_MINUTES", 30, minimum=0),
         handover_minutes=_int(env, "HANDOVER_MINUTES", 240, minimum=1),
         inbox_max_attempts=_int(env, "INBOX_MAX_ATTEMPTS", 5, minimum=1),
-        max_trabajos_por_ejecucion=_int(env, "MAX_TRABAJOS_POR_EJECUCION", 50, minimum=1),
+        max_jobs_per_run=_int(env, "MAX_TRABAJOS_POR_EJECUCION", 50, minimum=1),
         outbox_rate_per_second=_int(env, "OUTBOX_RATE_PER_SECOND", 80, minimum=1),
         outbox_max_attempts=_int(env, "OUTBOX_MAX_ATTEMPTS", 10, minimum=1),
         outbox_claim_timeout_ms=_int(env, "OUTBOX_CLAIM_TIMEOUT_MS", 30_000, minimum=1_000),

@@ -63,7 +63,7 @@ async def _model_answer(schema: dict[str, Any], text: str) -> str:
     if "tipo_equipo" in props:
         return json.dumps(extraction_json(await rules.extract_structured_data(text)), ensure_ascii=False)
     i = await rules.detect_intent(text)
-    return json.dumps({"intencion": i.intencion.value, "confianza": i.confianza})
+    return json.dumps({"intencion": i.intent.value, "confianza": i.confidence})
 
 
 class _ScriptedServer:

@@ -16,12 +16,13 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from core.whatsapp.outgoing import MAX_TEXT_BODY
+
 WABA_ID = "102290129340398"  # the business account id of the fixtures
 DISPLAY_PHONE = "15550783881"
 _PHONE = re.compile(r"^[0-9]{8,15}$")
 _BSUID = re.compile(r"^[A-Z]{2}\.[0-9A-Za-z]{4,60}$")
 _SEPARATORS = re.compile(r"[\s\-().]")
-MAX_TEXT = 4096  # WhatsApp's limit for a text message body
 
 
 class PayloadError(ValueError):
@@ -80,8 +81,8 @@ def new_wamid() -> str:
 def text_message(text: str) -> dict[str, Any]:
     if not (text or "").strip():
         raise PayloadError("el mensaje está vacío")
-    if len(text) > MAX_TEXT:
-        raise PayloadError(f"el mensaje pasa de {MAX_TEXT} caracteres")
+    if len(text) > MAX_TEXT_BODY:  # WhatsApp's limit for a text message body
+        raise PayloadError(f"el mensaje pasa de {MAX_TEXT_BODY} caracteres")
     return {"type": "text", "text": {"body": text}}
 
 

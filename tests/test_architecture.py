@@ -1,5 +1,5 @@
 """The module graph has no cycles, counting imports inside functions (a lazy import hides a cycle from
-the interpreter, not from the reader)."""
+the interpreter, not from the reader); every class name is defined once; code names are English."""
 
 from __future__ import annotations
 
@@ -177,6 +177,93 @@ def test_the_documented_dependency_graph_is_the_code_s() -> None:
     doc = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
     start = doc.index("<!-- dependency graph -->\n```\n") + len("<!-- dependency graph -->\n```\n")
     assert doc[start:doc.index("```", start)].rstrip("\n") == dependency_graph()
+
+
+def _top_level_classes() -> dict[str, list[str]]:
+    where: dict[str, list[str]] = {}
+    for name, path in sorted(project_modules().items()):
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            if isinstance(node, ast.ClassDef):
+                where.setdefault(node.name, []).append(name)
+    return where
+
+
+def test_every_class_name_is_defined_once() -> None:
+    """Two classes with one name (two `SweepResult`s, three `InboxRow`s) make every import a guess."""
+    assert {name: mods for name, mods in _top_level_classes().items() if len(mods) > 1} == {}
+
+
+# Spanish words that have been used as identifiers; the words alone, so `tipo_equipo` and `ahoraMs` match.
+SPANISH_WORDS = frozenset({
+    "actualizado", "ahora", "clave", "codigo", "confianza", "conversacion", "conversaciones", "creado", "datos",
+    "descripcion", "desde", "detalle", "ejecucion", "empleado", "enviado", "equipo", "espera", "estado", "etiqueta",
+    "fallos", "funciona", "hasta", "intencion", "intento", "intentos", "mensaje", "metricas", "muestreo", "numero",
+    "operacion", "origen", "placa", "pregunta", "problema", "procesado", "propietario", "proveedor", "razon",
+    "recibido", "reintento", "reintentos", "reporte", "respuesta", "resultado", "retencion", "sesion", "tabla",
+    "telefono", "tienda", "tipo", "trabajos", "ubicacion", "ultima", "ultimo", "unidad", "urgente",
+})
+# Deployed Azure Functions names (operators and the runbook know them by these); a rename redeploys them.
+DEPLOYED_NAMES = frozenset({"muestreo_metricas", "retencion"})
+# Dataclasses serialised as the local console's JSON: their fields are the keys its page reads.
+JSON_VIEW_MODULES = frozenset({"core.storage.console"})
+
+
+def _words(identifier: str) -> list[str]:
+    spaced = "".join(f"_{c}" if c.isupper() else c for c in identifier)
+    return [w for w in spaced.lower().split("_") if w]
+
+
+def spanish_identifiers(source: str, json_view: bool = False) -> list[str]:
+    tree = ast.parse(source)
+    exempt: set[int] = set()
+    if json_view:
+        exempt = {id(t) for c in ast.walk(tree) if isinstance(c, ast.ClassDef)
+                  for s in c.body if isinstance(s, ast.AnnAssign) for t in ast.walk(s.target)}
+    out = []
+    for node in ast.walk(tree):
+        if id(node) in exempt:
+            continue
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            line, name = node.lineno, node.name
+        elif isinstance(node, ast.arg):
+            line, name = node.lineno, node.arg
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            line, name = node.lineno, node.id
+        elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+            line, name = node.lineno, node.attr
+        else:
+            continue
+        if name in DEPLOYED_NAMES:
+            continue
+        # UPPER_CASE names (enum members, reply texts) are named after the stored value or the text they hold.
+        if not name.isascii() or (not name.isupper() and SPANISH_WORDS & set(_words(name))):
+            out.append(f"{line}: {name}")
+    return out
+
+
+def test_identifiers_are_english() -> None:
+    """Code names are English; Spanish stays in SQL names, log text, replies and JSON keys (strings)."""
+    offenders = []
+    for name, path in sorted(project_modules().items()):
+        found = spanish_identifiers(path.read_text(encoding="utf-8"), name in JSON_VIEW_MODULES)
+        offenders += [f"{path.relative_to(ROOT)}:{hit}" for hit in found]
+    assert offenders == []
+
+
+def test_the_spanish_check_sees_each_kind_of_name() -> None:
+    source = (
+        "class TipoEquipo: ...\n"
+        "def f(telefono, x): ahora_ms = 1\n"
+        "class V:\n    intencion: str\n"
+        "def g(self): self.ultimoError = 1\n"
+        "año = 2\n"
+        "REFRI_ESPERA_SAP = 'x'\n"
+        "def h(phone): log(telefono=phone, text='tipo de equipo')\n"
+        "def retencion(): ...\n"
+    )
+    expected = {"1: TipoEquipo", "2: telefono", "2: ahora_ms", "4: intencion", "5: ultimoError", "6: año"}
+    assert set(spanish_identifiers(source)) == expected
+    assert set(spanish_identifiers(source, json_view=True)) == expected - {"4: intencion"}
 
 
 if __name__ == "__main__":

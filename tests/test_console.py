@@ -151,18 +151,18 @@ def seed_conversation(db_path: Path, key: str, now_ms: int) -> None:
             "INSERT INTO BloqueosConversacion (Clave, Propietario, ExpiraEn, Token) VALUES (?, ?, ?, ?)",
             (f"99{key}", "otro", now_ms + 30_000, 1),
         )
-        for i, estado in enumerate(("procesado", "pendiente", "error", "pendiente")):
+        for i, state in enumerate(("procesado", "pendiente", "error", "pendiente")):
             conn.execute(
                 "INSERT INTO MensajesProcesados"
                 " (MessageId, Telefono, Tipo, Estado, Reintentos, WaTimestamp, RecibidoEn)"
                 " VALUES (?, ?, 'text', ?, ?, ?, ?)",
-                (f"wamid.T{i}", key, estado, i, 1_763_880_000 + (10 - i), now_ms + i),
+                (f"wamid.T{i}", key, state, i, 1_763_880_000 + (10 - i), now_ms + i),
             )
-        for estado in ("enviado", "enviado", "pendiente", "incierto"):
+        for state in ("enviado", "enviado", "pendiente", "incierto"):
             conn.execute(
                 "INSERT INTO ColaEnvios (Destinatario, Contenido, Estado, MessageIdOrigen)"
                 " VALUES (?, '{}', ?, 'wamid.T0')",
-                (key, estado),
+                (key, state),
             )
         conn.execute(
             "INSERT INTO ColaEnvios (Destinatario, Contenido, Estado) VALUES ('5210000000000', '{}', 'error')"

@@ -345,8 +345,8 @@ def test_refrigerator_flow_end_to_end(browser: WebDriver, local_host: str) -> No
     else:
         type_and_send(browser, "sí")
     report = wait_new_bot_bubble(browser, seen, r"RPT-\d+", REPLY_WAIT_S)
-    numero = re.search(r"RPT-\d+", report.text).group(0)  # type: ignore[union-attr]
-    wait_for(browser, f"{numero} en el panel de reportes", lambda: numero in _state_text(browser, "#st-reports"))
+    number = re.search(r"RPT-\d+", report.text).group(0)  # type: ignore[union-attr]
+    wait_for(browser, f"{number} en el panel de reportes", lambda: number in _state_text(browser, "#st-reports"))
     wait_for(browser, "la sesión en FINALIZADO",
              lambda: _state_text(browser, "#st-session [data-field='estado']") == "FINALIZADO")
 
@@ -372,7 +372,7 @@ def test_refrigerator_flow_end_to_end(browser: WebDriver, local_host: str) -> No
     errors = read_stable(lambda: browser.find_element(
         By.CSS_SELECTOR, "#st-outbox [data-outbox-estado='error']").get_attribute("data-count"))
     screenshot(browser, "console_e2e_flow")
-    with_number = [t for t in bot_texts if numero in t]
-    assert len(with_number) == 1, f"{len(with_number)} respuestas con {numero}: {with_number}"
+    with_number = [t for t in bot_texts if number in t]
+    assert len(with_number) == 1, f"{len(with_number)} respuestas con {number}: {with_number}"
     assert len(bot_texts) == replies_before, f"la reentrega produjo otra respuesta: {bot_texts[replies_before:]}"
     assert errors == "0"

@@ -48,8 +48,8 @@ async def test_refrigerator_flow_files_exactly_one_report(rt: Runtime, db_path: 
     assert session_state(db_path, PHONE) == ("FINALIZADO", 3)
     reports = query(db_path, "SELECT Numero, TipoEquipo, EquipoId, Descripcion FROM Reportes")
     assert len(reports) == 1
-    number, kind, equipo_id, description = reports[0]
-    assert number in out[0] and kind == "REFRIGERADOR" and equipo_id is not None
+    number, kind, equipment_id, description = reports[0]
+    assert number in out[0] and kind == "REFRIGERADOR" and equipment_id is not None
     assert description == "no enfría"
     history = query(db_path, "SELECT EstadoAnterior, EstadoNuevo FROM HistorialSesiones ORDER BY Id")
     assert history == [("INICIO", "REFRI_ESPERA_SAP"), ("REFRI_ESPERA_SAP", "CONFIRMA_REPORTE"),

@@ -26,7 +26,7 @@ from core.storage.stats import OUTBOX_STATES, read_stats
 from tests.conftest import free_port
 from tests.test_local_host import start_host, wait_ready
 
-AHORA = 1_800_000_000_000  # a fixed "now" in epoch ms, so ages are exact
+NOW_MS = 1_800_000_000_000  # a fixed "now" in epoch ms, so ages are exact
 
 
 def parse(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -44,30 +44,30 @@ def get(samples: dict, name: str, **labels: str) -> float:
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
-async def enqueue(db: Database, n: int, ahora: int) -> None:
+async def enqueue(db: Database, n: int, now_ms: int) -> None:
     def write(tx) -> None:
         for i in range(n):
             tx.execute("enqueue_outbound", {"destinatario": f"52155{i:08d}", "tipo_envio": "text",
-                                            "contenido": '{"text": "hola"}', "ahora": ahora - i * 1000,
+                                            "contenido": '{"text": "hola"}', "ahora": now_ms - i * 1000,
                                             "message_id_origen": f"wamid.src{i}", "vence_en": None})
 
     await db.write(write)
 
 
-def seed_other_tables(path: Path, ahora: int) -> None:
+def seed_other_tables(path: Path, now_ms: int) -> None:
     """Leases, inbox and AI runs as their (not yet merged) writers would leave them."""
     conn = sqlite3.connect(path)
     with conn:
         conn.executemany(
             "INSERT INTO BloqueosConversacion (Clave, Propietario, ExpiraEn, Token, AdquiridoEn)"
             " VALUES (?, ?, ?, ?, ?)",
-            [("5215500000001", "w1", ahora + 30_000, 1, ahora), ("5215500000002", "w2", ahora + 20_000, 4, ahora),
-             ("MX.100", "w1", ahora + 29_000, 2, ahora), ("5215500000003", "w3", ahora - 1, 9, ahora - 31_000),
-             ("5215500000004", None, ahora - 5_000, 3, None)],
+            [("5215500000001", "w1", now_ms + 30_000, 1, now_ms), ("5215500000002", "w2", now_ms + 20_000, 4, now_ms),
+             ("MX.100", "w1", now_ms + 29_000, 2, now_ms), ("5215500000003", "w3", now_ms - 1, 9, now_ms - 31_000),
+             ("5215500000004", None, now_ms - 5_000, 3, None)],
         )
-        rows = [(f"wamid.p{i}", "5215500000001", "pendiente", ahora - 120_000 + i) for i in range(4)]
-        rows += [(f"wamid.e{i}", "5215500000002", "error", ahora - 900_000) for i in range(2)]
-        rows += [(f"wamid.ok{i}", "5215500000003", "procesado", ahora - 5_000_000) for i in range(3)]
+        rows = [(f"wamid.p{i}", "5215500000001", "pendiente", now_ms - 120_000 + i) for i in range(4)]
+        rows += [(f"wamid.e{i}", "5215500000002", "error", now_ms - 900_000) for i in range(2)]
+        rows += [(f"wamid.ok{i}", "5215500000003", "procesado", now_ms - 5_000_000) for i in range(3)]
         conn.executemany(
             "INSERT INTO MensajesProcesados (MessageId, Telefono, Tipo, Estado, RecibidoEn)"
             " VALUES (?, ?, 'text', ?, ?)",
@@ -76,8 +76,8 @@ def seed_other_tables(path: Path, ahora: int) -> None:
         conn.executemany(
             "INSERT INTO EjecucionesIA (Id, Telefono, Estado, CreadoEn, ActualizadoEn)"
             " VALUES (?, '5215500000001', ?, ?, ?)",
-            [("resp_1", "in_progress", ahora - 420_000, ahora), ("resp_2", "in_progress", ahora - 10_000, ahora),
-             ("resp_3", "queued", ahora - 1_000, ahora), ("resp_4", "completed", ahora - 999_000, ahora)],
+            [("resp_1", "in_progress", now_ms - 420_000, now_ms), ("resp_2", "in_progress", now_ms - 10_000, now_ms),
+             ("resp_3", "queued", now_ms - 1_000, now_ms), ("resp_4", "completed", now_ms - 999_000, now_ms)],
         )
     conn.close()
 
@@ -87,33 +87,33 @@ def settle_outbox(path: Path) -> None:
     conn = sqlite3.connect(path)
     with conn:
         ids = [r[0] for r in conn.execute("SELECT Id FROM ColaEnvios ORDER BY Id")]
-        for row_id, estado in zip(ids, ("enviado", "error", "incierto"), strict=False):
-            conn.execute("UPDATE ColaEnvios SET Estado = ? WHERE Id = ?", (estado, row_id))
+        for row_id, state in zip(ids, ("enviado", "error", "incierto"), strict=False):
+            conn.execute("UPDATE ColaEnvios SET Estado = ? WHERE Id = ?", (state, row_id))
     conn.close()
 
 
 async def test_stats_on_a_fresh_database(any_db: Database) -> None:
-    stats = await read_stats(any_db, AHORA)
+    stats = await read_stats(any_db, NOW_MS)
     assert stats.leases_active == 0 and stats.leases_expired == 0
     assert dict(stats.outbox) == dict.fromkeys(OUTBOX_STATES, 0)
     assert stats.inbox == (("pendiente", 0), ("error", 0)) and stats.inbox_oldest_pending_ms is None
-    await enqueue(any_db, 2, AHORA)
-    await any_db.write(lambda tx: tx.execute("health_probe_insert", {"clave": "probe-metrics", "ahora": AHORA}))
-    stats = await read_stats(any_db, AHORA)
-    assert stats.outbox_count("pendiente") == 2 and stats.outbox_oldest_due_ms == AHORA - 1000
+    await enqueue(any_db, 2, NOW_MS)
+    await any_db.write(lambda tx: tx.execute("health_probe_insert", {"clave": "probe-metrics", "ahora": NOW_MS}))
+    stats = await read_stats(any_db, NOW_MS)
+    assert stats.outbox_count("pendiente") == 2 and stats.outbox_oldest_due_ms == NOW_MS - 1000
     assert stats.leases_active == 0  # a lease row without owner is free, not held
 
 
 async def test_metrics_parse_and_move_under_a_duplicate_and_lock_storm(db_path: Path) -> None:
     db = SqliteDatabase(str(db_path), pool_size=4)
     try:
-        before = parse((await render_metrics(db, AHORA)).decode())
+        before = parse((await render_metrics(db, NOW_MS)).decode())
         assert get(before, "metrics_db_up") == 1
         assert get(before, "thread_locks_active") == 0 and get(before, "outbox_backlog", estado="pendiente") == 0
 
-        await enqueue(db, 5, AHORA)
+        await enqueue(db, 5, NOW_MS)
         settle_outbox(db_path)
-        seed_other_tables(db_path, AHORA)
+        seed_other_tables(db_path, NOW_MS)
 
         # The storm: redeliveries and lease conflicts from many threads at once, as webhook instances do.
         def storm(i: int) -> None:
@@ -128,7 +128,7 @@ async def test_metrics_parse_and_move_under_a_duplicate_and_lock_storm(db_path: 
             list(pool.map(storm, range(40)))
         await asyncio.gather(*(asyncio.to_thread(events.ai_timeout, "detectIntent", 3000) for _ in range(3)))
 
-        after = parse((await render_metrics(db, AHORA)).decode())
+        after = parse((await render_metrics(db, NOW_MS)).decode())
     finally:
         db.close()
 
@@ -160,7 +160,7 @@ async def test_metrics_parse_and_move_under_a_duplicate_and_lock_storm(db_path: 
 async def test_database_down_still_answers_process_counters(tmp_path: Path) -> None:
     db = SqliteDatabase(str(tmp_path / "never-migrated.sqlite3"), pool_size=1)
     try:
-        samples = parse((await render_metrics(db, AHORA)).decode())
+        samples = parse((await render_metrics(db, NOW_MS)).decode())
     finally:
         db.close()
     assert get(samples, "metrics_db_up") == 0

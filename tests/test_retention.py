@@ -58,7 +58,7 @@ def left(db_path: Path, sql: str) -> list[tuple]:
 
 
 async def test_old_settled_rows_go_pending_and_recent_ones_stay(db_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr(retention, "BATCH", 7)  # several batches, the last one partial
+    monkeypatch.setattr(retention, "PURGE_BATCH_ROWS", 7)  # several batches, the last one partial
     seed(db_path, old_ledger=20)
     rt = build_runtime(load_settings(base_env(db_path)))
     before = retention_purged_total.labels(tabla="MensajesProcesados")._value.get()
@@ -110,14 +110,14 @@ async def test_the_walk_stops_at_recent_rows_and_when_the_budget_is_spent(sqlite
     await sqlite_db.write(fill)
     with sqlite3.connect(sqlite_db.path) as conn:
         conn.execute("UPDATE MensajesChat SET CreadoEn = ? WHERE Contenido = 'viejo'", (OLD_TEXT,))
-    retention.BATCH, saved = 10, retention.BATCH
+    retention.PURGE_BATCH_ROWS, saved = 10, retention.PURGE_BATCH_ROWS
     try:
         ticks = iter([0.0, 0.0, 0.0, 99.0])  # room for two windows, then the budget is gone
         stopped = await purge(sqlite_db, rule, older_than_days=365, budget_s=1.0, clock=lambda: next(ticks))
         assert (stopped.deleted, stopped.batches, stopped.caught_up) == (20, 2, False)
         done = await purge(sqlite_db, rule, older_than_days=365, budget_s=60.0)
     finally:
-        retention.BATCH = saved
+        retention.PURGE_BATCH_ROWS = saved
     # The second call walked from the start again: windows 1-2 are gone, window 3 (5 old + 5 recent) is
     # the last, and the 25 recent rows after it were never read.
     assert (done.deleted, done.batches, done.caught_up) == (5, 1, True)

@@ -14,7 +14,7 @@ def test_defaults() -> None:
     assert s.lock_timeout_ms == 30_000
     assert s.orphaned_run_max_age_ms == 300_000
     assert s.ai_providers == ("offline",)
-    assert s.max_trabajos_por_ejecucion == 50
+    assert s.max_jobs_per_run == 50
 
 
 @pytest.mark.parametrize(

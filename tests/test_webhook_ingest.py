@@ -427,14 +427,15 @@ def test_served_numbers_setting(db_path: Path) -> None:
 
 async def test_text_longer_than_whatsapps_limit_is_cut_once_before_storage(rt: Runtime, db_path: Path,
                                                                         drained: list[list[str]]) -> None:
-    from bot.webhook.parse import MAX_TEXT, TEXT_CUT_MARKER
+    from bot.webhook.parse import TEXT_CUT_MARKER
+    from core.whatsapp.outgoing import MAX_TEXT_BODY
 
     text = "ñ" * 100_000 + "🧊" * 10
     assert (await post(rt, encode(text_payload("wamid.LONG1", ANA, text))))[0] == 200
     (row,) = ledger(db_path)
     stored = InboundMessage.from_json(row["Payload"]).text
-    assert len(stored) == MAX_TEXT and stored.endswith(TEXT_CUT_MARKER) and stored.startswith("ñ" * 100)
-    assert len(row["Payload"]) < 2 * MAX_TEXT  # the payload holds the cut text once, not the original
+    assert len(stored) == MAX_TEXT_BODY and stored.endswith(TEXT_CUT_MARKER) and stored.startswith("ñ" * 100)
+    assert len(row["Payload"]) < 2 * MAX_TEXT_BODY  # the payload holds the cut text once, not the original
 
 
 @pytest.mark.parametrize(("sender", "reason"), [

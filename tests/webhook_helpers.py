@@ -50,8 +50,8 @@ def outbound(db_path: Path) -> list[dict[str, Any]]:
         return [dict(r) for r in conn.execute("SELECT * FROM ColaEnvios ORDER BY Id")]
 
 
-def add_sent_outbound(db_path: Path, wamid: str, estado_entrega: str | None = None) -> None:
+def add_sent_outbound(db_path: Path, wamid: str, delivery_state: str | None = None) -> None:
     with sqlite3.connect(db_path) as conn:
         conn.execute(
             "INSERT INTO ColaEnvios (Destinatario, Contenido, Estado, WamidEnviado, EstadoEntrega, EnviadoEn) "
-            "VALUES ('5215512345678', '{\"body\":\"hola\"}', 'enviado', ?, ?, 1)", (wamid, estado_entrega))
+            "VALUES ('5215512345678', '{\"body\":\"hola\"}', 'enviado', ?, ?, 1)", (wamid, delivery_state))

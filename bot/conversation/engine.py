@@ -13,6 +13,7 @@ from bot import texts
 from bot.assistant import Questions
 from bot.conversation import effects
 from bot.conversation.flows import (
+    TEXTUAL,
     Answer,
     FlowInput,
     Lookups,
@@ -47,7 +48,6 @@ from core.storage.leases import Lease
 from core.telemetry import mask_phone
 
 log = logging.getLogger("bot.conversation")
-TEXTUAL = (MessageKind.TEXT, MessageKind.BUTTON_REPLY, MessageKind.LIST_REPLY)
 ASK_BUDGET_MS = 1_500  # well inside the worker's budget; a slower answer is delivered by the AI sweep
 Transcribe = Callable[[InboundMessage], Awaitable[str | None]]
 

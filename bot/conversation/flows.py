@@ -21,11 +21,12 @@ from bot import texts as r
 from bot.conversation.model import REPORT_ID, REPORT_NUMBER, Equipment, ReportDraft, Session
 from bot.messages import InboundMessage, MessageKind
 from core.ai import rules
-from core.ai.types import Extraction, Intencion, TipoEquipo
+from core.ai.types import EquipmentType, Extraction, Intent
 from core.whatsapp.outgoing import MAX_INTERACTIVE_BODY, MAX_TEXT_BODY, OutgoingMessage, fit
 
 
-class Estado(StrEnum):
+class FlowState(StrEnum):
+    # Values are stored in SesionesChat.Estado (and the members are named after them): Spanish.
     INICIO = "INICIO"
     ESPERA_TIPO_EQUIPO = "ESPERA_TIPO_EQUIPO"
     REFRI_ESPERA_SAP = "REFRI_ESPERA_SAP"
@@ -44,8 +45,8 @@ class Estado(StrEnum):
     FINALIZADO = "FINALIZADO"
 
 
-IDLE_STATES = (Estado.INICIO, Estado.FINALIZADO)
-WAITING_STATES = frozenset(set(Estado) - {Estado.INICIO, Estado.FINALIZADO, Estado.ATENCION_HUMANA})
+IDLE_STATES = (FlowState.INICIO, FlowState.FINALIZADO)
+WAITING_STATES = frozenset(set(FlowState) - {FlowState.INICIO, FlowState.FINALIZADO, FlowState.ATENCION_HUMANA})
 MAX_SAP_MISSES = 3
 TEXTUAL = (MessageKind.TEXT, MessageKind.BUTTON_REPLY, MessageKind.LIST_REPLY)
 # Stickers are courtesy, not evidence.
@@ -172,7 +173,7 @@ class Evidence:
 
 @dataclass(frozen=True, slots=True)
 class Transition:
-    state: Estado
+    state: FlowState
     data: Mapping[str, Any]
     equipment_id: int | None
     replies: tuple[OutgoingMessage, ...]
@@ -186,15 +187,15 @@ class Transition:
     handover: bool = False  # notify maintenance with the conversation so far
 
 
-def _state(session: Session) -> Estado:
-    return Estado(session.state) if session.state in Estado.__members__ else Estado.INICIO
+def _state(session: Session) -> FlowState:
+    return FlowState(session.state) if session.state in FlowState.__members__ else FlowState.INICIO
 
 
 def _memory(data: Mapping[str, Any]) -> dict[str, Any]:
     return {k: data[k] for k in MEMORY if data.get(k)}
 
 
-def _drafting(data: Mapping[str, Any], state: Estado) -> bool:
+def _drafting(data: Mapping[str, Any], state: FlowState) -> bool:
     return state in WAITING_STATES
 
 
@@ -204,51 +205,52 @@ def merged_draft(session: Session, turn: Turn, facts: Extraction) -> dict[str, A
     data = dict(session.data) if _drafting(session.data, state) else _memory(session.data)
     text = turn.text
     pending = state
-    if facts.tipo_equipo is not None:
-        data["tipo"] = facts.tipo_equipo.value
+    if facts.equipment_type is not None:
+        data["tipo"] = facts.equipment_type.value
     choice = turn.choice
     if choice in ("tipo_refrigerador", "tipo_vehiculo"):
-        data["tipo"] = TipoEquipo.REFRIGERADOR.value if choice == "tipo_refrigerador" else TipoEquipo.VEHICULO.value
-    elif pending is Estado.ESPERA_TIPO_EQUIPO and rules.fold(text).strip(" .") in ("1", "uno", "2", "dos"):
-        data["tipo"] = TipoEquipo.REFRIGERADOR.value if rules.fold(text).strip(" .") in ("1", "uno") \
-            else TipoEquipo.VEHICULO.value
+        data["tipo"] = EquipmentType.REFRIGERADOR.value if choice == "tipo_refrigerador" \
+            else EquipmentType.VEHICULO.value
+    elif pending is FlowState.ESPERA_TIPO_EQUIPO and rules.fold(text).strip(" .") in ("1", "uno", "2", "dos"):
+        data["tipo"] = EquipmentType.REFRIGERADOR.value if rules.fold(text).strip(" .") in ("1", "uno") \
+            else EquipmentType.VEHICULO.value
     number = rules.bare_number(text) if text else None
-    if number and pending in (Estado.VEHICULO_ESPERA_EMPLEADO, Estado.VEHICULO_ESPERA_PLACA):
-        facts = replace(facts, codigo_sap=None)  # a bare number answers the question, it is no SAP code
-    new_code = facts.codigo_sap and facts.codigo_sap != data.get("codigo_sap")
-    if new_code and data.get("tipo") != TipoEquipo.VEHICULO.value:
-        data["codigo_sap_nuevo"] = facts.codigo_sap
-    if facts.tienda:
-        data["tienda"] = facts.tienda
-    if facts.empleado:
-        data["empleado"] = facts.empleado
-    if facts.placa:
-        data["placa"] = facts.placa
-    if facts.unidad and not facts.placa:
-        data["unidad"] = facts.unidad
-    if facts.sin_etiqueta:
+    if number and pending in (FlowState.VEHICULO_ESPERA_EMPLEADO, FlowState.VEHICULO_ESPERA_PLACA):
+        facts = replace(facts, sap_code=None)  # a bare number answers the question, it is no SAP code
+    new_code = facts.sap_code and facts.sap_code != data.get("codigo_sap")
+    if new_code and data.get("tipo") != EquipmentType.VEHICULO.value:
+        data["codigo_sap_nuevo"] = facts.sap_code
+    if facts.store:
+        data["tienda"] = facts.store
+    if facts.employee_number:
+        data["empleado"] = facts.employee_number
+    if facts.plate:
+        data["placa"] = facts.plate
+    if facts.unit_number and not facts.plate:
+        data["unidad"] = facts.unit_number
+    if facts.no_label:
         data["sin_etiqueta"] = True
     # Bare answers mean what the pending question asked for.
-    if number and not (facts.codigo_sap or facts.empleado or facts.placa or facts.unidad):
-        if pending is Estado.VEHICULO_ESPERA_EMPLEADO and 3 <= len(number) <= 10:
+    if number and not (facts.sap_code or facts.employee_number or facts.plate or facts.unit_number):
+        if pending is FlowState.VEHICULO_ESPERA_EMPLEADO and 3 <= len(number) <= 10:
             data["empleado"] = number
-        elif pending is Estado.VEHICULO_ESPERA_PLACA and len(number) <= 6:
+        elif pending is FlowState.VEHICULO_ESPERA_PLACA and len(number) <= 6:
             data["unidad"] = number
-    elif pending is Estado.VEHICULO_ESPERA_PLACA and not facts.placa and not facts.unidad:
+    elif pending is FlowState.VEHICULO_ESPERA_PLACA and not facts.plate and not facts.unit_number:
         tail = re.search(r"(\d{1,6})\s*$", rules.fold(text))
-        if tail and not facts.problema:
+        if tail and not facts.problem:
             data["unidad"] = tail.group(1)  # "es la 254"
-    if pending is Estado.REFRI_ESPERA_TIENDA and text and not facts.tienda and not number \
+    if pending is FlowState.REFRI_ESPERA_TIENDA and text and not facts.store and not number \
             and not rules.yes_no(text) and len(text) <= 80:
         data["tienda"] = text.strip().rstrip(".")
     loc = turn.location
     if loc is not None:
         data["gps"] = {"lat": loc.latitude, "lon": loc.longitude, "nombre": loc.text or None}
-        if loc.text and not data.get("tienda") and data.get("tipo") != TipoEquipo.VEHICULO.value:
+        if loc.text and not data.get("tienda") and data.get("tipo") != EquipmentType.VEHICULO.value:
             data["tienda"] = loc.text
     description = _description(pending, text, facts, turn.choice)
     if description:
-        if pending is Estado.ESPERA_DETALLE and data.get("problema"):
+        if pending is FlowState.ESPERA_DETALLE and data.get("problema"):
             data["problema"] = f"{data['problema']}: {description}"
         else:
             data["problema"] = description
@@ -259,19 +261,19 @@ def merged_draft(session: Session, turn: Turn, facts: Extraction) -> dict[str, A
     return data
 
 
-def _description(pending: Estado, text: str, facts: Extraction, choice: str | None) -> str | None:
+def _description(pending: FlowState, text: str, facts: Extraction, choice: str | None) -> str | None:
     """The failure this turn describes: a failure phrase anywhere, or the whole text when it answers the
     description question (and is not just a code, a yes/no or a courtesy)."""
-    if choice or pending not in (Estado.REFRI_ESPERA_DESCRIPCION, Estado.VEHICULO_ESPERA_DESCRIPCION,
-                                 Estado.ESPERA_DETALLE):
-        return facts.problema
+    if choice or pending not in (FlowState.REFRI_ESPERA_DESCRIPCION, FlowState.VEHICULO_ESPERA_DESCRIPCION,
+                                 FlowState.ESPERA_DETALLE):
+        return facts.problem
     cleaned = re.sub(r"^(hola|buenos dias|buenas tardes|buenas noches|buenas)[,.! ]*", "", text.strip(), flags=re.I)
     if not cleaned or rules.bare_number(cleaned) or rules.yes_no(cleaned) or rules.courtesy(cleaned):
-        return facts.problema
-    if facts.ya_funciona or facts.intencion in (Intencion.CANCELAR, Intencion.CONSULTA_ESTADO):
+        return facts.problem
+    if facts.works_again or facts.intent in (Intent.CANCELAR, Intent.CONSULTA_ESTADO):
         return None
-    if facts.codigo_sap or facts.placa or facts.empleado or facts.tienda:
-        return facts.problema  # a message of facts: its failure phrase, not the whole text
+    if facts.sap_code or facts.plate or facts.employee_number or facts.store:
+        return facts.problem  # a message of facts: its failure phrase, not the whole text
     return cleaned.strip(" .")
 
 
@@ -279,14 +281,14 @@ def needs(session: Session, turn: Turn, facts: Extraction) -> Needs:
     """Which lookups `decide` will need for this turn."""
     state = _state(session)
     draft = merged_draft(session, turn, facts)
-    quiet = state is Estado.ATENCION_HUMANA
+    quiet = state is FlowState.ATENCION_HUMANA
     sap = draft.get("codigo_sap_nuevo")
     store = None
-    if draft.get("tipo") != TipoEquipo.VEHICULO.value and draft.get("tienda") and not draft.get("equipo_id") \
+    if draft.get("tipo") != EquipmentType.VEHICULO.value and draft.get("tienda") and not draft.get("equipo_id") \
             and (draft.get("sin_etiqueta") or int(draft.get("fallos_sap", 0)) >= MAX_SAP_MISSES
-                 or state is Estado.REFRI_ESPERA_TIENDA):
+                 or state is FlowState.REFRI_ESPERA_TIENDA):
         store = str(draft["tienda"])
-    question = (facts.intencion is Intencion.PREGUNTA and not _has_report_facts(facts) and not quiet)
+    question = (facts.intent is Intent.PREGUNTA and not _has_report_facts(facts) and not quiet)
     eid, plate = draft.get("equipo_id"), draft.get("placa") or draft.get("unidad")
     return Needs(
         equipment_id=eid if isinstance(eid, int) else None,
@@ -295,16 +297,16 @@ def needs(session: Session, turn: Turn, facts: Extraction) -> Needs:
         store=None if quiet else store,
         duplicate=not quiet and (bool(sap) or bool(draft.get("placa") or draft.get("unidad"))
                                  or bool(draft.get("equipo_id"))),
-        reports=not quiet and (facts.intencion in (Intencion.CONSULTA_ESTADO, Intencion.CORTESIA)
-                               or bool(facts.numero_reporte) or all(m.kind is MessageKind.STICKER
+        reports=not quiet and (facts.intent in (Intent.CONSULTA_ESTADO, Intent.CORTESIA)
+                               or bool(facts.report_number) or all(m.kind is MessageKind.STICKER
                                                                     for m in turn.messages)),
         question=question,
-        history=not quiet and (facts.intencion is Intencion.HABLAR_PERSONA or facts.urgente),
+        history=not quiet and (facts.intent is Intent.HABLAR_PERSONA or facts.urgent),
     )
 
 
 def _has_report_facts(f: Extraction) -> bool:
-    return bool(f.tipo_equipo or f.problema or f.codigo_sap or f.placa or f.empleado or f.tienda)
+    return bool(f.equipment_type or f.problem or f.sap_code or f.plate or f.employee_number or f.store)
 
 
 def _evidence(turn: Turn) -> tuple[Evidence, ...]:
@@ -312,7 +314,7 @@ def _evidence(turn: Turn) -> tuple[Evidence, ...]:
                  for m in turn.media)
 
 
-def _t(state: Estado, data: Mapping[str, Any], inp: FlowInput, replies: Sequence[OutgoingMessage],
+def _t(state: FlowState, data: Mapping[str, Any], inp: FlowInput, replies: Sequence[OutgoingMessage],
        description: str, **kw: Any) -> Transition:
     equipment_id = data.get("equipo_id") if state in WAITING_STATES else None
     return Transition(state, dict(data), equipment_id if isinstance(equipment_id, int) else None, tuple(replies),
@@ -338,7 +340,7 @@ def decide(inp: FlowInput) -> Transition:
     state = _state(session)
     data = dict(session.data)
 
-    if state is Estado.ATENCION_HUMANA:
+    if state is FlowState.ATENCION_HUMANA:
         if inp.now_ms < int(data.get("atencion_hasta", 0)):
             return _t(state, data, inp, (), "Mensaje durante atención humana")
         state, data = _resume_after_handover(data)
@@ -349,15 +351,15 @@ def decide(inp: FlowInput) -> Transition:
     drafting = state in WAITING_STATES
     last = _last_report(data, inp.now_ms)
     if all(m.kind in (MessageKind.STICKER, MessageKind.REACTION) for m in turn.messages) and not turn.text:
-        f = replace(f, intencion=Intencion.CORTESIA)
+        f = replace(f, intent=Intent.CORTESIA)
         inp = replace(inp, facts=f)
 
-    if f.intencion is Intencion.HABLAR_PERSONA or (f.urgente and not f.problema and not drafting):
-        text = r.handover(notified=inp.rules.notifies_maintenance, urgent=f.urgente)
+    if f.intent is Intent.HABLAR_PERSONA or (f.urgent and not f.problem and not drafting):
+        text = r.handover(notified=inp.rules.notifies_maintenance, urgent=f.urgent)
         return _handover(inp, state, data, text, "Atención humana solicitada")
-    if f.intencion is Intencion.CANCELAR or (f.ya_funciona and not _has_report_facts(replace(f, problema=None))):
+    if f.intent is Intent.CANCELAR or (f.works_again and not _has_report_facts(replace(f, problem=None))):
         return _cancel(inp, state, data, last)
-    if f.intencion is Intencion.CONSULTA_ESTADO and not (f.tipo_equipo and f.problema):
+    if f.intent is Intent.CONSULTA_ESTADO and not (f.equipment_type and f.problem):
         return _status(inp, state, data)
     if turn.unreadable and not turn.text:
         prompt = _prompt(state, data)
@@ -368,23 +370,23 @@ def decide(inp: FlowInput) -> Transition:
         followup = _after_report(inp, state, data, last)
         if followup is not None:
             return followup
-    if not drafting and f.intencion is Intencion.CORTESIA and not _has_report_facts(f) and not turn.media:
+    if not drafting and f.intent is Intent.CORTESIA and not _has_report_facts(f) and not turn.media:
         return _t(state, data, inp, (r.text(r.CORTESIA),), "Cortesía")
-    if f.intencion is Intencion.PREGUNTA and not _has_report_facts(f) and not turn.media and not turn.location:
+    if f.intent is Intent.PREGUNTA and not _has_report_facts(f) and not turn.media and not turn.location:
         return _question(inp, state, data, drafting)
-    if drafting and f.intencion is Intencion.SALUDO and not _has_report_facts(f) and not turn.media:
+    if drafting and f.intent is Intent.SALUDO and not _has_report_facts(f) and not turn.media:
         return _t(state, data, inp, _with_prompt(r.SALUDO_EN_CURSO, _prompt(state, data)), "Saludo durante el reporte")
     if not drafting and not _has_report_facts(f) and not turn.media and not turn.location \
-            and f.intencion not in (Intencion.REPORTAR_FALLA,) and turn.choice not in ("tipo_refrigerador",
+            and f.intent not in (Intent.REPORTAR_FALLA,) and turn.choice not in ("tipo_refrigerador",
                                                                                        "tipo_vehiculo"):
-        if f.intencion is Intencion.SALUDO or not turn.text:
-            return _t(Estado.ESPERA_TIPO_EQUIPO, _memory(data), inp, (r.MENU_TIPO,), "Menú de tipo de equipo")
+        if f.intent is Intent.SALUDO or not turn.text:
+            return _t(FlowState.ESPERA_TIPO_EQUIPO, _memory(data), inp, (r.MENU_TIPO,), "Menú de tipo de equipo")
         return _t(state, data, inp, (r.text(r.COMO_EMPEZAR),), "Mensaje sin datos de reporte")
     return _advance(inp, state)
 
 
 def _starts_new_report(f: Extraction, turn: Turn) -> bool:
-    return bool(f.tipo_equipo or f.codigo_sap or f.placa or f.unidad) or turn.choice in (
+    return bool(f.equipment_type or f.sap_code or f.plate or f.unit_number) or turn.choice in (
         "tipo_refrigerador", "tipo_vehiculo")
 
 
@@ -396,7 +398,7 @@ def _last_report(data: Mapping[str, Any], now: int) -> tuple[str, int, int] | No
     return None
 
 
-def _after_report(inp: FlowInput, state: Estado, data: dict[str, Any],
+def _after_report(inp: FlowInput, state: FlowState, data: dict[str, Any],
                   last: tuple[str, int, int]) -> Transition | None:
     """After filing: courtesy, more details for the report, or "me equivoqué de equipo"."""
     f, turn = inp.facts, inp.turn
@@ -407,22 +409,22 @@ def _after_report(inp: FlowInput, state: Estado, data: dict[str, Any],
         draft = {**(dict(before) if isinstance(before, Mapping) else {}), **_memory(data), "reporte_corregido": number}
         for k in ("ultimo_reporte", "ultimo_reporte_id", "ultimo_reporte_en"):
             draft.pop(k, None)
-        session = replace(inp.session, state=Estado.REFRI_ESPERA_SAP.value, data=draft)
-        tr = _advance(replace(inp, session=session), Estado.REFRI_ESPERA_SAP)
+        session = replace(inp.session, state=FlowState.REFRI_ESPERA_SAP.value, data=draft)
+        tr = _advance(replace(inp, session=session), FlowState.REFRI_ESPERA_SAP)
         lead = r.EQUIVOCADO.format(numero=number)
         replies = _with_prompt(lead, tr.replies[0]) + tr.replies[1:] if tr.replies else (r.text(lead),)
         return replace(tr, replies=replies, cancel_report=rid,
                        description=f"Reporte {number} cancelado: equipo equivocado")
-    if f.intencion is Intencion.CORTESIA and not turn.media and not f.problema:
+    if f.intent is Intent.CORTESIA and not turn.media and not f.problem:
         still_open = any(x.number == number and x.open for x in inp.lookups.reports)
         text = r.CORTESIA_CON_REPORTE.format(numero=number) if still_open else r.CORTESIA
         return _t(state, data, inp, (r.text(text),), "Cortesía tras el reporte")
     if age > inp.rules.followup_ms:
         return None
-    if turn.media or f.problema or turn.location:
+    if turn.media or f.problem or turn.location:
         lead = r.added_to_report(number, evidence=[{"tipo": m.kind.value} for m in turn.media],
-                                 location=turn.location is not None, detail=bool(f.problema))
-        note = f.problema or turn.text or None
+                                 location=turn.location is not None, detail=bool(f.problem))
+        note = f.problem or turn.text or None
         if turn.location is not None:
             note = r.note_with_location(note, turn.location.latitude, turn.location.longitude)
         return _t(state, data, inp, (r.text(lead),), f"Información agregada a {number}", note_report=rid,
@@ -430,24 +432,24 @@ def _after_report(inp: FlowInput, state: Estado, data: dict[str, Any],
     return None
 
 
-def _cancel(inp: FlowInput, state: Estado, data: dict[str, Any], last: tuple[str, int, int] | None) -> Transition:
+def _cancel(inp: FlowInput, state: FlowState, data: dict[str, Any], last: tuple[str, int, int] | None) -> Transition:
     f = inp.facts
     if state in WAITING_STATES:
-        text = r.YA_FUNCIONA if f.ya_funciona else r.CANCELADO
-        return _t(Estado.INICIO, _memory(data), inp, (r.text(text),), "Cancelado por el usuario")
-    if f.ya_funciona and last is not None and inp.now_ms - last[2] <= inp.rules.followup_ms:
+        text = r.YA_FUNCIONA if f.works_again else r.CANCELADO
+        return _t(FlowState.INICIO, _memory(data), inp, (r.text(text),), "Cancelado por el usuario")
+    if f.works_again and last is not None and inp.now_ms - last[2] <= inp.rules.followup_ms:
         number, rid, _ = last
         return _t(state, data, inp, (r.text(r.NOTA_YA_FUNCIONA.format(numero=number)),),
                   f"El usuario indica que {number} ya funciona", note_report=rid,
                   note=r.NOTE_WORKS_AGAIN)
-    if f.ya_funciona:
+    if f.works_again:
         return _t(state, data, inp, (r.text(r.CORTESIA),), "Ya funciona, sin reporte en curso")
     return _t(state, data, inp, (r.text(r.NADA_QUE_CANCELAR),), "Cancelar sin reporte en curso")
 
 
-def _status(inp: FlowInput, state: Estado, data: dict[str, Any]) -> Transition:
+def _status(inp: FlowInput, state: FlowState, data: dict[str, Any]) -> Transition:
     reports = inp.lookups.reports
-    wanted = inp.facts.numero_reporte
+    wanted = inp.facts.report_number
     if wanted:
         found = [x for x in reports if x.number == wanted]
         body = (r.reports_status([r.report_status(x.number, x.status, x.created, x.last_note) for x in found])
@@ -460,7 +462,7 @@ def _status(inp: FlowInput, state: Estado, data: dict[str, Any]) -> Transition:
     return _t(state, data, inp, _with_prompt(body, prompt, resume=True), "Consulta de estado de reportes")
 
 
-def _question(inp: FlowInput, state: Estado, data: dict[str, Any], drafting: bool) -> Transition:
+def _question(inp: FlowInput, state: FlowState, data: dict[str, Any], drafting: bool) -> Transition:
     answer = inp.lookups.answer
     prompt = _prompt(state, data) if drafting else r.text(r.COMO_EMPEZAR)
     if answer is not None and answer.text:
@@ -477,41 +479,41 @@ def _question(inp: FlowInput, state: Estado, data: dict[str, Any], drafting: boo
     return _t(state, data, inp, (r.text(r.RESPUESTA_PREGUNTA),), "Pregunta respondida")
 
 
-def _handover(inp: FlowInput, state: Estado, data: dict[str, Any], text: str, why: str) -> Transition:
+def _handover(inp: FlowInput, state: FlowState, data: dict[str, Any], text: str, why: str) -> Transition:
     kept: dict[str, Any] = ({"borrador": {"estado": state.value, "datos": data}} if state in WAITING_STATES
                             else dict(data))
     kept["atencion_hasta"] = inp.now_ms + inp.rules.handover_ms
-    return _t(Estado.ATENCION_HUMANA, kept, inp, (r.text(text),), why, handover=True)
+    return _t(FlowState.ATENCION_HUMANA, kept, inp, (r.text(text),), why, handover=True)
 
 
-def _resume_after_handover(data: Mapping[str, Any]) -> tuple[Estado, dict[str, Any]]:
+def _resume_after_handover(data: Mapping[str, Any]) -> tuple[FlowState, dict[str, Any]]:
     draft = data.get("borrador")
-    if isinstance(draft, Mapping) and draft.get("estado") in Estado.__members__:
-        return Estado(str(draft["estado"])), dict(draft.get("datos") or {})
-    return Estado.INICIO, {k: v for k, v in data.items() if k != "atencion_hasta"}
+    if isinstance(draft, Mapping) and draft.get("estado") in FlowState.__members__:
+        return FlowState(str(draft["estado"])), dict(draft.get("datos") or {})
+    return FlowState.INICIO, {k: v for k, v in data.items() if k != "atencion_hasta"}
 
 
 # -- the draft --------------------------------------------------------------------------------------
 
 
-def _advance(inp: FlowInput, state: Estado) -> Transition:
+def _advance(inp: FlowInput, state: FlowState) -> Transition:
     """Merge the turn into the draft, then ask for what is missing, confirm, or file."""
     f, turn, look = inp.facts, inp.turn, inp.lookups
     data = merged_draft(inp.session, turn, f)
     data["ultimo_mensaje_en"] = inp.now_ms
     data.pop("recordatorio", None)
     notes: list[str] = []
-    if f.urgente and not data.get("urgente"):
+    if f.urgent and not data.get("urgente"):
         data["urgente"] = True
         notes.append(r.AVISO_URGENTE)
 
-    if state in (Estado.CONFIRMA_REPORTE, Estado.REFRI_CONFIRMA_EQUIPO) and not _corrects(f, turn):
+    if state in (FlowState.CONFIRMA_REPORTE, FlowState.REFRI_CONFIRMA_EQUIPO) and not _corrects(f, turn):
         answer = _yes_no(turn, f)
         if answer == "SI":
             return _file(inp, data)
         if answer == "NO":
-            return _t(Estado.CORRIGE_REPORTE, data, inp, (r.text(r.CORRIGE),), "El usuario corrige el reporte")
-    if state is Estado.CONFIRMA_DUPLICADO:
+            return _t(FlowState.CORRIGE_REPORTE, data, inp, (r.text(r.CORRIGE),), "El usuario corrige el reporte")
+    if state is FlowState.CONFIRMA_DUPLICADO:
         choice = turn.choice or ""
         answer = _yes_no(turn, f)
         same = choice == "duplicado_misma" or (answer == "SI" and choice != "duplicado_otra")
@@ -536,10 +538,10 @@ def _advance(inp: FlowInput, state: Estado) -> Transition:
                         fallos_sap=0, tipo=eq.kind)
             data.pop("sin_codigo", None)
             data.pop("duplicado_revisado", None)
-        elif data.get("tipo") != TipoEquipo.VEHICULO.value:
+        elif data.get("tipo") != EquipmentType.VEHICULO.value:
             misses = int(data.get("fallos_sap", 0)) + 1
             data["fallos_sap"] = misses
-            data.setdefault("tipo", TipoEquipo.REFRIGERADOR.value)
+            data.setdefault("tipo", EquipmentType.REFRIGERADOR.value)
             for k in ("codigo_sap", "equipo", "ubicacion", "equipo_id"):
                 data.pop(k, None)
             if misses < MAX_SAP_MISSES:
@@ -548,73 +550,73 @@ def _advance(inp: FlowInput, state: Estado) -> Transition:
                 notes.append(r.SAP_AGOTADO)
     # Choosing from the store's list.
     choice = turn.choice or ""
-    if state is Estado.REFRI_ELIGE_EQUIPO and choice.startswith("equipo_"):
+    if state is FlowState.REFRI_ELIGE_EQUIPO and choice.startswith("equipo_"):
         picked = [e for e in look.store_equipment if f"equipo_{e.id}" == choice]
         if not picked and choice[7:].isdigit():
-            picked = [Equipment(int(choice[7:]), "", TipoEquipo.REFRIGERADOR.value, turn.last.text, "")]
+            picked = [Equipment(int(choice[7:]), "", EquipmentType.REFRIGERADOR.value, turn.last.text, "")]
         if picked:
             e = picked[0]
-            data.update(equipo_id=e.id, equipo=e.description or turn.last.text, tipo=TipoEquipo.REFRIGERADOR.value)
+            data.update(equipo_id=e.id, equipo=e.description or turn.last.text, tipo=EquipmentType.REFRIGERADOR.value)
             if e.sap_code:
                 data["codigo_sap"] = e.sap_code
             if e.location:
                 data["ubicacion"] = e.location
-    elif state is Estado.REFRI_ELIGE_EQUIPO and (choice == r.NO_ESTA_EN_LISTA or rules.yes_no(turn.text) == "NO"
+    elif state is FlowState.REFRI_ELIGE_EQUIPO and (choice == r.NO_ESTA_EN_LISTA or rules.yes_no(turn.text) == "NO"
                                                  or "no esta" in rules.fold(turn.text)):
         data["sin_codigo"] = True
 
-    if data.get("tipo") == TipoEquipo.VEHICULO.value and data.get("codigo_sap") and not data.get("placa"):
+    if data.get("tipo") == EquipmentType.VEHICULO.value and data.get("codigo_sap") and not data.get("placa"):
         data.setdefault("unidad", data.get("codigo_sap"))
 
     # Vague description: one follow-up question.
-    if state is not Estado.ESPERA_DETALLE and data.get("problema") and rules.is_vague(str(data["problema"])) \
+    if state is not FlowState.ESPERA_DETALLE and data.get("problema") and rules.is_vague(str(data["problema"])) \
             and not data.get("detalle_pedido"):
         data["detalle_pedido"] = True
         data.pop("problema")
         data["problema_vago"] = str(inp.turn.text).strip()
-        return _ask(inp, Estado.ESPERA_DETALLE, data, notes, r.text(r.PIDE_DETALLE), "Descripción vaga")
-    if state is Estado.ESPERA_DETALLE and not data.get("problema"):
+        return _ask(inp, FlowState.ESPERA_DETALLE, data, notes, r.text(r.PIDE_DETALLE), "Descripción vaga")
+    if state is FlowState.ESPERA_DETALLE and not data.get("problema"):
         data["problema"] = data.pop("problema_vago", None) or turn.text.strip() or r.NO_DETAIL
 
     unlabelled = data.get("sin_etiqueta") or int(data.get("fallos_sap", 0)) >= MAX_SAP_MISSES
-    if data.get("tipo") == TipoEquipo.REFRIGERADOR.value and unlabelled and data.get("tienda") \
-            and not data.get("equipo_id") and not any(e.kind == TipoEquipo.REFRIGERADOR.value
+    if data.get("tipo") == EquipmentType.REFRIGERADOR.value and unlabelled and data.get("tienda") \
+            and not data.get("equipo_id") and not any(e.kind == EquipmentType.REFRIGERADOR.value
                                                       for e in look.store_equipment):
         data["sin_codigo"] = True  # no catalogued refrigerator there: maintenance identifies it
     dup = look.duplicate
     if dup is not None and dup.open and not data.get("duplicado_revisado") \
             and dup.number != data.get("reporte_corregido"):
         data["duplicado"] = {"numero": dup.number, "id": dup.id, "estado": dup.status}
-        return _ask(inp, Estado.CONFIRMA_DUPLICADO, data, notes, r.duplicate(dup.number, dup.status, dup.created),
+        return _ask(inp, FlowState.CONFIRMA_DUPLICADO, data, notes, r.duplicate(dup.number, dup.status, dup.created),
                     f"Reporte abierto {dup.number} para el mismo equipo")
     missing = _missing(data, look)
     if missing is not None:
         next_state, prompt = missing
-        if next_state is state is Estado.VEHICULO_ESPERA_EMPLEADO and re.search(r"\d", turn.text):
+        if next_state is state is FlowState.VEHICULO_ESPERA_EMPLEADO and re.search(r"\d", turn.text):
             prompt = r.text(r.EMPLEADO_INVALIDO)
-        if next_state is state is Estado.VEHICULO_ESPERA_PLACA and turn.text and not turn.media:
+        if next_state is state is FlowState.VEHICULO_ESPERA_PLACA and turn.text and not turn.media:
             prompt = r.text(r.PLACA_INVALIDA)
-        if next_state is Estado.REFRI_ESPERA_SAP and state is Estado.REFRI_ESPERA_SAP and not sap and turn.text \
+        if next_state is FlowState.REFRI_ESPERA_SAP and state is FlowState.REFRI_ESPERA_SAP and not sap and turn.text \
                 and not _has_report_facts(f) and not turn.media and not turn.location:
             misses = int(data.get("fallos_sap", 0)) + 1
             data["fallos_sap"] = misses
             if misses >= MAX_SAP_MISSES:
-                return _ask(inp, Estado.REFRI_ESPERA_TIENDA, data, [r.SAP_AGOTADO], r.text(r.PIDE_TIENDA),
+                return _ask(inp, FlowState.REFRI_ESPERA_TIENDA, data, [r.SAP_AGOTADO], r.text(r.PIDE_TIENDA),
                             "Código SAP no recibido 3 veces")
             prompt = r.text(r.SAP_SIN_CODIGO.format(n=misses))
-        if next_state is Estado.REFRI_ESPERA_SAP and (data.get("sin_etiqueta") or
+        if next_state is FlowState.REFRI_ESPERA_SAP and (data.get("sin_etiqueta") or
                                                       int(data.get("fallos_sap", 0)) >= MAX_SAP_MISSES):
-            next_state, prompt = Estado.REFRI_ESPERA_TIENDA, r.text(
+            next_state, prompt = FlowState.REFRI_ESPERA_TIENDA, r.text(
                 r.PIDE_TIENDA_SIN_ETIQUETA if data.get("sin_etiqueta") and not notes else r.PIDE_TIENDA)
         return _ask(inp, next_state, data, notes, prompt, f"Falta: {next_state.value}")
 
-    return _ask(inp, Estado.CONFIRMA_REPORTE, data, notes,
+    return _ask(inp, FlowState.CONFIRMA_REPORTE, data, notes,
                 r.summary(r.draft_lines(data)), "Resumen para confirmar")
 
 
 def _corrects(f: Extraction, turn: Turn) -> bool:
     """At the summary, a message with new data corrects the draft instead of answering yes/no."""
-    return bool(f.codigo_sap or f.placa or f.unidad or f.empleado or f.tienda or f.problema) \
+    return bool(f.sap_code or f.plate or f.unit_number or f.employee_number or f.store or f.problem) \
         and rules.yes_no(turn.text) is None
 
 
@@ -623,12 +625,12 @@ def _yes_no(turn: Turn, f: Extraction) -> str | None:
         return "SI"
     if turn.choice in ("confirmar_no", "duplicado_otra"):
         return "NO"
-    return f.si_no or rules.yes_no(turn.text)
+    return f.yes_no or rules.yes_no(turn.text)
 
 
-def _ask(inp: FlowInput, state: Estado, data: dict[str, Any], notes: list[str], prompt: OutgoingMessage,
+def _ask(inp: FlowInput, state: FlowState, data: dict[str, Any], notes: list[str], prompt: OutgoingMessage,
          why: str) -> Transition:
-    understood = _understood(inp, data) if state is not Estado.CONFIRMA_REPORTE else None
+    understood = _understood(inp, data) if state is not FlowState.CONFIRMA_REPORTE else None
     lead = "\n".join(x for x in (understood, *notes) if x)
     replies = _with_prompt(lead, prompt) if lead else (prompt,)
     return _t(state, data, inp, replies, why)
@@ -644,41 +646,41 @@ def _understood(inp: FlowInput, data: Mapping[str, Any]) -> str | None:
                         kind=None if before.get("tipo") else data.get("tipo"))
 
 
-def _missing(data: Mapping[str, Any], look: Lookups) -> tuple[Estado, OutgoingMessage] | None:
+def _missing(data: Mapping[str, Any], look: Lookups) -> tuple[FlowState, OutgoingMessage] | None:
     kind = data.get("tipo")
     if kind is None:
-        return Estado.ESPERA_TIPO_EQUIPO, r.MENU_TIPO_CORTO
-    if kind == TipoEquipo.VEHICULO.value:
+        return FlowState.ESPERA_TIPO_EQUIPO, r.MENU_TIPO_CORTO
+    if kind == EquipmentType.VEHICULO.value:
         if not data.get("empleado"):
-            return Estado.VEHICULO_ESPERA_EMPLEADO, r.text(r.PIDE_EMPLEADO)
+            return FlowState.VEHICULO_ESPERA_EMPLEADO, r.text(r.PIDE_EMPLEADO)
         if not (data.get("placa") or data.get("unidad")):
-            return Estado.VEHICULO_ESPERA_PLACA, r.text(r.PIDE_PLACA)
+            return FlowState.VEHICULO_ESPERA_PLACA, r.text(r.PIDE_PLACA)
         if not data.get("problema"):
-            return Estado.VEHICULO_ESPERA_DESCRIPCION, r.text(r.PIDE_DESCRIPCION_VEHICULO)
+            return FlowState.VEHICULO_ESPERA_DESCRIPCION, r.text(r.PIDE_DESCRIPCION_VEHICULO)
         return None
     if not data.get("equipo_id") and not data.get("sin_codigo"):
         unlabelled = data.get("sin_etiqueta") or int(data.get("fallos_sap", 0)) >= MAX_SAP_MISSES
         if unlabelled and data.get("tienda"):
-            fridges = [e for e in look.store_equipment if e.kind == TipoEquipo.REFRIGERADOR.value]
+            fridges = [e for e in look.store_equipment if e.kind == EquipmentType.REFRIGERADOR.value]
             if fridges:
-                return Estado.REFRI_ELIGE_EQUIPO, r.store_choices(
+                return FlowState.REFRI_ELIGE_EQUIPO, r.store_choices(
                     str(data["tienda"]), [(e.id, e.description, e.sap_code) for e in fridges])
             return None  # no catalogued refrigerator there: _advance files it "sin código"
         if unlabelled:
-            return Estado.REFRI_ESPERA_TIENDA, r.text(r.PIDE_TIENDA)
-        return Estado.REFRI_ESPERA_SAP, r.text(r.PIDE_SAP)
+            return FlowState.REFRI_ESPERA_TIENDA, r.text(r.PIDE_TIENDA)
+        return FlowState.REFRI_ESPERA_SAP, r.text(r.PIDE_SAP)
     if not data.get("problema"):
-        return Estado.REFRI_ESPERA_DESCRIPCION, r.text(r.PIDE_DESCRIPCION)
+        return FlowState.REFRI_ESPERA_DESCRIPCION, r.text(r.PIDE_DESCRIPCION)
     return None
 
 
 def _file(inp: FlowInput, data: dict[str, Any]) -> Transition:
-    kind = str(data.get("tipo", TipoEquipo.REFRIGERADOR.value))
+    kind = str(data.get("tipo", EquipmentType.REFRIGERADOR.value))
     problem = str(data.get("problema") or r.NO_DESCRIPTION)
     details: dict[str, Any] = {k: data[k] for k in ("codigo_sap", "equipo", "ubicacion", "tienda", "empleado", "placa",
                                                      "unidad", "gps", "sin_codigo", "urgente") if data.get(k)}
     details["adjuntos"] = len(data.get("evidencias", []))
-    equipment_id = data.get("equipo_id") if kind == TipoEquipo.REFRIGERADOR.value else None
+    equipment_id = data.get("equipo_id") if kind == EquipmentType.REFRIGERADOR.value else None
     report = ReportDraft(kind, equipment_id if isinstance(equipment_id, int) else None, problem, details)
     lines = r.draft_lines(data)
     # REPORT_NUMBER is replaced by the real number (from the report row's Id) in the commit.
@@ -688,7 +690,7 @@ def _file(inp: FlowInput, data: dict[str, Any]) -> Transition:
             # what "me equivoqué de equipo" carries into the corrected report
             "ultimo_borrador": {k: data[k] for k in ("tipo", "problema", "evidencias", "gps", "tienda") if data.get(k)}}
     attach = tuple(str(e["mensaje"]) for e in data.get("evidencias", []))
-    return Transition(Estado.FINALIZADO, kept, None, (reply,), f"Reporte {REPORT_NUMBER} creado", report,
+    return Transition(FlowState.FINALIZADO, kept, None, (reply,), f"Reporte {REPORT_NUMBER} creado", report,
                       evidence=_evidence(inp.turn), attach=attach)
 
 
@@ -697,29 +699,29 @@ def _join_duplicate(inp: FlowInput, data: dict[str, Any], dup: Mapping[str, Any]
     kept = {**_memory(data), "ultimo_reporte": number, "ultimo_reporte_id": rid, "ultimo_reporte_en": inp.now_ms}
     reply = r.text(r.AGREGADO_A_DUPLICADO.format(numero=number, estado=r.STATUS_NAMES.get(str(dup.get("estado")),
                                                                                           str(dup.get("estado")))))
-    return _t(Estado.FINALIZADO, kept, inp, (reply,), f"Información agregada a {number} (mismo equipo)",
+    return _t(FlowState.FINALIZADO, kept, inp, (reply,), f"Información agregada a {number} (mismo equipo)",
               note_report=rid, note=r.note_same_equipment(data.get("problema")),
               attach=tuple(str(e["mensaje"]) for e in data.get("evidencias", [])))
 
 
-def _prompt(state: Estado, data: Mapping[str, Any]) -> OutgoingMessage | None:
+def _prompt(state: FlowState, data: Mapping[str, Any]) -> OutgoingMessage | None:
     """The pending question of `state`, asked again."""
-    if state is Estado.CONFIRMA_REPORTE or state is Estado.REFRI_CONFIRMA_EQUIPO:
+    if state is FlowState.CONFIRMA_REPORTE or state is FlowState.REFRI_CONFIRMA_EQUIPO:
         return r.summary(r.draft_lines(data))
-    if state is Estado.CONFIRMA_DUPLICADO and isinstance(data.get("duplicado"), Mapping):
+    if state is FlowState.CONFIRMA_DUPLICADO and isinstance(data.get("duplicado"), Mapping):
         dup = data["duplicado"]
         return r.duplicate(str(dup.get("numero")), str(dup.get("estado")), None)
     return {
-        Estado.ESPERA_TIPO_EQUIPO: r.MENU_TIPO_CORTO,
-        Estado.REFRI_ESPERA_SAP: r.text(r.PIDE_SAP),
-        Estado.REFRI_ESPERA_TIENDA: r.text(r.PIDE_TIENDA),
-        Estado.REFRI_ELIGE_EQUIPO: r.text(r.PIDE_TIENDA),
-        Estado.REFRI_ESPERA_DESCRIPCION: r.text(r.PIDE_DESCRIPCION),
-        Estado.VEHICULO_ESPERA_EMPLEADO: r.text(r.PIDE_EMPLEADO),
-        Estado.VEHICULO_ESPERA_PLACA: r.text(r.PIDE_PLACA),
-        Estado.VEHICULO_ESPERA_DESCRIPCION: r.text(r.PIDE_DESCRIPCION_VEHICULO),
-        Estado.ESPERA_DETALLE: r.text(r.PIDE_DETALLE),
-        Estado.CORRIGE_REPORTE: r.text(r.CORRIGE),
+        FlowState.ESPERA_TIPO_EQUIPO: r.MENU_TIPO_CORTO,
+        FlowState.REFRI_ESPERA_SAP: r.text(r.PIDE_SAP),
+        FlowState.REFRI_ESPERA_TIENDA: r.text(r.PIDE_TIENDA),
+        FlowState.REFRI_ELIGE_EQUIPO: r.text(r.PIDE_TIENDA),
+        FlowState.REFRI_ESPERA_DESCRIPCION: r.text(r.PIDE_DESCRIPCION),
+        FlowState.VEHICULO_ESPERA_EMPLEADO: r.text(r.PIDE_EMPLEADO),
+        FlowState.VEHICULO_ESPERA_PLACA: r.text(r.PIDE_PLACA),
+        FlowState.VEHICULO_ESPERA_DESCRIPCION: r.text(r.PIDE_DESCRIPCION_VEHICULO),
+        FlowState.ESPERA_DETALLE: r.text(r.PIDE_DETALLE),
+        FlowState.CORRIGE_REPORTE: r.text(r.CORRIGE),
     }.get(state)
 
 
@@ -732,20 +734,21 @@ def on_idle(session: Session, now_ms: int, rules_: Rules) -> Transition | None:
     state = _state(session)
     data = dict(session.data)
     empty = Turn(())
-    facts = Extraction(Intencion.OTRO, None, None, 0.0, "")
+    facts = Extraction(Intent.OTRO, None, None, 0.0, "")
     inp = FlowInput(session, empty, facts, now_ms, rules=rules_)
-    if state is Estado.ATENCION_HUMANA:
+    if state is FlowState.ATENCION_HUMANA:
         if now_ms < int(data.get("atencion_hasta", 0)):
             return _t(state, data, inp, (), "Atención humana en curso")
         resumed, kept = _resume_after_handover(data)
         return _t(resumed, kept, inp, (), "Fin de la atención humana")
     if state not in WAITING_STATES:
         return None
-    if state is Estado.ESPERA_TIPO_EQUIPO and not any(data.get(k) for k in ("problema", "evidencias", "tienda", "gps")):
-        return _t(Estado.INICIO, _memory(data), inp, (), "Menú sin respuesta")
+    if state is FlowState.ESPERA_TIPO_EQUIPO \
+            and not any(data.get(k) for k in ("problema", "evidencias", "tienda", "gps")):
+        return _t(FlowState.INICIO, _memory(data), inp, (), "Menú sin respuesta")
     last_user = int(data.get("ultimo_mensaje_en", session.last_activity_ms) or 0)
     if now_ms - last_user >= rules_.draft_ttl_ms:
-        return _t(Estado.INICIO, _memory(data), inp, (), "Borrador descartado tras un día sin respuesta")
+        return _t(FlowState.INICIO, _memory(data), inp, (), "Borrador descartado tras un día sin respuesta")
     if data.get("recordatorio"):
         return _t(state, data, inp, (), "Borrador en espera")
     prompt = _prompt(state, data)
@@ -766,8 +769,8 @@ def facts_for(turn: Turn, extraction: Extraction | None) -> Extraction:
     for name in base.__dataclass_fields__:
         if merged.get(name) in (None, False, "") and getattr(base, name) not in (None, False, ""):
             merged[name] = getattr(base, name)
-    if extraction.intencion is Intencion.OTRO:
-        merged["intencion"] = base.intencion
+    if extraction.intent is Intent.OTRO:
+        merged["intent"] = base.intent
     return Extraction(**merged)
 
 

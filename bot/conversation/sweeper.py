@@ -44,11 +44,11 @@ GRACE_MS = 10_000
 SWEEP_BUDGET_S = 10.0  # for expiring sessions; the hand-off itself is a few statements
 HANDOFF_LIMIT = 2_000  # stalled conversations handed off per sweep (the next sweep takes the rest)
 HANDOFF_BATCH = 100  # keys per queue write
-BATCH = 50  # idle sessions expired per sweep
+IDLE_SESSIONS_PER_SWEEP = 50  # idle sessions expired per sweep
 
 
 @dataclass(frozen=True, slots=True)
-class SweepResult:
+class ConversationSweepResult:
     conversations: int  # stalled conversations found
     handed_off: int  # of those, accepted by the worker queue
     expired: int
@@ -66,7 +66,7 @@ class ConversationSweeper:
         self.idle_ms = idle_minutes * 60_000  # SESSION_IDLE_MINUTES
         self.clock = clock
 
-    async def sweep(self, budget_s: float = SWEEP_BUDGET_S, *, grace_ms: int = GRACE_MS) -> SweepResult:
+    async def sweep(self, budget_s: float = SWEEP_BUDGET_S, *, grace_ms: int = GRACE_MS) -> ConversationSweepResult:
         """Hand stalled conversations to the worker, then expire idle sessions. `handed_off` counts the
         conversations whose hand-off the queue accepted."""
         deadline = time.monotonic() + budget_s
@@ -82,7 +82,7 @@ class ConversationSweeper:
                 handled += len(chunk)
         expired = 0
         idle_before = self.clock() - self.idle_ms
-        for key in await idle_sessions(self.db, idle_before, BATCH):
+        for key in await idle_sessions(self.db, idle_before, IDLE_SESSIONS_PER_SWEEP):
             if time.monotonic() >= deadline:
                 break
             try:
@@ -92,7 +92,7 @@ class ConversationSweeper:
         if keys or expired:
             log.info("Barrido: %d conversaciones estancadas, %d entregadas al worker, %d sesiones expiradas",
                      len(keys), handled, expired)
-        return SweepResult(len(keys), handled, expired)
+        return ConversationSweepResult(len(keys), handled, expired)
 
     async def expire_session(self, key: str, idle_before_ms: int) -> int:
         """The session's idle transition (a reminder, a dropped draft, the end of a handover) under the

@@ -50,7 +50,7 @@ async def hand_off(queue: HandoffQueue, keys: Sequence[str], *, origin: str) -> 
     return True
 
 
-def queue_wait_seconds(enqueued_at: datetime | None) -> float | None:
+def seconds_in_queue(enqueued_at: datetime | None) -> float | None:
     if enqueued_at is None:
         return None
     when = enqueued_at if enqueued_at.tzinfo else enqueued_at.replace(tzinfo=UTC)
@@ -73,7 +73,7 @@ class ConversationWorker:
         if not key:
             log.warning("Mensaje de cola vacío; se descarta")
             return 0
-        wait_s = queue_wait_seconds(enqueued_at)
+        wait_s = seconds_in_queue(enqueued_at)
         if wait_s is not None:
             events.queue_wait(key, int(wait_s * 1000), dequeue_count)
         started = time.monotonic()

@@ -14,11 +14,10 @@ from typing import Any
 
 from core.storage.database import Database
 from core.storage.outbox import count_campaign, enqueue_campaign
-from core.whatsapp.outgoing import OutgoingMessage, is_bsuid
+from core.whatsapp.outgoing import MAX_TEXT_BODY, OutgoingMessage, is_bsuid
 
 CAMPAIGN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 PHONE = re.compile(r"^\+?([0-9]{8,15})$")
-MAX_MESSAGE_CHARS = 4096  # WhatsApp's limit for a text body
 MAX_RECIPIENTS = 10_000  # one request, one transaction; bigger lists go in several calls
 
 
@@ -61,8 +60,8 @@ def _parse(campaign: str, raw_body: bytes) -> tuple[str, list[str]] | ApiRespons
     message = data.get("mensaje")
     if not isinstance(message, str) or not message.strip():
         return _bad("'mensaje' es obligatorio y debe ser texto no vacío")
-    if len(message) > MAX_MESSAGE_CHARS:
-        return _bad(f"'mensaje' excede {MAX_MESSAGE_CHARS} caracteres")
+    if len(message) > MAX_TEXT_BODY:
+        return _bad(f"'mensaje' excede {MAX_TEXT_BODY} caracteres")
     recipients = data.get("destinatarios")
     if not isinstance(recipients, list) or not recipients:
         return _bad("'destinatarios' es obligatorio y debe ser una lista no vacía")

@@ -77,7 +77,7 @@ SWEEP_LIMIT_WAIT_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
-class SweepResult:
+class OutboxSweepResult:
     settled: int = 0  # stuck claims turned `incierto` (or requeued) before claiming
     claimed: int = 0
     sent: int = 0
@@ -109,7 +109,7 @@ class OutboxConfig:
     @classmethod
     def from_settings(cls, s: Settings) -> OutboxConfig:
         return cls(s.whatsapp_phone_number_id, tuple(s.served_phone_number_ids), s.outbox_eager_dispatch,
-                   s.outbox_at_least_once, s.outbox_max_attempts, s.max_trabajos_por_ejecucion,
+                   s.outbox_at_least_once, s.outbox_max_attempts, s.max_jobs_per_run,
                    s.outbox_claim_timeout_ms, s.outbox_backoff_base_ms, s.outbox_backoff_cap_ms)
 
 
@@ -377,7 +377,7 @@ class Dispatcher:
             events.outbound_abandoned(row_id, recipient, "plazo", "venció su plazo sin poder enviarse")
         return len(abandoned)
 
-    async def sweep(self, *, budget_s: float = SWEEP_BUDGET_S) -> SweepResult:
+    async def sweep(self, *, budget_s: float = SWEEP_BUDGET_S) -> OutboxSweepResult:
         """Settle stuck claims, give up rows past their deadline, then send up to MAX_TRABAJOS_POR_EJECUCION
         rows, stopping before the budget ends."""
         config = self.config
@@ -423,7 +423,7 @@ class Dispatcher:
             outcomes = await self._send_all(claims)
             await self._write_back(outcomes, tally)
             slowest_batch = max(slowest_batch, time.monotonic() - batch_started)
-        result = SweepResult(
+        result = OutboxSweepResult(
             settled=settled, claimed=claimed, sent=tally.sent, retried=tally.retried, failed=tally.failed,
             uncertain=tally.uncertain, lost=tally.lost, abandoned=abandoned, stopped_early=stopped_early,
         )

@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 
 from bot.messages import InboundMessage, MessageKind
 from core.telemetry import mask_phone, mask_wamid
-from core.whatsapp.outgoing import is_bsuid
+from core.whatsapp.outgoing import MAX_TEXT_BODY, is_bsuid
 from core.whatsapp.status import StatusUpdate
 
 log = logging.getLogger(__name__)
@@ -28,7 +28,6 @@ log = logging.getLogger(__name__)
 WABA_OBJECT = "whatsapp_business_account"
 # Column sizes of the ledger on SQL Server (MessageId NVARCHAR(200), Telefono NVARCHAR(64)): a value
 # that cannot fit would fail the whole batch, so it is refused here, loudly, instead.
-MAX_TEXT = 4_096  # WhatsApp's own limit for a text body; longer input is cut before it is stored
 TEXT_CUT_MARKER = "… [texto recortado]"
 MAX_NAME = 256
 MAX_WAMID = 160
@@ -212,9 +211,9 @@ def _message(raw: object, contacts: _Contacts) -> InboundMessage | None:
         return None
     kind, fields = _content(clean_text(msg.get("type")), msg)
     text = fields.get("text")
-    if isinstance(text, str) and len(text) > MAX_TEXT:
-        log.warning("Webhook: texto de %d caracteres recortado a %d", len(text), MAX_TEXT)
-        fields["text"] = text[:MAX_TEXT - len(TEXT_CUT_MARKER)] + TEXT_CUT_MARKER
+    if isinstance(text, str) and len(text) > MAX_TEXT_BODY:  # WhatsApp's own limit: longer input is cut
+        log.warning("Webhook: texto de %d caracteres recortado a %d", len(text), MAX_TEXT_BODY)
+        fields["text"] = text[:MAX_TEXT_BODY - len(TEXT_CUT_MARKER)] + TEXT_CUT_MARKER
     name = _opt_text(_dict(contact.get("profile")).get("name"))
     name = name[:MAX_NAME] if name else name
     return InboundMessage(

@@ -220,7 +220,7 @@ async def recover_orphaned_runs(
         outcome = await _check_run(db, backend, run, max_age_ms, now_ms, deliver, call_timeout_ms)
         cancelled += outcome.cancelled
         if outcome.delivered is not None:
-            delivered.append((run.telefono, outcome.delivered))
+            delivered.append((run.phone, outcome.delivered))
     if runs or always_log:
         events.orphaned_runs_recovery_complete(len(runs), cancelled)
     return RecoveryReport(checked=len(runs), cancelled=cancelled, delivered=tuple(delivered))
@@ -243,7 +243,7 @@ async def _check_run(
     call_timeout_ms: int,
 ) -> _RunCheck:
     """Look at one active run: settle it if it finished, cancel it if it is an orphan, else follow it."""
-    age_ms = now_ms() - run.creado_en
+    age_ms = now_ms() - run.created_ms
     remote: RemoteResponse | None
     try:
         remote = await with_timeout(backend.retrieve_response(run.id), call_timeout_ms, "retrieveResponse")
@@ -255,7 +255,7 @@ async def _check_run(
         won = await _settle(db, run, remote.status, text, now_ms(), deliver)
         return _RunCheck(active=False, delivered=text if won else None)
     if age_ms <= max_age_ms:
-        if remote is not None and remote.status != run.estado:
+        if remote is not None and remote.status != run.state:
             await ai_runs.update_active_ai_run_status(db, run.id, remote.status, now_ms())
         return _RunCheck(active=True)
     try:
@@ -269,8 +269,8 @@ async def _check_run(
         log.error(
             "ORPHANED_RUN_ABANDONED: Respuesta IA huérfana abandonada sin cancelar telefono=%s conversacion=%s "
             "respuesta=%s edadMinutos=%d error=%s",
-            mask_phone(run.telefono),
-            run.conversacion_id,
+            mask_phone(run.phone),
+            run.conversation_id,
             run.id,
             age_ms // 60_000,
             exc,
@@ -281,8 +281,8 @@ async def _check_run(
         won = await _settle(db, run, "completed", text, now_ms(), deliver)
         return _RunCheck(active=False, delivered=text if won else None)
     won = await _settle(db, run, "cancelled", ANSWER_ABANDONED, now_ms(), deliver)
-    events.orphaned_run_cancelled(run.telefono, run.id, remote.status if remote is not None else run.estado,
-                                  age_ms, run.conversacion_id or "")
+    events.orphaned_run_cancelled(run.phone, run.id, remote.status if remote is not None else run.state,
+                                  age_ms, run.conversation_id or "")
     return _RunCheck(active=False, cancelled=1, delivered=ANSWER_ABANDONED if won else None)
 
 
@@ -306,6 +306,6 @@ async def refresh_active_response(
     return still_active
 
 
-async def _settle(db: Database, run: AiRun, estado: str, text: str, ahora: int, deliver: Deliver | None) -> bool:
-    then = (lambda tx: deliver(tx, run, text, ahora)) if deliver is not None else None
-    return await ai_runs.settle_ai_run(db, run.id, estado, text, ahora, then)
+async def _settle(db: Database, run: AiRun, state: str, text: str, now_ms: int, deliver: Deliver | None) -> bool:
+    then = (lambda tx: deliver(tx, run, text, now_ms)) if deliver is not None else None
+    return await ai_runs.settle_ai_run(db, run.id, state, text, now_ms, then)

@@ -24,7 +24,7 @@ from core.ai.structured import (
     parse_term,
     term_schema,
 )
-from core.ai.types import Extraction, Intent, TermKind
+from core.ai.types import DetectedIntent, Extraction, TermKind
 from core.errors import AIProviderError
 
 NAME = "gemini"
@@ -71,7 +71,7 @@ class GeminiProvider:
         except Exception as exc:  # a blocked or empty candidate
             raise AIProviderError(NAME, f"sin texto: {type(exc).__name__}") from exc
 
-    async def detect_intent(self, text: str) -> Intent:
+    async def detect_intent(self, text: str) -> DetectedIntent:
         return parse_intent(NAME, await self._structured(INTENT_INSTRUCTIONS, text, INTENT_SCHEMA))
 
     async def extract_structured_data(self, text: str) -> Extraction:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from core.ai import rules
 from core.ai.rules import equipment_type, normalize
-from core.ai.types import Extraction, Intent, TermKind, TipoEquipo
+from core.ai.types import DetectedIntent, EquipmentType, Extraction, TermKind
 
 __all__ = ["OfflineProvider", "equipment_type", "normalize"]
 
@@ -12,9 +12,9 @@ __all__ = ["OfflineProvider", "equipment_type", "normalize"]
 class OfflineProvider:
     name = "offline"
 
-    async def detect_intent(self, text: str) -> Intent:
+    async def detect_intent(self, text: str) -> DetectedIntent:
         ex = rules.extract(text)
-        return Intent(ex.intencion, 0.9 if ex.tipo_equipo or ex.problema else 0.6)
+        return DetectedIntent(ex.intent, 0.9 if ex.equipment_type or ex.problem else 0.6)
 
     async def extract_structured_data(self, text: str) -> Extraction:
         return rules.extract(text)
@@ -24,8 +24,8 @@ class OfflineProvider:
             return rules.yes_no(text)
         t = normalize(text).strip(" .!¡?¿")
         if t in ("1", "uno", "tipo_refrigerador"):
-            return TipoEquipo.REFRIGERADOR.value
+            return EquipmentType.REFRIGERADOR.value
         if t in ("2", "dos", "tipo_vehiculo"):
-            return TipoEquipo.VEHICULO.value
-        tipo = equipment_type(t)
-        return tipo.value if tipo else None
+            return EquipmentType.VEHICULO.value
+        equipment = equipment_type(t)
+        return equipment.value if equipment else None

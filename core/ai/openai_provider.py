@@ -26,7 +26,7 @@ from core.ai.structured import (
     parse_term,
     term_schema,
 )
-from core.ai.types import Extraction, Intent, TermKind
+from core.ai.types import DetectedIntent, Extraction, TermKind
 from core.errors import AIProviderError, ConversationBusy
 
 T = TypeVar("T")
@@ -90,7 +90,7 @@ class OpenAIProvider:
             raise AIProviderError(NAME, f"respuesta {response.status}")
         return response.output_text
 
-    async def detect_intent(self, text: str) -> Intent:
+    async def detect_intent(self, text: str) -> DetectedIntent:
         return parse_intent(NAME, await self._structured(INTENT_INSTRUCTIONS, text, "intent", INTENT_SCHEMA))
 
     async def extract_structured_data(self, text: str) -> Extraction:

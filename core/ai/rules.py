@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from core.ai.types import Extraction, Intencion, TipoEquipo
+from core.ai.types import EquipmentType, Extraction, Intent
 
 REFRI_WORDS = (
     "refrigerador", "refri", "refris", "nevera", "congelador", "enfriador", "frigorifico", "heladera",
@@ -105,12 +105,12 @@ def has_phrase(folded: str, words: tuple[str, ...] | set[str]) -> bool:
     return any(re.search(rf"(?<![a-z]){re.escape(w)}(?:s|es)?(?![a-z])", folded) for w in words)
 
 
-def equipment_type(text: str) -> TipoEquipo | None:
+def equipment_type(text: str) -> EquipmentType | None:
     t = fold(text)
     if has_phrase(t, REFRI_WORDS):
-        return TipoEquipo.REFRIGERADOR
+        return EquipmentType.REFRIGERADOR
     if has_phrase(t, VEHICLE_WORDS):
-        return TipoEquipo.VEHICULO
+        return EquipmentType.VEHICULO
     return None
 
 
@@ -298,52 +298,51 @@ def is_vague(text: str) -> bool:
     return len(bare) < 4 or bare in VAGUE or bare in {"esta " + v for v in VAGUE}
 
 
-def _intention(t: str, text: str, facts: dict[str, object]) -> Intencion:
+def _intention(t: str, text: str, facts: dict[str, object]) -> Intent:
     if has_phrase(t, CANCEL_WORDS) or re.fullmatch(r"(ya no|no importa|mejor no)[ .!]*", t):
-        return Intencion.CANCELAR
+        return Intent.CANCELAR
     if has_phrase(t, PERSON_WORDS):
-        return Intencion.HABLAR_PERSONA
+        return Intent.HABLAR_PERSONA
     if facts["numero_reporte"] or has_phrase(t, STATUS_WORDS):
         if not (facts["tipo_equipo"] and facts["problema"]):
-            return Intencion.CONSULTA_ESTADO
+            return Intent.CONSULTA_ESTADO
     if facts["tipo_equipo"] or facts["problema"] or facts["codigo_sap"] or has_phrase(t, REPORT_WORDS):
-        return Intencion.REPORTAR_FALLA
+        return Intent.REPORTAR_FALLA
     if courtesy(text):
-        return Intencion.CORTESIA
+        return Intent.CORTESIA
     if any(t.startswith(g) for g in GREETINGS):
-        return Intencion.SALUDO
+        return Intent.SALUDO
     if t.endswith("?") or t.startswith("¿") or t.startswith(QUESTION_STARTS):
-        return Intencion.PREGUNTA
-    return Intencion.OTRO
+        return Intent.PREGUNTA
+    return Intent.OTRO
 
 
 def extract(text: str) -> Extraction:
-    """Every fact the text states. `confianza` is high when the text names the equipment."""
+    """Every fact the text states. `confidence` is high when the text names the equipment."""
     t = fold(text)
-    placa = plate(text)
-    facts: dict[str, object] = {
+    facts: dict[str, object] = {  # the model schema's names: the reason lists the ones found
         "tipo_equipo": equipment_type(text),
         "problema": problem(text),
         "codigo_sap": sap_code(text),
         "numero_reporte": report_number(text),
     }
-    intencion = _intention(t, text, facts)
-    tipo = facts["tipo_equipo"]
+    intent = _intention(t, text, facts)
+    kind = facts["tipo_equipo"]
     found = [name for name, value in facts.items() if value]
     return Extraction(
-        intencion=intencion,
-        tipo_equipo=tipo if isinstance(tipo, TipoEquipo) else None,
-        problema=facts["problema"] if isinstance(facts["problema"], str) else None,
-        confianza=0.9 if tipo else 0.6,
-        razon=("reglas offline: " + ", ".join(found)) if found else "reglas offline",
-        codigo_sap=facts["codigo_sap"] if isinstance(facts["codigo_sap"], str) else None,
-        tienda=store(text),
-        empleado=employee_number(text),
-        placa=placa,
-        unidad=unit_number(text),
-        si_no=yes_no(text),
-        numero_reporte=facts["numero_reporte"] if isinstance(facts["numero_reporte"], str) else None,
-        sin_etiqueta=has_phrase(t, NO_LABEL),
-        ya_funciona=has_phrase(t, FIXED),
-        urgente=has_phrase(t, URGENT_WORDS),
+        intent=intent,
+        equipment_type=kind if isinstance(kind, EquipmentType) else None,
+        problem=facts["problema"] if isinstance(facts["problema"], str) else None,
+        confidence=0.9 if kind else 0.6,
+        reason=("reglas offline: " + ", ".join(found)) if found else "reglas offline",
+        sap_code=facts["codigo_sap"] if isinstance(facts["codigo_sap"], str) else None,
+        store=store(text),
+        employee_number=employee_number(text),
+        plate=plate(text),
+        unit_number=unit_number(text),
+        yes_no=yes_no(text),
+        report_number=facts["numero_reporte"] if isinstance(facts["numero_reporte"], str) else None,
+        no_label=has_phrase(t, NO_LABEL),
+        works_again=has_phrase(t, FIXED),
+        urgent=has_phrase(t, URGENT_WORDS),
     )

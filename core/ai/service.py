@@ -25,8 +25,8 @@ from core.ai.types import (
     FALLBACK_EXTRACTION,
     FALLBACK_INTENT,
     FALLBACK_TERM,
+    DetectedIntent,
     Extraction,
-    Intent,
     IntentProvider,
     TermKind,
 )
@@ -92,7 +92,7 @@ class IntentService:
         }
 
     # -- the three operations ------------------------------------------------------------------
-    async def detect_intent(self, text: str) -> Intent:
+    async def detect_intent(self, text: str) -> DetectedIntent:
         return await self._run(OP_DETECT, self.budgets.detect_ms, lambda p: p.detect_intent(text), FALLBACK_INTENT)
 
     async def extract_structured_data(self, text: str) -> Extraction:

@@ -12,13 +12,13 @@ import json
 import math
 from typing import Any
 
-from core.ai.types import Extraction, Intencion, Intent, TermKind, TipoEquipo
+from core.ai.types import DetectedIntent, EquipmentType, Extraction, Intent, TermKind
 from core.errors import AIProviderError
 
-MAX_TEXT = 500  # a problem description or reason longer than this is cut, not rejected
+MAX_SLOT_TEXT = 500  # a problem description or reason longer than this is cut, not rejected
 
-_INTENCIONES = [i.value for i in Intencion]
-_TIPOS = [t.value for t in TipoEquipo]
+_INTENCIONES = [i.value for i in Intent]
+_TIPOS = [t.value for t in EquipmentType]
 TERM_VALUES: dict[TermKind, list[str]] = {TermKind.SI_NO: ["SI", "NO"], TermKind.TIPO_EQUIPO: _TIPOS}
 
 INTENT_SCHEMA: dict[str, Any] = {
@@ -29,6 +29,15 @@ INTENT_SCHEMA: dict[str, Any] = {
     },
     "required": ["intencion", "confianza"],
     "additionalProperties": False,
+}
+
+# The model reads and fills Spanish keys (they are part of its prompt); this is the one place they meet
+# the English `Extraction` attributes. Schema key -> attribute, in the dataclass's order.
+SCHEMA_FIELDS: dict[str, str] = {
+    "intencion": "intent", "tipo_equipo": "equipment_type", "problema": "problem", "confianza": "confidence",
+    "razon": "reason", "codigo_sap": "sap_code", "tienda": "store", "empleado": "employee_number",
+    "placa": "plate", "unidad": "unit_number", "si_no": "yes_no", "numero_reporte": "report_number",
+    "sin_etiqueta": "no_label", "ya_funciona": "works_again", "urgente": "urgent",
 }
 
 # The slots beyond the first five: text or null, and three flags. Strict schemas list every property as
@@ -111,7 +120,7 @@ def _confidence(provider: str, value: object) -> float:
     return float(value)
 
 
-def _enum(provider: str, cls: type[Intencion] | type[TipoEquipo], value: object, field: str) -> Any:
+def _enum(provider: str, cls: type[Intent] | type[EquipmentType], value: object, field: str) -> Any:
     try:
         return cls(str(value)) if isinstance(value, str) else cls(value)  # type: ignore[arg-type]
     except ValueError:
@@ -123,23 +132,23 @@ def _optional_text(provider: str, value: object, field: str) -> str | None:
         return None
     if not isinstance(value, str):
         raise AIProviderError(provider, f"{field} no es texto: {value!r}")
-    return value.strip()[:MAX_TEXT] or None
+    return value.strip()[:MAX_SLOT_TEXT] or None
 
 
-def parse_intent(provider: str, raw: str | None) -> Intent:
+def parse_intent(provider: str, raw: str | None) -> DetectedIntent:
     data = _load(provider, raw)
-    return Intent(
-        _enum(provider, Intencion, data.get("intencion"), "intencion"),
+    return DetectedIntent(
+        _enum(provider, Intent, data.get("intencion"), "intencion"),
         _confidence(provider, data.get("confianza")),
     )
 
 
 def parse_extraction(provider: str, raw: str | None) -> Extraction:
     data = _load(provider, raw)
-    tipo = data.get("tipo_equipo")
-    si_no = data.get("si_no")
-    if si_no not in ("SI", "NO", None):
-        raise AIProviderError(provider, f"si_no inválido: {si_no!r}")
+    kind = data.get("tipo_equipo")
+    yes_no = data.get("si_no")
+    if yes_no not in ("SI", "NO", None):
+        raise AIProviderError(provider, f"si_no inválido: {yes_no!r}")
     flags = {name: data.get(name, False) for name in _SLOT_FLAGS}
     if any(not isinstance(v, bool) for v in flags.values()):
         raise AIProviderError(provider, f"bandera no booleana: {flags!r}")
@@ -149,20 +158,21 @@ def parse_extraction(provider: str, raw: str | None) -> Extraction:
     if slots["placa"] is not None:
         slots["placa"] = "".join(ch for ch in slots["placa"].upper() if ch.isalnum()) or None
     return Extraction(
-        intencion=_enum(provider, Intencion, data.get("intencion"), "intencion"),
-        tipo_equipo=None if tipo is None else _enum(provider, TipoEquipo, tipo, "tipo_equipo"),
-        problema=_optional_text(provider, data.get("problema"), "problema"),
-        confianza=_confidence(provider, data.get("confianza")),
-        razon=_optional_text(provider, data.get("razon"), "razon") or "",
-        si_no=si_no, **slots, **flags,
+        intent=_enum(provider, Intent, data.get("intencion"), "intencion"),
+        equipment_type=None if kind is None else _enum(provider, EquipmentType, kind, "tipo_equipo"),
+        problem=_optional_text(provider, data.get("problema"), "problema"),
+        confidence=_confidence(provider, data.get("confianza")),
+        reason=_optional_text(provider, data.get("razon"), "razon") or "",
+        yes_no=yes_no,
+        **{SCHEMA_FIELDS[name]: value for name, value in (slots | flags).items()},
     )
 
 
 def extraction_json(e: Extraction) -> dict[str, Any]:
     """An extraction as the schema's JSON (what a well-behaved model answers)."""
-    out: dict[str, Any] = {name: getattr(e, name) for name in e.__dataclass_fields__}
-    out["intencion"] = e.intencion.value
-    out["tipo_equipo"] = e.tipo_equipo.value if e.tipo_equipo else None
+    out: dict[str, Any] = {key: getattr(e, name) for key, name in SCHEMA_FIELDS.items()}
+    out["intencion"] = e.intent.value
+    out["tipo_equipo"] = e.equipment_type.value if e.equipment_type else None
     return out
 
 

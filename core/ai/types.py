@@ -7,7 +7,8 @@ from enum import StrEnum
 from typing import Protocol
 
 
-class Intencion(StrEnum):
+class Intent(StrEnum):
+    # The values (and the members named after them) are what the model answers and sessions store: Spanish.
     SALUDO = "SALUDO"
     REPORTAR_FALLA = "REPORTAR_FALLA"
     CANCELAR = "CANCELAR"
@@ -18,46 +19,46 @@ class Intencion(StrEnum):
     OTRO = "OTRO"
 
 
-class TipoEquipo(StrEnum):
+class EquipmentType(StrEnum):
     REFRIGERADOR = "REFRIGERADOR"
     VEHICULO = "VEHICULO"
 
 
 class TermKind(StrEnum):
     SI_NO = "SI_NO"  # answers "SI" / "NO"
-    TIPO_EQUIPO = "TIPO_EQUIPO"  # answers a TipoEquipo value
+    TIPO_EQUIPO = "TIPO_EQUIPO"  # answers an EquipmentType value
 
 
 @dataclass(frozen=True, slots=True)
-class Intent:
-    intencion: Intencion
-    confianza: float
+class DetectedIntent:
+    intent: Intent
+    confidence: float
 
 
 @dataclass(frozen=True, slots=True)
 class Extraction:
     """Every fact a report needs that one message (or one turn of messages) states. None: not said."""
 
-    intencion: Intencion
-    tipo_equipo: TipoEquipo | None
-    problema: str | None
-    confianza: float
-    razon: str
-    codigo_sap: str | None = None  # digits only ("1000 4512", "sap: 10004512" -> "10004512")
-    tienda: str | None = None  # the store or place the worker names ("tienda centro", "sucursal 45")
-    empleado: str | None = None  # employee number, digits
-    placa: str | None = None  # a licence plate, upper case without separators ("NXR4521")
-    unidad: str | None = None  # a fleet unit number ("la unidad 254")
-    si_no: str | None = None  # "SI" / "NO" when the message answers a yes/no question
-    numero_reporte: str | None = None  # "RPT-000123" when the message names a report
-    sin_etiqueta: bool = False  # the equipment has no readable label / code
-    ya_funciona: bool = False  # "ya prendió", "ya quedó": the failure went away
-    urgente: bool = False  # smoke, fire, an accident: a person should take over
+    intent: Intent
+    equipment_type: EquipmentType | None
+    problem: str | None
+    confidence: float
+    reason: str
+    sap_code: str | None = None  # digits only ("1000 4512", "sap: 10004512" -> "10004512")
+    store: str | None = None  # the store or place the worker names ("tienda centro", "sucursal 45")
+    employee_number: str | None = None  # employee number, digits
+    plate: str | None = None  # a licence plate, upper case without separators ("NXR4521")
+    unit_number: str | None = None  # a fleet unit number ("la unidad 254")
+    yes_no: str | None = None  # "SI" / "NO" when the message answers a yes/no question
+    report_number: str | None = None  # "RPT-000123" when the message names a report
+    no_label: bool = False  # the equipment has no readable label / code
+    works_again: bool = False  # "ya prendió", "ya quedó": the failure went away
+    urgent: bool = False  # smoke, fire, an accident: a person should take over
 
 
 # Fallbacks: what a timed-out, failed or malformed AI call answers instead.
-FALLBACK_INTENT = Intent(Intencion.OTRO, 0.0)
-FALLBACK_EXTRACTION = Extraction(Intencion.REPORTAR_FALLA, None, None, 0.0, "Timeout en extracción estructurada")
+FALLBACK_INTENT = DetectedIntent(Intent.OTRO, 0.0)
+FALLBACK_EXTRACTION = Extraction(Intent.REPORTAR_FALLA, None, None, 0.0, "Timeout en extracción estructurada")
 FALLBACK_TERM: str | None = None
 
 
@@ -66,7 +67,7 @@ class IntentProvider(Protocol):
 
     name: str
 
-    async def detect_intent(self, text: str) -> Intent: ...
+    async def detect_intent(self, text: str) -> DetectedIntent: ...
 
     async def extract_structured_data(self, text: str) -> Extraction: ...
 

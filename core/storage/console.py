@@ -15,6 +15,10 @@ RECENT_LIMIT = 10
 _LEASE_SEPARATORS = (":", "|", "/", "#")
 
 
+# The views below are the console's JSON (asdict): their field names are the keys its page reads, in
+# Spanish like the columns they show.
+
+
 @dataclass(frozen=True, slots=True)
 class SessionView:
     telefono: str
@@ -34,7 +38,7 @@ class LeaseView:
 
 
 @dataclass(frozen=True, slots=True)
-class InboxRow:
+class ConsoleInboxRow:
     message_id: str
     tipo: str
     estado: str
@@ -47,7 +51,7 @@ class InboxRow:
 
 
 @dataclass(frozen=True, slots=True)
-class OutboxRow:
+class ConsoleOutboxRow:
     id: int
     tipo: str
     estado: str
@@ -59,7 +63,7 @@ class OutboxRow:
 
 
 @dataclass(frozen=True, slots=True)
-class ReportView:
+class ConsoleReportRow:
     numero: str
     tipo_equipo: str
     descripcion: str
@@ -80,11 +84,11 @@ class ConversationState:
     key: str
     session: SessionView | None
     leases: tuple[LeaseView, ...]
-    inbox_open: tuple[InboxRow, ...]  # pendiente / error, oldest first
-    inbox_recent: tuple[InboxRow, ...]  # any state, newest first
+    inbox_open: tuple[ConsoleInboxRow, ...]  # pendiente / error, oldest first
+    inbox_recent: tuple[ConsoleInboxRow, ...]  # any state, newest first
     outbox_counts: dict[str, int]
-    outbox_recent: tuple[OutboxRow, ...]  # newest first
-    reports: tuple[ReportView, ...]  # newest first
+    outbox_recent: tuple[ConsoleOutboxRow, ...]  # newest first
+    reports: tuple[ConsoleReportRow, ...]  # newest first
 
 
 def _int(value: object, default: int = 0) -> int:
@@ -95,8 +99,8 @@ def _opt_int(value: object) -> int | None:
     return None if value is None else int(value)  # type: ignore[call-overload]
 
 
-def _inbox(row: Row) -> InboxRow:
-    return InboxRow(
+def _inbox(row: Row) -> ConsoleInboxRow:
+    return ConsoleInboxRow(
         message_id=str(row["MessageId"]),
         tipo=str(row["Tipo"]),
         estado=str(row["Estado"]),
@@ -109,8 +113,8 @@ def _inbox(row: Row) -> InboxRow:
     )
 
 
-def _outbox(row: Row) -> OutboxRow:
-    return OutboxRow(
+def _outbox(row: Row) -> ConsoleOutboxRow:
+    return ConsoleOutboxRow(
         id=_int(row["Id"]),
         tipo=str(row["Tipo"]),
         estado=str(row["Estado"]),
@@ -122,8 +126,8 @@ def _outbox(row: Row) -> OutboxRow:
     )
 
 
-def _is_lease_of(clave: str, key: str) -> bool:
-    return clave == key or any(clave.endswith(sep + key) for sep in _LEASE_SEPARATORS)
+def _is_lease_of(lease_key: str, key: str) -> bool:
+    return lease_key == key or any(lease_key.endswith(sep + key) for sep in _LEASE_SEPARATORS)
 
 
 def _read_state(tx: Tx, key: str, limit: int) -> ConversationState:
@@ -154,7 +158,7 @@ def _read_state(tx: Tx, key: str, limit: int) -> ConversationState:
     counts = {str(r["Estado"]): _int(r["Cantidad"]) for r in count_rows}
     outbox = tuple(_outbox(r) for r in tx.fetch_all("console_outbox_recent", {"destinatario": key, "limite": limit}))
     reports = tuple(
-        ReportView(
+        ConsoleReportRow(
             numero=str(r["Numero"]),
             tipo_equipo=str(r["TipoEquipo"]),
             descripcion=str(r["Descripcion"]),

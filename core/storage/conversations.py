@@ -42,7 +42,7 @@ class SessionRow:
 
 
 @dataclass(frozen=True, slots=True)
-class InboxRow:
+class PendingMessage:
     id: int
     message_id: str
     payload: str
@@ -223,14 +223,14 @@ async def touch_last_activity(db: Database, key: str, now_ms: int) -> None:
 class TurnRead:
     """What the worker reads before a turn, in one read transaction."""
 
-    rows: list[InboxRow]
+    rows: list[PendingMessage]
     session: SessionRow | None  # None: no session row yet (or no pending rows, so it was not read)
     ai_run_active: bool
 
 
-def _inbox_rows(tx: Tx, key: str, limit: int) -> list[InboxRow]:
+def _inbox_rows(tx: Tx, key: str, limit: int) -> list[PendingMessage]:
     rows = tx.fetch_all("inbox_pending", {"telefono": key, "n": limit})
-    return [InboxRow(r["id"], r["message_id"], r["payload"] or "", int(r["wa_timestamp"]), r["intentos"],
+    return [PendingMessage(r["id"], r["message_id"], r["payload"] or "", int(r["wa_timestamp"]), r["intentos"],
                      int(r["recibido_en"] or 0)) for r in rows]
 
 
@@ -260,9 +260,9 @@ async def release_and_peek(db: Database, lease: Lease) -> bool:
     return await db.write(work)
 
 
-async def pending_messages(db: Database, key: str, limit: int) -> list[InboxRow]:
+async def pending_messages(db: Database, key: str, limit: int) -> list[PendingMessage]:
     rows = await db.read(lambda tx: tx.fetch_all("inbox_pending", {"telefono": key, "n": limit}))
-    return [InboxRow(r["id"], r["message_id"], r["payload"] or "", int(r["wa_timestamp"]), r["intentos"],
+    return [PendingMessage(r["id"], r["message_id"], r["payload"] or "", int(r["wa_timestamp"]), r["intentos"],
                      int(r["recibido_en"] or 0)) for r in rows]
 
 

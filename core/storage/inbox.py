@@ -69,19 +69,19 @@ class BatchRegistration:
     statuses: tuple[StatusRegistration, ...]
 
 
-def _register(tx: Tx, message_id: str, telefono: str | None, tipo: str, payload: str, estado: str,
+def _register(tx: Tx, message_id: str, phone: str | None, kind: str, payload: str, state: str,
               wa_timestamp: int, now_ms: int) -> Registration:
     # Insert first: no row when the wamid is already there (committed before, or by a racing copy whose
     # insert won the unique key): then it is a redelivery, counted in the same transaction.
     row = tx.insert_unless_duplicate("register_delivery", {
         "message_id": message_id,
-        "telefono": telefono,
-        "tipo": tipo,
+        "telefono": phone,
+        "tipo": kind,
         "payload": payload,
-        "estado": estado,
+        "estado": state,
         "wa_timestamp": wa_timestamp,
         "ahora": now_ms,
-        "procesado_en": now_ms if estado == InboxState.PROCESADO else None,
+        "procesado_en": now_ms if state == InboxState.PROCESADO else None,
     })
     if row is None:
         row = tx.fetch_one("register_redelivery", {"message_id": message_id, "ahora": now_ms})
@@ -291,25 +291,27 @@ def _settle(pending: _Pending, outcome: BatchRegistration | Exception) -> None:
 
 
 @dataclass(frozen=True, slots=True)
-class InboxRow:
+class InboxRecord:
+    """One inbox row as stored (tests and diagnostics read it)."""
+
     message_id: str
-    telefono: str | None
-    tipo: str
+    phone: str | None
+    kind: str
     payload: str | None
-    estado: str
-    reintentos: int
-    ultimo_reintento: int | None
+    state: str
+    redeliveries: int  # Reintentos: deliveries of the same wamid after the first
+    last_redelivery_ms: int | None
     wa_timestamp: int
-    recibido_en: int
-    procesado_en: int | None
+    received_ms: int
+    processed_ms: int | None
 
 
-async def get_inbox_row(db: Database, message_id: str) -> InboxRow | None:
+async def get_inbox_row(db: Database, message_id: str) -> InboxRecord | None:
     row = await db.read(lambda tx: tx.fetch_one("inbox_get", {"message_id": message_id}))
     if row is None:
         return None
-    return InboxRow(
-        message_id=row["MessageId"], telefono=row["Telefono"], tipo=row["Tipo"], payload=row["Payload"],
-        estado=row["Estado"], reintentos=int(row["Reintentos"]), ultimo_reintento=row["UltimoReintento"],
-        wa_timestamp=int(row["WaTimestamp"]), recibido_en=int(row["RecibidoEn"]), procesado_en=row["ProcesadoEn"],
+    return InboxRecord(
+        message_id=row["MessageId"], phone=row["Telefono"], kind=row["Tipo"], payload=row["Payload"],
+        state=row["Estado"], redeliveries=int(row["Reintentos"]), last_redelivery_ms=row["UltimoReintento"],
+        wa_timestamp=int(row["WaTimestamp"]), received_ms=int(row["RecibidoEn"]), processed_ms=row["ProcesadoEn"],
     )

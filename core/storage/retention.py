@@ -1,11 +1,11 @@
 """Retention: delete what is no longer needed in short batches, until caught up or out of time.
 
 Identity tables (ledger, sends, chat, transitions) are walked in Id order, which is arrival order: a
-window query reads the next BATCH Ids after the last one seen (a clustered seek) and says whether all
+window query reads the next PURGE_BATCH_ROWS Ids after the last one seen (a clustered seek) and says whether all
 of them are older than the cutoff; the purge deletes the settled, old rows of that Id range. The walk
 stops at the first window that reaches recent rows (caught up), or when the time budget is spent (the
 next run goes on). Tables without an identity (AI runs, lease rows) and the delivery statuses, which
-expire sooner than the rows around them, are deleted through an index, TOP (BATCH) at a time. Each
+expire sooner than the rows around them, are deleted through an index, TOP (PURGE_BATCH_ROWS) at a time. Each
 batch is its own short transaction: the webhook's registrations get the database between any two.
 """
 
@@ -19,12 +19,12 @@ from functools import partial
 
 from core.storage.database import Database, Row, Tx
 
-BATCH = 1_000  # rows per statement: short transactions, far below SQL Server's 5,000-lock escalation
+PURGE_BATCH_ROWS = 1_000  # rows per statement: short transactions, far below SQL Server's 5,000-lock escalation
 
 
 @dataclass(frozen=True, slots=True)
 class Purge:
-    """One table's rule: walk its Ids with `window` (None: delete through an index, TOP BATCH at a time)."""
+    """One table's rule: walk its Ids with `window` (None: delete through an index, TOP PURGE_BATCH_ROWS at a time)."""
 
     purge: str
     window: str | None = None
@@ -51,7 +51,7 @@ def _execute(tx: Tx, *, name: str, params: dict[str, object]) -> int:
 
 def cutoff_params(older_than_days: int, now: datetime | None = None) -> dict[str, object]:
     cutoff = (now or datetime.now(UTC)) - timedelta(days=older_than_days)
-    return {"antes_ms": int(cutoff.timestamp() * 1000), "antes_fecha": _utc_text(cutoff), "n": BATCH}
+    return {"antes_ms": int(cutoff.timestamp() * 1000), "antes_fecha": _utc_text(cutoff), "n": PURGE_BATCH_ROWS}
 
 
 async def purge(db: Database, rule: Purge, *, older_than_days: int, budget_s: float, now: datetime | None = None,
@@ -63,21 +63,21 @@ async def purge(db: Database, rule: Purge, *, older_than_days: int, budget_s: fl
     params = cutoff_params(older_than_days, now)
     deadline = clock() + budget_s
     deleted = batches = 0
-    desde = 0
+    after_id = 0
     while clock() < deadline:
         if rule.window is None:
             count = await db.write(partial(_execute, name=rule.purge, params=params))
             deleted, batches = deleted + count, batches + 1
-            if count < BATCH:
+            if count < PURGE_BATCH_ROWS:
                 return PurgeResult(deleted, batches, True)
             continue
-        bounds = {**params, "desde_id": desde}
+        bounds = {**params, "desde_id": after_id}
         window = await db.read(partial(_fetch_one, name=rule.window, params=bounds))
-        if window is None or window["hasta"] is None:  # no rows after desde
+        if window is None or window["hasta"] is None:  # no rows after after_id
             return PurgeResult(deleted, batches, True)
-        hasta = int(window["hasta"])
-        count = await db.write(partial(_execute, name=rule.purge, params={**bounds, "hasta_id": hasta}))
-        deleted, batches, desde = deleted + count, batches + 1, hasta
+        up_to_id = int(window["hasta"])
+        count = await db.write(partial(_execute, name=rule.purge, params={**bounds, "hasta_id": up_to_id}))
+        deleted, batches, after_id = deleted + count, batches + 1, up_to_id
         if not window["todo_viejo"]:  # this window reached recent rows: nothing older lies beyond
             return PurgeResult(deleted, batches, True)
     return PurgeResult(deleted, batches, False)

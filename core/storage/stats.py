@@ -30,11 +30,11 @@ class DbStats:
     ai_runs_oldest_ms: int | None
     read_at_ms: int
 
-    def inbox_count(self, estado: str) -> int:
-        return dict(self.inbox).get(estado, 0)
+    def inbox_count(self, state: str) -> int:
+        return dict(self.inbox).get(state, 0)
 
-    def outbox_count(self, estado: str) -> int:
-        return dict(self.outbox).get(estado, 0)
+    def outbox_count(self, state: str) -> int:
+        return dict(self.outbox).get(state, 0)
 
 
 def _by_state(rows: list[dict[str, object]], states: tuple[str, ...]) -> tuple[tuple[str, int], ...]:
@@ -43,19 +43,19 @@ def _by_state(rows: list[dict[str, object]], states: tuple[str, ...]) -> tuple[t
     return tuple(known + sorted(counts.items()))  # a state added later still shows up
 
 
-def _oldest(rows: list[dict[str, object]], estado: str | None = None) -> int | None:
+def _oldest(rows: list[dict[str, object]], state: str | None = None) -> int | None:
     """Smallest `mas_antiguo` among the rows (of one `estado` when given)."""
     values = [
         int(r["mas_antiguo"])  # type: ignore[call-overload]
         for r in rows
-        if r["mas_antiguo"] is not None and (estado is None or r["estado"] == estado)
+        if r["mas_antiguo"] is not None and (state is None or r["estado"] == state)
     ]
     return min(values) if values else None
 
 
-async def read_stats(db: Database, ahora: int) -> DbStats:
+async def read_stats(db: Database, now_ms: int) -> DbStats:
     def read(tx: Tx) -> DbStats:
-        leases = tx.fetch_one("stats_leases", {"ahora": ahora}) or {"activos": 0, "vencidos": 0}
+        leases = tx.fetch_one("stats_leases", {"ahora": now_ms}) or {"activos": 0, "vencidos": 0}
         inbox = tx.fetch_all("stats_inbox")
         outbox = tx.fetch_all("stats_outbox")
         ai_runs = tx.fetch_all("stats_ai_runs")
@@ -68,7 +68,7 @@ async def read_stats(db: Database, ahora: int) -> DbStats:
             outbox_oldest_due_ms=_oldest(outbox, OutboxState.PENDIENTE),
             ai_runs=_by_state(ai_runs, AI_RUN_STATES),
             ai_runs_oldest_ms=_oldest(ai_runs),
-            read_at_ms=ahora,
+            read_at_ms=now_ms,
         )
 
     return await db.read(read)

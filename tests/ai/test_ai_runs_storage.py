@@ -17,8 +17,8 @@ async def test_ai_run_lifecycle(any_db: Database) -> None:
 
     assert await ai_runs.update_active_ai_run_status(any_db, "resp_1", "in_progress", 1_500)
     run = await ai_runs.get_ai_run(any_db, "resp_1")
-    assert run is not None and run.estado == "in_progress" and run.actualizado_en == 1_500
-    assert run.conversacion_id == "conv_1" and run.message_id == "wamid.1" and run.active
+    assert run is not None and run.state == "in_progress" and run.updated_ms == 1_500
+    assert run.conversation_id == "conv_1" and run.message_id == "wamid.1" and run.active
 
     seen: list[str] = []
     assert await ai_runs.settle_ai_run(any_db, "resp_1", "completed", "respuesta", 3_000, lambda tx: seen.append("a"))
@@ -26,7 +26,7 @@ async def test_ai_run_lifecycle(any_db: Database) -> None:
     assert seen == ["a"]  # only the winner's follow-up runs
     assert not await ai_runs.update_active_ai_run_status(any_db, "resp_1", "in_progress", 3_200)
     run = await ai_runs.get_ai_run(any_db, "resp_1")
-    assert run is not None and (run.estado, run.resultado) == ("completed", "respuesta") and not run.active
+    assert run is not None and (run.state, run.result) == ("completed", "respuesta") and not run.active
     assert not await ai_runs.has_active_ai_run(any_db, "5215500000001")
     assert await ai_runs.get_ai_run(any_db, "resp_missing") is None
 

@@ -93,7 +93,7 @@ async def test_answer_inline_when_done_within_budget(
     assert outcome.conversation_id in fake.conversations
     assert await ai_runs.get_ai_conversation(sqlite_db, PHONE) == outcome.conversation_id
     run = await ai_runs.get_ai_run(sqlite_db, outcome.response_id or "")
-    assert run is not None and run.estado == "completed" and run.message_id == "wamid.Q1"
+    assert run is not None and run.state == "completed" and run.message_id == "wamid.Q1"
     assert not await has_active_response(sqlite_db, PHONE)
     # The same conversation is reused for the next question.
     again = await ask(sqlite_db, backend, PHONE, "¿Y si sigue igual?", outcome.conversation_id)
@@ -161,26 +161,26 @@ async def test_orphan_is_cancelled_after_the_threshold_and_not_before(
     max_age = 5_000
     before = cancelled_total()
 
-    early = await recover_orphaned_runs(sqlite_db, backend, max_age_ms=max_age, now_ms=lambda: run.creado_en + max_age)
+    early = await recover_orphaned_runs(sqlite_db, backend, max_age_ms=max_age, now_ms=lambda: run.created_ms + max_age)
     assert (early.checked, early.cancelled) == (1, 0)
     assert fake.cancelled == [] and await has_active_response(sqlite_db, PHONE)
 
     caplog.clear()
     with caplog.at_level(logging.INFO):
         late = await recover_orphaned_runs(
-            sqlite_db, backend, max_age_ms=max_age, now_ms=lambda: run.creado_en + 7 * 60_000, deliver=enqueue_answer
+            sqlite_db, backend, max_age_ms=max_age, now_ms=lambda: run.created_ms + 7 * 60_000, deliver=enqueue_answer
         )
     assert (late.checked, late.cancelled) == (1, 1)
     assert fake.cancelled == [run.id]
     assert cancelled_total() == before + 1
     settled = await ai_runs.get_ai_run(sqlite_db, run.id)
-    assert settled is not None and settled.estado == "cancelled"
+    assert settled is not None and settled.state == "cancelled"
     assert not await has_active_response(sqlite_db, PHONE)
     assert outbox(db_path) == [(PHONE, ANSWER_ABANDONED, "w9")]
     text = caplog.text
     assert "ORPHANED_RUNS_RECOVERY_START" in text
     assert "ORPHANED_RUN_CANCELLED" in text and f"runId={run.id}" in text  # the field names the queries read
-    assert f"threadId={run.conversacion_id}" in text and "status=in_progress" in text and "ageMinutes=7" in text
+    assert f"threadId={run.conversation_id}" in text and "status=in_progress" in text and "ageMinutes=7" in text
     assert "*********5678" in text and PHONE not in text
     assert "ORPHANED_RUNS_RECOVERY_COMPLETE" in text and "runsChecked=1 runsCancelled=1" in text
 
@@ -221,7 +221,7 @@ async def test_unreachable_provider_leaves_runs_for_the_next_sweep(
     run = await ai_runs.get_ai_run(sqlite_db, outcome.response_id or "")
     assert run is not None
     dead = openai_assistant("http://127.0.0.1:9/v1")
-    later = run.creado_en + 2_000  # an orphan (over 1 s) but not yet given up on (3 s)
+    later = run.created_ms + 2_000  # an orphan (over 1 s) but not yet given up on (3 s)
     report = await recover_orphaned_runs(sqlite_db, dead, max_age_ms=1_000, now_ms=lambda: later)
     assert report.checked == 1 and report.cancelled == 0
     assert await has_active_response(sqlite_db, PHONE)
@@ -269,9 +269,10 @@ async def test_responses_left_by_a_killed_process_are_cancelled_after_the_age_th
     backend = openai_assistant(openai_server.base_url)
     (run,) = await ai_runs.list_active_ai_runs(sqlite_db)
     max_age = 1_500
-    report = await recover_orphaned_runs(sqlite_db, backend, max_age_ms=max_age, now_ms=lambda: run.creado_en + max_age)
+    report = await recover_orphaned_runs(sqlite_db, backend, max_age_ms=max_age,
+                                         now_ms=lambda: run.created_ms + max_age)
     assert report.cancelled == 0 and fake.cancelled == []  # exactly at the threshold: not yet an orphan
-    await asyncio.sleep(max(0.0, (run.creado_en + max_age + 50) / 1000 - time.time()))
+    await asyncio.sleep(max(0.0, (run.created_ms + max_age + 50) / 1000 - time.time()))
     report = await recover_orphaned_runs(sqlite_db, backend, max_age_ms=max_age)  # the real clock
     assert report.cancelled == 1 and fake.cancelled == [run.id]
     assert fake.responses[run.id].status == "cancelled"
@@ -348,12 +349,12 @@ async def test_an_orphan_the_provider_cannot_cancel_is_abandoned_later_so_the_ph
     assert run is not None
     offline = OfflineAssistant()  # e.g. AI_PROVIDER switched to offline with a response in flight
     max_age = 10_000
-    report = await recover_orphaned_runs(sqlite_db, offline, max_age_ms=max_age, now_ms=lambda: run.creado_en + 20_000)
+    report = await recover_orphaned_runs(sqlite_db, offline, max_age_ms=max_age, now_ms=lambda: run.created_ms + 20_000)
     assert report.cancelled == 0 and await has_active_response(sqlite_db, PHONE)
     report = await recover_orphaned_runs(
-        sqlite_db, offline, max_age_ms=max_age, now_ms=lambda: run.creado_en + 30_001, deliver=enqueue_answer
+        sqlite_db, offline, max_age_ms=max_age, now_ms=lambda: run.created_ms + 30_001, deliver=enqueue_answer
     )
     assert report.delivered == ((PHONE, ANSWER_ABANDONED),)
     assert not await has_active_response(sqlite_db, PHONE)
     settled = await ai_runs.get_ai_run(sqlite_db, run.id)
-    assert settled is not None and settled.estado == "abandonado"
+    assert settled is not None and settled.state == "abandonado"

@@ -18,10 +18,10 @@ from core.ai.types import (
     FALLBACK_EXTRACTION,
     FALLBACK_INTENT,
     FALLBACK_TERM,
-    Intencion,
+    EquipmentType,
+    Intent,
     IntentProvider,
     TermKind,
-    TipoEquipo,
 )
 from core.errors import SettingsError
 from core.metrics import ai_timeouts_total
@@ -68,9 +68,9 @@ async def test_well_behaved_provider_answers_validated_values(server: tuple[str,
     kind, srv = server
     service = single(make_provider(kind, srv.base_url))
     intent = await service.detect_intent("el refrigerador no enfría")
-    assert intent.intencion is Intencion.REPORTAR_FALLA and intent.confianza > 0
+    assert intent.intent is Intent.REPORTAR_FALLA and intent.confidence > 0
     extraction = await service.extract_structured_data("mi camioneta no arranca")
-    assert extraction.tipo_equipo is TipoEquipo.VEHICULO and extraction.problema == "no arranca"
+    assert extraction.equipment_type is EquipmentType.VEHICULO and extraction.problem == "no arranca"
     assert await service.interpret_term("sí", TermKind.SI_NO) == "SI"
     assert await service.interpret_term("2", TermKind.TIPO_EQUIPO) == "VEHICULO"
     assert service.breaker(kind).failures == 0
@@ -187,9 +187,9 @@ async def test_breaker_transitions_under_real_failures(server: tuple[str, Served
     assert breaker.get_state() is BreakerState.OPEN and breaker.failures == 0
 
     clock.now += 5
-    assert (await service.detect_intent("hola")).intencion is Intencion.SALUDO
+    assert (await service.detect_intent("hola")).intent is Intent.SALUDO
     assert breaker.get_state() is BreakerState.HALF_OPEN
-    assert (await service.detect_intent("hola")).intencion is Intencion.SALUDO
+    assert (await service.detect_intent("hola")).intent is Intent.SALUDO
     assert breaker.get_state() is BreakerState.CLOSED
     await service.aclose()
 
@@ -206,7 +206,7 @@ async def test_half_open_lets_one_probe_through_concurrent_callers(openai_server
     calls = openai_server.fake.calls
     results = await asyncio.gather(*(service.detect_intent("hola") for _ in range(10)))
     assert openai_server.fake.calls == calls + 1  # one probe reached the provider
-    assert sum(r.intencion is Intencion.SALUDO for r in results) == 1
+    assert sum(r.intent is Intent.SALUDO for r in results) == 1
     assert sum(r == FALLBACK_INTENT for r in results) == 9
     assert breaker.get_state() is BreakerState.CLOSED
     await service.aclose()
@@ -221,11 +221,11 @@ async def test_failover_to_the_next_provider(openai_server: Served, gemini_serve
         breakers={"openai": breaker},
     )
     for _ in range(2):
-        assert (await service.detect_intent("el refri gotea")).intencion is Intencion.REPORTAR_FALLA
+        assert (await service.detect_intent("el refri gotea")).intent is Intent.REPORTAR_FALLA
     assert breaker.get_state() is BreakerState.OPEN
     openai_calls, gemini_calls = openai_server.fake.calls, gemini_server.fake.calls
     extraction = await service.extract_structured_data("el refri gotea")
-    assert extraction.tipo_equipo is TipoEquipo.REFRIGERADOR
+    assert extraction.equipment_type is EquipmentType.REFRIGERADOR
     assert openai_server.fake.calls == openai_calls  # open breaker: skipped
     assert gemini_server.fake.calls == gemini_calls + 1
     await service.aclose()
@@ -239,11 +239,11 @@ async def test_hanging_first_provider_leaves_time_for_the_next(openai_server: Se
     )
     started = time.monotonic()
     intent = await service.detect_intent("cancelar")
-    assert intent.intencion is Intencion.CANCELAR  # answered by gemini within the same budget
+    assert intent.intent is Intent.CANCELAR  # answered by gemini within the same budget
     assert time.monotonic() - started <= SMALL.detect_ms / 1000 * 1.1 + 0.25
     assert gemini_server.fake.calls == 1
     gemini_server.fake.always("hang")
-    assert (await service.detect_intent("cancelar")).intencion is Intencion.CANCELAR  # offline, last resort
+    assert (await service.detect_intent("cancelar")).intent is Intent.CANCELAR  # offline, last resort
     await service.aclose()
 
 
@@ -302,6 +302,6 @@ async def test_the_service_is_an_intent_provider_and_offline_by_default(db_path:
     rt = Runtime(settings=load_settings(base_env(db_path)), db=db)
     service: IntentProvider = rt.intent
     assert isinstance(service, IntentService) and rt.intent is service
-    assert (await service.detect_intent("cancelar")).intencion is Intencion.CANCELAR
+    assert (await service.detect_intent("cancelar")).intent is Intent.CANCELAR
     assert await service.interpret_term("si", TermKind.SI_NO) == "SI"
     db.close()
