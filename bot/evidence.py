@@ -40,7 +40,8 @@ async def fetch_pending_evidence(rt: Runtime, phone: str | None = None) -> int:
     try:
         return await fetch.fetch_pending_evidence(rt.get_evidence(), phone)
     except Exception as exc:  # the database or the store's set-up: the sweep tries again
-        log.warning("Descarga de evidencias falló (%s): %s", mask_phone(phone) if phone else "todas", exc)
+        log.warning("Descarga de evidencias falló (%s): %s", mask_phone(phone) if phone else "todas", exc,
+                    exc_info=True)
         return 0
 
 
@@ -76,7 +77,7 @@ async def transcribe_voice_note(rt: Runtime, message: InboundMessage) -> str | N
         return None
     except Exception as exc:
         log.warning("Transcripción de %s (%s) falló con %s: %s", message.wamid, who, transcriber.name,
-                    type(exc).__name__)
+                    type(exc).__name__, exc_info=True)
         return None
     if not text:
         return None
@@ -85,7 +86,7 @@ async def transcribe_voice_note(rt: Runtime, message: InboundMessage) -> str | N
                               media_id=message.media_id, mime=message.mime_type, sha256=message.sha256,
                               transcript=text, now_ms=int(time.time() * 1000))
     except Exception as exc:  # the text still serves the conversation; only the stored copy is missing
-        log.warning("No se guardó la transcripción de %s (%s): %s", message.wamid, who, exc)
+        log.warning("No se guardó la transcripción de %s (%s): %s", message.wamid, who, exc, exc_info=True)
     log.info("Nota de voz %s (%s) transcrita con %s en %d ms", message.wamid, who, transcriber.name,
              int((time.monotonic() - started) * 1000))
     return text

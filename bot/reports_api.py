@@ -70,7 +70,7 @@ async def _send_now(rt: Runtime, recipient: str) -> None:
     try:
         await dispatch_recipient(rt, recipient)
     except Exception as exc:
-        log.warning("Envío inmediato falló (%s): %s", mask_phone(recipient), exc)
+        log.warning("Envío inmediato falló (%s): %s", mask_phone(recipient), exc, exc_info=True)
 
 
 async def report_detail(rt: Runtime, raw_number: str) -> ApiResponse:

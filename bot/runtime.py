@@ -108,7 +108,7 @@ class Runtime:
                 try:
                     await close()
                 except Exception as exc:  # closing must not stop the others from closing
-                    log.warning("No se pudo cerrar %s: %s", type(service).__name__, exc)
+                    log.warning("No se pudo cerrar %s: %s", type(service).__name__, exc, exc_info=True)
         self.intent = self.assistant = self.whatsapp = self.handoff = None
         self.evidence = self.transcriber = None
         self.db.close()

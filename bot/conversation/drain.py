@@ -44,7 +44,7 @@ async def notify_replies_committed(rt: Runtime, recipient: str) -> int:
     try:
         return await dispatch_recipient(rt, recipient)
     except Exception as exc:
-        log.warning("Envío inmediato falló (%s): %s", mask_phone(recipient), exc)
+        log.warning("Envío inmediato falló (%s): %s", mask_phone(recipient), exc, exc_info=True)
         return 0
 
 
@@ -149,7 +149,8 @@ async def _drain_under_lease(rt: Runtime, key: str, hb: Heartbeat, deadline: flo
             return handled, True
         except Exception as exc:  # counted against the row's attempts, then retried later
             if len(rows) > 1:
-                log.warning("Turno de %d mensajes falló (%r); se reintenta mensaje por mensaje", len(rows), exc)
+                log.warning("Turno de %d mensajes falló (%r); se reintenta mensaje por mensaje", len(rows), exc,
+                            exc_info=True)
                 single = True
                 continue
             state = await _record_failure(rt, rows[0][0], exc)

@@ -136,7 +136,8 @@ async def _deliver(rt: Runtime, sender: MessageSender, claim: ClaimedSend, clock
             try:
                 await rt.get_send_limits().for_number(number).pause(delay / 1000)
             except Exception as pause_failed:  # the row still backs off; only the number-wide pause is lost
-                log.warning("OUTBOX_PAUSA_NO_REGISTRADA: %s: %s", type(pause_failed).__name__, pause_failed)
+                log.warning("OUTBOX_PAUSA_NO_REGISTRADA: %s: %s", type(pause_failed).__name__, pause_failed,
+                            exc_info=True)
         return Outcome(claim, OutboxState.PENDIENTE, error=str(exc), next_attempt_ms=clock() + delay,
                        counts_attempt=exc.counts_attempt)
     except SendOutcomeUnknown as exc:
@@ -171,7 +172,7 @@ async def _settle_cancelled(rt: Runtime, claim: ClaimedSend, request_started: bo
             outbound_sends_total.labels("incierto").inc()
             log.error("OUTBOX_INCIERTO id=%s destinatario=%s: envío cancelado con la petición en curso", claim.id, who)
     except Exception as exc:  # the claim timeout settles it later
-        log.error("OUTBOX_CANCELADO_SIN_REGISTRAR id=%s destinatario=%s: %s", claim.id, who, exc)
+        log.error("OUTBOX_CANCELADO_SIN_REGISTRAR id=%s destinatario=%s: %s", claim.id, who, exc, exc_info=True)
 
 
 @dataclass
@@ -239,7 +240,7 @@ def _schedule_retry(rt: Runtime, recipient: str, delay_ms: int) -> None:
             raise
         except Exception as exc:  # the sweep retries it
             log.warning("OUTBOX_REINTENTO_PROGRAMADO_FALLIDO destinatario=%s: %s: %s",
-                        mask_phone(recipient), type(exc).__name__, exc)
+                        mask_phone(recipient), type(exc).__name__, exc, exc_info=True)
         finally:
             if rt.retry_timers.get(recipient) is asyncio.current_task():
                 rt.retry_timers.pop(recipient, None)
@@ -265,7 +266,8 @@ async def _send_all(rt: Runtime, claims: list[ClaimedSend], clock: Callable[[], 
 async def _release_all(rt: Runtime, claiming: asyncio.Future[list[ClaimedSend]]) -> None:
     try:
         claims = await claiming
-    except Exception:
+    except Exception:  # nothing was claimed, so nothing to hand back
+        log.warning("Reclamo cancelado falló; no hay filas que devolver", exc_info=True)
         return
     for claim in claims:
         await release_claim(rt.db, claim)

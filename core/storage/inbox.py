@@ -261,7 +261,7 @@ class InboxRegistrar:
                 _settle(batch[0], exc)
             else:
                 log.warning("Registro agrupado de %d entregas falló (%s); se reintenta una por una",
-                            len(batch), type(exc).__name__)
+                            len(batch), type(exc).__name__, exc_info=True)
                 await self._one_by_one(batch)
             return
         assert results is not None  # try_write_now answered done, or write returned
