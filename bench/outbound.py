@@ -134,7 +134,7 @@ def worker_main(go_file: str, concurrency: int) -> None:
     from bot.outbound import dispatcher
     from bot.outbound.dispatcher import sweep_outbox
     from bot.runtime import build_runtime
-    from core.storage.outbox import count_by_state
+    from core.storage.inspection import count_by_state
 
     async def run() -> dict[str, float]:
         rt = build_runtime()

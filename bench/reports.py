@@ -27,10 +27,10 @@ from bench.common import fresh_database, pct, print_table  # noqa: E402
 from core.notify import NotifyConfig  # noqa: E402
 from core.storage.conversations import format_report_number  # noqa: E402
 from core.storage.database import Tx  # noqa: E402
+from core.storage.inspection import get_report  # noqa: E402
 from core.storage.reports import (  # noqa: E402
     REPORT_STATUSES,
     change_report_status,
-    get_report,
     open_report_for,
     record_report_created,
     reports_for_phone,

@@ -20,7 +20,7 @@ import time
 
 from bot.outbound.dispatcher import dispatch_recipient, sweep_outbox
 from bot.runtime import build_runtime
-from core.storage.outbox import count_by_state
+from core.storage.inspection import count_by_state
 from core.whatsapp.outgoing import OutgoingMessage
 
 

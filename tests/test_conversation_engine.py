@@ -18,7 +18,8 @@ from bot.runtime import Runtime, build_runtime
 from core.errors import ConcurrencyError, LeaseLost
 from core.settings import Settings, load_settings
 from core.storage.conversations import TransitionWrite, commit_transition, get_session_with_version
-from core.storage.leases import acquire_lease, extend_lease, get_lease, release_lease
+from core.storage.inspection import get_lease
+from core.storage.leases import acquire_lease, extend_lease, release_lease
 from local_host.queues import serving_worker, settle
 from tests.conftest import base_env
 from tests.conversation_helpers import put_in_inbox, query, replies, session_state, text_message

@@ -16,7 +16,8 @@ import pytest
 from bot.messages import InboundMessage, MessageKind
 from core.errors import StorageError
 from core.storage.database import Database
-from core.storage.inbox import get_inbox_row, register_delivery, register_status
+from core.storage.inbox import register_delivery
+from core.storage.inspection import get_inbox_row, register_status
 from core.whatsapp.status import StatusUpdate
 from tests.conversation_helpers import SqlServer, Target, open_db, query
 
@@ -83,7 +84,7 @@ def test_hundred_concurrent_deliveries_from_threads_and_processes(process_target
     assert sorted(n for _, n in outcomes) == list(range(100))  # each delivery saw its own increment
     assert query(target, "SELECT COUNT(*) FROM MensajesProcesados") == [(1,)]
     assert query(target, "SELECT COUNT(*) FROM MensajesProcesados WHERE Estado = 'pendiente'") == [(1,)]
-    assert row is not None and row.reintentos == 99 and row.estado == "pendiente" and row.ultimo_reintento
+    assert row is not None and row.redeliveries == 99 and row.state == "pendiente" and row.last_redelivery_ms
 
 
 async def test_register_contract(any_db: Database) -> None:
@@ -95,7 +96,7 @@ async def test_register_contract(any_db: Database) -> None:
     assert (first.is_duplicate, first.retry_count) == (False, 0)
     assert (second.is_duplicate, second.retry_count) == (True, 1)
     row = await get_inbox_row(any_db, wamid)
-    assert row is not None and (row.estado, row.reintentos, row.ultimo_reintento) == ("pendiente", 1, now + 5)
+    assert row is not None and (row.state, row.redeliveries, row.last_redelivery_ms) == ("pendiente", 1, now + 5)
     assert InboundMessage.from_json(row.payload or "") == _message(wamid)
 
     status = StatusUpdate(wamid=wamid, status="delivered", timestamp=1763880011, recipient="5215512345678")
@@ -104,7 +105,7 @@ async def test_register_contract(any_db: Database) -> None:
     assert (s1.is_duplicate, s1.retry_count, s1.outbound_updated) == (False, 0, False)  # no outbound row
     assert (s2.is_duplicate, s2.retry_count) == (True, 1)
     srow = await get_inbox_row(any_db, f"{wamid}:delivered")
-    assert srow is not None and srow.estado == "procesado" and srow.tipo == "status" and srow.procesado_en == now
+    assert srow is not None and srow.state == "procesado" and srow.kind == "status" and srow.processed_ms == now
 
 
 async def test_group_commit_answers_each_post_its_own_registrations(sqlite_db: Database) -> None:
@@ -122,7 +123,7 @@ async def test_group_commit_answers_each_post_its_own_registrations(sqlite_db: D
         assert counts == [0, 1, 2]
     assert all(not r.messages[1].is_duplicate and r.messages[1].retry_count == 0 for r in results)
     row = await get_inbox_row(sqlite_db, "wamid.G5")
-    assert row is not None and row.reintentos == 2
+    assert row is not None and row.redeliveries == 2
 
 
 class _Broken:

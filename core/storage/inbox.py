@@ -147,13 +147,6 @@ async def register_delivery(db: Database, msg: InboxMessage, now_ms: int) -> Reg
     return reg
 
 
-async def register_status(db: Database, status: StatusUpdate, now_ms: int) -> StatusRegistration:
-    """Register one status delivery (deduplicated on wamid + status) and move its outbound row forward."""
-    reg = await db.write(lambda tx: register_status_tx(tx, status, now_ms))
-    _after_commit(status.dedup_key, reg, STATUS_KIND)
-    return reg
-
-
 def _register_posts_tx(tx: Tx, posts: Sequence[tuple[Sequence[InboxMessage], Sequence[StatusUpdate], int]]
                        ) -> list[BatchRegistration]:
     """Register several POSTs in one transaction, each item in arrival order.
@@ -288,28 +281,3 @@ def _settle(pending: _Pending, outcome: BatchRegistration | Exception) -> None:
         pending.future.set_exception(outcome)
     else:
         pending.future.set_result(outcome)
-
-
-@dataclass(frozen=True, slots=True)
-class InboxRow:
-    message_id: str
-    telefono: str | None
-    tipo: str
-    payload: str | None
-    estado: str
-    reintentos: int
-    ultimo_reintento: int | None
-    wa_timestamp: int
-    recibido_en: int
-    procesado_en: int | None
-
-
-async def get_inbox_row(db: Database, message_id: str) -> InboxRow | None:
-    row = await db.read(lambda tx: tx.fetch_one("inbox_get", {"message_id": message_id}))
-    if row is None:
-        return None
-    return InboxRow(
-        message_id=row["MessageId"], telefono=row["Telefono"], tipo=row["Tipo"], payload=row["Payload"],
-        estado=row["Estado"], reintentos=int(row["Reintentos"]), ultimo_reintento=row["UltimoReintento"],
-        wa_timestamp=int(row["WaTimestamp"]), recibido_en=int(row["RecibidoEn"]), procesado_en=row["ProcesadoEn"],
-    )
