@@ -66,9 +66,11 @@ SELECT Clave AS clave, Propietario AS propietario, ExpiraEn AS expira, Token AS 
 FROM dbo.BloqueosConversacion WHERE Clave = :clave;
 
 -- name: count_outbound
+-- scan: tests and benchmarks only: every state of the whole queue
 SELECT Estado AS estado, COUNT(*) AS total FROM dbo.ColaEnvios GROUP BY Estado;
 
 -- name: list_outbound_recipient
+-- scan: tests only: one recipient's sends, history included; IX_ColaEnvios_Destinatario holds open rows only
 SELECT Id, Destinatario, Tipo, Contenido, Estado, Intentos, ProximoIntento, TokenReclamo, ReclamadoEn,
        WamidEnviado, EstadoEntrega, UltimoError, Campana, MessageIdOrigen, EnviadoEn, VenceEn, Aplazamientos,
        NumeroNegocio
