@@ -7,7 +7,7 @@ hands over to the next; any other exception is a bug on our side, logged with it
 counted against the provider. A provider that is not the last gets at most two thirds of what is left (or
 all but 100 ms when only the instant offline rules follow), so the next one still has time. When the
 budget runs out the call in flight is cancelled and its fallback answered. The operations
-NEVER raise (cancellation of the caller excepted): a webhook always gets an answer in time.
+NEVER raise (cancellation of the caller excepted): a conversation turn always gets an answer in time.
 """
 
 from __future__ import annotations
@@ -187,8 +187,8 @@ class IntentService:
 
 def preload_provider_modules(settings: Settings) -> None:
     """Import the SDKs of the configured providers now. The OpenAI SDK alone takes about a second to import;
-    imported lazily, that second froze the event loop at the first AI call, and with it every webhook ack
-    the same worker process was serving. Called once when the runtime is built (a cold start)."""
+    imported lazily, that second would freeze the event loop at the first AI call, and with it every webhook
+    the same worker process serves. Called once when the runtime is built (a cold start)."""
     import importlib
 
     modules = {"openai": "core.ai.openai_provider", "gemini": "core.ai.gemini_provider"}

@@ -192,8 +192,8 @@ class _Pending:
 class InboxRegistrar:
     """Group commit for webhook POSTs: the registrations of concurrent requests share one transaction.
 
-    SQLite has one writer; eight pool threads each opening `BEGIN IMMEDIATE` for a one-row write mostly
-    wait on each other (the busy handler sleeps). A flusher takes everything queued, runs it as one
+    SQLite has one writer: a transaction per one-row write would make concurrent requests queue for the
+    write lock, each paying its own BEGIN and COMMIT. A flusher takes everything queued, runs it as one
     transaction (each delivery still ONE atomic statement, each POST's items together), then answers
     every caller after the commit. If that shared transaction fails, each POST is retried in its own
     transaction, so one bad delivery cannot fail its neighbours. `max_in_flight` flushers run at once:
