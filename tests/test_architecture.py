@@ -147,7 +147,9 @@ def test_funcignore_leaves_out_the_dev_only_storage_and_keeps_the_app() -> None:
     patterns = funcignore_patterns()
     for left_out in ("core/storage/inspection.py", "core/storage/sql/sqlite/inspection.sql",
                      "core/storage/sql/tsql/inspection.sql", "local_host/console.py", "tests/conftest.py",
-                     "bench/outbound.py", "core/__pycache__/x.cpython-312.pyc", ".venv/bin/python"):
+                     "bench/outbound.py", "core/__pycache__/x.cpython-312.pyc", ".venv/bin/python", ".ci/run",
+                     ".coverage", ".coverage.host.1", "htmlcov/index.html", "test-output/console.png",
+                     ".mypy_cache/3.12/core/x.json"):
         assert funcignored(Path(left_out), patterns), left_out
     for kept in ("function_app.py", "host.json", "requirements.txt", "bot/webhook/ingest.py",
                  "core/storage/outbox.py", "core/storage/sql/tsql/outbox.sql", "core/storage/schema/sqlite"):
