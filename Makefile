@@ -51,3 +51,4 @@ outdated: $(STAMP)  ## the pinned packages that have newer releases
 
 clean:
 	rm -rf .venv .venv313 .data tools/azurite/node_modules .pytest_cache .coverage .coverage.* htmlcov .mypy_cache .ruff_cache
+	rm -rf test-output .hypothesis

@@ -133,7 +133,7 @@ def worker_main(go_file: str, concurrency: int) -> None:
     """One dispatcher process: wait for the start signal, sweep until the queue is drained."""
     from bot.outbound import dispatcher
     from bot.runtime import build_runtime
-    from core.storage.outbox import count_by_state
+    from core.storage.inspection import count_by_state
 
     async def run() -> dict[str, float]:
         rt = build_runtime()

@@ -31,7 +31,7 @@ from core.storage.database import Tx  # noqa: E402
 from core.storage.reports import (  # noqa: E402
     REPORT_STATUSES,
     change_report_status,
-    get_report,
+    get_report_detail,
     open_report_for,
     record_report_created,
     reports_for_phone,
@@ -82,7 +82,8 @@ async def run(reports: int, ops: int) -> None:
             now = int(time.time() * 1000)
             rows = []
             cases: list[tuple[str, Callable[[int], Awaitable[object]]]] = [
-                ("get_report (by number)", lambda i: get_report(db, format_report_number(1 + i * 37 % reports))),
+                ("get_report_detail (by number, with history)",
+                 lambda i: get_report_detail(db, format_report_number(1 + i * 37 % reports))),
                 ("reports_for_phone (5 newest)", lambda i: reports_for_phone(db, f"52155{i % PHONES:08d}")),
                 ("open_report_for (equipment id)", lambda i: open_report_for(db, equipment_id=1 + i % 5, plate=None)),
                 ("open_report_for (plate)", lambda i: open_report_for(db, equipment_id=None,

@@ -50,7 +50,7 @@ class InboundMessage:
 
     def to_json(self) -> str:
         # Every field is a flat primitive, so a plain field walk gives what asdict() gives, without its
-        # recursive deep copy (which was half the webhook's database-thread time in bench/ingest.py).
+        # recursive deep copy (half the webhook's database-thread time in bench/ingest.py).
         data = {name: getattr(self, name) for name in self.__dataclass_fields__}
         return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 

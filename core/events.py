@@ -139,14 +139,14 @@ def handoff_failed(origin: str, conversations: int, error: str) -> None:
               origen=origin, conversaciones=conversations, error=error)
 
 
-def worker_unavailable(key: str, reason: str, error: str) -> None:
+def worker_unavailable(key: str, reason: str, error: str, exc: BaseException | None = None) -> None:
     """The worker could not even start (bad settings, no database). The message is acknowledged anyway: its
     inbox rows stay pending in SQL and the sweep redrives them once the app can run, so nothing is lost
     and nothing lands in the poison queue."""
     metrics.worker_failures_total.labels(reason=reason).inc()
     log_event(log, logging.ERROR, "WORKER_NO_DISPONIBLE",
               "el worker no pudo arrancar; los mensajes quedan pendientes para el barrido",
-              conversacion=key, motivo=reason, error=error)
+              conversacion=key, motivo=reason, error=error, exc_info=exc)
 def outbound_abandoned(row_id: int, recipient: str, reason: str, detail: str | None) -> None:
     """An outbound row was given up unsent: past its deadline (`plazo`) or out of attempts (`intentos`).
     Someone got no answer; the alert `envios-abandonados` fires on this line."""

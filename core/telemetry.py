@@ -306,17 +306,19 @@ def event_context(context: Mapping[str, object]) -> dict[str, str | int | float 
 
 
 def log_event(
-    logger: logging.Logger, level: int, event: str, text: str = "", /, **context: object
+    logger: logging.Logger, level: int, event: str, text: str = "", /, *, exc_info: BaseException | None = None,
+    **context: object,
 ) -> dict[str, str | int | float | bool]:
     """Log `EVENT: text | k=v ...` with the context also as custom dimensions; answer the dimensions.
 
     `event` is the token the KQL searches for (THREAD_LOCK_BUSY, [ConcurrencyRetry], ...). Phone-like
-    keys (`telefono`, `destinatario`, `clave`, ...) are masked here, so callers cannot forget.
+    keys (`telefono`, `destinatario`, `clave`, ...) are masked here, so callers cannot forget. `exc_info`
+    adds that exception's traceback to the line.
     """
     dims = event_context(context)
     head = f"{event}: {text}" if text and not event.startswith("[") else f"{event} {text}".rstrip()
     tail = " ".join(f"{k}={v}" for k, v in dims.items())
-    logger.log(level, f"{head} | {tail}" if tail else head, extra=dims)
+    logger.log(level, f"{head} | {tail}" if tail else head, extra=dims, exc_info=exc_info)
     return dims
 
 
@@ -478,7 +480,7 @@ def configure_telemetry(settings: Settings, **azure_monitor_overrides: Any) -> s
                 )
             except Exception as exc:  # telemetry must never take the bot down with it
                 log.error("Telemetría: Azure Monitor no se pudo configurar (%s: %s); sigue sin exportar",
-                          type(exc).__name__, exc)
+                          type(exc).__name__, exc, exc_info=True)
                 plan = "off"
         if plan != "off":
             from core.metrics_export import install_metrics_bridge

@@ -45,8 +45,8 @@ from bot.outbound.campaigns import ApiResponse
 from bot.runtime import Runtime
 from core.errors import BotError
 from core.media.limits import base_mime
-from core.storage.console import list_conversations, read_conversation_state
 from core.storage.evidence import EvidenceView, evidence_for_phone
+from core.storage.inspection import list_conversations, read_conversation_state
 from core.telemetry import mask_phone
 from local_host.fake_ai import fake_voice_note
 from local_host.fake_graph import FakeGraph

@@ -90,7 +90,7 @@ class StorageQueueListener:
                     raise
                 except Exception as exc:
                     log.error("Cola %s: la lectura falló (%s); reintento en %.1f s", self.name,
-                              describe_storage_error(exc), wait)
+                              describe_storage_error(exc), wait, exc_info=True)
                     created = False  # the service may come back without the queue
                     received = []
                 if received:
@@ -137,7 +137,7 @@ class StorageQueueListener:
             raise
         except Exception as exc:  # the message stays invisible until its lease ends, then comes back
             log.error("Cola %s: no se pudo cerrar el mensaje %s (%s); volverá al vencer su visibilidad",
-                      self.name, message.id, describe_storage_error(exc))
+                      self.name, message.id, describe_storage_error(exc), exc_info=True)
         finally:
             self._in_flight -= 1
 
@@ -174,7 +174,7 @@ class StorageQueueListener:
                 raise
             except Exception as exc:
                 log.error("Cola %s: no se pudo renovar la visibilidad de %s (%s)", self.name, message.id,
-                          describe_storage_error(exc))
+                          describe_storage_error(exc), exc_info=True)
 
     async def _poison(self, message: Any, receipt: str) -> None:
         if self._poison_client is None:
@@ -190,6 +190,8 @@ class StorageQueueListener:
     async def aclose(self) -> None:
         for client in (self._client, self._poison_client):
             if client is not None:
-                with contextlib.suppress(Exception):
+                try:
                     await close_queue_client(client)
+                except Exception:
+                    log.warning("Cola %s: no se pudo cerrar el cliente", self.name, exc_info=True)
         self._client = self._poison_client = None

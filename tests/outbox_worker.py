@@ -20,7 +20,7 @@ import time
 
 from bot.runtime import build_runtime
 from core.settings import load_settings
-from core.storage.outbox import count_by_state
+from core.storage.inspection import count_by_state
 from core.whatsapp.client import WhatsAppClient
 from core.whatsapp.outgoing import OutgoingMessage
 

@@ -1,9 +1,12 @@
 """The module graph has no cycles, counting imports inside functions (a lazy import hides a cycle from
-the interpreter, not from the reader); every class name is defined once; code names are English."""
+the interpreter, not from the reader); every class name is defined once; code names are English;
+nothing deployed imports a module or runs a query .funcignore leaves out of the package."""
 
 from __future__ import annotations
 
 import ast
+import re
+from fnmatch import fnmatch
 from pathlib import Path
 
 from tests.conftest import ROOT
@@ -92,8 +95,6 @@ def test_the_cycle_finder_finds_a_cycle() -> None:
 
 def test_the_project_cites_only_what_it_contains() -> None:
     """Whoever clones the repository has its files only: no citing outside design documents or trackers."""
-    import re
-
     pattern = re.compile(r"DESIGN\.md|\bseeds? 00\d|\bseed-00\d|\bissue \d+\b", re.IGNORECASE)
     suffixes = {".py", ".md", ".sql", ".kql", ".yml", ".json", ".js", ".html", ".bicep", ".toml"}
     offenders = []
@@ -205,7 +206,7 @@ SPANISH_WORDS = frozenset({
 # Deployed Azure Functions names (operators and the runbook know them by these); a rename redeploys them.
 DEPLOYED_NAMES = frozenset({"muestreo_metricas", "retencion"})
 # Dataclasses serialised as the local console's JSON: their fields are the keys its page reads.
-JSON_VIEW_MODULES = frozenset({"core.storage.console"})
+JSON_VIEW_MODULES = frozenset({"core.storage.inspection"})
 
 
 def _words(identifier: str) -> list[str]:
@@ -264,6 +265,92 @@ def test_the_spanish_check_sees_each_kind_of_name() -> None:
     expected = {"1: TipoEquipo", "2: telefono", "2: ahora_ms", "4: intencion", "5: ultimoError", "6: año"}
     assert set(spanish_identifiers(source)) == expected
     assert set(spanish_identifiers(source, json_view=True)) == expected - {"4: intencion"}
+
+
+# -- what the deployed package holds ---------------------------------------------------------------
+
+DEV_ONLY_IMPORTERS = ("local_host", "tests", "bench")
+
+
+def funcignore_patterns() -> list[str]:
+    lines = (ROOT / ".funcignore").read_text(encoding="utf-8").splitlines()
+    return [line.strip().rstrip("/") for line in lines if line.strip() and not line.startswith("#")]
+
+
+def funcignored(relative: Path, patterns: list[str]) -> bool:
+    """Whether `func azure functionapp publish` leaves the file out. .funcignore takes .gitignore
+    patterns; ours use two forms: a path with a slash (from the root, a file or a folder) and a bare
+    name or glob (any path component)."""
+    parts = relative.parts
+    for pattern in patterns:
+        if "/" in pattern:
+            if any(fnmatch(str(Path(*parts[:i])), pattern) for i in range(1, len(parts) + 1)):
+                return True
+        elif any(fnmatch(part, pattern) for part in parts):
+            return True
+    return False
+
+
+def python_files() -> list[Path]:
+    """Every Python file of the repository, relative to its root (virtualenvs and node_modules aside)."""
+    found = [ROOT / "function_app.py"]
+    for top in ("bot", "core", "local_host", "tests", "bench", "scripts", "tools"):
+        found += [p for p in (ROOT / top).rglob("*.py") if "node_modules" not in p.parts]
+    return [p.relative_to(ROOT) for p in found]
+
+
+def test_funcignore_leaves_out_the_dev_only_storage_and_keeps_the_app() -> None:
+    patterns = funcignore_patterns()
+    for left_out in ("core/storage/inspection.py", "core/storage/sql/sqlite/inspection.sql",
+                     "core/storage/sql/tsql/inspection.sql", "local_host/console.py", "tests/conftest.py",
+                     "bench/outbound.py", "core/__pycache__/x.cpython-312.pyc", ".venv/bin/python", ".ci/run",
+                     ".coverage", ".coverage.host.1", "htmlcov/index.html", "test-output/console.png",
+                     ".mypy_cache/3.12/core/x.json"):
+        assert funcignored(Path(left_out), patterns), left_out
+    for kept in ("function_app.py", "host.json", "requirements.txt", "bot/webhook/ingest.py",
+                 "core/storage/outbox.py", "core/storage/sql/tsql/outbox.sql", "core/storage/schema/sqlite"):
+        assert not funcignored(Path(kept), patterns), kept
+
+
+def test_nothing_deployed_imports_a_dev_only_module_or_runs_its_queries() -> None:
+    patterns = funcignore_patterns()
+    modules = project_modules()
+    known = set(modules)
+    dev_only = {name for name, path in modules.items() if funcignored(path.relative_to(ROOT), patterns)}
+    assert "core.storage.inspection" in dev_only and "local_host.console" in dev_only
+    dev_queries = {
+        name
+        for sql in (ROOT / "core/storage/sql").rglob("*.sql")
+        if funcignored(sql.relative_to(ROOT), patterns)
+        for name in re.findall(r"^-- name: (\w+)", sql.read_text(encoding="utf-8"), re.MULTILINE)
+    }
+    assert {"console_session", "inbox_get", "lease_get"} <= dev_queries
+    offenders = []
+    for name, path in modules.items():
+        if name in dev_only:
+            continue
+        offenders += [f"{name} imports {m}" for m in sorted(imports_of(path, known) & dev_only)]
+        text = path.read_text(encoding="utf-8")
+        offenders += [f"{name} runs dev-only query {q}" for q in sorted(dev_queries) if f'"{q}"' in text]
+    assert offenders == []
+
+
+def test_dev_only_modules_are_imported_only_by_local_host_tests_and_bench() -> None:
+    patterns = funcignore_patterns()
+    modules = project_modules()
+    known = set(modules)
+    dev_only_in_app = {
+        name for name, path in modules.items()
+        if funcignored(path.relative_to(ROOT), patterns) and not name.startswith(DEV_ONLY_IMPORTERS)
+    }
+    assert dev_only_in_app == {"core.storage.inspection"}
+    offenders = [
+        f"{relative} imports {m}"
+        for relative in python_files()
+        if relative.parts[0] not in DEV_ONLY_IMPORTERS
+        for m in sorted(imports_of(ROOT / relative, known) & dev_only_in_app)
+    ]
+    assert offenders == []
 
 
 if __name__ == "__main__":

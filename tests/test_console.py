@@ -18,7 +18,7 @@ from aiohttp import web
 
 from bot.runtime import Runtime
 from core.settings import load_settings
-from core.storage.console import list_conversations, read_conversation_state
+from core.storage.inspection import list_conversations, read_conversation_state
 from core.storage.sqlite import SqliteDatabase
 from local_host.console import CONSOLE_KEY, loopback_base, mount_console, points_at_fake_graph
 from local_host.meta_payloads import (

@@ -11,8 +11,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from core.storage.conversations import ReportWrite, TransitionWrite, commit_transition, save_user_message
+from core.storage.conversations import ReportWrite, TransitionWrite, commit_transition
 from core.storage.database import Database
+from core.storage.inspection import save_user_message
 from core.storage.reports import record_report_created
 from local_host.console import CONSOLE_KEY
 from tests.conftest import free_port

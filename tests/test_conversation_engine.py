@@ -16,7 +16,8 @@ from core.clock import system_clock
 from core.errors import ConcurrencyError, LeaseLost
 from core.settings import Settings, load_settings
 from core.storage.conversations import TransitionWrite, commit_transition, get_session_with_version
-from core.storage.leases import acquire_lease, extend_lease, get_lease, release_lease
+from core.storage.inspection import get_lease
+from core.storage.leases import acquire_lease, extend_lease, release_lease
 from local_host.queues import serving_worker, settle, worker_queue
 from tests.conftest import base_env
 from tests.conversation_helpers import put_in_inbox, query, replies, session_state, text_message

@@ -18,8 +18,8 @@ from core.storage.evidence import (
     mark_saved,
     pending_evidence,
     record_evidence,
-    set_transcript,
 )
+from core.storage.inspection import set_transcript
 from core.storage.states import EvidenceState
 
 PHONE = "5215512345678"

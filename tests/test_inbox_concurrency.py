@@ -16,7 +16,8 @@ import pytest
 from bot.messages import InboundMessage, MessageKind
 from core.errors import StorageError
 from core.storage.database import Database
-from core.storage.inbox import get_inbox_row, register_delivery, register_status
+from core.storage.inbox import register_delivery
+from core.storage.inspection import get_inbox_row, register_status
 from core.whatsapp.status import StatusUpdate
 from tests.conversation_helpers import SqlServer, Target, open_db, query
 

@@ -15,15 +15,13 @@ from bot.outbound.campaigns import campaign_status, queue_campaign
 from bot.runtime import Runtime
 from core.clock import system_clock
 from core.settings import load_settings
-from core.storage.inbox import register_status
+from core.storage.inspection import count_by_state, list_recipient, register_status
 from core.storage.outbox import (
     OutboxState,
     Outcome,
     claim_outbound,
     claim_outbound_recipient,
-    count_by_state,
     get_outbound,
-    list_recipient,
     record_outcomes,
     settle_stuck,
 )

@@ -20,7 +20,7 @@ import pytest
 from bot.runtime import Runtime
 from core.clock import system_clock
 from core.settings import load_settings
-from core.storage.outbox import count_by_state, list_recipient
+from core.storage.inspection import count_by_state, list_recipient
 from core.storage.sqlite import SqliteDatabase
 from tests.conftest import base_env, free_port
 from tests.outbox_support import InProcessGraph, queue_texts

@@ -20,7 +20,8 @@ import pytest
 
 from bot.runtime import Runtime
 from core.settings import load_settings
-from core.storage.outbox import count_by_state, count_campaign, list_recipient
+from core.storage.inspection import count_by_state, list_recipient
+from core.storage.outbox import count_campaign
 from local_host import fake_graph
 from tests.conftest import ROOT, base_env, free_port
 from tests.conversation_helpers import Target, open_db, target_env

@@ -43,7 +43,7 @@ def test_values_within_their_type_bind_unchanged(name: str, value: object) -> No
 
 
 def test_a_refused_value_changes_nothing(sqlite_db) -> None:
-    from core.storage.leases import get_lease
+    from core.storage.inspection import get_lease
 
     def write(tx: Tx) -> None:
         tx.execute("lease_acquire", {"clave": "k-ok", "propietario": "p", "expira": 1, "ahora": 0})

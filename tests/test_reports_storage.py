@@ -11,13 +11,12 @@ import pytest
 
 from bot import texts
 from core.notify import NotifyConfig
-from core.storage.conversations import ReportWrite, TransitionWrite, commit_transition, save_user_message
+from core.storage.conversations import ReportWrite, TransitionWrite, commit_transition
 from core.storage.database import Database, Tx
-from core.storage.outbox import list_recipient
+from core.storage.inspection import get_report, list_recipient, save_user_message
 from core.storage.reports import (
     add_report_note,
     change_report_status,
-    get_report,
     get_report_detail,
     normalize_plate,
     normalize_report_number,

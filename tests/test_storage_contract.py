@@ -285,7 +285,8 @@ async def test_health_says_how_plain_reads_behave(any_db: Database) -> None:
 async def test_a_purged_lease_row_comes_back_with_a_higher_token(any_db: Database) -> None:
     """Retention deletes idle lease rows; the fencing token of the row that replaces one starts at the
     clock, above every token the deleted row reached."""
-    from core.storage.leases import acquire_lease, get_lease, release_lease
+    from core.storage.inspection import get_lease
+    from core.storage.leases import acquire_lease, release_lease
 
     day = 86_400_000
     first = await acquire_lease(any_db, "5215500007777", "a", 30_000, 1_000 * day)

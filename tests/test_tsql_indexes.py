@@ -29,10 +29,6 @@ TINY = {"SondaSalud", "SchemaVersion"}
 SCANS_OWNED_ELSEWHERE = {
     "sessions_idle": "Estado NOT IN (...) seeks IX_SesionesChat_Estado_Actividad in several ranges, then sorts the "
                      "idle sessions by UltimaActividad; one row per user (conversation.sql, lead)",
-    "count_outbound": "counts every state of the whole queue for the campaign and operator views; the backlog "
-                      "gauge reads IX_ColaEnvios_Abiertos instead (outbox.sql, delivery)",
-    "list_outbound_recipient": "every row of one recipient, history included: tests and operator use only; "
-                               "IX_ColaEnvios_Destinatario covers open rows only (outbox.sql, delivery)",
 }
 _SCAN_MARK = re.compile(r"^--\s*scan:\s*(\S.*)$", re.MULTILINE)
 

@@ -37,13 +37,13 @@ async def handle_queue_message(msg: func.QueueMessage) -> None:
         events.worker_unavailable(mask_phone(key), "configuracion", str(exc))
         return
     except Exception as exc:
-        events.worker_unavailable(mask_phone(key), "arranque", f"{type(exc).__name__}: {exc}")
+        events.worker_unavailable(mask_phone(key), "arranque", f"{type(exc).__name__}: {exc}", exc)
         return
     try:
         await rt.worker.work(key, enqueued_at=getattr(msg, "insertion_time", None),
                                 dequeue_count=getattr(msg, "dequeue_count", None) or 1)
     except Exception as exc:  # work catches its own; this is the last guard before poison
-        events.worker_unavailable(mask_phone(key), "inesperado", f"{type(exc).__name__}: {exc}")
+        events.worker_unavailable(mask_phone(key), "inesperado", f"{type(exc).__name__}: {exc}", exc)
 
 
 # Hand stalled conversations to the worker, expire idle sessions. The schedule is an app setting: every

@@ -7,8 +7,8 @@ budget and answers inline when the response is done by then. Otherwise the respo
 provider refuses work on a busy conversation with `conversation_locked`), and the sweeper's
 `recover_orphaned_runs` delivers the answer when it completes, or cancels
 it once it is older than `ORPHANED_RUN_MAX_AGE`. A response found completed is delivered, never
-thrown away. Settling a run is conditional on it still being active, so exactly one of the webhook
-and the sweeper delivers each answer.
+thrown away. Settling a run is conditional on it still being active, so exactly one of the
+conversation worker and the sweeper delivers each answer.
 
 Known gap: a process that dies between the provider accepting a response and our insert leaves a
 response we never recorded; the provider still finishes it, so it only delays that conversation.
@@ -117,7 +117,7 @@ async def ask(
 
     Provider trouble never raises (it becomes a `failed` outcome with an apology); storage errors do,
     like any storage call in the engine. Every provider wait is bounded by `budget_ms`; the few local
-    statements (check, record, settle) are not. Give `ask` less than the webhook's own budget and do
+    statements (check, record, settle) are not. Give `ask` less than the turn's own budget and do
     not cancel it from outside: a cancellation between the provider accepting the response and our
     insert leaves a response we do not know about.
     """

@@ -62,14 +62,11 @@ class GeminiProvider:
             response = await self._client.aio.models.generate_content(model=self._model, contents=text, config=config)
         except genai_errors.APIError as exc:
             raise AIProviderError(NAME, f"HTTP {exc.code} {exc.status or ''}".strip(), status=exc.code) from exc
-        except (ValueError, TypeError) as exc:  # an undecodable body
+        except ValueError as exc:  # an undecodable body (JSON or pydantic validation)
             raise AIProviderError(NAME, f"respuesta ilegible: {type(exc).__name__}") from exc
-        except Exception as exc:  # transport errors (httpx or aiohttp, whichever the SDK picked)
+        except httpx.HTTPError as exc:  # transport errors of the httpx client given in build_gemini_client
             raise AIProviderError(NAME, f"sin conexión: {type(exc).__name__}") from exc
-        try:
-            return response.text
-        except Exception as exc:  # a blocked or empty candidate
-            raise AIProviderError(NAME, f"sin texto: {type(exc).__name__}") from exc
+        return response.text  # None for a blocked or empty candidate: the parsers reject it
 
     async def detect_intent(self, text: str) -> DetectedIntent:
         return parse_intent(NAME, await self._structured(INTENT_INSTRUCTIONS, text, INTENT_SCHEMA))

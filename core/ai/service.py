@@ -3,10 +3,11 @@
 Each operation has one budget for the whole call (detect 3 s, extract 4 s, interpret 3 s). Providers
 are tried in `AI_PROVIDER` order; a provider whose breaker is open is skipped, and a provider that
 fails (HTTP error, malformed JSON, its share of the budget spent) counts a failure on its breaker and
-hands over to the next. A provider that is not the last gets at most two thirds of what is left (or
+hands over to the next; any other exception is a bug on our side, logged with its traceback and not
+counted against the provider. A provider that is not the last gets at most two thirds of what is left (or
 all but 100 ms when only the instant offline rules follow), so the next one still has time. When the
 budget runs out the call in flight is cancelled and its fallback answered. The operations
-NEVER raise (cancellation of the caller excepted): a webhook always gets an answer in time.
+NEVER raise (cancellation of the caller excepted): a conversation turn always gets an answer in time.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from core.ai.types import (
     IntentProvider,
     TermKind,
 )
-from core.errors import SettingsError
+from core.errors import AIProviderError, SettingsError
 from core.resilience.breaker import BreakerState, CircuitBreaker
 from core.resilience.timeouts import OperationTimeout, with_timeout, with_timeout_and_fallback
 from core.settings import Settings
@@ -157,9 +158,14 @@ class IntentService:
                 else:
                     breaker.release(permit)
                 raise
-            except Exception as exc:
+            except AIProviderError as exc:
                 breaker.record_failure(permit)
                 log.warning("[IA] %s: proveedor %s falló (%s), probando el siguiente", operation, provider.name, exc)
+                continue
+            except Exception:  # a bug on our side (TypeError, KeyError...): not the provider's failure
+                breaker.release(permit)
+                log.exception("[IA] %s: error inesperado con el proveedor %s, probando el siguiente", operation,
+                              provider.name)
                 continue
             breaker.record_success(permit)
             return result
@@ -181,8 +187,8 @@ class IntentService:
 
 def preload_provider_modules(settings: Settings) -> None:
     """Import the SDKs of the configured providers now. The OpenAI SDK alone takes about a second to import;
-    imported lazily, that second froze the event loop at the first AI call, and with it every webhook ack
-    the same worker process was serving. Called once when the runtime is built (a cold start)."""
+    imported lazily, that second would freeze the event loop at the first AI call, and with it every webhook
+    the same worker process serves. Called once when the runtime is built (a cold start)."""
     import importlib
 
     modules = {"openai": "core.ai.openai_provider", "gemini": "core.ai.gemini_provider"}

@@ -210,11 +210,6 @@ async def commit_transition(db: Database, transition: TransitionWrite, lease: Le
     return await db.write(lambda tx: _apply(tx, transition, lease))
 
 
-async def save_user_message(db: Database, key: str, text: str, message_id: str) -> None:
-    params = {"telefono": key, "contenido": text, "message_id": message_id}
-    await db.write(lambda tx: tx.execute("chat_save_user", params))
-
-
 async def touch_last_activity(db: Database, key: str, now_ms: int) -> None:
     await db.write(lambda tx: tx.execute("session_touch", {"telefono": key, "ahora": now_ms}))
 

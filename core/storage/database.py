@@ -228,7 +228,7 @@ class Database:
             try:
                 conn.close()
             except Exception:
-                pass
+                log.warning("No se pudo cerrar una conexión descartada", exc_info=True)
 
     @contextmanager
     def _translated(self) -> Iterator[None]:
@@ -258,6 +258,7 @@ class Database:
                 try:
                     self._rollback(conn, cursor)
                 except Exception:
+                    log.warning("El rollback falló; se descarta la conexión", exc_info=True)
                     self._discard_connection()
                 raise
             if write:
@@ -320,5 +321,5 @@ class Database:
                 try:
                     conn.close()
                 except Exception:
-                    pass
+                    log.warning("No se pudo cerrar una conexión al cerrar la base", exc_info=True)
             self._connections.clear()

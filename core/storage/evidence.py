@@ -157,11 +157,6 @@ async def mark_failed(db: Database, claim: ClaimedEvidence, *, error: str, max_a
     return await db.write(settle)
 
 
-async def set_transcript(db: Database, message_id: str, transcript: str, *, now_ms: int) -> bool:
-    params = {"transcripcion": transcript, "ahora": now_ms, "message_id": message_id}
-    return await db.write(lambda tx: tx.execute("evidence_set_transcript", params)) == 1
-
-
 async def save_transcript(db: Database, *, phone: str, message_id: str, media_id: str, mime: str | None,
                           sha256: str | None, transcript: str, now_ms: int) -> None:
     """Keep a voice note's transcript on its row, recording the row first when the conversation has not

@@ -147,13 +147,6 @@ async def register_delivery(db: Database, msg: InboxMessage, now_ms: int) -> Reg
     return reg
 
 
-async def register_status(db: Database, status: StatusUpdate, now_ms: int) -> StatusRegistration:
-    """Register one status delivery (deduplicated on wamid + status) and move its outbound row forward."""
-    reg = await db.write(lambda tx: register_status_tx(tx, status, now_ms))
-    _after_commit(status.dedup_key, reg, STATUS_KIND)
-    return reg
-
-
 def _register_posts_tx(tx: Tx, posts: Sequence[tuple[Sequence[InboxMessage], Sequence[StatusUpdate], int]]
                        ) -> list[BatchRegistration]:
     """Register several POSTs in one transaction, each item in arrival order.
@@ -199,8 +192,8 @@ class _Pending:
 class InboxRegistrar:
     """Group commit for webhook POSTs: the registrations of concurrent requests share one transaction.
 
-    SQLite has one writer; eight pool threads each opening `BEGIN IMMEDIATE` for a one-row write mostly
-    wait on each other (the busy handler sleeps). A flusher takes everything queued, runs it as one
+    SQLite has one writer: a transaction per one-row write would make concurrent requests queue for the
+    write lock, each paying its own BEGIN and COMMIT. A flusher takes everything queued, runs it as one
     transaction (each delivery still ONE atomic statement, each POST's items together), then answers
     every caller after the commit. If that shared transaction fails, each POST is retried in its own
     transaction, so one bad delivery cannot fail its neighbours. `max_in_flight` flushers run at once:
@@ -261,7 +254,7 @@ class InboxRegistrar:
                 _settle(batch[0], exc)
             else:
                 log.warning("Registro agrupado de %d entregas falló (%s); se reintenta una por una",
-                            len(batch), type(exc).__name__)
+                            len(batch), type(exc).__name__, exc_info=True)
                 await self._one_by_one(batch)
             return
         assert results is not None  # try_write_now answered done, or write returned
@@ -288,30 +281,3 @@ def _settle(pending: _Pending, outcome: BatchRegistration | Exception) -> None:
         pending.future.set_exception(outcome)
     else:
         pending.future.set_result(outcome)
-
-
-@dataclass(frozen=True, slots=True)
-class InboxRecord:
-    """One inbox row as stored (tests and diagnostics read it)."""
-
-    message_id: str
-    phone: str | None
-    kind: str
-    payload: str | None
-    state: str
-    redeliveries: int  # Reintentos: deliveries of the same wamid after the first
-    last_redelivery_ms: int | None
-    wa_timestamp: int
-    received_ms: int
-    processed_ms: int | None
-
-
-async def get_inbox_row(db: Database, message_id: str) -> InboxRecord | None:
-    row = await db.read(lambda tx: tx.fetch_one("inbox_get", {"message_id": message_id}))
-    if row is None:
-        return None
-    return InboxRecord(
-        message_id=row["MessageId"], phone=row["Telefono"], kind=row["Tipo"], payload=row["Payload"],
-        state=row["Estado"], redeliveries=int(row["Reintentos"]), last_redelivery_ms=row["UltimoReintento"],
-        wa_timestamp=int(row["WaTimestamp"]), received_ms=int(row["RecibidoEn"]), processed_ms=row["ProcesadoEn"],
-    )

@@ -20,14 +20,6 @@ class Lease:
     took_over_from: str | None = None  # set when an expired lease of another owner was taken over
 
 
-@dataclass(frozen=True, slots=True)
-class LeaseInfo:
-    key: str
-    owner: str | None
-    expires_at_ms: int
-    token: int
-
-
 async def acquire_lease(db: Database, key: str, owner: str, ttl_ms: int, now_ms: int) -> Lease | None:
     """Take the lease if it is free, released or expired; None when someone else holds it."""
     expires = now_ms + ttl_ms
@@ -54,13 +46,6 @@ async def extend_lease(db: Database, lease: Lease, ttl_ms: int, now_ms: int) -> 
 async def release_lease(db: Database, lease: Lease) -> bool:
     params = {"clave": lease.key, "propietario": lease.owner, "token": lease.token}
     return await db.write(lambda tx: tx.execute("lease_release", params)) == 1
-
-
-async def get_lease(db: Database, key: str) -> LeaseInfo | None:
-    row = await db.read(lambda tx: tx.fetch_one("lease_get", {"clave": key}))
-    if row is None:
-        return None
-    return LeaseInfo(row["clave"], row["propietario"], int(row["expira"]), int(row["token"]))
 
 
 async def clear_expired_leases(db: Database, now_ms: int) -> list[tuple[str, int]]:

@@ -278,10 +278,6 @@ def _counts(rows: list[dict[str, Any]]) -> StateCounts:
     return StateCounts({r["estado"]: int(r["total"]) for r in rows})
 
 
-async def count_by_state(db: Database) -> StateCounts:
-    return await db.read(lambda tx: _counts(tx.fetch_all("count_outbound")))
-
-
 async def count_campaign(db: Database, campaign: str) -> StateCounts:
     return await db.read(lambda tx: _counts(tx.fetch_all("count_outbound_campaign", {"campana": campaign})))
 
@@ -289,11 +285,6 @@ async def count_campaign(db: Database, campaign: str) -> StateCounts:
 async def get_outbound(db: Database, row_id: int) -> OutboxRow | None:
     row = await db.read(lambda tx: tx.fetch_one("get_outbound", {"id": row_id}))
     return None if row is None else OutboxRow.from_row(row)
-
-
-async def list_recipient(db: Database, recipient: str) -> list[OutboxRow]:
-    rows = await db.read(lambda tx: tx.fetch_all("list_outbound_recipient", {"destinatario": recipient}))
-    return [OutboxRow.from_row(r) for r in rows]
 
 
 def queue_reply(tx: Tx, recipient: str, *, kind: str, content: str, now_ms: int, origin_message_id: str | None,

@@ -169,11 +169,6 @@ def _by_number(tx: Tx, number: str) -> ReportView | None:
     return None if row is None else _view(row)
 
 
-async def get_report(db: Database, number: str) -> ReportView | None:
-    """The report with this number ("RPT-000001"; "rpt 1" too), or None."""
-    return await db.read(lambda tx: _by_number(tx, number))
-
-
 def _history(tx: Tx, report_id: int) -> tuple[HistoryEntry, ...]:
     return tuple(
         HistoryEntry(r["EstadoAnterior"], str(r["EstadoNuevo"]), r["Nota"], str(r["Origen"]), r["MessageId"],

@@ -1,8 +1,8 @@
 """Cutting text to a column's size the same way in both dialects.
 
 SQL Server's NVARCHAR(n) counts UTF-16 code units, and an emoji takes two; Python's slices count
-characters. Cutting by characters let an emoji-heavy description overflow NVARCHAR(2000) (Msg 2628) on
-every retry, so the message ended in `error` and no report was filed. Every value stored into a bounded
+characters. Cut by characters, an emoji-heavy description would overflow NVARCHAR(2000) (Msg 2628) on
+every retry, leaving the message in `error` with no report filed. Every value stored into a bounded
 column goes through `fit_units`, so SQLite stores exactly what SQL Server would.
 """
 

@@ -28,12 +28,6 @@ WHERE WamidEnviado = :wamid
               WHEN 'sent' THEN 1 WHEN 'delivered' THEN 2 WHEN 'read' THEN 3 WHEN 'failed' THEN 4 ELSE 0
           END < :rango);
 
--- name: inbox_get
-SELECT MessageId, Telefono, Tipo, Payload, Estado, Reintentos, UltimoReintento, WaTimestamp, RecibidoEn,
-       ProcesadoEn
-FROM MensajesProcesados
-WHERE MessageId = :message_id;
-
 -- name: recorded_delivery_statuses
 -- Statuses already registered for one outbound wamid (each keyed wamid + status), by the unique index.
 SELECT MessageId, Payload

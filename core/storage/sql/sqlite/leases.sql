@@ -32,10 +32,6 @@ WHERE Clave = :clave AND Propietario = :propietario AND Token = :token;
 UPDATE BloqueosConversacion SET ExpiraEn = ExpiraEn
 WHERE Clave = :clave AND Propietario = :propietario AND Token = :token AND ExpiraEn > :ahora;
 
--- name: lease_get
-SELECT Clave AS clave, Propietario AS propietario, ExpiraEn AS expira, Token AS token
-FROM BloqueosConversacion WHERE Clave = :clave;
-
 -- name: leases_clear_expired
 -- Leases whose holder died (an expired lease still naming an owner): free them, keeping the row and
 -- its token, so the gauge of expired leases reads 0 again and the fencing token never goes back.

@@ -99,9 +99,6 @@ INSERT INTO ColaEnvios (Destinatario, Tipo, Contenido, Estado, ProximoIntento, M
 VALUES (:destinatario, :tipo_envio, :contenido, 'pendiente', :ahora, NULL, :campana, :vence_en)
 ON CONFLICT DO NOTHING;
 
--- name: count_outbound
-SELECT Estado AS estado, COUNT(*) AS total FROM ColaEnvios GROUP BY Estado;
-
 -- name: count_outbound_campaign
 SELECT Estado AS estado, COUNT(*) AS total FROM ColaEnvios WHERE Campana = :campana GROUP BY Estado;
 
@@ -110,12 +107,6 @@ SELECT Id, Destinatario, Tipo, Contenido, Estado, Intentos, ProximoIntento, Toke
        WamidEnviado, EstadoEntrega, UltimoError, Campana, MessageIdOrigen, EnviadoEn, VenceEn, Aplazamientos,
        NumeroNegocio
 FROM ColaEnvios WHERE Id = :id;
-
--- name: list_outbound_recipient
-SELECT Id, Destinatario, Tipo, Contenido, Estado, Intentos, ProximoIntento, TokenReclamo, ReclamadoEn,
-       WamidEnviado, EstadoEntrega, UltimoError, Campana, MessageIdOrigen, EnviadoEn, VenceEn, Aplazamientos,
-       NumeroNegocio
-FROM ColaEnvios WHERE Destinatario = :destinatario ORDER BY Id;
 
 -- name: claimed_with_token
 -- The rows a claim token already holds: a claim retried after a commit whose answer was lost gets

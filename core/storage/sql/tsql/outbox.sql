@@ -112,9 +112,6 @@ WHEN NOT MATCHED THEN
     INSERT (Destinatario, Tipo, Contenido, Estado, ProximoIntento, MessageIdOrigen, Campana, VenceEn)
     VALUES (s.Destinatario, :tipo_envio, :contenido, N'pendiente', :ahora, NULL, s.Campana, :vence_en);
 
--- name: count_outbound
-SELECT Estado AS estado, COUNT(*) AS total FROM dbo.ColaEnvios GROUP BY Estado;
-
 -- name: count_outbound_campaign
 SELECT Estado AS estado, COUNT(*) AS total FROM dbo.ColaEnvios WHERE Campana = :campana GROUP BY Estado;
 
@@ -123,12 +120,6 @@ SELECT Id, Destinatario, Tipo, Contenido, Estado, Intentos, ProximoIntento, Toke
        WamidEnviado, EstadoEntrega, UltimoError, Campana, MessageIdOrigen, EnviadoEn, VenceEn, Aplazamientos,
        NumeroNegocio
 FROM dbo.ColaEnvios WHERE Id = :id;
-
--- name: list_outbound_recipient
-SELECT Id, Destinatario, Tipo, Contenido, Estado, Intentos, ProximoIntento, TokenReclamo, ReclamadoEn,
-       WamidEnviado, EstadoEntrega, UltimoError, Campana, MessageIdOrigen, EnviadoEn, VenceEn, Aplazamientos,
-       NumeroNegocio
-FROM dbo.ColaEnvios WHERE Destinatario = :destinatario ORDER BY Id;
 
 -- name: claimed_with_token
 -- The rows a claim token already holds: a claim retried after a commit whose answer was lost gets

@@ -1,7 +1,9 @@
-"""Read-only views of one conversation for the local chat console's state panel (local host only).
+"""Dev-only storage access, kept out of the deployed package by .funcignore (with its `inspection.sql`):
+the local chat console's views of one conversation, the rows and counts tests and benchmarks check, and
+the few writes tests seed state with. Only local_host/, tests/ and bench/ import it (tests/test_architecture.py).
 
-Everything is read in one transaction, so the panel never shows a session from before a transition
-next to an outbox from after it.
+The console's state of a conversation is read in one transaction, so the panel never shows a session
+from before a transition next to an outbox from after it.
 """
 
 from __future__ import annotations
@@ -9,6 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from core.storage.database import Database, Row, Tx
+from core.storage.inbox import StatusRegistration, StatusUpdate, register_batch
+from core.storage.outbox import OutboxRow, StateCounts
+from core.storage.reports import ReportView, get_report_detail
 
 RECENT_LIMIT = 10
 # Separators a lease key may put between a prefix and the conversation key ("conv:5215512345678").
@@ -182,3 +187,85 @@ async def list_conversations(db: Database, limit: int = 50) -> tuple[Conversatio
     return tuple(
         ConversationSummary(str(r["Telefono"]), str(r["Estado"]), _int(r["UltimaActividad"])) for r in rows
     )
+
+
+# -- rows and counts tests and benchmarks check --------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class InboxRecord:
+    """One inbox row as stored (tests and diagnostics read it)."""
+
+    message_id: str
+    phone: str | None
+    kind: str
+    payload: str | None
+    state: str
+    redeliveries: int  # Reintentos: deliveries of the same wamid after the first
+    last_redelivery_ms: int | None
+    wa_timestamp: int
+    received_ms: int
+    processed_ms: int | None
+
+
+async def get_inbox_row(db: Database, message_id: str) -> InboxRecord | None:
+    row = await db.read(lambda tx: tx.fetch_one("inbox_get", {"message_id": message_id}))
+    if row is None:
+        return None
+    return InboxRecord(
+        message_id=row["MessageId"], phone=row["Telefono"], kind=row["Tipo"], payload=row["Payload"],
+        state=row["Estado"], redeliveries=int(row["Reintentos"]), last_redelivery_ms=row["UltimoReintento"],
+        wa_timestamp=int(row["WaTimestamp"]), received_ms=int(row["RecibidoEn"]), processed_ms=row["ProcesadoEn"],
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseInfo:
+    key: str
+    owner: str | None
+    expires_at_ms: int
+    token: int
+
+
+async def get_lease(db: Database, key: str) -> LeaseInfo | None:
+    row = await db.read(lambda tx: tx.fetch_one("lease_get", {"clave": key}))
+    if row is None:
+        return None
+    return LeaseInfo(row["clave"], row["propietario"], int(row["expira"]), int(row["token"]))
+
+
+async def count_by_state(db: Database) -> StateCounts:
+    """Every outbound row, counted by state."""
+    rows = await db.read(lambda tx: tx.fetch_all("count_outbound"))
+    return StateCounts({r["estado"]: int(r["total"]) for r in rows})
+
+
+async def list_recipient(db: Database, recipient: str) -> list[OutboxRow]:
+    """One recipient's outbound rows, oldest first."""
+    rows = await db.read(lambda tx: tx.fetch_all("list_outbound_recipient", {"destinatario": recipient}))
+    return [OutboxRow.from_row(r) for r in rows]
+
+
+async def get_report(db: Database, number: str) -> ReportView | None:
+    """The report with this number ("RPT-000001"; "rpt 1" too), or None."""
+    detail = await get_report_detail(db, number)
+    return None if detail is None else detail.report
+
+
+# -- writes tests seed state with ------------------------------------------------------------------
+
+
+async def register_status(db: Database, status: StatusUpdate, now_ms: int) -> StatusRegistration:
+    """One status delivery through the webhook's own registration (`register_batch`)."""
+    (registration,) = (await register_batch(db, (), (status,), now_ms)).statuses
+    return registration
+
+
+async def set_transcript(db: Database, message_id: str, transcript: str, *, now_ms: int) -> bool:
+    params = {"transcripcion": transcript, "ahora": now_ms, "message_id": message_id}
+    return await db.write(lambda tx: tx.execute("evidence_set_transcript", params)) == 1
+
+
+async def save_user_message(db: Database, key: str, text: str, message_id: str) -> None:
+    params = {"telefono": key, "contenido": text, "message_id": message_id}
+    await db.write(lambda tx: tx.execute("chat_save_user", params))

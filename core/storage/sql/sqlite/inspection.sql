@@ -1,4 +1,5 @@
--- The local chat console's state panel (local host only): read-only views of one conversation.
+-- Dev-only reads (kept out of the deployed package by .funcignore): the local chat console's state panel,
+-- and what tests and benchmarks inspect.
 
 -- name: console_session
 SELECT Telefono, Estado, Version, DatosTemp, UltimaActividad
@@ -49,3 +50,24 @@ SELECT Telefono, Estado, UltimaActividad
 FROM SesionesChat
 ORDER BY UltimaActividad DESC
 LIMIT :limite;
+
+-- Rows and counts the tests and benchmarks check.
+
+-- name: inbox_get
+SELECT MessageId, Telefono, Tipo, Payload, Estado, Reintentos, UltimoReintento, WaTimestamp, RecibidoEn,
+       ProcesadoEn
+FROM MensajesProcesados
+WHERE MessageId = :message_id;
+
+-- name: lease_get
+SELECT Clave AS clave, Propietario AS propietario, ExpiraEn AS expira, Token AS token
+FROM BloqueosConversacion WHERE Clave = :clave;
+
+-- name: count_outbound
+SELECT Estado AS estado, COUNT(*) AS total FROM ColaEnvios GROUP BY Estado;
+
+-- name: list_outbound_recipient
+SELECT Id, Destinatario, Tipo, Contenido, Estado, Intentos, ProximoIntento, TokenReclamo, ReclamadoEn,
+       WamidEnviado, EstadoEntrega, UltimoError, Campana, MessageIdOrigen, EnviadoEn, VenceEn, Aplazamientos,
+       NumeroNegocio
+FROM ColaEnvios WHERE Destinatario = :destinatario ORDER BY Id;

@@ -1,4 +1,5 @@
--- The local chat console's state panel (local host only): read-only views of one conversation.
+-- Dev-only reads (kept out of the deployed package by .funcignore): the local chat console's state panel,
+-- and what tests and benchmarks inspect.
 
 -- name: console_session
 SELECT Telefono, Estado, Version, DatosTemp, UltimaActividad
@@ -51,3 +52,26 @@ ORDER BY Id DESC;
 SELECT TOP (:limite) Telefono, Estado, UltimaActividad
 FROM dbo.SesionesChat
 ORDER BY UltimaActividad DESC;
+
+-- Rows and counts the tests and benchmarks check.
+
+-- name: inbox_get
+SELECT MessageId, Telefono, Tipo, Payload, Estado, Reintentos, UltimoReintento, WaTimestamp, RecibidoEn,
+       ProcesadoEn
+FROM dbo.MensajesProcesados
+WHERE MessageId = :message_id;
+
+-- name: lease_get
+SELECT Clave AS clave, Propietario AS propietario, ExpiraEn AS expira, Token AS token
+FROM dbo.BloqueosConversacion WHERE Clave = :clave;
+
+-- name: count_outbound
+-- scan: tests and benchmarks only: every state of the whole queue
+SELECT Estado AS estado, COUNT(*) AS total FROM dbo.ColaEnvios GROUP BY Estado;
+
+-- name: list_outbound_recipient
+-- scan: tests only: one recipient's sends, history included; IX_ColaEnvios_Destinatario holds open rows only
+SELECT Id, Destinatario, Tipo, Contenido, Estado, Intentos, ProximoIntento, TokenReclamo, ReclamadoEn,
+       WamidEnviado, EstadoEntrega, UltimoError, Campana, MessageIdOrigen, EnviadoEn, VenceEn, Aplazamientos,
+       NumeroNegocio
+FROM dbo.ColaEnvios WHERE Destinatario = :destinatario ORDER BY Id;
