@@ -8,13 +8,13 @@ from the database on every scrape, so any instance answers the same numbers.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from core.clock import system_clock
 from core.errors import BotError
 from core.metrics import REGISTRY
 from core.metrics_export import DB_GAUGES, GaugeSample, record_db_stats, samples_from_stats
@@ -47,7 +47,7 @@ class _DbGauges(Collector):
 
 async def sample_db_gauges(db: Database, now_ms: int | None = None) -> tuple[GaugeSample, ...] | None:
     """Read the database-wide gauges (and keep them for Application Insights); None if the DB failed."""
-    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    now_ms = system_clock() if now_ms is None else now_ms
     try:
         stats = await read_stats(db, now_ms)
     except BotError as exc:

@@ -217,7 +217,7 @@ async def test_stale_version_write_raises_and_retry_succeeds(rt: Runtime, db_pat
     rt.db.write = racing_write  # type: ignore[method-assign]
     ai.extract_structured_data = counting_extract  # type: ignore[method-assign]
     try:
-        handled = await rt.engine.handle_message(row_id, InboundMessage.from_json(payload), None)
+        handled = await rt.engine.handle_turn([(row_id, InboundMessage.from_json(payload))], None)
     finally:
         rt.db.write = original  # type: ignore[method-assign]
         ai.extract_structured_data = real_extract  # type: ignore[method-assign]
@@ -238,7 +238,7 @@ async def test_write_under_a_lost_lease_commits_nothing(rt: Runtime, db_path: Pa
     from bot.messages import InboundMessage
 
     with pytest.raises(LeaseLost):
-        await rt.engine.handle_message(row_id, InboundMessage.from_json(payload), mine)
+        await rt.engine.handle_turn([(row_id, InboundMessage.from_json(payload))], mine)
     assert session_state(db_path, PHONE) is None
     assert query(db_path, "SELECT Estado FROM MensajesProcesados") == [("pendiente",)]
     assert query(db_path, "SELECT COUNT(*) FROM ColaEnvios") == [(0,)]

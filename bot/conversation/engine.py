@@ -146,10 +146,6 @@ class ConversationEngine:
             log.info("Reporte creado %s para %s", format_report_number(handled.report_id), mask_phone(key))
         return handled
 
-    async def handle_message(self, inbox_id: int, msg: InboundMessage, lease: Lease | None) -> Handled:
-        """One message as its own turn."""
-        return await self.handle_turn([(inbox_id, msg)], lease)
-
     async def _with_transcript(self, m: InboundMessage) -> InboundMessage:
         """A voice note's transcript, when an AI provider can make one, is read like text."""
         if m.kind is not MessageKind.AUDIO or m.text:

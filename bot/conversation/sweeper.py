@@ -41,7 +41,7 @@ log = logging.getLogger("bot.conversation.sweeper")
 # A row younger than this probably has its queue message on the way. The start-up pass uses no grace:
 # a restarted local host's in-process queue starts empty.
 GRACE_MS = 10_000
-SWEEP_BUDGET_S = 10.0  # for expiring sessions; the hand-off itself is a few statements
+IDLE_SWEEP_BUDGET_S = 10.0  # for expiring sessions; the hand-off itself is a few statements
 HANDOFF_LIMIT = 2_000  # stalled conversations handed off per sweep (the next sweep takes the rest)
 HANDOFF_BATCH = 100  # keys per queue write
 IDLE_SESSIONS_PER_SWEEP = 50  # idle sessions expired per sweep
@@ -66,7 +66,8 @@ class ConversationSweeper:
         self.idle_ms = idle_minutes * 60_000  # SESSION_IDLE_MINUTES
         self.clock = clock
 
-    async def sweep(self, budget_s: float = SWEEP_BUDGET_S, *, grace_ms: int = GRACE_MS) -> ConversationSweepResult:
+    async def sweep(self, budget_s: float = IDLE_SWEEP_BUDGET_S, *,
+                    grace_ms: int = GRACE_MS) -> ConversationSweepResult:
         """Hand stalled conversations to the worker, then expire idle sessions. `handed_off` counts the
         conversations whose hand-off the queue accepted."""
         deadline = time.monotonic() + budget_s

@@ -57,7 +57,7 @@ from core.whatsapp.ratelimit import SendLimits
 
 log = logging.getLogger(__name__)
 
-SWEEP_BUDGET_S = 8.0  # the timer fires every 10 s; leave room so runs do not pile up
+OUTBOX_SWEEP_BUDGET_S = 8.0  # the timer fires every 10 s; leave room so runs do not pile up
 # Rows per claim, all sent at once right after it: a claimed row never waits for a free sending slot.
 SEND_CONCURRENCY = 16
 EAGER_MAX_ROUNDS = 10  # replies one transition can queue, sent one after another
@@ -377,7 +377,7 @@ class Dispatcher:
             events.outbound_abandoned(row_id, recipient, "plazo", "venció su plazo sin poder enviarse")
         return len(abandoned)
 
-    async def sweep(self, *, budget_s: float = SWEEP_BUDGET_S) -> OutboxSweepResult:
+    async def sweep(self, *, budget_s: float = OUTBOX_SWEEP_BUDGET_S) -> OutboxSweepResult:
         """Settle stuck claims, give up rows past their deadline, then send up to MAX_TRABAJOS_POR_EJECUCION
         rows, stopping before the budget ends."""
         config = self.config
