@@ -34,21 +34,22 @@ class Questions:
     async def refresh(self, conversation_key: str) -> bool:
         """Check this phone's in-flight response now (delivering it if done); True while still active."""
         return await assistant.refresh_active_response(
-            self.db, self.backend, conversation_key, max_age_ms=self.orphan_max_age_ms, deliver=enqueue_answer,
-            now_ms=self.clock)
+            self.db, self.backend, conversation_key, max_age_ms=self.orphan_max_age_ms, words=r.ASSISTANT_WORDS,
+            deliver=enqueue_answer, now_ms=self.clock)
 
     async def ask(self, conversation_key: str, question: str, conversation_id: str | None, *,
                   message_id: str | None = None, budget_ms: int = assistant.DEFAULT_ASK_BUDGET_MS) -> AskOutcome:
         """outcome.answer: queue it as the reply now; None + outcome.pending: the AI sweep delivers it later;
         outcome.conversation_id: kept on the session (SesionesChat.ConversacionIA)."""
         return await assistant.ask(self.db, self.backend, conversation_key, question, conversation_id,
-                                   message_id=message_id, budget_ms=budget_ms, now_ms=self.clock)
+                                   words=r.ASSISTANT_WORDS, message_id=message_id, budget_ms=budget_ms,
+                                   now_ms=self.clock)
 
     async def recover(self, *, always_log: bool = False) -> RecoveryReport:
         """Deliver finished background answers and cancel orphaned runs."""
         return await assistant.recover_orphaned_runs(self.db, self.backend, max_age_ms=self.orphan_max_age_ms,
-                                                     deliver=enqueue_answer, always_log=always_log,
-                                                     now_ms=self.clock)
+                                                     words=r.ASSISTANT_WORDS, deliver=enqueue_answer,
+                                                     always_log=always_log, now_ms=self.clock)
 
 
 def enqueue_answer(tx: Tx, run: AiRun, text: str, now_ms: int) -> None:

@@ -17,6 +17,7 @@ import threading
 from functools import cached_property
 from typing import Any
 
+from bot import texts
 from bot.assistant import Questions
 from bot.conversation.drain import ConversationDrain, DrainConfig
 from bot.conversation.engine import ConversationEngine, flow_rules
@@ -79,7 +80,7 @@ class Runtime:
 
     @cached_property
     def assistant(self) -> AssistantBackend:
-        return build_assistant_backend(self.settings)
+        return build_assistant_backend(self.settings, texts.ASSISTANT_WORDS)
 
     @cached_property
     def whatsapp(self) -> MessageSender:

@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from core.ai.assistant import AssistantWords
 from core.ai.types import EquipmentType
 from core.notify import Notice
 from core.storage.reports import ReportView
@@ -101,6 +102,15 @@ REPORTE_NO_ENCONTRADO = "No encontré el reporte *{numero}* entre los tuyos. Esc
 EVIDENCE_NAMES = {"image": ("foto", "fotos"), "audio": ("nota de voz", "notas de voz"), "video": ("video", "videos"),
                   "document": ("documento", "documentos"), "sticker": ("sticker", "stickers")}
 ANSWER_EMPTY = "No encontré una respuesta a tu pregunta."  # the assistant finished with no text
+# What the worker reads when no model answers a free-form question.
+ASSISTANT_WORDS = AssistantWords(
+    offline="No puedo responder esa pregunta por este medio; para otras dudas, consulta a tu supervisor.",
+    offline_status=("Tu reporte queda registrado con su número (RPT-…) y el equipo de mantenimiento lo atiende. "
+                    "Si necesitas reportar otra falla, escribe 'reportar falla'."),
+    failed=("Lo siento, no pude responder tu pregunta en este momento. Intenta de nuevo más tarde, o escribe "
+            "'reportar falla' si quieres reportar un equipo."),
+    abandoned="Lo siento, tu pregunta tardó demasiado y la cancelé. ¿Puedes enviarla de nuevo?",
+)
 CONFIRM_QUESTION = "¿Lo registro?"
 YOUR_LOCATION = "tu ubicación"
 YOUR_FILE = "tu archivo"  # media of a kind EVIDENCE_NAMES does not name

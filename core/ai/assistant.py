@@ -40,16 +40,17 @@ DEFAULT_CALL_TIMEOUT_MS = 5_000
 # so a provider that can no longer be reached never blocks a phone for good.
 ABANDON_FACTOR = 3
 
-OFFLINE_ANSWER = "No puedo responder esa pregunta por este medio; para otras dudas, consulta a tu supervisor."
-OFFLINE_ANSWER_STATUS = (
-    "Tu reporte queda registrado con su número (RPT-…) y el equipo de mantenimiento lo atiende. "
-    "Si necesitas reportar otra falla, escribe 'reportar falla'."
-)
-ANSWER_FAILED = (
-    "Lo siento, no pude responder tu pregunta en este momento. Intenta de nuevo más tarde, o escribe "
-    "'reportar falla' si quieres reportar un equipo."
-)
-ANSWER_ABANDONED = "Lo siento, tu pregunta tardó demasiado y la cancelé. ¿Puedes enviarla de nuevo?"
+
+
+@dataclass(frozen=True, slots=True)
+class AssistantWords:
+    """What the worker reads when no model answers. The words are the bot's (bot/texts.py): core
+    carries them, it writes none."""
+
+    offline: str  # the offline assistant's answer to a question
+    offline_status: str  # ... to a question about a report
+    failed: str  # the provider failed or gave no answer
+    abandoned: str  # the question took too long and was cancelled
 
 Deliver = Callable[[Tx, AiRun, str, int], None]  # (tx, run, answer, now in ms)
 
@@ -59,16 +60,16 @@ class OfflineAssistant:
 
     name = "offline"
 
+    def __init__(self, words: AssistantWords) -> None:
+        self.words = words
+
     async def create_conversation(self, conversation_key: str) -> str:
         return "offline"
 
     async def start_response(self, conversation_id: str, question: str) -> RemoteResponse:
         t = normalize(question)
-        text = (
-            OFFLINE_ANSWER_STATUS
-            if any(w in t for w in ("mi reporte", "numero de reporte", "estado"))
-            else OFFLINE_ANSWER
-        )
+        about_a_report = any(w in t for w in ("mi reporte", "numero de reporte", "estado"))
+        text = self.words.offline_status if about_a_report else self.words.offline
         return RemoteResponse(id=None, status="completed", text=text)
 
     async def retrieve_response(self, response_id: str) -> RemoteResponse:
@@ -108,6 +109,7 @@ async def ask(
     question: str,
     conversation_id: str | None,
     *,
+    words: AssistantWords,
     message_id: str | None = None,
     budget_ms: int = DEFAULT_ASK_BUDGET_MS,
     poll_interval_ms: int = 200,
@@ -145,10 +147,10 @@ async def ask(
     except (OperationTimeout, AIProviderError) as exc:
         level = logging.WARNING if not isinstance(exc, ConversationBusy) else logging.INFO
         log.log(level, "[IA] pregunta de %s sin iniciar: %s", who, exc)
-        return AskOutcome(ANSWER_FAILED, conversation_id, None, "failed")
+        return AskOutcome(words.failed, conversation_id, None, "failed")
 
     if started.id is None or started.status in TERMINAL_STATUSES:
-        return AskOutcome(_answer_text(started), conversation_id, started.id, _outcome_status(started))
+        return AskOutcome(_answer_text(started, words), conversation_id, started.id, _outcome_status(started))
 
     await ai_runs.record_ai_run(db, started.id, conversation_key, conversation_id, started.status, message_id, now_ms())
     log.info("[IA] RESPUESTA_IA_INICIADA %s conversación=%s respuesta=%s", who, conversation_id, started.id)
@@ -160,7 +162,7 @@ async def ask(
         except (OperationTimeout, AIProviderError):
             break  # out of budget or provider trouble: the sweeper takes it from here
         if current.status in TERMINAL_STATUSES:
-            text = _answer_text(current)
+            text = _answer_text(current, words)
             if await ai_runs.settle_ai_run(db, started.id, current.status, text, now_ms()):
                 return AskOutcome(text, conversation_id, started.id, _outcome_status(current))
             return AskOutcome(None, conversation_id, started.id, "pending")  # the sweeper won and delivers it
@@ -174,10 +176,10 @@ async def _new_conversation(db: Database, backend: AssistantBackend, conversatio
     return conversation_id
 
 
-def _answer_text(response: RemoteResponse) -> str:
+def _answer_text(response: RemoteResponse, words: AssistantWords) -> str:
     if response.status == "completed" and response.text:
         return response.text
-    return ANSWER_FAILED
+    return words.failed
 
 
 def _outcome_status(response: RemoteResponse) -> str:
@@ -197,6 +199,7 @@ async def recover_orphaned_runs(
     backend: AssistantBackend,
     *,
     max_age_ms: int,
+    words: AssistantWords,
     now_ms: Clock = system_clock,
     deliver: Deliver | None = None,
     call_timeout_ms: int = DEFAULT_CALL_TIMEOUT_MS,
@@ -217,7 +220,7 @@ async def recover_orphaned_runs(
     cancelled = 0
     delivered: list[tuple[str, str]] = []
     for run in runs:
-        outcome = await _check_run(db, backend, run, max_age_ms, now_ms, deliver, call_timeout_ms)
+        outcome = await _check_run(db, backend, run, max_age_ms, now_ms, deliver, call_timeout_ms, words)
         cancelled += outcome.cancelled
         if outcome.delivered is not None:
             delivered.append((run.phone, outcome.delivered))
@@ -241,6 +244,7 @@ async def _check_run(
     now_ms: Clock,
     deliver: Deliver | None,
     call_timeout_ms: int,
+    words: AssistantWords,
 ) -> _RunCheck:
     """Look at one active run: settle it if it finished, cancel it if it is an orphan, else follow it."""
     age_ms = now_ms() - run.created_ms
@@ -251,7 +255,7 @@ async def _check_run(
         log.warning("[IA] no se pudo consultar la respuesta %s: %s", run.id, exc)
         remote = None
     if remote is not None and remote.status in TERMINAL_STATUSES:
-        text = _answer_text(remote)
+        text = _answer_text(remote, words)
         won = await _settle(db, run, remote.status, text, now_ms(), deliver)
         return _RunCheck(active=False, delivered=text if won else None)
     if age_ms <= max_age_ms:
@@ -265,7 +269,7 @@ async def _check_run(
             log.warning("[IA] no se pudo cancelar la respuesta huérfana %s: %s", run.id, exc)
             return _RunCheck(active=True)  # tried again on the next sweep
         # The provider cannot be asked any more (key revoked, provider switched off): stop blocking the phone.
-        won = await _settle(db, run, "abandonado", ANSWER_ABANDONED, now_ms(), deliver)
+        won = await _settle(db, run, "abandonado", words.abandoned, now_ms(), deliver)
         log.error(
             "ORPHANED_RUN_ABANDONED: Respuesta IA huérfana abandonada sin cancelar telefono=%s conversacion=%s "
             "respuesta=%s edadMinutos=%d error=%s",
@@ -275,15 +279,15 @@ async def _check_run(
             age_ms // 60_000,
             exc,
         )
-        return _RunCheck(active=False, delivered=ANSWER_ABANDONED if won else None)
+        return _RunCheck(active=False, delivered=words.abandoned if won else None)
     if after.status == "completed":  # it finished meanwhile: use it
-        text = _answer_text(after)
+        text = _answer_text(after, words)
         won = await _settle(db, run, "completed", text, now_ms(), deliver)
         return _RunCheck(active=False, delivered=text if won else None)
-    won = await _settle(db, run, "cancelled", ANSWER_ABANDONED, now_ms(), deliver)
+    won = await _settle(db, run, "cancelled", words.abandoned, now_ms(), deliver)
     events.orphaned_run_cancelled(run.phone, run.id, remote.status if remote is not None else run.state,
                                   age_ms, run.conversation_id or "")
-    return _RunCheck(active=False, cancelled=1, delivered=ANSWER_ABANDONED if won else None)
+    return _RunCheck(active=False, cancelled=1, delivered=words.abandoned if won else None)
 
 
 async def refresh_active_response(
@@ -292,6 +296,7 @@ async def refresh_active_response(
     conversation_key: str,
     *,
     max_age_ms: int,
+    words: AssistantWords,
     deliver: Deliver | None = None,
     call_timeout_ms: int = 1_000,
     now_ms: Clock = system_clock,
@@ -301,7 +306,7 @@ async def refresh_active_response(
     True while one is still active: keep the new message pending."""
     still_active = False
     for run in await ai_runs.list_active_ai_runs_for_phone(db, conversation_key):
-        check = await _check_run(db, backend, run, max_age_ms, now_ms, deliver, call_timeout_ms)
+        check = await _check_run(db, backend, run, max_age_ms, now_ms, deliver, call_timeout_ms, words)
         still_active = still_active or check.active
     return still_active
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from core import events
-from core.ai.assistant import OfflineAssistant
+from core.ai.assistant import AssistantWords, OfflineAssistant
 from core.ai.offline import OfflineProvider
 from core.ai.remote import AssistantBackend
 from core.ai.types import (
@@ -224,8 +224,9 @@ def build_intent_service(settings: Settings, *, budgets: Budgets | None = None) 
     return IntentService(build_providers(settings), budgets=budgets)
 
 
-def build_assistant_backend(settings: Settings) -> AssistantBackend:
-    """OpenAI (Conversations + background Responses) when `AI_PROVIDER` names it, else the offline answers."""
+def build_assistant_backend(settings: Settings, words: AssistantWords) -> AssistantBackend:
+    """OpenAI (Conversations + background Responses) when `AI_PROVIDER` names it, else the offline answers
+    (`words`)."""
     if "openai" in settings.ai_providers:
         from core.ai.openai_provider import OpenAIAssistant, build_openai_client
 
@@ -233,4 +234,4 @@ def build_assistant_backend(settings: Settings) -> AssistantBackend:
             raise SettingsError("OPENAI_API_KEY", "es obligatoria cuando AI_PROVIDER incluye openai")
         client = build_openai_client(settings.openai_api_key, settings.openai_base_url)
         return OpenAIAssistant(client, settings.openai_model)
-    return OfflineAssistant()
+    return OfflineAssistant(words)

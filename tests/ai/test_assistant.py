@@ -17,10 +17,8 @@ import pytest
 
 from bot.assistant import enqueue_answer
 from bot.runtime import Runtime
+from bot.texts import ASSISTANT_WORDS as WORDS
 from core.ai.assistant import (
-    ANSWER_ABANDONED,
-    ANSWER_FAILED,
-    OFFLINE_ANSWER,
     AskOutcome,
     OfflineAssistant,
     ask,
@@ -54,7 +52,7 @@ def outbox(db_path: Path) -> list[tuple[str, str, str | None]]:
 
 async def settled_now(db, backend, deliver) -> list[tuple[str, str]]:
     """What the sweeper's pass settles now: `(conversation_key, text)` per answer or apology."""
-    report = await recover_orphaned_runs(db, backend, max_age_ms=300_000, deliver=deliver)
+    report = await recover_orphaned_runs(db, backend, max_age_ms=300_000, words=WORDS, deliver=deliver)
     return list(report.delivered)
 
 
@@ -68,14 +66,15 @@ async def pending_question(
     """Ask a question the fake never finishes; the conversation is created first so the SDK client is warm
     and the small budget is spent waiting on the response, not on the first connection."""
     conversation = await backend.create_conversation(key)
-    outcome = await ask(db, backend, key, question, conversation, budget_ms=PENDING_BUDGET_MS, message_id=message_id)
+    outcome = await ask(db, backend, key, question, conversation, budget_ms=PENDING_BUDGET_MS,
+                        message_id=message_id, words=WORDS)
     assert outcome.pending, outcome
     return outcome
 
 
 async def test_offline_answers_at_once_and_records_nothing(sqlite_db: SqliteDatabase) -> None:
-    outcome = await ask(sqlite_db, OfflineAssistant(), PHONE, "¿Cómo reporto una falla?", None)
-    assert outcome.status == "completed" and outcome.answer == OFFLINE_ANSWER
+    outcome = await ask(sqlite_db, OfflineAssistant(WORDS), PHONE, "¿Cómo reporto una falla?", None, words=WORDS)
+    assert outcome.status == "completed" and outcome.answer == WORDS.offline
     assert outcome.response_id is None and not outcome.pending
     assert not await has_active_response(sqlite_db, PHONE)
     assert await ai_runs.list_active_ai_runs(sqlite_db) == []
@@ -88,7 +87,8 @@ async def test_answer_inline_when_done_within_budget(
     fake: FakeOpenAI = openai_server.fake  # type: ignore[assignment]
     fake.background_completes_after = 0.1
     backend = openai_assistant(openai_server.base_url)
-    outcome = await ask(sqlite_db, backend, PHONE, "¿Qué hago si la puerta no cierra?", None, message_id="wamid.Q1")
+    outcome = await ask(sqlite_db, backend, PHONE, "¿Qué hago si la puerta no cierra?", None,
+                        message_id="wamid.Q1", words=WORDS)
     assert outcome.status == "completed" and outcome.answer == fake.background_answer
     assert outcome.conversation_id in fake.conversations
     assert await ai_runs.get_ai_conversation(sqlite_db, PHONE) == outcome.conversation_id
@@ -96,7 +96,7 @@ async def test_answer_inline_when_done_within_budget(
     assert run is not None and run.state == "completed" and run.message_id == "wamid.Q1"
     assert not await has_active_response(sqlite_db, PHONE)
     # The same conversation is reused for the next question.
-    again = await ask(sqlite_db, backend, PHONE, "¿Y si sigue igual?", outcome.conversation_id)
+    again = await ask(sqlite_db, backend, PHONE, "¿Y si sigue igual?", outcome.conversation_id, words=WORDS)
     assert again.conversation_id == outcome.conversation_id and again.status == "completed"
     assert len(fake.conversations) == 1
 
@@ -115,7 +115,7 @@ async def test_pending_response_blocks_the_phone_and_the_sweeper_delivers_it_onc
     assert not await has_active_response(sqlite_db, PHONE)
 
     calls = fake.calls
-    busy = await ask(sqlite_db, backend, BSUID, "¿hola?", outcome.conversation_id)
+    busy = await ask(sqlite_db, backend, BSUID, "¿hola?", outcome.conversation_id, words=WORDS)
     assert busy.status == "busy" and busy.answer is None
     assert fake.calls == calls  # nothing sent to a locked conversation
 
@@ -134,8 +134,8 @@ async def test_provider_failure_answers_an_apology_and_records_nothing(
     sqlite_db: SqliteDatabase, openai_server: Served
 ) -> None:
     openai_server.fake.always("status", status=500)
-    outcome = await ask(sqlite_db, openai_assistant(openai_server.base_url), PHONE, "¿horario?", None)
-    assert outcome.status == "failed" and outcome.answer == ANSWER_FAILED
+    outcome = await ask(sqlite_db, openai_assistant(openai_server.base_url), PHONE, "¿horario?", None, words=WORDS)
+    assert outcome.status == "failed" and outcome.answer == WORDS.failed
     assert not await has_active_response(sqlite_db, PHONE)
 
 
@@ -144,7 +144,8 @@ async def test_hanging_provider_never_holds_ask_past_its_budget(
 ) -> None:
     openai_server.fake.always("hang")
     started = time.monotonic()
-    outcome = await ask(sqlite_db, openai_assistant(openai_server.base_url), PHONE, "¿horario?", None, budget_ms=400)
+    outcome = await ask(sqlite_db, openai_assistant(openai_server.base_url), PHONE, "¿horario?", None,
+                        budget_ms=400, words=WORDS)
     assert time.monotonic() - started <= 0.4 * 1.1 + 0.25
     assert outcome.status == "failed"
 
@@ -161,14 +162,16 @@ async def test_orphan_is_cancelled_after_the_threshold_and_not_before(
     max_age = 5_000
     before = cancelled_total()
 
-    early = await recover_orphaned_runs(sqlite_db, backend, max_age_ms=max_age, now_ms=lambda: run.created_ms + max_age)
+    early = await recover_orphaned_runs(sqlite_db, backend, max_age_ms=max_age, words=WORDS,
+                                        now_ms=lambda: run.created_ms + max_age)
     assert (early.checked, early.cancelled) == (1, 0)
     assert fake.cancelled == [] and await has_active_response(sqlite_db, PHONE)
 
     caplog.clear()
     with caplog.at_level(logging.INFO):
         late = await recover_orphaned_runs(
-            sqlite_db, backend, max_age_ms=max_age, now_ms=lambda: run.created_ms + 7 * 60_000, deliver=enqueue_answer
+            sqlite_db, backend, max_age_ms=max_age, words=WORDS, now_ms=lambda: run.created_ms + 7 * 60_000,
+            deliver=enqueue_answer
         )
     assert (late.checked, late.cancelled) == (1, 1)
     assert fake.cancelled == [run.id]
@@ -176,7 +179,7 @@ async def test_orphan_is_cancelled_after_the_threshold_and_not_before(
     settled = await ai_runs.get_ai_run(sqlite_db, run.id)
     assert settled is not None and settled.state == "cancelled"
     assert not await has_active_response(sqlite_db, PHONE)
-    assert outbox(db_path) == [(PHONE, ANSWER_ABANDONED, "w9")]
+    assert outbox(db_path) == [(PHONE, WORDS.abandoned, "w9")]
     text = caplog.text
     assert "ORPHANED_RUNS_RECOVERY_START" in text
     assert "ORPHANED_RUN_CANCELLED" in text and f"runId={run.id}" in text  # the field names the queries read
@@ -201,7 +204,7 @@ async def test_an_old_response_found_completed_is_delivered_not_cancelled(
     fake.push("ok")  # first retrieve fine
     fake.push("status", status=500)  # second retrieve fails
     report = await recover_orphaned_runs(
-        sqlite_db, backend, max_age_ms=1_000, now_ms=lambda: future, deliver=enqueue_answer
+        sqlite_db, backend, max_age_ms=1_000, words=WORDS, now_ms=lambda: future, deliver=enqueue_answer
     )
     assert report.cancelled == 0 and cancelled_total() == before
     assert sorted(report.delivered) == sorted([(PHONE, fake.background_answer), (BSUID, fake.background_answer)])
@@ -222,15 +225,16 @@ async def test_unreachable_provider_leaves_runs_for_the_next_sweep(
     assert run is not None
     dead = openai_assistant("http://127.0.0.1:9/v1")
     later = run.created_ms + 2_000  # an orphan (over 1 s) but not yet given up on (3 s)
-    report = await recover_orphaned_runs(sqlite_db, dead, max_age_ms=1_000, now_ms=lambda: later)
+    report = await recover_orphaned_runs(sqlite_db, dead, max_age_ms=1_000, words=WORDS, now_ms=lambda: later)
     assert report.checked == 1 and report.cancelled == 0
     assert await has_active_response(sqlite_db, PHONE)
-    report = await recover_orphaned_runs(sqlite_db, backend, max_age_ms=1_000, now_ms=lambda: later)
+    report = await recover_orphaned_runs(sqlite_db, backend, max_age_ms=1_000, words=WORDS, now_ms=lambda: later)
     assert report.cancelled == 1 and fake.cancelled == [outcome.response_id]
 
 
 CHILD = """
 import asyncio, sys
+from bot.texts import ASSISTANT_WORDS
 from core.ai.assistant import ask
 from core.ai.openai_provider import OpenAIAssistant, build_openai_client
 from core.storage.sqlite import SqliteDatabase
@@ -238,7 +242,7 @@ from core.storage.sqlite import SqliteDatabase
 async def main():
     db = SqliteDatabase(sys.argv[1], pool_size=1)
     backend = OpenAIAssistant(build_openai_client("k", sys.argv[2]), "gpt-fake")
-    await ask(db, backend, sys.argv[3], "¿pregunta que nunca termina?", None, budget_ms=120_000)
+    await ask(db, backend, sys.argv[3], "¿pregunta que nunca termina?", None, budget_ms=120_000, words=ASSISTANT_WORDS)
 
 asyncio.run(main())
 """
@@ -269,11 +273,11 @@ async def test_responses_left_by_a_killed_process_are_cancelled_after_the_age_th
     backend = openai_assistant(openai_server.base_url)
     (run,) = await ai_runs.list_active_ai_runs(sqlite_db)
     max_age = 1_500
-    report = await recover_orphaned_runs(sqlite_db, backend, max_age_ms=max_age,
+    report = await recover_orphaned_runs(sqlite_db, backend, max_age_ms=max_age, words=WORDS,
                                          now_ms=lambda: run.created_ms + max_age)
     assert report.cancelled == 0 and fake.cancelled == []  # exactly at the threshold: not yet an orphan
     await asyncio.sleep(max(0.0, (run.created_ms + max_age + 50) / 1000 - time.time()))
-    report = await recover_orphaned_runs(sqlite_db, backend, max_age_ms=max_age)  # the real clock
+    report = await recover_orphaned_runs(sqlite_db, backend, max_age_ms=max_age, words=WORDS)  # the real clock
     assert report.cancelled == 1 and fake.cancelled == [run.id]
     assert fake.responses[run.id].status == "cancelled"
     assert not await has_active_response(sqlite_db, PHONE)
@@ -319,10 +323,12 @@ async def test_refresh_delivers_a_finished_response_for_that_phone_only(
     backend = openai_assistant(openai_server.base_url)
     mine = await pending_question(sqlite_db, backend, PHONE, "¿uno?", message_id="m1")
     other = await pending_question(sqlite_db, backend, BSUID, "¿dos?", message_id="m2")
-    assert await refresh_active_response(sqlite_db, backend, PHONE, max_age_ms=300_000, deliver=enqueue_answer)
+    assert await refresh_active_response(sqlite_db, backend, PHONE, max_age_ms=300_000, words=WORDS,
+                                         deliver=enqueue_answer)
     for outcome in (mine, other):
         fake.responses[outcome.response_id or ""].complete_at = 0.0
-    still = await refresh_active_response(sqlite_db, backend, PHONE, max_age_ms=300_000, deliver=enqueue_answer)
+    still = await refresh_active_response(sqlite_db, backend, PHONE, max_age_ms=300_000, words=WORDS,
+                                          deliver=enqueue_answer)
     assert still is False
     assert outbox(db_path) == [(PHONE, fake.background_answer, "m1")]
     assert await has_active_response(sqlite_db, BSUID)  # another phone's run is left to its own turn
@@ -333,7 +339,7 @@ async def test_a_conversation_the_provider_forgot_is_replaced(
 ) -> None:
     add_session(db_path, PHONE)
     fake: FakeOpenAI = openai_server.fake  # type: ignore[assignment]
-    outcome = await ask(sqlite_db, openai_assistant(openai_server.base_url), PHONE, "¿hola?", "conv_gone")
+    outcome = await ask(sqlite_db, openai_assistant(openai_server.base_url), PHONE, "¿hola?", "conv_gone", words=WORDS)
     assert outcome.status == "completed"
     assert outcome.conversation_id != "conv_gone" and outcome.conversation_id in fake.conversations
     assert await ai_runs.get_ai_conversation(sqlite_db, PHONE) == outcome.conversation_id
@@ -347,14 +353,16 @@ async def test_an_orphan_the_provider_cannot_cancel_is_abandoned_later_so_the_ph
     outcome = await pending_question(sqlite_db, openai_assistant(openai_server.base_url), PHONE)
     run = await ai_runs.get_ai_run(sqlite_db, outcome.response_id or "")
     assert run is not None
-    offline = OfflineAssistant()  # e.g. AI_PROVIDER switched to offline with a response in flight
+    offline = OfflineAssistant(WORDS)  # e.g. AI_PROVIDER switched to offline with a response in flight
     max_age = 10_000
-    report = await recover_orphaned_runs(sqlite_db, offline, max_age_ms=max_age, now_ms=lambda: run.created_ms + 20_000)
+    report = await recover_orphaned_runs(sqlite_db, offline, max_age_ms=max_age, words=WORDS,
+                                         now_ms=lambda: run.created_ms + 20_000)
     assert report.cancelled == 0 and await has_active_response(sqlite_db, PHONE)
     report = await recover_orphaned_runs(
-        sqlite_db, offline, max_age_ms=max_age, now_ms=lambda: run.created_ms + 30_001, deliver=enqueue_answer
+        sqlite_db, offline, max_age_ms=max_age, words=WORDS, now_ms=lambda: run.created_ms + 30_001,
+        deliver=enqueue_answer
     )
-    assert report.delivered == ((PHONE, ANSWER_ABANDONED),)
+    assert report.delivered == ((PHONE, WORDS.abandoned),)
     assert not await has_active_response(sqlite_db, PHONE)
     settled = await ai_runs.get_ai_run(sqlite_db, run.id)
     assert settled is not None and settled.state == "abandonado"
