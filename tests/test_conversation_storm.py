@@ -149,7 +149,7 @@ def test_storm_with_an_ai_provider_that_hangs_on_every_call(db_path: Path, proce
            f"http://127.0.0.1:{ai_port}/v1", **target_env(process_target)}
     try:
         wait_for_port(ai_port)
-        outcomes = run_storm(db_path, 40, env)
+        run_storm(db_path, 40, env)
         finish_with_sweepers(db_path, process_target, env)
         state = httpx.get(f"http://127.0.0.1:{ai_port}/_state", timeout=5).json()
     finally:
@@ -157,10 +157,9 @@ def test_storm_with_an_ai_provider_that_hangs_on_every_call(db_path: Path, proce
         fake_ai.wait(10)
     assert_every_conversation_done(process_target, 40)
     assert state["calls"] >= PROCESSES and state["disconnects"] >= PROCESSES  # it was asked, and hung up on
-    # The request never waits on the AI (one hanging call is 3 s): a generous bound for a loaded 2-core
-    # machine that the old in-request drain (3.5 s per ack) could not meet.
-    slowest = max(o["max_s"] for o in outcomes)
-    assert slowest < 2.5, f"a webhook call took {slowest:.2f} s"
+    # Every delivery was answered 200 (run_storm) while every AI call hung. That the request itself never
+    # waits on the AI is checked without a clock (test_webhook_ingest: the request takes no lease, reads no
+    # session, queues no reply); how fast the acks are is measured in bench/handoff.py, not asserted here.
 
 
 def wait_for_port(port: int, timeout: float = 20) -> None:
