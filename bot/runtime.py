@@ -21,7 +21,7 @@ from bot import texts
 from bot.assistant import Questions
 from bot.conversation.drain import ConversationDrain, DrainConfig
 from bot.conversation.engine import ConversationEngine, flow_rules
-from bot.conversation.flows import Rules
+from bot.conversation.model import Rules
 from bot.conversation.sweeper import ConversationSweeper
 from bot.conversation.worker import ConversationWorker
 from bot.evidence import EvidenceService

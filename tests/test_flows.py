@@ -8,19 +8,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.conversation.flows import (
+from bot.conversation.flows import decide, facts_for, needs, on_idle
+from bot.conversation.model import (
+    REPORT_NUMBER,
+    Equipment,
     FlowInput,
     FlowState,
     Lookups,
     ReportInfo,
     Rules,
+    Session,
     Turn,
-    decide,
-    facts_for,
-    needs,
-    on_idle,
 )
-from bot.conversation.model import REPORT_NUMBER, Equipment, Session
 from bot.messages import InboundMessage, MessageKind
 from core.ai import rules
 from core.ai.offline import OfflineProvider

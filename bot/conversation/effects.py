@@ -7,7 +7,7 @@ from __future__ import annotations
 from functools import partial
 
 from bot import texts
-from bot.conversation.flows import ReportInfo, Transition
+from bot.conversation.model import ReportInfo, Transition
 from core.notify import NotifyConfig
 from core.storage.conversations import TxEffect
 from core.storage.database import Database, Tx

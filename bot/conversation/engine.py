@@ -12,21 +12,20 @@ from dataclasses import dataclass, replace
 from bot import texts
 from bot.assistant import Questions
 from bot.conversation import effects
-from bot.conversation.flows import (
+from bot.conversation.flows import decide, facts_for, needs
+from bot.conversation.model import (
     TEXTUAL,
     Answer,
+    Equipment,
     FlowInput,
     Lookups,
     Needs,
     ReportInfo,
     Rules,
+    Session,
     Transition,
     Turn,
-    decide,
-    facts_for,
-    needs,
 )
-from bot.conversation.model import Equipment, Session
 from bot.messages import InboundMessage, MessageKind
 from core.ai.types import Extraction, IntentProvider
 from core.clock import Clock

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from bot.assistant import Questions
 from bot.conversation.drain import INSTANCE
 from bot.conversation.engine import to_write
-from bot.conversation.flows import Rules, Turn, on_idle
-from bot.conversation.model import Session
+from bot.conversation.flows import on_idle
+from bot.conversation.model import Rules, Session, Turn
 from bot.conversation.worker import hand_off
 from bot.outbound.dispatcher import Dispatcher
 from core import events
