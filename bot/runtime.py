@@ -5,8 +5,8 @@ on first use and reused. Every service receives only what it uses (a database, a
 clock...) through its constructor; this module is the one place that knows how they fit together. The
 local host and tests build the same graph with other adapters, passed to the constructor (an in-process
 queue, a Graph client pointed at a fake server, a hanging AI provider); nothing is swapped afterwards.
-Each piece is built on first use, so a timer that never sends builds no Graph client. `aclose` closes
-what was built.
+`build_runtime` builds every service at once (`Runtime.prepare`); the clients open their connections on
+first use. `aclose` closes what was built.
 """
 
 from __future__ import annotations
@@ -65,6 +65,7 @@ class Runtime:
         self._evidence_store = evidence_store  # default: Blob Storage, or EVIDENCE_DIR
         given = {"handoff": handoff, "intent": intent, "assistant": assistant, "whatsapp": whatsapp,
                  "transcriber": transcriber}
+        # A given adapter takes the place of its cached property below.
         self.__dict__.update({name: value for name, value in given.items() if value is not None})
 
     # -- adapters: what the settings describe, unless the constructor was given one ---------------------
