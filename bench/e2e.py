@@ -20,6 +20,7 @@ import random
 import sqlite3
 import tempfile
 import time
+from contextlib import closing
 from pathlib import Path
 
 import httpx
@@ -113,7 +114,7 @@ def main() -> None:
         graph.terminate()
         graph.wait(10)
 
-    with sqlite3.connect(db_path) as conn:
+    with closing(sqlite3.connect(db_path)) as conn, conn:
         messages = conn.execute("SELECT COUNT(*) FROM MensajesProcesados").fetchone()[0]
         handled = conn.execute("SELECT COUNT(*) FROM MensajesProcesados WHERE Estado = 'procesado'").fetchone()[0]
         reports = conn.execute("SELECT COUNT(*) FROM Reportes").fetchone()[0]

@@ -32,6 +32,7 @@ import sqlite3
 import sys
 import tempfile
 import time
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -218,7 +219,7 @@ async def phase_burst(host: Host, graph: WatchedGraph, args: argparse.Namespace)
 
 
 def outbox_states(db: Path) -> dict[str, int]:
-    with sqlite3.connect(db) as conn:
+    with closing(sqlite3.connect(db)) as conn, conn:
         return dict(conn.execute("SELECT Estado, COUNT(*) FROM ColaEnvios GROUP BY Estado").fetchall())
 
 

@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -159,7 +160,7 @@ def merge(name: str, rounds: list[Result]) -> Result:
 
 def ledger_summary(db: Path, sent: list[Delivery]) -> dict[str, int]:
     expected = {d.wamid for d in sent}
-    with sqlite3.connect(db) as conn:
+    with closing(sqlite3.connect(db)) as conn, conn:
         rows = conn.execute("SELECT MessageId, Reintentos FROM MensajesProcesados WHERE MessageId LIKE 'wamid.BENCH%'")
         stored = list(rows)
     ids = [m for m, _ in stored]

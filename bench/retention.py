@@ -15,6 +15,7 @@ import asyncio
 import sqlite3
 import tempfile
 import time
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -35,7 +36,7 @@ def seed(path: Path, messages: int) -> dict[str, int]:
     new_ms = int(now.timestamp() * 1000)
     old_text = (now - timedelta(days=400)).strftime("%Y-%m-%d %H:%M:%S")
     recent = max(1, messages // 10)
-    with sqlite3.connect(path) as conn:
+    with closing(sqlite3.connect(path)) as conn, conn:
         ledger = [(f"wamid.B{i}", "text", old_ms) for i in range(messages)]
         ledger += [(f"wamid.B{i}:{s}", "status", old_ms) for i in range(messages) for s in ("sent", "delivered",
                                                                                               "read")]

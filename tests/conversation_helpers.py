@@ -71,7 +71,7 @@ def query(target: Target, sql: str, *params: object) -> list[tuple]:
             conn.execute("SET LOCK_TIMEOUT 30000")  # a blocked assertion fails instead of hanging the run
             cursor = conn.execute(sql, *params)
             return [tuple(row) for row in cursor.fetchall()] if cursor.description else []
-    with sqlite3.connect(target, timeout=30) as conn:
+    with closing(sqlite3.connect(target, timeout=30)) as conn, conn:
         return conn.execute(sql, params).fetchall()
 
 

@@ -9,6 +9,7 @@ import json
 import sqlite3
 import time
 from collections.abc import AsyncIterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -136,7 +137,7 @@ def test_fake_graph_is_served_only_when_settings_point_at_this_host() -> None:
 
 
 def seed_conversation(db_path: Path, key: str, now_ms: int) -> None:
-    with sqlite3.connect(db_path) as conn:
+    with closing(sqlite3.connect(db_path)) as conn, conn:
         conn.execute(
             "INSERT INTO SesionesChat (Telefono, Estado, DatosTemp, Version, UltimaActividad) VALUES (?, ?, ?, ?, ?)",
             (key, "REFRI_CONFIRMA_EQUIPO", '{"codigo_sap": "10004512"}', 3, now_ms),

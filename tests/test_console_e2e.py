@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -220,7 +221,7 @@ def test_console_page_drives_a_webhook_receiver(browser: WebDriver, db_path: Pat
 
         # The state panel reads the database: put a session, a lease and a report there and watch them appear.
         now = int(time.time() * 1000)
-        with sqlite3.connect(db_path) as conn:
+        with closing(sqlite3.connect(db_path)) as conn, conn:
             conn.execute(
                 "INSERT INTO SesionesChat (Telefono, Estado, DatosTemp, Version, UltimaActividad)"
                 " VALUES (?, 'FINALIZADO', '{}', 4, ?)", (phone, now))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import collections
 from collections.abc import AsyncIterator, Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -92,7 +93,7 @@ async def test_a_stalled_conversation_still_gets_the_whole_sweep(rt: Runtime, db
     put_in_inbox(db_path, text_message("5215512345678", "hola", 1_000))
     import sqlite3
 
-    with sqlite3.connect(db_path) as conn:  # received ten minutes ago: past the sweep's grace period
+    with closing(sqlite3.connect(db_path)) as conn, conn:  # received ten minutes ago: past the sweep's grace period
         conn.execute("UPDATE MensajesProcesados SET RecibidoEn = RecibidoEn - 600000")
 
     executed.clear()

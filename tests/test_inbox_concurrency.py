@@ -8,6 +8,7 @@ import asyncio
 import multiprocessing as mp
 import sqlite3
 import time
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -206,12 +207,12 @@ async def test_status_that_beat_the_send_is_applied_when_the_wamid_is_stored(sql
     for name in ("sent", "delivered"):
         reg = await register_status(sqlite_db, StatusUpdate("wamid.EARLY", name, 1763880011), now)
         assert not reg.outbound_updated  # no outbound row names that wamid yet
-    with sqlite3.connect(db_path) as conn:
+    with closing(sqlite3.connect(db_path)) as conn, conn:
         conn.execute("INSERT INTO ColaEnvios (Destinatario, Contenido, Estado, WamidEnviado) "
                      "VALUES ('5215512345678', '{}', 'enviado', 'wamid.EARLY')")
     assert await sqlite_db.write(lambda tx: apply_recorded_status_tx(tx, "wamid.EARLY")) == "delivered"
     assert await sqlite_db.write(lambda tx: apply_recorded_status_tx(tx, "wamid.NONE")) is None
-    with sqlite3.connect(db_path) as conn:
+    with closing(sqlite3.connect(db_path)) as conn, conn:
         assert conn.execute("SELECT EstadoEntrega FROM ColaEnvios WHERE WamidEnviado = 'wamid.EARLY'"
                             ).fetchone()[0] == "delivered"
 

@@ -9,6 +9,7 @@ import shutil
 import sqlite3
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,7 @@ class Host:
                                                 params={"recipient": recipient}).json()]
 
     def rows(self, sql: str, *params: object) -> list[tuple[Any, ...]]:
-        with sqlite3.connect(self.db_path) as conn:
+        with closing(sqlite3.connect(self.db_path)) as conn, conn:
             return conn.execute(sql, params).fetchall()
 
     def file_report(self, phone: str, message_id: str, *, equipment_id: int | None = 1,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -23,7 +24,7 @@ WEEK_OLD_MS = int((NOW - timedelta(days=8)).timestamp() * 1000)
 
 
 def seed(db_path: Path, old_ledger: int) -> None:
-    with sqlite3.connect(db_path) as conn:
+    with closing(sqlite3.connect(db_path)) as conn, conn:
         rows = [(f"wamid.OLD{i}", "text", "procesado", OLD_MS) for i in range(old_ledger // 2)]
         rows += [("wamid.OLDPEND", "text", "pendiente", OLD_MS)]  # in the middle of the walk: stepped over
         rows += [(f"wamid.OLD{i}", "text", "procesado", OLD_MS) for i in range(old_ledger // 2, old_ledger)]
@@ -53,7 +54,7 @@ def seed(db_path: Path, old_ledger: int) -> None:
 
 
 def left(db_path: Path, sql: str) -> list[tuple]:
-    with sqlite3.connect(db_path) as conn:
+    with closing(sqlite3.connect(db_path)) as conn, conn:
         return conn.execute(sql).fetchall()
 
 
@@ -108,7 +109,7 @@ async def test_the_walk_stops_at_recent_rows_and_when_the_budget_is_spent(sqlite
             tx.execute("chat_save_bot", {"telefono": "5215500003000", "contenido": body, "message_id": None})
 
     await sqlite_db.write(fill)
-    with sqlite3.connect(sqlite_db.path) as conn:
+    with closing(sqlite3.connect(sqlite_db.path)) as conn, conn:
         conn.execute("UPDATE MensajesChat SET CreadoEn = ? WHERE Contenido = 'viejo'", (OLD_TEXT,))
     retention.PURGE_BATCH_ROWS, saved = 10, retention.PURGE_BATCH_ROWS
     try:

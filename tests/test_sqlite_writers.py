@@ -7,6 +7,7 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -40,7 +41,7 @@ def test_a_writer_waits_for_another_process_and_then_writes(db_path: Path) -> No
     finally:
         holder.kill()
         db.close()
-    with sqlite3.connect(db_path) as conn:  # both writes landed: the holder's first, ours after it
+    with closing(sqlite3.connect(db_path)) as conn, conn:  # both writes landed: the holder's first, ours after it
         assert conn.execute("SELECT EscritoEn FROM SondaSalud").fetchall() == [(2,)]
 
 

@@ -8,6 +8,7 @@ by design); and an ORDER BY the index already returns in order, or a sort of tha
 from __future__ import annotations
 
 import re
+from contextlib import closing
 from dataclasses import dataclass
 
 import pytest
@@ -243,6 +244,6 @@ def test_the_sqlite_twin_plans_the_timer_queries_on_their_index(name: str, index
     from core.storage.queries import load_queries
 
     query = load_queries("sqlite")[name]
-    with sqlite3.connect(db_path) as conn:
+    with closing(sqlite3.connect(db_path)) as conn, conn:
         plan = " ".join(row[-1] for row in conn.execute("EXPLAIN QUERY PLAN " + query.sql, [0] * len(query.params)))
     assert index in plan, plan

@@ -7,6 +7,7 @@ import asyncio
 import sqlite3
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import httpx
@@ -64,7 +65,7 @@ def test_webhook_over_http(host: str, db_path: Path) -> None:
     deadline = time.monotonic() + 30
     while ledger(db_path)[0]["Estado"] == "pendiente" and time.monotonic() < deadline:
         time.sleep(0.05)
-    with sqlite3.connect(db_path) as conn:
+    with closing(sqlite3.connect(db_path)) as conn, conn:
         handled = conn.execute("SELECT COUNT(*) FROM MensajesChat WHERE MessageId = 'wamid.HTTPSTORM' "
                                "AND Origen = 'USUARIO'").fetchone()[0]
         transitions = conn.execute("SELECT COUNT(*) FROM HistorialSesiones WHERE MessageId = 'wamid.HTTPSTORM'"

@@ -7,6 +7,7 @@ import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator, Iterable
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -302,7 +303,7 @@ async def test_an_already_handled_redelivery_is_not_handed_off(rt: Runtime, db_p
     assert (await post(rt, body))[0] == 200
     import sqlite3
 
-    with sqlite3.connect(db_path) as conn:
+    with closing(sqlite3.connect(db_path)) as conn, conn:
         conn.execute("UPDATE MensajesProcesados SET Estado = 'procesado' WHERE MessageId = 'wamid.DONE'")
     assert (await post(rt, body))[0] == 200
     assert drained == [[ANA]]
@@ -367,7 +368,7 @@ async def test_the_request_does_no_conversation_work(settings: Settings, db_path
     assert local.waiting() == [ANA]
     import sqlite3
 
-    with sqlite3.connect(db_path) as conn:
+    with closing(sqlite3.connect(db_path)) as conn, conn:
         for table in ("BloqueosConversacion", "SesionesChat", "ColaEnvios", "MensajesChat"):
             assert conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone() == (0,), table
     await rt.aclose()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -39,19 +40,19 @@ def encode(payload: object) -> bytes:
 
 
 def ledger(db_path: Path) -> list[dict[str, Any]]:
-    with sqlite3.connect(db_path) as conn:
+    with closing(sqlite3.connect(db_path)) as conn, conn:
         conn.row_factory = sqlite3.Row
         return [dict(r) for r in conn.execute("SELECT * FROM MensajesProcesados ORDER BY Id")]
 
 
 def outbound(db_path: Path) -> list[dict[str, Any]]:
-    with sqlite3.connect(db_path) as conn:
+    with closing(sqlite3.connect(db_path)) as conn, conn:
         conn.row_factory = sqlite3.Row
         return [dict(r) for r in conn.execute("SELECT * FROM ColaEnvios ORDER BY Id")]
 
 
 def add_sent_outbound(db_path: Path, wamid: str, delivery_state: str | None = None) -> None:
-    with sqlite3.connect(db_path) as conn:
+    with closing(sqlite3.connect(db_path)) as conn, conn:
         conn.execute(
             "INSERT INTO ColaEnvios (Destinatario, Contenido, Estado, WamidEnviado, EstadoEntrega, EnviadoEn) "
             "VALUES ('5215512345678', '{\"body\":\"hola\"}', 'enviado', ?, ?, 1)", (wamid, delivery_state))

@@ -11,6 +11,7 @@ import signal
 import sqlite3
 import sys
 import time
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -40,12 +41,12 @@ PENDING_BUDGET_MS = 400
 
 
 def add_session(db_path: Path, key: str) -> None:
-    with sqlite3.connect(db_path) as conn:
+    with closing(sqlite3.connect(db_path)) as conn, conn:
         conn.execute("INSERT INTO SesionesChat (Telefono) VALUES (?)", (key,))
 
 
 def outbox(db_path: Path) -> list[tuple[str, str, str | None]]:
-    with sqlite3.connect(db_path) as conn:
+    with closing(sqlite3.connect(db_path)) as conn, conn:
         rows = conn.execute("SELECT Destinatario, Contenido, MessageIdOrigen FROM ColaEnvios ORDER BY Id").fetchall()
     return [(d, json.loads(c)["body"], m) for d, c, m in rows]
 
