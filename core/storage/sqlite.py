@@ -148,16 +148,20 @@ class SqliteDatabase(Database):
         in `begin_immediate`, WAL readers never wait on a writer, and the rare busy read (WAL recovery)
         is retried as transient. Switching a new file to WAL waits up to `wait_s` the same way."""
         conn = sqlite3.connect(self.path, timeout=0, isolation_level=None)
-        if retry_while_busy(conn, "PRAGMA journal_mode = WAL", wait_s).fetchone()[0].lower() != "wal":
-            raise DatabaseUnavailable(f"no se pudo pasar {self.path} a modo WAL")
-        conn.execute("PRAGMA synchronous = NORMAL")  # durable across process crashes in WAL mode
-        conn.execute("PRAGMA foreign_keys = ON")
-        if self.path != ":memory:":
-            st = os.stat(self.path)
-            with self._lock:
-                if self._identity is None:
-                    self._identity = (st.st_dev, st.st_ino)
-            self.check_identity()  # a connection opened after the file was replaced is no better
+        try:
+            if retry_while_busy(conn, "PRAGMA journal_mode = WAL", wait_s).fetchone()[0].lower() != "wal":
+                raise DatabaseUnavailable(f"no se pudo pasar {self.path} a modo WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")  # durable across process crashes in WAL mode
+            conn.execute("PRAGMA foreign_keys = ON")
+            if self.path != ":memory:":
+                st = os.stat(self.path)
+                with self._lock:
+                    if self._identity is None:
+                        self._identity = (st.st_dev, st.st_ino)
+                self.check_identity()  # a connection opened after the file was replaced is no better
+        except BaseException:
+            conn.close()  # a connection that could not be set up is nobody's to close later
+            raise
         return conn
 
     def _begin(self, connection: sqlite3.Connection, write: bool) -> sqlite3.Cursor:
